@@ -1,0 +1,100 @@
+/* advex attack: craft adversarial examples for a data set, report clean and adversarial
+ * accuracy and success rate, and write the examples as float32 (N,C,H,W) .npy. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cmd_attack(int argc, char **argv) {
+    const char *cmd = "attack";
+    cli_flag f[] = {
+        {"--model", "FILE", "ONNX model to attack", NULL, 0},
+        {"--data", "D", "data spec", "fashion-mnist:test", 0},
+        {"--data-dir", "DIR", "directory of the named data set", NULL, 0},
+        {"--limit", "N", "attack the first N examples (0 = all)", "0", 0},
+        {"--attack", "A", "attack: fgsm, fgsm-rs, none", "fgsm", 0},
+        {"--eps", "E", "L-inf radius in input units (8/255 accepted)", NULL, 0},
+        {"--alpha", "A", "step size for fgsm-rs (default 1.25*eps)", NULL, 0},
+        {"--target", "T", "targeted attack: a class, next, least-likely or random", NULL, 0},
+        {"--batch", "B", "batch size", "256", 0},
+        {"--seed", "S", "seed for random starts and random targets", "0", 0},
+        {"--threads", "T", "threads (0 = all cores)", "0", 0},
+        {"--out", "FILE", "write the adversarial examples here (.npy, float32 N x C x H x W)", NULL, 0},
+        {"--quiet", NULL, "no progress output", NULL, 0},
+    };
+    int r = cli_parse(cmd, "--model M.onnx --data D --eps E [--out adv.npy] [options]",
+                      "Craft adversarial examples and report clean accuracy, adversarial accuracy and success rate.",
+                      argc, argv, f, (int)(sizeof f / sizeof *f));
+    if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    const char *model_path = CLI_GET(f, "--model")->value, *out = CLI_GET(f, "--out")->value;
+    if (!model_path) return cli_error(cmd, CLI_EXIT_USAGE, "--model FILE is required");
+    if (!CLI_GET(f, "--eps")->value) return cli_error(cmd, CLI_EXIT_USAGE, "--eps E is required");
+    advex_attack_config ac;
+    advex_attack_config_default(&ac);
+    long long limit, batch, seed;
+    advex_status st;
+    if (cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit) || cli_int(cmd, CLI_GET(f, "--batch"), 1, 1 << 20, &batch) ||
+        cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed) || cli_threads(cmd, CLI_GET(f, "--threads")))
+        return CLI_EXIT_USAGE;
+    if ((st = advex_attack_parse(CLI_GET(f, "--attack")->value, &ac.kind)))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--attack: %s", advex_last_error());
+    if ((st = advex_parse_eps(CLI_GET(f, "--eps")->value, &ac.eps)))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
+    if (CLI_GET(f, "--alpha")->value && (st = advex_parse_eps(CLI_GET(f, "--alpha")->value, &ac.alpha)))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--alpha: %s", advex_last_error());
+    if (CLI_GET(f, "--target")->value &&
+        (st = advex_target_parse(CLI_GET(f, "--target")->value, &ac.target, &ac.target_label)))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--target: %s", advex_last_error());
+    ac.seed = (uint64_t)seed;
+    if (out && cli_check_writable(cmd, out)) return CLI_EXIT_FAIL;
+    int quiet = CLI_GET(f, "--quiet")->seen;
+
+    advex_model *m = NULL;
+    advex_dataset d = {0};
+    float *adv = NULL, *logits = NULL;
+    int32_t *targets = NULL, *pred = NULL;
+    int rc = CLI_EXIT_FAIL;
+    if ((r = cli_load_model(cmd, model_path, NULL, 0, &m))) { rc = r; goto done; }
+    if ((r = cli_load_data(cmd, CLI_GET(f, "--data")->value, CLI_GET(f, "--data-dir")->value, limit, &d))) { rc = r; goto done; }
+    int64_t k = advex_model_num_classes(m), dim = d.c * d.h * d.w;
+    if (ac.target == ADVEX_TARGET_LABEL && ac.target_label >= k) {
+        rc = cli_error(cmd, CLI_EXIT_USAGE, "--target: class %d but the model has %lld classes", ac.target_label, (long long)k);
+        goto done;
+    }
+    adv = malloc((size_t)(d.n * dim) * sizeof(float));
+    logits = malloc((size_t)(d.n * k) * sizeof(float));
+    targets = malloc((size_t)d.n * sizeof(int32_t));
+    pred = malloc((size_t)d.n * sizeof(int32_t));
+    if (!adv || !logits || !targets || !pred) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
+    cli_progress bar;
+    cli_progress_init(&bar, advex_attack_name(ac.kind), quiet);
+    advex_eval_result res;
+    st = advex_eval_attack(m, &d, &ac, batch, cli_eval_progress, &bar, adv, &res);
+    cli_progress_done(&bar);
+    if (st) { rc = st == ADVEX_ERR_INTERRUPTED ? (cli_error(cmd, 0, "interrupted"), 130) : cli_fail(cmd, st); goto done; }
+    printf("examples: %lld   attack: %s   eps: %.6g\n", (long long)d.n, advex_attack_name(ac.kind), (double)ac.eps);
+    printf("clean accuracy:       %.2f%%\n", 100.0 * (double)res.clean_correct / (double)d.n);
+    printf("adversarial accuracy: %.2f%%\n", 100.0 * res.robust_accuracy);
+    printf("success rate:         %.2f%% (of the %lld correctly classified)\n", 100.0 * res.success_rate,
+           (long long)res.clean_correct);
+    if (ac.target != ADVEX_TARGET_NONE) {
+        if ((st = advex_model_forward(m, d.x, d.n, logits)) ||
+            (st = advex_attack_targets(&ac, logits, d.y, d.n, k, 0, targets)) ||
+            (st = advex_model_forward(m, adv, d.n, logits))) { rc = cli_fail(cmd, st); goto done; }
+        advex_argmax_rows(logits, d.n, k, pred);
+        int64_t hit = 0;
+        for (int64_t i = 0; i < d.n; i++) hit += pred[i] == targets[i];
+        printf("targeted success:     %.2f%% (classified as the target)\n", 100.0 * (double)hit / (double)d.n);
+    }
+    if (out) {
+        int64_t dims[4] = {d.n, d.c, d.h, d.w};
+        if ((st = advex_npy_save_f32(out, adv, 4, dims))) { rc = cli_fail(cmd, st); goto done; }
+        printf("wrote %s\n", out);
+    }
+    rc = CLI_EXIT_OK;
+done:
+    free(adv); free(logits); free(targets); free(pred);
+    advex_model_free(m);
+    advex_dataset_free(&d);
+    return rc;
+}

@@ -1,0 +1,45 @@
+/* advex command-line entry point: dispatches to the subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const cli_command commands[] = {
+    {"demo", "train the small model on Fashion-MNIST (cached) and print the FGSM accuracy-vs-eps table",
+     "[options]", cmd_demo},
+    {"train", "train a built-in architecture and save it as ONNX", "--arch A --out M.onnx [options]", cmd_train},
+    {"attack", "craft adversarial examples and write them as .npy", "--model M.onnx --data D --eps E --out X.npy",
+     cmd_attack},
+    {"eval", "robust accuracy of a model over a data set for a list of eps", "--model M.onnx --data D --eps E,...",
+     cmd_eval},
+    {"predict", "write a model's logits on a data set as .npy", "--model M.onnx --data D --out L.npy", cmd_predict},
+    {"info", "describe an ONNX model: inputs, outputs, ops, parameters", "M.onnx", cmd_info},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "advex %s: adversarial robustness for neural networks\n\nusage: advex COMMAND [options]\n\ncommands:\n",
+            ADVEX_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'advex COMMAND --help' lists a command's flags.\n"
+               "Data specs: fashion-mnist[:train|:test], npy:X.npy,Y.npy, idx:IMAGES.gz,LABELS.gz\n"
+               "eps: a number or a fraction (8/255); lists are comma separated (0,0.05,0.1)\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("advex %s\n", ADVEX_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            cli_install_sigint();
+            return commands[i].run(argc - 1, argv + 1);
+        }
+    fprintf(stderr, "advex: unknown command '%s' (see advex --help)\n", argv[1]);
+    return CLI_EXIT_USAGE;
+}

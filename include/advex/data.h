@@ -1,0 +1,54 @@
+/* Data sets: images as float32 (N, C, H, W) in [0,1] with int32 labels.
+ * Sources: IDX (gzip or raw), NumPy .npy, and the named Fashion-MNIST set. */
+#ifndef ADVEX_DATA_H
+#define ADVEX_DATA_H
+
+#include <stdint.h>
+#include "status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct advex_dataset {
+    float *x;            /* (n, c, h, w), values in [0,1]; owned */
+    int32_t *y;          /* (n) labels in [0, num_classes); owned; NULL if unlabelled */
+    int64_t n, c, h, w;
+    int64_t num_classes; /* 1 + max label (or the named set's count) */
+    const char *const *class_names; /* static names for named sets, else NULL */
+} advex_dataset;
+
+/* Load from a spec string:
+ *   "fashion-mnist" | "fashion-mnist:train" | "fashion-mnist:test"  (default: test)
+ *   "npy:X.npy,Y.npy"       float32 (N,C,H,W) / (N,H,W) / uint8 (scaled 1/255);
+ *                           labels int64/int32/uint8 (N)
+ *   "idx:IMAGES,LABELS"     IDX files, gzip or raw
+ * data_dir: where the named set lives (NULL: $ADVEX_DATA, then
+ * /usr/share/datasets/fashion-mnist). limit > 0 keeps the first `limit` examples. */
+advex_status advex_dataset_load(const char *spec, const char *data_dir, int64_t limit,
+                                advex_dataset *out);
+void advex_dataset_free(advex_dataset *d);
+
+/* IDX reader: images (N, 1, H, W) scaled to [0,1] or labels. Gzip detected by magic. */
+advex_status advex_idx_load_images(const char *path, float **x, int64_t *n, int64_t *h,
+                                   int64_t *w);
+advex_status advex_idx_load_labels(const char *path, int32_t **y, int64_t *n);
+
+/* .npy reading: float32 data as-is, uint8 scaled by 1/255; int types converted to float.
+ * Returns the shape. Any other dtype, Fortran order or a bad header is an error. */
+advex_status advex_npy_load_f32(const char *path, float **data, int *ndim, int64_t dims[6]);
+/* Labels: int64, int32, uint8 (1-D). */
+advex_status advex_npy_load_labels(const char *path, int32_t **y, int64_t *n);
+/* Write float32 C-order .npy atomically (temporary name, then rename). */
+advex_status advex_npy_save_f32(const char *path, const float *data, int ndim,
+                                const int64_t *dims);
+/* Write int32 labels (1-D) as .npy atomically. */
+advex_status advex_npy_save_i32(const char *path, const int32_t *data, int64_t n);
+
+/* Fashion-MNIST class names (10). */
+extern const char *const advex_fashion_mnist_classes[10];
+
+#ifdef __cplusplus
+}
+#endif
+#endif

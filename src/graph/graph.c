@@ -1,0 +1,373 @@
+/* The model graph: building (values, nodes), finalising (topological order, contiguous
+ * parameter storage), planning buffers for a batch size, and running forward/backward. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+advex_model *advex_model_new(const char *source) {
+    advex_model *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->source = advex_strdup(source ? source : "model");
+    if (!m->source) { free(m); return NULL; }
+    m->g.input = m->g.output = -1;
+    advex_rng_seed(&m->rng, 0x5eed);
+    return m;
+}
+
+void advex_model_free(advex_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->g.n_vals; i++) {
+        advex_value *v = &m->g.vals[i];
+        free(v->name);
+        /* before finalize, constant values own their data */
+        if (!m->params && !m->consts && v->kind >= ADVEX_VAL_PARAM) advex_ffree(v->data);
+    }
+    for (int i = 0; i < m->g.n_nodes; i++) {
+        free(m->g.nodes[i].name);
+        free(m->g.nodes[i].in);
+    }
+    free(m->g.vals);
+    free(m->g.nodes);
+    advex_ffree(m->params);
+    advex_ffree(m->grads);
+    advex_ffree(m->consts);
+    advex_ffree(m->arena);
+    advex_ffree(m->ws);
+    free(m->source);
+    free(m);
+}
+
+int advex_graph_add_value(advex_graph *g, const char *name, advex_value_kind kind, int ndim,
+                          const int64_t *dims) {
+    if (ndim < 0 || ndim > ADVEX_MAX_DIMS) {
+        advex_set_error(ADVEX_ERR_UNSUPPORTED, "value %s: rank %d (advex supports up to %d)",
+                        name ? name : "?", ndim, ADVEX_MAX_DIMS);
+        return -1;
+    }
+    if (g->n_vals == g->cap_vals) {
+        int cap = g->cap_vals ? g->cap_vals * 2 : 32;
+        advex_value *nv = realloc(g->vals, (size_t)cap * sizeof *nv);
+        if (!nv) { advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory"); return -1; }
+        g->vals = nv;
+        g->cap_vals = cap;
+    }
+    advex_value *v = &g->vals[g->n_vals];
+    memset(v, 0, sizeof *v);
+    v->name = advex_strdup(name ? name : "");
+    if (!v->name) { advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory"); return -1; }
+    v->kind = kind;
+    v->ndim = ndim;
+    for (int i = 0; i < ndim; i++) v->dims[i] = dims ? dims[i] : 0;
+    v->producer = -1;
+    if (kind >= ADVEX_VAL_PARAM) {
+        int64_t n = advex_numel(ndim, v->dims);
+        if (n < 0) {
+            advex_set_error(ADVEX_ERR_LIMIT, "value %s: shape overflows", v->name);
+            free(v->name);
+            return -1;
+        }
+        v->data = advex_falloc(n);
+        if (!v->data) {
+            advex_set_error(ADVEX_ERR_NOMEM, "value %s: cannot allocate %lld floats", v->name, (long long)n);
+            free(v->name);
+            return -1;
+        }
+        memset(v->data, 0, (size_t)n * sizeof(float));
+    }
+    return g->n_vals++;
+}
+
+int advex_graph_find_value(const advex_graph *g, const char *name) {
+    for (int i = g->n_vals - 1; i >= 0; i--)
+        if (strcmp(g->vals[i].name, name) == 0) return i;
+    return -1;
+}
+
+int advex_graph_add_node(advex_graph *g, advex_op_type op, const char *name, int n_in,
+                         const int *in, int out) {
+    if (g->n_nodes == g->cap_nodes) {
+        int cap = g->cap_nodes ? g->cap_nodes * 2 : 32;
+        advex_node *nn = realloc(g->nodes, (size_t)cap * sizeof *nn);
+        if (!nn) { advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory"); return -1; }
+        g->nodes = nn;
+        g->cap_nodes = cap;
+    }
+    advex_node *nd = &g->nodes[g->n_nodes];
+    memset(nd, 0, sizeof *nd);
+    nd->op = op;
+    nd->name = advex_strdup(name ? name : "");
+    nd->in = malloc((size_t)(n_in > 0 ? n_in : 1) * sizeof(int));
+    if (!nd->name || !nd->in) {
+        free(nd->name);
+        free(nd->in);
+        advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory");
+        return -1;
+    }
+    if (n_in > 0) memcpy(nd->in, in, (size_t)n_in * sizeof(int));
+    nd->n_in = n_in;
+    nd->n_out = 1;
+    nd->out[0] = out;
+    nd->out[1] = -1;
+    advex_attrs_default(&nd->a);
+    return g->n_nodes++;
+}
+
+/* Kahn's algorithm over nodes; also checks every input value is defined exactly once. */
+static advex_status topo_sort(advex_model *m) {
+    advex_graph *g = &m->g;
+    int nn = g->n_nodes, nv = g->n_vals;
+    int *indeg = calloc((size_t)nn + 1, sizeof(int));
+    int *order = malloc(((size_t)nn + 1) * sizeof(int));
+    int *ready = calloc((size_t)nv + 1, sizeof(int));
+    advex_status st = ADVEX_OK;
+    if (!indeg || !order || !ready) { st = advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory"); goto done; }
+    for (int i = 0; i < nv; i++) g->vals[i].producer = -1;
+    for (int i = 0; i < nn; i++) {
+        int o = g->nodes[i].out[0];
+        if (o < 0 || o >= nv) { st = advex_set_error(ADVEX_ERR_FORMAT, "node %s: bad output", g->nodes[i].name); goto done; }
+        if (g->vals[o].kind != ADVEX_VAL_ACT || g->vals[o].producer >= 0) {
+            st = advex_set_error(ADVEX_ERR_FORMAT, "node %s: output '%s' is already defined",
+                                 g->nodes[i].name, g->vals[o].name);
+            goto done;
+        }
+        g->vals[o].producer = i;
+    }
+    for (int i = 0; i < nn; i++) {
+        advex_node *nd = &g->nodes[i];
+        for (int k = 0; k < nd->n_in; k++) {
+            int v = nd->in[k];
+            if (v < 0) continue;
+            if (v >= nv) { st = advex_set_error(ADVEX_ERR_FORMAT, "node %s: bad input", nd->name); goto done; }
+            if (g->vals[v].kind == ADVEX_VAL_ACT) {
+                if (g->vals[v].producer < 0) {
+                    st = advex_set_error(ADVEX_ERR_FORMAT, "node %s: input '%s' is never produced (missing initializer?)",
+                                         nd->name, g->vals[v].name);
+                    goto done;
+                }
+                indeg[i]++;
+            }
+        }
+    }
+    int head = 0, tail = 0;
+    for (int i = 0; i < nn; i++) if (indeg[i] == 0) order[tail++] = i;
+    while (head < tail) {
+        int i = order[head++];
+        int o = g->nodes[i].out[0];
+        for (int j = 0; j < nn; j++) {
+            advex_node *nd = &g->nodes[j];
+            for (int k = 0; k < nd->n_in; k++)
+                if (nd->in[k] == o && --indeg[j] == 0) order[tail++] = j;
+        }
+    }
+    if (tail != nn) {
+        for (int i = 0; i < nn; i++)
+            if (indeg[i] > 0) {
+                st = advex_set_error(ADVEX_ERR_FORMAT, "graph has a cycle (through node %s)", g->nodes[i].name);
+                goto done;
+            }
+    }
+    {
+        advex_node *sorted = malloc((size_t)(nn ? nn : 1) * sizeof *sorted);
+        if (!sorted) { st = advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory"); goto done; }
+        for (int i = 0; i < nn; i++) sorted[i] = g->nodes[order[i]];
+        free(g->nodes);
+        g->nodes = sorted;
+        g->cap_nodes = nn ? nn : 1;
+        for (int i = 0; i < nn; i++) g->vals[g->nodes[i].out[0]].producer = i;
+    }
+done:
+    free(indeg);
+    free(order);
+    free(ready);
+    return st;
+}
+
+/* Move PARAM values into one contiguous buffer (and CONST/STATE into another). */
+static advex_status pack_storage(advex_model *m) {
+    advex_graph *g = &m->g;
+    int64_t np = 0, nc = 0;
+    for (int i = 0; i < g->n_vals; i++) {
+        advex_value *v = &g->vals[i];
+        if (v->kind < ADVEX_VAL_PARAM) continue;
+        int64_t n = advex_numel(v->ndim, v->dims);
+        int64_t *acc = v->kind == ADVEX_VAL_PARAM ? &np : &nc;
+        v->offset = *acc;
+        if (!advex_add_i64(*acc, (n + 15) / 16 * 16, acc))
+            return advex_set_error(ADVEX_ERR_LIMIT, "model parameters overflow");
+    }
+    float *params = advex_falloc(np), *grads = advex_falloc(np), *consts = advex_falloc(nc);
+    if (!params || !grads || !consts) {
+        advex_ffree(params); advex_ffree(grads); advex_ffree(consts);
+        return advex_set_error(ADVEX_ERR_NOMEM, "cannot allocate %lld parameters", (long long)np);
+    }
+    memset(params, 0, (size_t)np * sizeof(float));
+    memset(grads, 0, (size_t)np * sizeof(float));
+    memset(consts, 0, (size_t)nc * sizeof(float));
+    int64_t real_np = 0;
+    for (int i = 0; i < g->n_vals; i++) {
+        advex_value *v = &g->vals[i];
+        if (v->kind < ADVEX_VAL_PARAM) continue;
+        int64_t n = advex_numel(v->ndim, v->dims);
+        float *dst = (v->kind == ADVEX_VAL_PARAM ? params : consts) + v->offset;
+        memcpy(dst, v->data, (size_t)n * sizeof(float));
+        advex_ffree(v->data);
+        v->data = dst;
+        v->grad = NULL;
+        if (v->kind == ADVEX_VAL_PARAM) real_np += n;
+    }
+    m->params = params;
+    m->grads = grads;
+    m->consts = consts;
+    m->n_params = np;
+    (void)real_np;
+    return ADVEX_OK;
+}
+
+advex_status advex_model_finalize(advex_model *m) {
+    advex_graph *g = &m->g;
+    if (g->input < 0 || g->output < 0)
+        return advex_set_error(ADVEX_ERR_FORMAT, "model has no input or no output");
+    advex_value *in = &g->vals[g->input];
+    if (in->ndim != 4)
+        return advex_set_error(ADVEX_ERR_UNSUPPORTED, "input '%s' has rank %d; advex expects images (N,C,H,W)",
+                               in->name, in->ndim);
+    for (int i = 1; i < 4; i++)
+        if (in->dims[i] <= 0 || in->dims[i] > 65536)
+            return advex_set_error(ADVEX_ERR_UNSUPPORTED, "input '%s': dimension %d is %lld (need a fixed size 1..65536)",
+                                   in->name, i, (long long)in->dims[i]);
+    for (int i = 0; i < g->n_nodes; i++) {
+        advex_node *nd = &g->nodes[i];
+        const advex_op_def *def = &advex_op_defs[nd->op];
+        if (nd->n_in < def->min_in || nd->n_in > def->max_in)
+            return advex_set_error(ADVEX_ERR_FORMAT, "node %s (%s): %d inputs (expected %d..%d)", nd->name,
+                                   def->name, nd->n_in, def->min_in, def->max_in);
+    }
+    advex_status st = topo_sort(m);
+    if (st) return st;
+    st = pack_storage(m);
+    if (st) return st;
+    for (int i = 0; i < 3; i++) m->in_chw[i] = in->dims[i + 1];
+    st = advex_model_plan(m, 1, 0, 0);
+    if (st) return st;
+    advex_value *out = &g->vals[g->output];
+    if (out->ndim != 2 || out->dims[0] != 1)
+        return advex_set_error(ADVEX_ERR_UNSUPPORTED,
+                               "output '%s' has shape of rank %d; advex expects logits (N, classes)",
+                               out->name, out->ndim);
+    m->classes = out->dims[1];
+    return ADVEX_OK;
+}
+
+advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_grad) {
+    advex_graph *g = &m->g;
+    if (m->plan_n == n && m->plan_train == train && m->plan_grad >= want_grad && m->arena) return ADVEX_OK;
+    if (n <= 0) return advex_set_error(ADVEX_ERR_ARG, "batch size %lld", (long long)n);
+    advex_value *in = &g->vals[g->input];
+    in->ndim = 4;
+    in->dims[0] = n;
+    for (int i = 0; i < 3; i++) in->dims[i + 1] = m->in_chw[i] ? m->in_chw[i] : in->dims[i + 1];
+    int64_t total = 0, scratch = 0;
+    /* shapes, sizes */
+    for (int i = 0; i < g->n_nodes; i++) {
+        advex_node *nd = &g->nodes[i];
+        const advex_op_def *def = &advex_op_defs[nd->op];
+        advex_status st = def->infer(nd, g->vals);
+        if (st) return st;
+        advex_value *o = &g->vals[nd->out[0]];
+        int64_t numel = advex_numel(o->ndim, o->dims), a = 0, s = 0;
+        if (numel < 0) return advex_set_error(ADVEX_ERR_LIMIT, "node %s: output shape overflows", nd->name);
+        if (def->aux) a = def->aux(nd, g->vals, train);
+        if (def->scratch) s = def->scratch(nd, g->vals, train);
+        if (s > scratch) scratch = s;
+        int64_t per = (numel + 15) / 16 * 16, add;
+        if (!advex_mul_i64(per, want_grad ? 2 : 1, &add) || !advex_add_i64(total, add, &total) ||
+            !advex_add_i64(total, (a + 15) / 16 * 16, &total))
+            return advex_set_error(ADVEX_ERR_LIMIT, "model activations overflow");
+    }
+    int64_t in_numel = advex_numel(4, in->dims);
+    if (in_numel < 0) return advex_set_error(ADVEX_ERR_LIMIT, "input shape overflows");
+    if (want_grad && !advex_add_i64(total, (in_numel + 15) / 16 * 16, &total))
+        return advex_set_error(ADVEX_ERR_LIMIT, "model activations overflow");
+    if (!advex_add_i64(total, (scratch + 15) / 16 * 16, &total))
+        return advex_set_error(ADVEX_ERR_LIMIT, "model activations overflow");
+    if (total > m->arena_cap) {
+        float *a = advex_falloc(total);
+        if (!a) return advex_set_error(ADVEX_ERR_NOMEM, "cannot allocate %lld MiB of activations for batch %lld",
+                                       (long long)(total / 262144), (long long)n);
+        advex_ffree(m->arena);
+        m->arena = a;
+        m->arena_cap = total;
+    }
+    /* lay out */
+    float *p = m->arena;
+    for (int i = 0; i < g->n_nodes; i++) {
+        advex_node *nd = &g->nodes[i];
+        const advex_op_def *def = &advex_op_defs[nd->op];
+        advex_value *o = &g->vals[nd->out[0]];
+        int64_t per = (advex_numel(o->ndim, o->dims) + 15) / 16 * 16;
+        o->data = p; p += per;
+        o->grad = NULL;
+        if (want_grad) { o->grad = p; p += per; }
+        nd->aux_n = def->aux ? def->aux(nd, g->vals, train) : 0;
+        nd->aux = nd->aux_n ? p : NULL;
+        p += (nd->aux_n + 15) / 16 * 16;
+    }
+    in->grad = NULL;
+    if (want_grad) { in->grad = p; p += (in_numel + 15) / 16 * 16; }
+    m->scratch = p;
+    m->scratch_n = scratch;
+    for (int i = 0; i < g->n_vals; i++) {
+        advex_value *v = &g->vals[i];
+        if (v->kind == ADVEX_VAL_PARAM) v->grad = (train && want_grad) ? m->grads + v->offset : NULL;
+        else if (v->kind == ADVEX_VAL_CONST || v->kind == ADVEX_VAL_STATE) v->grad = NULL;
+    }
+    m->plan_n = n;
+    m->plan_train = train;
+    m->plan_grad = want_grad;
+    return ADVEX_OK;
+}
+
+advex_status advex_model_run_forward(advex_model *m, const float *x) {
+    advex_graph *g = &m->g;
+    advex_op_ctx c = {m->plan_train, &m->rng, m->scratch, m->scratch_n};
+    g->vals[g->input].data = (float *)x; /* read only: no op writes its inputs */
+    for (int i = 0; i < g->n_nodes; i++) {
+        advex_node *nd = &g->nodes[i];
+        advex_op_defs[nd->op].forward(nd, g->vals, &c);
+    }
+    return ADVEX_OK;
+}
+
+advex_status advex_model_run_backward(advex_model *m, const float *dlogits) {
+    advex_graph *g = &m->g;
+    if (!m->plan_grad) return advex_set_error(ADVEX_ERR_INTERNAL, "backward without a gradient plan");
+    advex_op_ctx c = {m->plan_train, &m->rng, m->scratch, m->scratch_n};
+    for (int i = 0; i < g->n_nodes; i++) {
+        advex_value *o = &g->vals[g->nodes[i].out[0]];
+        memset(o->grad, 0, (size_t)advex_numel(o->ndim, o->dims) * sizeof(float));
+    }
+    advex_value *in = &g->vals[g->input];
+    memset(in->grad, 0, (size_t)advex_numel(4, in->dims) * sizeof(float));
+    advex_value *out = &g->vals[g->output];
+    memcpy(out->grad, dlogits, (size_t)advex_numel(out->ndim, out->dims) * sizeof(float));
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        advex_node *nd = &g->nodes[i];
+        advex_op_defs[nd->op].backward(nd, g->vals, &c);
+    }
+    return ADVEX_OK;
+}
+
+float *advex_model_workspace(advex_model *m, int64_t n) {
+    if (n > m->ws_cap) {
+        float *w = advex_falloc(n);
+        if (!w) {
+            advex_set_error(ADVEX_ERR_NOMEM, "cannot allocate a workspace of %lld floats", (long long)n);
+            return NULL;
+        }
+        advex_ffree(m->ws);
+        m->ws = w;
+        m->ws_cap = n;
+    }
+    return m->ws;
+}

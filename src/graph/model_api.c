@@ -1,0 +1,108 @@
+/* Public model API on top of the graph runner: forward, input gradients and
+ * vector-Jacobian products in eval mode, processed in chunks of bounded size. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Examples per internal chunk: bounds activation memory for large calls. */
+#define ADVEX_CHUNK 256
+
+void advex_model_input_shape(const advex_model *m, int64_t chw[3]) {
+    for (int i = 0; i < 3; i++) chw[i] = m->in_chw[i];
+}
+
+int advex_model_output_was_prob(const advex_model *m) { return m->output_is_prob; }
+
+int64_t advex_model_num_classes(const advex_model *m) { return m->classes; }
+
+int64_t advex_model_num_params(const advex_model *m) {
+    int64_t n = 0;
+    for (int i = 0; i < m->g.n_vals; i++)
+        if (m->g.vals[i].kind == ADVEX_VAL_PARAM) n += advex_numel(m->g.vals[i].ndim, m->g.vals[i].dims);
+    return n;
+}
+
+static int64_t example_size(const advex_model *m) {
+    return m->in_chw[0] * m->in_chw[1] * m->in_chw[2];
+}
+
+static advex_status check_inputs(const advex_model *m, const float *x, int64_t n) {
+    int64_t d = example_size(m);
+    if (!x || n < 0) return advex_set_error(ADVEX_ERR_ARG, "forward: no input or negative batch");
+    for (int64_t i = 0; i < n * d; i++)
+        if (!isfinite(x[i]))
+            return advex_set_error(ADVEX_ERR_NUMERIC, "input example %lld contains %s",
+                                   (long long)(i / d), isnan(x[i]) ? "NaN" : "Inf");
+    return ADVEX_OK;
+}
+
+static advex_status check_labels(const advex_model *m, const int32_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= m->classes)
+            return advex_set_error(ADVEX_ERR_ARG, "label %d of example %lld is outside [0, %lld)", y[i],
+                                   (long long)i, (long long)m->classes);
+    return ADVEX_OK;
+}
+
+advex_status advex_model_forward(advex_model *m, const float *x, int64_t n, float *logits) {
+    advex_status st = check_inputs(m, x, n);
+    if (st) return st;
+    int64_t d = example_size(m), c = m->classes;
+    for (int64_t i = 0; i < n; i += ADVEX_CHUNK) {
+        int64_t b = n - i < ADVEX_CHUNK ? n - i : ADVEX_CHUNK;
+        if ((st = advex_model_plan(m, b, 0, 0))) return st;
+        advex_model_run_forward(m, x + i * d);
+        memcpy(logits + i * c, advex_model_logits(m), (size_t)(b * c) * sizeof(float));
+    }
+    return ADVEX_OK;
+}
+
+/* Shared by input_grad and vjp: forward, weight the logits (loss gradient or w), backward. */
+static advex_status grad_chunked(advex_model *m, const float *x, int64_t n, const int32_t *y,
+                                 advex_loss loss, const float *w, float *grad, float *logits,
+                                 float *loss_out) {
+    advex_status st = check_inputs(m, x, n);
+    if (st) return st;
+    if (y && (st = check_labels(m, y, n))) return st;
+    int64_t d = example_size(m), c = m->classes;
+    float *dl = NULL, *lossbuf = NULL;
+    if (!w) {
+        dl = malloc((size_t)(ADVEX_CHUNK * c) * sizeof(float));
+        lossbuf = malloc(ADVEX_CHUNK * sizeof(float));
+        if (!dl || !lossbuf) { free(dl); free(lossbuf); return advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); }
+    }
+    for (int64_t i = 0; i < n && !st; i += ADVEX_CHUNK) {
+        int64_t b = n - i < ADVEX_CHUNK ? n - i : ADVEX_CHUNK;
+        if ((st = advex_model_plan(m, b, 0, 1))) break;
+        advex_model_run_forward(m, x + i * d);
+        const float *z = advex_model_logits(m);
+        if (logits) memcpy(logits + i * c, z, (size_t)(b * c) * sizeof(float));
+        const float *seed = w ? w + i * c : dl;
+        if (!w) {
+            advex_loss_forward_backward(loss, z, y + i, b, c, lossbuf, dl);
+            if (loss_out) memcpy(loss_out + i, lossbuf, (size_t)b * sizeof(float));
+        }
+        advex_model_run_backward(m, seed);
+        memcpy(grad + i * d, m->g.vals[m->g.input].grad, (size_t)(b * d) * sizeof(float));
+    }
+    free(dl);
+    free(lossbuf);
+    return st;
+}
+
+advex_status advex_model_input_grad(advex_model *m, const float *x, const int32_t *y, int64_t n,
+                                    advex_loss loss, float *grad, float *logits, float *loss_out) {
+    if (!y) return advex_set_error(ADVEX_ERR_ARG, "input_grad: labels required");
+    if (loss == ADVEX_LOSS_DLR && m->classes < 3)
+        return advex_set_error(ADVEX_ERR_ARG, "DLR loss needs at least 3 classes (model has %lld)",
+                               (long long)m->classes);
+    return grad_chunked(m, x, n, y, loss, NULL, grad, logits, loss_out);
+}
+
+advex_status advex_model_vjp(advex_model *m, const float *x, int64_t n, const float *w, float *grad,
+                             float *logits) {
+    if (!w) return advex_set_error(ADVEX_ERR_ARG, "vjp: weights required");
+    return grad_chunked(m, x, n, NULL, ADVEX_LOSS_CE, w, grad, logits, NULL);
+}

@@ -1,0 +1,230 @@
+/* Internal structures shared by the engine: values, nodes, graphs, the op table and
+ * the model handle. Not installed; nothing here is part of the public API. */
+#ifndef ADVEX_INTERNAL_H
+#define ADVEX_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "advex/advex.h"
+
+/* ---- errors (src/core/status.c) ---------------------------------------------------- */
+
+/* Set the thread's error detail (printf-style) and return s, so callers can write
+ * `return advex_set_error(ADVEX_ERR_SHAPE, "conv %s: ...", name);`. */
+advex_status advex_set_error(advex_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prefix the current detail with "prefix: " (e.g. the file name) and return s. */
+advex_status advex_error_prefix(advex_status s, const char *prefix);
+
+/* Overflow-checked size arithmetic: return 0 on overflow (or negative operands). */
+int advex_mul_i64(int64_t a, int64_t b, int64_t *out);
+int advex_add_i64(int64_t a, int64_t b, int64_t *out);
+/* numel of dims, -1 on overflow or negative dim. */
+int64_t advex_numel(int ndim, const int64_t *dims);
+
+/* Aligned (64-byte) allocation; NULL on failure or overflow (n floats). */
+float *advex_falloc(int64_t n);
+void advex_ffree(float *p);
+char *advex_strdup(const char *s);
+
+/* ---- ops ----------------------------------------------------------------------------- */
+
+#define ADVEX_OP_LIST(X)                               \
+    X(CONV, "Conv")                                    \
+    X(GEMM, "Gemm")                                    \
+    X(MATMUL, "MatMul")                                \
+    X(RELU, "Relu")                                    \
+    X(LEAKY_RELU, "LeakyRelu")                         \
+    X(SIGMOID, "Sigmoid")                              \
+    X(TANH, "Tanh")                                    \
+    X(CLIP, "Clip")                                    \
+    X(MAXPOOL, "MaxPool")                              \
+    X(AVGPOOL, "AveragePool")                          \
+    X(GLOBAL_AVGPOOL, "GlobalAveragePool")             \
+    X(BATCHNORM, "BatchNormalization")                 \
+    X(DROPOUT, "Dropout")                              \
+    X(FLATTEN, "Flatten")                              \
+    X(RESHAPE, "Reshape")                              \
+    X(TRANSPOSE, "Transpose")                          \
+    X(CONCAT, "Concat")                                \
+    X(PAD, "Pad")                                      \
+    X(IDENTITY, "Identity")                            \
+    X(ADD, "Add")                                      \
+    X(SUB, "Sub")                                      \
+    X(MUL, "Mul")                                      \
+    X(DIV, "Div")                                      \
+    X(SOFTMAX, "Softmax")                              \
+    X(LOG_SOFTMAX, "LogSoftmax")
+
+typedef enum advex_op_type {
+#define ADVEX_OP_ENUM_(id, name) ADVEX_OP_##id,
+    ADVEX_OP_LIST(ADVEX_OP_ENUM_)
+#undef ADVEX_OP_ENUM_
+    ADVEX_OP_COUNT
+} advex_op_type;
+
+/* Attributes of every op in one flat struct (ONNX semantics; unused fields ignored).
+ * Defaults are set by advex_attrs_default(). */
+typedef struct advex_attrs {
+    int64_t kernel[2];      /* kh, kw (pools; conv takes it from the weight) */
+    int64_t stride[2];      /* sh, sw */
+    int64_t dilation[2];    /* dh, dw */
+    int64_t pads[4];        /* h_begin, w_begin, h_end, w_end (ONNX order) */
+    int64_t group;          /* conv groups */
+    int ceil_mode;          /* pools */
+    int count_include_pad;  /* AveragePool */
+    float alpha, beta;      /* LeakyRelu slope (alpha); Gemm alpha, beta */
+    float min, max;         /* Clip bounds */
+    int trans_a, trans_b;   /* Gemm */
+    int64_t axis;           /* Flatten, Concat, Softmax, LogSoftmax */
+    float epsilon;          /* BatchNormalization */
+    float momentum;         /* BatchNormalization, ONNX convention: run = run*m + batch*(1-m) */
+    float ratio;            /* Dropout probability */
+    float pad_value;        /* Pad constant */
+    int n_ints;             /* Transpose perm, Reshape target shape (0 = copy, -1 = infer), */
+    int64_t ints[2 * ADVEX_MAX_DIMS]; /* Pad pads (begin..., end...) */
+    int auto_pad;           /* Conv, pools: 0 NOTSET, 1 SAME_UPPER, 2 SAME_LOWER, 3 VALID */
+} advex_attrs;
+
+void advex_attrs_default(advex_attrs *a);
+
+/* ---- graph --------------------------------------------------------------------------- */
+
+typedef enum advex_value_kind {
+    ADVEX_VAL_INPUT = 0,    /* the image batch */
+    ADVEX_VAL_ACT,          /* produced by a node */
+    ADVEX_VAL_PARAM,        /* trainable weight: data in model->params, grad in model->grads */
+    ADVEX_VAL_CONST,        /* fixed constant (e.g. normalisation mean/std), never trained */
+    ADVEX_VAL_STATE,        /* BatchNorm running statistics: updated in train mode only */
+} advex_value_kind;
+
+typedef struct advex_value {
+    char *name;
+    advex_value_kind kind;
+    int ndim;
+    int64_t dims[ADVEX_MAX_DIMS]; /* INPUT/ACT: set by planning for the current batch */
+    float *data;  /* PARAM/CONST/STATE: model storage (owned by the value until finalize).
+                     INPUT: the caller's batch (read only). ACT: plan arena. */
+    float *grad;  /* accumulated gradient, or NULL when not wanted in this pass */
+    int64_t offset; /* PARAM: offset in model->params; CONST/STATE: in model->consts */
+    int producer;   /* node index producing it, -1 for INPUT/PARAM/CONST/STATE */
+} advex_value;
+
+typedef struct advex_node {
+    advex_op_type op;
+    char *name;
+    int n_in, n_out;
+    int *in;        /* value ids; -1 for an absent optional input */
+    int out[2];     /* value ids (out[1] only for optional outputs we ignore: -1) */
+    advex_attrs a;
+    float *aux;     /* per-plan state kept from forward to backward (points into arena) */
+    int64_t aux_n;
+} advex_node;
+
+typedef struct advex_graph {
+    advex_value *vals;
+    int n_vals, cap_vals;
+    advex_node *nodes;   /* topologically sorted after finalize */
+    int n_nodes, cap_nodes;
+    int input;           /* value id of the image input */
+    int output;          /* value id of the logits */
+} advex_graph;
+
+/* Context of one forward or backward pass of one node. */
+typedef struct advex_op_ctx {
+    int train;          /* BatchNorm batch statistics + running-stat update, dropout on */
+    advex_rng *rng;     /* dropout masks */
+    float *scratch;     /* temporary floats (size from op->scratch), valid for this call */
+    int64_t scratch_n;
+} advex_op_ctx;
+
+typedef struct advex_op_def {
+    const char *name;   /* ONNX op type */
+    int min_in, max_in; /* input count bounds (absent optional inputs count, as -1) */
+    /* Validate input shapes/attributes and set output dims. Errors via advex_set_error,
+     * naming nd->name. Called at every plan (input dims known). */
+    advex_status (*infer)(advex_node *nd, advex_value *v);
+    /* Floats of scratch needed by forward or backward for the planned shapes (may be NULL). */
+    int64_t (*scratch)(const advex_node *nd, const advex_value *v, int train);
+    /* Floats of aux state kept from forward to backward (may be NULL). */
+    int64_t (*aux)(const advex_node *nd, const advex_value *v, int train);
+    /* out = f(in). Must not allocate. */
+    void (*forward)(advex_node *nd, advex_value *v, advex_op_ctx *c);
+    /* For every input i with v[in[i]].grad != NULL: grad_i += J^T grad_out. Must not
+     * allocate. The output's data and grad and the inputs' data are valid. */
+    void (*backward)(advex_node *nd, advex_value *v, advex_op_ctx *c);
+} advex_op_def;
+
+extern const advex_op_def advex_op_defs[ADVEX_OP_COUNT];
+/* Op by ONNX name, -1 if unknown. */
+int advex_op_from_name(const char *name);
+
+/* ---- model handle ---------------------------------------------------------------------- */
+
+struct advex_model {
+    advex_graph g;
+    float *params;       /* (n_params) all trainable weights, contiguous */
+    float *grads;        /* (n_params) their gradients, contiguous (one all-reduce) */
+    int64_t n_params;
+    float *consts;       /* (n_consts) CONST and STATE values */
+    int64_t n_consts;
+    int64_t in_chw[3];
+    int64_t classes;
+    int output_is_prob;  /* graph ended in Softmax/LogSoftmax and it was cut off (see onnx) */
+    char *source;        /* file or arch name, for messages */
+    int64_t opset;       /* ONNX default-domain opset it was loaded from (0: built here) */
+    /* execution plan, rebuilt when the batch size or mode changes */
+    int64_t plan_n;
+    int plan_train, plan_grad;
+    float *arena;        /* activations, their grads, aux, scratch */
+    int64_t arena_cap;
+    float *scratch;
+    int64_t scratch_n;
+    float *work;         /* (plan_n * classes * 2) loss temporaries */
+    advex_rng rng;       /* dropout */
+    float *ws;           /* grow-only workspace for attacks/training (advex_model_workspace) */
+    int64_t ws_cap;
+};
+
+/* A grow-only float workspace owned by the model (attacks, training): returns NULL (with
+ * the error set) on allocation failure. Contents are undefined; valid until the next call. */
+float *advex_model_workspace(advex_model *m, int64_t n);
+
+/* Building (arch builders and the ONNX importer). Values made with data own it until
+ * advex_model_finalize() packs them into contiguous storage. Return -1 on failure. */
+advex_model *advex_model_new(const char *source);
+int advex_graph_add_value(advex_graph *g, const char *name, advex_value_kind kind, int ndim,
+                          const int64_t *dims);
+int advex_graph_find_value(const advex_graph *g, const char *name);
+/* Adds a node; `in` copied. Output values (ACT) are created by the caller. Returns index. */
+int advex_graph_add_node(advex_graph *g, advex_op_type op, const char *name, int n_in,
+                         const int *in, int out);
+/* Topologically sort (cycles -> error), check every input is defined, pack parameter
+ * storage, record in_chw and classes (plan at n=1 to learn them). */
+advex_status advex_model_finalize(advex_model *m);
+
+/* Prepare buffers for batch n in the given mode; no-op when unchanged. want_grad: allocate
+ * activation gradients (backward possible). Parameter grads are used when train != 0. */
+advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_grad);
+/* Run forward on x (plan_n, C,H,W); logits are v[g.output].data afterwards. */
+advex_status advex_model_run_forward(advex_model *m, const float *x);
+/* Backward from dlogits (plan_n, classes): input grad lands in v[g.input].grad; parameter
+ * grads accumulate into m->grads when the plan is a training plan. */
+advex_status advex_model_run_backward(advex_model *m, const float *dlogits);
+/* Value data accessors after a forward. */
+static inline const float *advex_model_logits(const advex_model *m) {
+    return m->g.vals[m->g.output].data;
+}
+
+/* ---- losses (src/ops/loss.c) ----------------------------------------------------------- */
+
+/* Per-example loss (n) and its gradient wrt logits (n, c), unreduced (sum reduction).
+ * Returns the summed loss. dlogits may be NULL. */
+double advex_loss_forward_backward(advex_loss kind, const float *logits, const int32_t *y,
+                                   int64_t n, int64_t c, float *loss, float *dlogits);
+
+/* ---- threads ----------------------------------------------------------------------------- */
+int advex_threads(void);
+
+#endif
