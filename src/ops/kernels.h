@@ -1,0 +1,124 @@
+/* Raw kernels of the op families (float* in, explicit sizes, output first) and the
+ * per-op entry points that ops_table.c wires into advex_op_defs. Internal to src/ops and
+ * tests; portable *_ref kernels are naive loops that tests use to check fast paths. */
+#ifndef ADVEX_OPS_KERNELS_H
+#define ADVEX_OPS_KERNELS_H
+
+#include <stdint.h>
+#include "internal.h"
+
+/* advex_attrs.auto_pad values (ONNX auto_pad strings). */
+enum { ADVEX_AUTO_PAD_NOTSET = 0, ADVEX_AUTO_PAD_SAME_UPPER = 1, ADVEX_AUTO_PAD_SAME_LOWER = 2,
+       ADVEX_AUTO_PAD_VALID = 3 };
+
+/* Below this many elements a loop stays serial (OpenMP start-up costs more). */
+#define ADVEX_OMP_MIN 32768
+
+/* ---- small shared helpers (ops_table.c) ------------------------------------------------ */
+
+static inline int64_t advex_val_numel(const advex_value *v) { return advex_numel(v->ndim, v->dims); }
+/* "(2,3,5)" into buf (at least 96 bytes); returns buf. */
+const char *advex_shape_str(char *buf, size_t n, int ndim, const int64_t *dims);
+/* Set the output value's shape. */
+void advex_set_shape(advex_value *o, int ndim, const int64_t *dims);
+/* Normalise an axis in [-r, r) (or [-r, r] when inclusive) to [0, r); -1 if out of range. */
+int advex_norm_axis(int64_t axis, int r, int inclusive);
+/* Strides (in elements) of `in` (idims, ndim_in) aligned right to an output of ndim_out
+ * dims, 0 where the input dim is broadcast (size 1 or missing). */
+void advex_bcast_strides(int64_t *strides, int ndim_out, const int64_t *odims, int ndim_in,
+                         const int64_t *idims);
+/* Numpy multidirectional broadcast of two shapes; 0 if incompatible. */
+int advex_bcast_shape(int *ndim, int64_t *dims, int na, const int64_t *a, int nb, const int64_t *b);
+
+/* ---- conv (conv.c) -------------------------------------------------------------------- */
+
+/* Geometry of a 2-D convolution or pooling window; pads already resolved (auto_pad). */
+typedef struct advex_conv2d_p {
+    int64_t N, C, H, W;      /* input (N,C,H,W) */
+    int64_t M;               /* output channels (conv) */
+    int64_t G;               /* groups */
+    int64_t KH, KW;          /* kernel */
+    int64_t SH, SW;          /* strides */
+    int64_t DH, DW;          /* dilations */
+    int64_t PT, PL, PB, PR;  /* pads: top, left, bottom, right */
+    int64_t OH, OW;          /* output spatial size */
+} advex_conv2d_p;
+
+/* Resolve auto_pad / pads and output size for input (H,W), kernel, strides, dilations.
+ * pool != 0: ceil_mode allowed and the ONNX/PyTorch "window starting in the right padding is
+ * dropped" rule applies. Errors name op/node. */
+advex_status advex_window_geom(advex_conv2d_p *p, const advex_attrs *a, const char *op,
+                               const char *node, int pool);
+
+/* Floats of scratch the fast conv needs: one im2col buffer (K, OH*OW). */
+int64_t advex_conv2d_scratch(const advex_conv2d_p *p);
+/* out (N,M,OH,OW) = conv(x (N,C,H,W), w (M,C/G,KH,KW)) + b (M, may be NULL). */
+void advex_conv2d_forward(float *out, const float *x, const float *w, const float *b,
+                          const advex_conv2d_p *p, float *scratch);
+/* dx (N,C,H,W), dw (M,C/G,KH,KW), db (M) += J^T dout; any of them may be NULL. */
+void advex_conv2d_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
+                           const float *w, const advex_conv2d_p *p, float *scratch);
+void advex_conv2d_forward_ref(float *out, const float *x, const float *w, const float *b,
+                              const advex_conv2d_p *p);
+void advex_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dout,
+                               const float *x, const float *w, const advex_conv2d_p *p);
+
+/* ---- gemm (gemm.c) -------------------------------------------------------------------- */
+
+/* c (M,N) = alpha * op(a) op(b) + beta * c, naive loops (a (M,K) or (K,M) if ta). */
+void advex_gemm_ref(float *c, const float *a, const float *b, int64_t M, int64_t N, int64_t K,
+                    int ta, int tb, float alpha, float beta);
+
+/* ---- pool (pool.c) -------------------------------------------------------------------- */
+
+/* out (N,C,OH,OW); argmax (N,C,OH,OW) plane index of the max (first on ties), -1 if the
+ * window holds no input; argmax may be NULL. */
+void advex_maxpool2d_forward(float *out, int32_t *argmax, const float *x, const advex_conv2d_p *p);
+void advex_maxpool2d_backward(float *dx, const float *dout, const int32_t *argmax,
+                              const float *x, const advex_conv2d_p *p);
+void advex_avgpool2d_forward(float *out, const float *x, const advex_conv2d_p *p, int include_pad);
+void advex_avgpool2d_backward(float *dx, const float *dout, const advex_conv2d_p *p, int include_pad);
+void advex_maxpool2d_forward_ref(float *out, const float *x, const advex_conv2d_p *p);
+void advex_maxpool2d_backward_ref(float *dx, const float *dout, const float *x, const advex_conv2d_p *p);
+void advex_avgpool2d_forward_ref(float *out, const float *x, const advex_conv2d_p *p, int include_pad);
+void advex_avgpool2d_backward_ref(float *dx, const float *dout, const advex_conv2d_p *p, int include_pad);
+
+/* ---- op entry points (one set per op, see advex_op_def) ----------------------------- */
+
+#define ADVEX_OP_FN_DECL_(pfx)                                                            \
+    advex_status advex_##pfx##_infer(advex_node *nd, advex_value *v);                      \
+    void advex_##pfx##_forward(advex_node *nd, advex_value *v, advex_op_ctx *c);           \
+    void advex_##pfx##_backward(advex_node *nd, advex_value *v, advex_op_ctx *c);
+#define ADVEX_OP_SIZE_DECL_(fn) int64_t advex_##fn(const advex_node *nd, const advex_value *v, int train);
+
+ADVEX_OP_FN_DECL_(conv)
+ADVEX_OP_SIZE_DECL_(conv_scratch)
+ADVEX_OP_FN_DECL_(gemm)
+ADVEX_OP_FN_DECL_(matmul)
+ADVEX_OP_FN_DECL_(relu)
+ADVEX_OP_FN_DECL_(leaky_relu)
+ADVEX_OP_FN_DECL_(sigmoid)
+ADVEX_OP_FN_DECL_(tanh)
+ADVEX_OP_FN_DECL_(clip)
+ADVEX_OP_FN_DECL_(identity)
+ADVEX_OP_FN_DECL_(maxpool)
+ADVEX_OP_SIZE_DECL_(maxpool_aux)
+ADVEX_OP_FN_DECL_(avgpool)
+ADVEX_OP_FN_DECL_(global_avgpool)
+ADVEX_OP_FN_DECL_(batchnorm)
+ADVEX_OP_SIZE_DECL_(batchnorm_aux)
+ADVEX_OP_FN_DECL_(dropout)
+ADVEX_OP_SIZE_DECL_(dropout_aux)
+ADVEX_OP_FN_DECL_(flatten)
+ADVEX_OP_FN_DECL_(reshape)
+ADVEX_OP_FN_DECL_(transpose)
+ADVEX_OP_FN_DECL_(concat)
+ADVEX_OP_FN_DECL_(pad)
+ADVEX_OP_FN_DECL_(binary)
+ADVEX_OP_FN_DECL_(softmax)
+ADVEX_OP_FN_DECL_(log_softmax)
+
+#undef ADVEX_OP_FN_DECL_
+#undef ADVEX_OP_SIZE_DECL_
+
+#endif
