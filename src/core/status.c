@@ -29,13 +29,11 @@ advex_status advex_set_error(advex_status s, const char *fmt, ...) {
 }
 
 advex_status advex_error_prefix(advex_status s, const char *prefix) {
-    char tmp[sizeof err_detail];
+    char tmp[2 * sizeof err_detail + 8];
     if (!prefix || !*prefix) return s;
-    if (err_detail[0])
-        snprintf(tmp, sizeof tmp, "%s: %s", prefix, err_detail);
-    else
-        snprintf(tmp, sizeof tmp, "%s: %s", prefix, advex_status_str(s));
-    memcpy(err_detail, tmp, sizeof tmp);
+    snprintf(tmp, sizeof tmp, "%.1000s: %.1000s", prefix, err_detail[0] ? err_detail : advex_status_str(s));
+    memcpy(err_detail, tmp, sizeof err_detail - 1);
+    err_detail[sizeof err_detail - 1] = '\0';
     return s;
 }
 
