@@ -1,0 +1,595 @@
+/* ONNX import: parse with protobuf-c, check the graph (names, cycles, opset, every
+ * unsupported node at once), fold load-time constants, translate nodes into an advex
+ * graph (inferring symbolic shapes as it goes) and finalise the model. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "onnx_internal.h"
+
+#define MAX_LISTED 8 /* unsupported nodes named in the message */
+
+/* One ONNX value name. */
+typedef struct ent {
+    const char *name;
+    int producer;                    /* ONNX node index, -1 */
+    const Onnx__TensorProto *init;   /* initializer, or NULL */
+    int is_input;                    /* the image input */
+    int is_static;                   /* known at load time */
+    int have_c;
+    onnx_const c;                    /* its value once evaluated */
+    int vid;                         /* advex value id, -1 */
+    int role;                        /* strongest use: 0 CONST, 1 STATE, 2 PARAM */
+    int ndim;                        /* run-time values: symbolic shape */
+    onnx_sym shape[ADVEX_MAX_DIMS];
+} ent;
+
+typedef struct importer {
+    const char *name;                /* for messages */
+    const Onnx__GraphProto *gp;
+    int opset;
+    onnx_map map;                    /* name -> ent index */
+    ent *ents;
+    int n_ents;
+    int *order;                      /* nodes in topological order */
+    char *needed, *node_static;
+    int drop;                        /* Softmax node cut off the end, -1 */
+    const char *out_name;
+    advex_model *m;
+    int *vid_ent;                    /* advex value id -> ent (run-time values) */
+    int vid_cap;
+} importer;
+
+static int role_rank(advex_value_kind k) { return k == ADVEX_VAL_PARAM ? 2 : k == ADVEX_VAL_STATE ? 1 : 0; }
+
+static int add_ent(importer *im, const char *name) {
+    int e = onnx_map_get(&im->map, name);
+    if (e >= 0) return e;
+    e = im->n_ents++;
+    memset(&im->ents[e], 0, sizeof im->ents[e]);
+    im->ents[e].name = name;
+    im->ents[e].producer = -1;
+    im->ents[e].vid = -1;
+    if (onnx_map_put(&im->map, name, e) != 0) return -1;
+    return e;
+}
+
+static const char *label(const Onnx__NodeProto *nd, char *buf, size_t n) { return onnx_node_label(nd, buf, n); }
+
+/* ---- structure: names, producers, topological order ----------------------------------------- */
+
+static advex_status index_names(importer *im) {
+    const Onnx__GraphProto *gp = im->gp;
+    size_t cap = gp->n_initializer + gp->n_input + 1;
+    for (size_t i = 0; i < gp->n_node; i++) {
+        const Onnx__NodeProto *nd = gp->node[i];
+        if (!nd || !nd->op_type || !*nd->op_type) return advex_set_error(ADVEX_ERR_FORMAT, "node #%zu has no op type", i);
+        cap += nd->n_output + nd->n_input;
+    }
+    im->ents = malloc(cap * sizeof *im->ents);
+    if (!im->ents || onnx_map_init(&im->map, cap) != 0) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < gp->n_initializer; i++) {
+        const Onnx__TensorProto *t = gp->initializer[i];
+        if (!t->name || !*t->name) return advex_set_error(ADVEX_ERR_FORMAT, "initializer #%zu has no name", i);
+        if (onnx_map_get(&im->map, t->name) >= 0)
+            return advex_set_error(ADVEX_ERR_FORMAT, "initializer '%s' is defined twice", t->name);
+        int e = add_ent(im, t->name);
+        if (e < 0) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+        im->ents[e].init = t;
+        im->ents[e].is_static = 1;
+    }
+    for (size_t i = 0; i < gp->n_node; i++) {
+        const Onnx__NodeProto *nd = gp->node[i];
+        char lb[128];
+        for (size_t k = 0; k < nd->n_output; k++) {
+            const char *o = nd->output[k];
+            if (!o || !*o) {
+                if (k == 0) return advex_set_error(ADVEX_ERR_FORMAT, "node '%s' (%s) has no output name",
+                                                   label(nd, lb, sizeof lb), nd->op_type);
+                continue;
+            }
+            int e = onnx_map_get(&im->map, o);
+            if (e >= 0 && (im->ents[e].producer >= 0 || im->ents[e].init))
+                return advex_set_error(ADVEX_ERR_FORMAT, "value '%s' is defined twice (node '%s')", o,
+                                       label(nd, lb, sizeof lb));
+            if ((e = add_ent(im, o)) < 0) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+            im->ents[e].producer = (int)i;
+        }
+        if (nd->n_output == 0)
+            return advex_set_error(ADVEX_ERR_FORMAT, "node '%s' (%s) has no outputs", label(nd, lb, sizeof lb), nd->op_type);
+    }
+    return ADVEX_OK;
+}
+
+/* The image input: the one graph input that is not an initializer, (N,C,H,W) float. */
+static advex_status find_input(importer *im, const Onnx__ValueInfoProto **out) {
+    const Onnx__GraphProto *gp = im->gp;
+    const Onnx__ValueInfoProto *found = NULL;
+    int count = 0;
+    for (size_t i = 0; i < gp->n_input; i++) {
+        const Onnx__ValueInfoProto *vi = gp->input[i];
+        if (!vi->name || !*vi->name) return advex_set_error(ADVEX_ERR_FORMAT, "graph input #%zu has no name", i);
+        int e = onnx_map_get(&im->map, vi->name);
+        if (e >= 0 && im->ents[e].init) continue;
+        if (e >= 0 && im->ents[e].producer >= 0)
+            return advex_set_error(ADVEX_ERR_FORMAT, "graph input '%s' is also a node output", vi->name);
+        if (!found) found = vi;
+        count++;
+    }
+    if (count != 1)
+        return advex_set_error(count ? ADVEX_ERR_UNSUPPORTED : ADVEX_ERR_FORMAT,
+                               "model has %d inputs besides its initializers; advex needs exactly one image input",
+                               count);
+    const Onnx__TypeProto *tp = found->type;
+    if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type)
+        return advex_set_error(ADVEX_ERR_UNSUPPORTED, "input '%s' is not a tensor", found->name);
+    const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+    if (tt->has_elem_type && tt->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+        return advex_set_error(ADVEX_ERR_UNSUPPORTED, "input '%s' has element type %d; advex needs float32",
+                               found->name, tt->elem_type);
+    if (!tt->shape || tt->shape->n_dim != 4)
+        return advex_set_error(ADVEX_ERR_UNSUPPORTED, "input '%s' must be 4-D (N,C,H,W) with a known shape",
+                               found->name);
+    for (int d = 1; d < 4; d++) {
+        const Onnx__TensorShapeProto__Dimension *dm = tt->shape->dim[d];
+        if (dm->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE || dm->dim_value <= 0 ||
+            dm->dim_value > 65536)
+            return advex_set_error(ADVEX_ERR_UNSUPPORTED,
+                                   "input '%s': dimension %d must be a fixed size (C, H and W are fixed; only N "
+                                   "may vary)", found->name, d);
+    }
+    *out = found;
+    return ADVEX_OK;
+}
+
+/* Kahn's algorithm over ONNX nodes (files should be sorted but need not be); also checks
+ * that every input names something. */
+static advex_status topo_sort(importer *im) {
+    const Onnx__GraphProto *gp = im->gp;
+    size_t nn = gp->n_node, edges = 0;
+    advex_status st = ADVEX_OK;
+    char lb[128];
+    for (size_t i = 0; i < nn; i++) edges += gp->node[i]->n_input;
+    int *indeg = calloc(nn + 1, sizeof(int)), *start = calloc(nn + 2, sizeof(int));
+    int *adj = malloc((edges + 1) * sizeof(int));
+    im->order = malloc((nn + 1) * sizeof(int));
+    if (!indeg || !start || !adj || !im->order) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); goto done; }
+    for (size_t i = 0; i < nn; i++) {
+        const Onnx__NodeProto *nd = gp->node[i];
+        for (size_t k = 0; k < nd->n_input; k++) {
+            const char *in = nd->input[k];
+            if (!in || !*in) continue;
+            int e = onnx_map_get(&im->map, in);
+            if (e < 0 || (im->ents[e].producer < 0 && !im->ents[e].init && !im->ents[e].is_input)) {
+                st = advex_set_error(ADVEX_ERR_FORMAT, "node '%s' (%s): input '%s' is not defined (no initializer, "
+                                     "graph input or node output has that name)", label(nd, lb, sizeof lb),
+                                     nd->op_type, in);
+                goto done;
+            }
+            if (im->ents[e].producer >= 0) { start[im->ents[e].producer + 1]++; indeg[i]++; }
+        }
+    }
+    for (size_t i = 0; i < nn; i++) start[i + 1] += start[i];
+    {
+        int *fill = calloc(nn + 1, sizeof(int));
+        if (!fill) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); goto done; }
+        for (size_t i = 0; i < nn; i++) {
+            const Onnx__NodeProto *nd = gp->node[i];
+            for (size_t k = 0; k < nd->n_input; k++) {
+                const char *in = nd->input[k];
+                if (!in || !*in) continue;
+                int p = im->ents[onnx_map_get(&im->map, in)].producer;
+                if (p >= 0) adj[start[p] + fill[p]++] = (int)i;
+            }
+        }
+        free(fill);
+    }
+    size_t head = 0, tail = 0;
+    for (size_t i = 0; i < nn; i++) if (indeg[i] == 0) im->order[tail++] = (int)i;
+    while (head < tail) {
+        int i = im->order[head++];
+        for (int j = start[i]; j < start[i + 1]; j++)
+            if (--indeg[adj[j]] == 0) im->order[tail++] = adj[j];
+    }
+    if (tail != nn)
+        for (size_t i = 0; i < nn; i++)
+            if (indeg[i] > 0) {
+                st = advex_set_error(ADVEX_ERR_FORMAT, "graph has a cycle (through node '%s' (%s))",
+                                     label(gp->node[i], lb, sizeof lb), gp->node[i]->op_type);
+                break;
+            }
+done:
+    free(indeg);
+    free(start);
+    free(adj);
+    return st;
+}
+
+/* Which nodes the output depends on, which of them fold to constants, and whether the
+ * last node is a Softmax to cut off. */
+static advex_status analyse(importer *im) {
+    const Onnx__GraphProto *gp = im->gp;
+    size_t nn = gp->n_node;
+    im->needed = calloc(nn + 1, 1);
+    im->node_static = calloc(nn + 1, 1);
+    if (!im->needed || !im->node_static) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    if (gp->n_output < 1 || !gp->output[0]->name || !*gp->output[0]->name)
+        return advex_set_error(ADVEX_ERR_FORMAT, "graph has no output");
+    im->out_name = gp->output[0]->name;
+    int e = onnx_map_get(&im->map, im->out_name);
+    if (e < 0) return advex_set_error(ADVEX_ERR_FORMAT, "graph output '%s' is not produced by any node", im->out_name);
+    int p = im->ents[e].producer;
+    if (p >= 0) {
+        const Onnx__NodeProto *nd = gp->node[p];
+        if ((strcmp(nd->op_type, "Softmax") == 0 || strcmp(nd->op_type, "LogSoftmax") == 0) &&
+            (!nd->domain || !*nd->domain) && nd->n_input >= 1 && nd->input[0] && *nd->input[0]) {
+            im->drop = p;
+            im->out_name = nd->input[0];
+            e = onnx_map_get(&im->map, im->out_name);
+            p = im->ents[e].producer;
+        }
+    }
+    if (p >= 0) im->needed[p] = 1;
+    for (size_t j = nn; j-- > 0;) {
+        int i = im->order[j];
+        if (!im->needed[i]) continue;
+        const Onnx__NodeProto *nd = gp->node[i];
+        for (size_t k = 0; k < nd->n_input; k++) {
+            if (!nd->input[k] || !*nd->input[k]) continue;
+            int q = im->ents[onnx_map_get(&im->map, nd->input[k])].producer;
+            if (q >= 0) im->needed[q] = 1;
+        }
+    }
+    for (size_t j = 0; j < nn; j++) {
+        int i = im->order[j];
+        const Onnx__NodeProto *nd = gp->node[i];
+        if (!im->needed[i]) continue;
+        int st = 0;
+        if (nd->domain && *nd->domain && strcmp(nd->domain, "ai.onnx") != 0) st = 0;
+        else if (strcmp(nd->op_type, "Constant") == 0 || strcmp(nd->op_type, "Shape") == 0) st = 1;
+        else if (onnx_foldable(nd->op_type) && nd->n_input > 0) {
+            st = 1;
+            for (size_t k = 0; k < nd->n_input; k++)
+                if (nd->input[k] && *nd->input[k] && !im->ents[onnx_map_get(&im->map, nd->input[k])].is_static) st = 0;
+        }
+        im->node_static[i] = (char)st;
+        if (st) im->ents[onnx_map_get(&im->map, nd->output[0])].is_static = 1;
+    }
+    return ADVEX_OK;
+}
+
+/* All unsupported nodes in one message; also records how constants are used. */
+static advex_status check_support(importer *im) {
+    const Onnx__GraphProto *gp = im->gp;
+    char msg[1024], why[160], lb[128];
+    int bad = 0;
+    size_t len = 0;
+    msg[0] = '\0';
+    for (size_t j = 0; j < gp->n_node; j++) {
+        int i = im->order[j];
+        const Onnx__NodeProto *nd = gp->node[i];
+        if (!im->needed[i] || im->node_static[i]) continue;
+        int ok = onnx_check_node(nd, im->opset, why, sizeof why);
+        if (ok < 0) return ADVEX_ERR_FORMAT;
+        if (!ok) {
+            if (bad < MAX_LISTED && len < sizeof msg)
+                len += (size_t)snprintf(msg + len, sizeof msg - len, "%s'%s' (%s)", bad ? ", " : "",
+                                        label(nd, lb, sizeof lb), why);
+            bad++;
+            continue;
+        }
+        for (size_t k = 0; k < nd->n_input; k++) {
+            if (!nd->input[k] || !*nd->input[k]) continue;
+            ent *en = &im->ents[onnx_map_get(&im->map, nd->input[k])];
+            int r = role_rank(onnx_input_role(nd->op_type, (int)k));
+            if (r > en->role) en->role = r;
+        }
+    }
+    if (bad) {
+        if (bad > MAX_LISTED) snprintf(why, sizeof why, " and %d more", bad - MAX_LISTED);
+        else why[0] = '\0';
+        return advex_set_error(ADVEX_ERR_UNSUPPORTED, "%d unsupported node%s: %s%s", bad, bad > 1 ? "s" : "", msg, why);
+    }
+    return ADVEX_OK;
+}
+
+/* ---- building ------------------------------------------------------------------------------- */
+
+/* The load-time value of a static name (initializers are decoded on first use). */
+static advex_status get_const(ent *en, const onnx_const **out) {
+    if (!en->have_c) {
+        if (!en->init)
+            return advex_set_error(ADVEX_ERR_FORMAT, "value '%s' is not available (an unsupported optional output?)",
+                                   en->name);
+        char what[160];
+        snprintf(what, sizeof what, "initializer '%s'", en->name);
+        advex_status st = onnx_const_from_tensor(en->init, &en->c, what);
+        if (st) return st;
+        en->have_c = 1;
+    }
+    *out = &en->c;
+    return ADVEX_OK;
+}
+
+static int track_vid(importer *im, int vid, int e) {
+    if (vid >= im->vid_cap) {
+        int cap = im->vid_cap ? im->vid_cap * 2 : 64;
+        while (cap <= vid) cap *= 2;
+        int *nv = realloc(im->vid_ent, (size_t)cap * sizeof(int));
+        if (!nv) return -1;
+        im->vid_ent = nv;
+        im->vid_cap = cap;
+    }
+    im->vid_ent[vid] = e;
+    return 0;
+}
+
+/* Turn a load-time constant into a graph value (PARAM, STATE or CONST by its use). */
+static advex_status materialise(importer *im, ent *en) {
+    if (en->vid >= 0) return ADVEX_OK;
+    const onnx_const *c;
+    advex_status st = get_const(en, &c);
+    if (st) return st;
+    advex_value_kind kind = en->role == 2 ? ADVEX_VAL_PARAM : en->role == 1 ? ADVEX_VAL_STATE : ADVEX_VAL_CONST;
+    int vid = advex_graph_add_value(&im->m->g, en->name, kind, c->ndim, c->dims);
+    if (vid < 0) return ADVEX_ERR_NOMEM;
+    float *dst = im->m->g.vals[vid].data;
+    for (int64_t k = 0; k < c->numel; k++)
+        if (onnx_const_float(c, k, &dst[k]) != 0)
+            return advex_set_error(ADVEX_ERR_UNSUPPORTED, "value '%s' depends on the batch size but is used as data",
+                                   en->name);
+    en->vid = vid;
+    return track_vid(im, vid, -1) ? advex_set_error(ADVEX_ERR_NOMEM, "out of memory") : ADVEX_OK;
+}
+
+/* Infer the new node's output shape at N = 1 and N = 2 with the op's own shape function;
+ * the difference gives each dimension as v + n*N. */
+static advex_status infer_sym(importer *im, int node, ent *out) {
+    advex_graph *g = &im->m->g;
+    advex_node *nd = &g->nodes[node];
+    int64_t d[2][ADVEX_MAX_DIMS];
+    int r[2];
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t n = pass + 1;
+        for (int k = 0; k < nd->n_in; k++) {
+            int v = nd->in[k];
+            if (v < 0 || g->vals[v].kind > ADVEX_VAL_ACT) continue;
+            const ent *src = &im->ents[im->vid_ent[v]];
+            g->vals[v].ndim = src->ndim;
+            for (int q = 0; q < src->ndim; q++) g->vals[v].dims[q] = src->shape[q].v + src->shape[q].n * n;
+        }
+        advex_status st = advex_op_defs[nd->op].infer(nd, g->vals);
+        if (st && pass == 1)
+            return advex_set_error(st, "node '%s': works for batch size 1 only (the export fixed the batch "
+                                   "size somewhere); %s", nd->name, advex_last_error());
+        if (st) return st;
+        const advex_value *o = &g->vals[nd->out[0]];
+        r[pass] = o->ndim;
+        for (int q = 0; q < o->ndim; q++) d[pass][q] = o->dims[q];
+    }
+    if (r[0] != r[1]) return advex_set_error(ADVEX_ERR_UNSUPPORTED, "node '%s': rank depends on the batch size", nd->name);
+    out->ndim = r[0];
+    for (int q = 0; q < r[0]; q++) {
+        out->shape[q].n = d[1][q] - d[0][q];
+        out->shape[q].v = d[0][q] - out->shape[q].n;
+    }
+    return ADVEX_OK;
+}
+
+static advex_status build_static(importer *im, const Onnx__NodeProto *nd) {
+    const onnx_const *cin[64] = {0};
+    const onnx_const **in = nd->n_input <= 64 ? cin : calloc(nd->n_input, sizeof *in);
+    const ent *shape_src = NULL;
+    advex_status st = ADVEX_OK;
+    if (!in) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; k < nd->n_input && !st; k++) {
+        in[k] = NULL;
+        if (!nd->input[k] || !*nd->input[k]) continue;
+        ent *en = &im->ents[onnx_map_get(&im->map, nd->input[k])];
+        if (en->is_static) st = get_const(en, &in[k]);
+        else shape_src = en; /* Shape of a run-time value */
+    }
+    if (!st) {
+        ent *o = &im->ents[onnx_map_get(&im->map, nd->output[0])];
+        st = onnx_fold(nd, im->opset, in, (int)nd->n_input, shape_src ? shape_src->shape : NULL,
+                       shape_src ? shape_src->ndim : 0, &o->c);
+        if (!st) o->have_c = 1;
+    }
+    if (in != cin) free(in);
+    return st;
+}
+
+static advex_status build_compute(importer *im, const Onnx__NodeProto *nd) {
+    int n_in = (int)nd->n_input;
+    onnx_input *in = calloc((size_t)n_in + 1, sizeof *in);
+    onnx_sym *shapes = calloc(((size_t)n_in + 1) * ADVEX_MAX_DIMS, sizeof *shapes);
+    int *keep = calloc((size_t)n_in + 1, sizeof(int)), *ids = calloc((size_t)n_in + 1, sizeof(int));
+    advex_status st = ADVEX_OK;
+    advex_op_type op;
+    advex_attrs a;
+    char lb[128];
+    if (!in || !shapes || !keep || !ids) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); goto done; }
+    for (int k = 0; k < n_in; k++) {
+        ids[k] = -1;
+        if (!nd->input[k] || !*nd->input[k]) continue;
+        ent *en = &im->ents[onnx_map_get(&im->map, nd->input[k])];
+        in[k].present = 1;
+        if (en->is_static) {
+            if ((st = get_const(en, &in[k].c))) goto done;
+            in[k].ndim = in[k].c->ndim;
+            for (int q = 0; q < in[k].ndim; q++) shapes[k * ADVEX_MAX_DIMS + q].v = in[k].c->dims[q];
+            in[k].shape = &shapes[k * ADVEX_MAX_DIMS];
+        } else {
+            if (en->vid < 0) {
+                st = advex_set_error(ADVEX_ERR_UNSUPPORTED, "node '%s' (%s): input '%s' is an optional output "
+                                     "advex does not compute", label(nd, lb, sizeof lb), nd->op_type, en->name);
+                goto done;
+            }
+            in[k].ndim = en->ndim;
+            in[k].shape = en->shape;
+        }
+    }
+    if ((st = onnx_translate(nd, im->opset, in, n_in, &op, &a, keep))) goto done;
+    int n_keep = 0;
+    for (int k = 0; k < n_in; k++) {
+        if (!keep[k]) continue;
+        ent *en = &im->ents[onnx_map_get(&im->map, nd->input[k])];
+        if (en->is_static && (st = materialise(im, en))) goto done;
+        ids[k] = en->vid;
+        n_keep = k + 1;
+    }
+    /* the op's shape function runs before finalize checks arities: check them here */
+    const advex_op_def *def = &advex_op_defs[op];
+    int bad_arity = n_keep < def->min_in || n_keep > def->max_in;
+    for (int k = 0; k < def->min_in && k < n_keep; k++) bad_arity |= ids[k] < 0;
+    if (bad_arity) {
+        st = advex_set_error(ADVEX_ERR_FORMAT, "node '%s' (%s): %d inputs, or a required one missing (expected %d..%d)",
+                             label(nd, lb, sizeof lb), nd->op_type, n_keep, def->min_in, def->max_in);
+        goto done;
+    }
+    advex_graph *g = &im->m->g;
+    int out = advex_graph_add_value(g, nd->output[0], ADVEX_VAL_ACT, 0, NULL);
+    if (out < 0) { st = ADVEX_ERR_NOMEM; goto done; }
+    int node = advex_graph_add_node(g, op, nd->name && *nd->name ? nd->name : nd->output[0], n_keep, ids, out);
+    if (node < 0) { st = ADVEX_ERR_NOMEM; goto done; }
+    g->nodes[node].a = a;
+    ent *o = &im->ents[onnx_map_get(&im->map, nd->output[0])];
+    o->vid = out;
+    if (track_vid(im, out, (int)(o - im->ents))) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); goto done; }
+    st = infer_sym(im, node, o);
+done:
+    free(in);
+    free(shapes);
+    free(keep);
+    free(ids);
+    return st;
+}
+
+static advex_status build(importer *im, const Onnx__ValueInfoProto *input) {
+    const Onnx__GraphProto *gp = im->gp;
+    advex_graph *g = &im->m->g;
+    int64_t dims[4] = {1, 0, 0, 0};
+    for (int d = 1; d < 4; d++) dims[d] = input->type->tensor_type->shape->dim[d]->dim_value;
+    int e = onnx_map_get(&im->map, input->name);
+    ent *in = &im->ents[e];
+    g->input = advex_graph_add_value(g, input->name, ADVEX_VAL_INPUT, 4, dims);
+    if (g->input < 0) return ADVEX_ERR_NOMEM;
+    in->vid = g->input;
+    in->ndim = 4;
+    in->shape[0].n = 1;
+    for (int d = 1; d < 4; d++) in->shape[d].v = dims[d];
+    if (track_vid(im, g->input, e)) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    for (size_t j = 0; j < gp->n_node; j++) {
+        int i = im->order[j];
+        if (!im->needed[i]) continue;
+        advex_status st = im->node_static[i] ? build_static(im, gp->node[i]) : build_compute(im, gp->node[i]);
+        if (st) return st;
+    }
+    const ent *out = &im->ents[onnx_map_get(&im->map, im->out_name)];
+    if (out->vid < 0 || out->is_static || out->vid == g->input)
+        return advex_set_error(ADVEX_ERR_UNSUPPORTED, "output '%s' does not depend on the input through any op",
+                               im->out_name);
+    g->output = out->vid;
+    im->m->output_is_prob = im->drop >= 0;
+    return ADVEX_OK;
+}
+
+static void importer_free(importer *im) {
+    if (im->ents)
+        for (int i = 0; i < im->n_ents; i++) onnx_const_free(&im->ents[i].c);
+    free(im->ents);
+    onnx_map_free(&im->map);
+    free(im->order);
+    free(im->needed);
+    free(im->node_static);
+    free(im->vid_ent);
+}
+
+static advex_status import_model(importer *im, const Onnx__ModelProto *mp) {
+    const Onnx__GraphProto *gp = mp->graph;
+    if (!gp) return advex_set_error(ADVEX_ERR_FORMAT, "not a valid ONNX model (no graph)");
+    im->gp = gp;
+    im->opset = -1;
+    for (size_t i = 0; i < mp->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *os = mp->opset_import[i];
+        if ((!os->domain || !*os->domain || strcmp(os->domain, "ai.onnx") == 0) && os->has_version)
+            im->opset = (int)(os->version > 1000 ? 1000 : os->version < -1 ? -1 : os->version);
+    }
+    if (im->opset < 0) return advex_set_error(ADVEX_ERR_FORMAT, "not a valid ONNX model (no ONNX opset imported)");
+    if (im->opset < ADVEX_ONNX_MIN_OPSET || im->opset > ADVEX_ONNX_MAX_OPSET)
+        return advex_set_error(ADVEX_ERR_UNSUPPORTED, "opset %d (advex reads opsets %d..%d)", im->opset,
+                               ADVEX_ONNX_MIN_OPSET, ADVEX_ONNX_MAX_OPSET);
+    if (gp->n_node > ADVEX_ONNX_MAX_NODES || gp->n_initializer > ADVEX_ONNX_MAX_NODES)
+        return advex_set_error(ADVEX_ERR_LIMIT, "%zu nodes and %zu initializers (limit %d each)", gp->n_node,
+                               gp->n_initializer, ADVEX_ONNX_MAX_NODES);
+    if (gp->n_node == 0) return advex_set_error(ADVEX_ERR_FORMAT, "graph has no nodes");
+    im->drop = -1;
+    advex_status st;
+    const Onnx__ValueInfoProto *input = NULL;
+    if ((st = index_names(im)) || (st = find_input(im, &input))) return st;
+    int e = add_ent(im, input->name);
+    if (e < 0) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    im->ents[e].is_input = 1;
+    if ((st = topo_sort(im)) || (st = analyse(im)) || (st = check_support(im))) return st;
+    im->m = advex_model_new(im->name);
+    if (!im->m) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    if ((st = build(im, input))) return st;
+    return advex_model_finalize(im->m);
+}
+
+advex_status advex_model_load_onnx_buffer(const void *buf, size_t len, const char *name, advex_model **out) {
+    importer im;
+    memset(&im, 0, sizeof im);
+    if (!name || !*name) name = "model.onnx";
+    if (!out) return advex_set_error(ADVEX_ERR_ARG, "%s: no output handle", name);
+    *out = NULL;
+    im.name = name;
+    if (!buf || len == 0) return advex_set_error(ADVEX_ERR_FORMAT, "%s: empty file (not an ONNX model)", name);
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
+    if (!mp) return advex_set_error(ADVEX_ERR_FORMAT, "%s: not a valid ONNX model (protobuf parse failed)", name);
+    advex_status st = import_model(&im, mp);
+    if (st) {
+        if (!advex_last_error()[0]) advex_set_error(st, "%s", advex_status_str(st));
+        advex_error_prefix(st, name);
+        advex_model_free(im.m);
+    } else {
+        *out = im.m;
+    }
+    importer_free(&im);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    return st;
+}
+
+advex_status advex_model_load_onnx(const char *path, advex_model **out) {
+    if (out) *out = NULL;
+    if (!path || !*path) return advex_set_error(ADVEX_ERR_ARG, "no ONNX file name given");
+    FILE *f = fopen(path, "rb");
+    if (!f) return advex_set_error(ADVEX_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return advex_set_error(ADVEX_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)sb.st_size > ((uint64_t)1 << 32)) {
+        fclose(f);
+        return advex_set_error(ADVEX_ERR_LIMIT, "%s: file larger than 4 GiB", path);
+    }
+    size_t len = (size_t)sb.st_size;
+    unsigned char *buf = malloc(len ? len : 1);
+    if (!buf) {
+        fclose(f);
+        return advex_set_error(ADVEX_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, len);
+    }
+    size_t got = fread(buf, 1, len, f);
+    int err = ferror(f) ? errno : 0;
+    fclose(f);
+    if (got != len) {
+        free(buf);
+        return advex_set_error(ADVEX_ERR_IO, "%s: read failed: %s", path, err ? strerror(err) : "file changed size");
+    }
+    advex_status st = advex_model_load_onnx_buffer(buf, len, path, out);
+    free(buf);
+    return st;
+}

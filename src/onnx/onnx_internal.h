@@ -1,0 +1,108 @@
+/* Internals of the ONNX importer/exporter (src/onnx/): a string hash map, load-time
+ * constant tensors whose integers may depend on the symbolic batch size N, the constant
+ * folder, attribute readers and the per-op translation. Not installed; not public API. */
+#ifndef ADVEX_ONNX_INTERNAL_H
+#define ADVEX_ONNX_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+#include "onnx.pb-c.h"
+
+/* Limits on hostile files. */
+#define ADVEX_ONNX_MAX_NODES 100000              /* graph nodes */
+#define ADVEX_ONNX_MAX_NUMEL ((int64_t)1 << 31)  /* floats in one initializer */
+#define ADVEX_ONNX_MAX_FOLD ((int64_t)1 << 26)   /* elements of one folded result */
+#define ADVEX_ONNX_MIN_OPSET 7
+#define ADVEX_ONNX_MAX_OPSET 17
+
+/* ---- names (names.c) ----------------------------------------------------------------- */
+
+/* Open-addressing map from borrowed strings to ints. */
+typedef struct onnx_map {
+    const char **keys;
+    int *vals;
+    size_t cap, n;
+} onnx_map;
+
+int onnx_map_init(onnx_map *m, size_t expected);   /* 0 ok, -1 out of memory */
+int onnx_map_get(const onnx_map *m, const char *key); /* -1 when absent */
+int onnx_map_put(onnx_map *m, const char *key, int val); /* insert or replace; -1 nomem */
+void onnx_map_free(onnx_map *m);
+
+/* ---- load-time constants (fold.c) ------------------------------------------------------ */
+
+/* An integer known at load time as v + n*N, N the (symbolic) batch size. */
+typedef struct onnx_sym {
+    int64_t v, n;
+} onnx_sym;
+
+typedef struct onnx_const {
+    int is_float;       /* float data in f, else integers in i */
+    int ndim;
+    int64_t dims[ADVEX_MAX_DIMS];
+    int64_t numel;
+    float *f;           /* (numel) owned */
+    onnx_sym *i;        /* (numel) owned */
+} onnx_const;
+
+/* Allocate c (zeroed) for a shape; error (naming what) on rank > 6, negative or huge
+ * shapes (limit: elements). */
+advex_status onnx_const_alloc(onnx_const *c, int is_float, int ndim, const int64_t *dims,
+                              int64_t limit, const char *what);
+void onnx_const_free(onnx_const *c);
+/* Decode a TensorProto (float, double, int8..int64, uint8, bool; raw_data or typed fields). */
+advex_status onnx_const_from_tensor(const Onnx__TensorProto *t, onnx_const *c, const char *what);
+/* Element k as a float (0 on success; -1 when it depends on N). */
+int onnx_const_float(const onnx_const *c, int64_t k, float *out);
+/* Element k as a plain integer (0 on success; -1 when it depends on N). */
+int onnx_const_int(const onnx_const *c, int64_t k, int64_t *out);
+
+/* 1 when the folder can evaluate op_type (given load-time inputs). */
+int onnx_foldable(const char *op_type);
+/* Evaluate a node whose inputs are all known: in[k] (NULL for an absent optional input).
+ * For Shape, in[0] may be NULL and shape/shape_ndim give the input's symbolic shape. */
+advex_status onnx_fold(const Onnx__NodeProto *nd, int opset, const onnx_const *const *in,
+                       int n_in, const onnx_sym *shape, int shape_ndim, onnx_const *out);
+
+/* ---- attributes (attrs.c) -------------------------------------------------------------- */
+
+/* The node's display name for messages: its name, else its first output, else "#idx". */
+const char *onnx_node_label(const Onnx__NodeProto *nd, char *buf, size_t n);
+const Onnx__AttributeProto *onnx_attr(const Onnx__NodeProto *nd, const char *name);
+/* Readers: absent -> default and 0; wrong type -> ADVEX_ERR_FORMAT naming the node. */
+advex_status onnx_attr_int(const Onnx__NodeProto *nd, const char *name, int64_t def, int64_t *out);
+advex_status onnx_attr_float(const Onnx__NodeProto *nd, const char *name, float def, float *out);
+/* ints: up to cap values into out, count into *n (-1 when absent). */
+advex_status onnx_attr_ints(const Onnx__NodeProto *nd, const char *name, int64_t *out, int cap,
+                            int *n);
+/* string attribute into buf (NUL-terminated, truncated); def when absent. */
+advex_status onnx_attr_str(const Onnx__NodeProto *nd, const char *name, const char *def,
+                           char *buf, size_t n);
+
+/* ---- op translation (ops.c) -------------------------------------------------------------- */
+
+/* Pre-check of one node that will run at inference time (not folded): 1 supported, 0 not
+ * (a short reason like "Resize, opset 13" or "Pad mode=reflect" in why), -1 malformed
+ * (error set). */
+int onnx_check_node(const Onnx__NodeProto *nd, int opset, char *why, size_t n);
+
+/* What an input of a compute node is at translation time. */
+typedef struct onnx_input {
+    int present;               /* named and non-empty */
+    const onnx_const *c;       /* known at load time, else NULL */
+    int ndim;                  /* rank (runtime values and constants) */
+    const onnx_sym *shape;     /* symbolic shape (ndim entries) */
+} onnx_input;
+
+/* Translate a checked compute node: op, attributes (static inputs folded into them) and
+ * which ONNX inputs stay graph inputs (keep[k] = 1). Errors name the node. */
+advex_status onnx_translate(const Onnx__NodeProto *nd, int opset, const onnx_input *in, int n_in,
+                            advex_op_type *op, advex_attrs *a, int *keep);
+
+/* Value kind an initializer takes when used as input k of an ONNX op: PARAM (trainable
+ * weights), STATE (BatchNorm running statistics) or CONST. */
+advex_value_kind onnx_input_role(const char *op_type, int k);
+
+#endif
