@@ -95,8 +95,9 @@ TEST(roundtrip_wide) { roundtrip_arch("wide"); }
 
 /* An imported model (Softmax cut off, constants folded) exports and re-imports unchanged. */
 TEST(roundtrip_imported) {
-    const char *files[] = {"softmax_torch.onnx", "mixed_torch_op9.onnx", "mixed_torch_op13.onnx"};
-    for (int i = 0; i < 3; i++) {
+    const char *files[] = {"softmax_torch.onnx", "mixed_torch_op9.onnx", "mixed_torch_op13.onnx",
+                           "handmade_op11.onnx"};
+    for (int i = 0; i < 4; i++) {
         char rel[128];
         snprintf(rel, sizeof rel, "tests/fixtures/onnx/%s", files[i]);
         advex_model *m = NULL;
@@ -154,6 +155,8 @@ TEST(torch_view_chain) { check_torch("view_torch.onnx", "small_x.npy", "view_log
 TEST(torch_softmax_cut) { check_torch("softmax_torch.onnx", "small_x.npy", "softmax_logits.npy", 1, -1); }
 TEST(torch_mixed_opset13) { check_torch("mixed_torch_op13.onnx", "mixed_x.npy", "mixed_logits.npy", 0, -1); }
 TEST(torch_mixed_opset9) { check_torch("mixed_torch_op9.onnx", "mixed_x.npy", "mixed_logits.npy", 0, -1); }
+/* auto_pad SAME_UPPER/SAME_LOWER/VALID, Clip bounds as inputs, (Un)Squeeze/Cast at run time */
+TEST(handmade_opset11) { check_torch("handmade_op11.onnx", "handmade_x.npy", "handmade_logits.npy", 0, -1); }
 
 /* Parameter roles: conv/linear weights and BatchNorm affine trainable, normalisation
  * constants and running statistics not. */
@@ -554,7 +557,7 @@ TEST(fuzz_mutations) {
 TEST_MAIN(TEST_ENTRY(roundtrip_small), TEST_ENTRY(roundtrip_cnn), TEST_ENTRY(roundtrip_resnet),
           TEST_ENTRY(roundtrip_wide), TEST_ENTRY(roundtrip_imported), TEST_ENTRY(torch_small),
           TEST_ENTRY(torch_view_chain), TEST_ENTRY(torch_softmax_cut), TEST_ENTRY(torch_mixed_opset13),
-          TEST_ENTRY(torch_mixed_opset9), TEST_ENTRY(value_kinds), TEST_ENTRY(load_from_buffer),
+          TEST_ENTRY(torch_mixed_opset9), TEST_ENTRY(handmade_opset11), TEST_ENTRY(value_kinds), TEST_ENTRY(load_from_buffer),
           TEST_ENTRY(error_missing_file), TEST_ENTRY(error_empty_file), TEST_ENTRY(error_truncated),
           TEST_ENTRY(error_random_bytes), TEST_ENTRY(error_unsupported_nodes_all_named),
           TEST_ENTRY(error_missing_initializer), TEST_ENTRY(error_cycle), TEST_ENTRY(save_errors_leave_nothing),

@@ -124,6 +124,47 @@ def broken_models():
     save_model(g, "cycle.onnx", check=False)
 
 
+def handmade_model():
+    """Opset 11 by hand: auto_pad SAME_UPPER/SAME_LOWER/VALID, Clip bounds as inputs, Dropout
+    ratio attribute, Unsqueeze/Squeeze/Cast on run-time values, a Constant -> Mul. Expected
+    logits from the equivalent PyTorch ops (explicit pads)."""
+    rng = np.random.default_rng(11)
+    w1 = (rng.standard_normal((4, 2, 3, 3)) * 0.3).astype(np.float32)
+    w2 = (rng.standard_normal((3, 4, 2, 2)) * 0.3).astype(np.float32)
+    fc = (rng.standard_normal((5, 3 * 3 * 3)) * 0.3).astype(np.float32)
+    x = rng.random((4, 2, 5, 5)).astype(np.float32)
+    nodes = [
+        helper.make_node("Constant", [], ["two"], value=numpy_helper.from_array(np.array(2.0, np.float32))),
+        helper.make_node("Mul", ["input", "two"], ["x2"]),
+        # in 5, k 3, s 2: out 3, total pad 2 -> (1, 1)
+        helper.make_node("Conv", ["x2", "w1"], ["c1"], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"),
+        helper.make_node("Clip", ["c1", "lo", "hi"], ["cl"]),
+        # in 3, k 2, s 1: out 3, total pad 1 -> SAME_LOWER puts it at the beginning
+        helper.make_node("Conv", ["cl", "w2"], ["c2"], auto_pad="SAME_LOWER"),
+        helper.make_node("MaxPool", ["c2"], ["mp"], kernel_shape=[1, 1], auto_pad="VALID"),
+        helper.make_node("Dropout", ["mp"], ["dr"], ratio=0.25),
+        helper.make_node("Unsqueeze", ["dr"], ["u"], axes=[2]),
+        helper.make_node("Squeeze", ["u"], ["s"], axes=[2]),
+        helper.make_node("Cast", ["s"], ["cs"], to=TensorProto.FLOAT),
+        helper.make_node("Flatten", ["cs"], ["f"]),
+        helper.make_node("MatMul", ["f", "fcT"], ["logits"]),
+    ]
+    inits = [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"),
+             numpy_helper.from_array(np.ascontiguousarray(fc.T), "fcT"),
+             numpy_helper.from_array(np.array(-0.5, np.float32), "lo"),
+             numpy_helper.from_array(np.array(0.8, np.float32), "hi")]
+    g = helper.make_graph(nodes, "handmade", [value_info("input", ["N", 2, 5, 5])],
+                          [value_info("logits", ["N", 5])], inits)
+    save_model(g, "handmade_op11.onnx", opset=11)
+    t = torch.from_numpy
+    with torch.no_grad():
+        y = F.conv2d(t(x) * 2.0, t(w1), stride=2, padding=1).clamp(-0.5, 0.8)
+        y = F.conv2d(F.pad(y, (1, 0, 1, 0)), t(w2))
+        y = y.flatten(1) @ t(fc).T
+    save_npy("handmade_x.npy", x)
+    save_npy("handmade_logits.npy", y.numpy())
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
@@ -157,6 +198,7 @@ def main():
         export(m, xm, "mixed_torch_op13.onnx", opset=13)
         export(m, xm, "mixed_torch_op9.onnx", opset=9)
     broken_models()
+    handmade_model()
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
     print(f"wrote {len(os.listdir(OUT))} files to {OUT} ({total / 1024:.0f} KiB)", file=sys.stderr)
 
