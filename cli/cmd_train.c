@@ -32,7 +32,8 @@ int cmd_train(int argc, char **argv) {
         {"--epochs", "N", "passes over the training data", "3", 0},
         {"--batch", "B", "mini-batch size", "128", 0},
         {"--opt", "O", "optimiser: sgd or adam", "adam", 0},
-        {"--lr", "LR", "learning rate", "0.001", 0},
+        {"--lr", "LR", "peak learning rate", "0.003", 0},
+        {"--schedule", "S", "learning-rate schedule: constant, cosine, onecycle, step", "onecycle", 0},
         {"--momentum", "M", "SGD momentum", "0.9", 0},
         {"--weight-decay", "W", "L2 weight decay", "0", 0},
         {"--seed", "S", "seed for initialisation and shuffling", "0", 0},
@@ -58,6 +59,8 @@ int cmd_train(int argc, char **argv) {
     if (strcmp(opt, "sgd") == 0) tc.opt = ADVEX_OPT_SGD;
     else if (strcmp(opt, "adam") == 0) tc.opt = ADVEX_OPT_ADAM;
     else return cli_error(cmd, CLI_EXIT_USAGE, "--opt: unknown optimiser '%s' (sgd or adam)", opt);
+    advex_status pst = advex_lr_schedule_parse(CLI_GET(f, "--schedule")->value, &tc.schedule);
+    if (pst) return cli_error(cmd, CLI_EXIT_USAGE, "--schedule: %s", advex_last_error());
     tc.epochs = (int)epochs;
     tc.batch = batch;
     tc.lr = (float)lr;

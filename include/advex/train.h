@@ -15,11 +15,24 @@ extern "C" {
 
 typedef enum advex_optim_kind { ADVEX_OPT_SGD = 0, ADVEX_OPT_ADAM = 1 } advex_optim_kind;
 
+typedef enum advex_lr_schedule {
+    ADVEX_LR_CONSTANT = 0,
+    ADVEX_LR_COSINE,      /* lr * (1 + cos(pi t)) / 2 over the whole run */
+    ADVEX_LR_ONECYCLE,    /* linear 0 -> lr over the first 2/5, then linear -> 0 (Wong et al.) */
+    ADVEX_LR_STEP,        /* lr, x0.1 at 50% and 75% of the run */
+} advex_lr_schedule;
+
+/* Parse constant | cosine | onecycle | step. */
+advex_status advex_lr_schedule_parse(const char *s, advex_lr_schedule *out);
+/* Learning rate at progress t in [0,1] of the run. */
+float advex_lr_at(advex_lr_schedule s, float lr, double t);
+
 typedef struct advex_train_config {
     int epochs;
     int64_t batch;
     advex_optim_kind opt;
-    float lr;
+    float lr;             /* peak learning rate */
+    advex_lr_schedule schedule;
     float momentum;       /* SGD */
     float weight_decay;
     float beta1, beta2, adam_eps;

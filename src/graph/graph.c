@@ -113,15 +113,22 @@ int advex_graph_add_node(advex_graph *g, advex_op_type op, const char *name, int
     return g->n_nodes++;
 }
 
-/* Kahn's algorithm over nodes; also checks every input value is defined exactly once. */
+/* Kahn's algorithm over nodes in O(nodes + edges), using a CSR list of each value's
+ * consumers; also checks every input value is defined exactly once. */
 static advex_status topo_sort(advex_model *m) {
     advex_graph *g = &m->g;
     int nn = g->n_nodes, nv = g->n_vals;
-    int *indeg = calloc((size_t)nn + 1, sizeof(int));
-    int *order = malloc(((size_t)nn + 1) * sizeof(int));
-    int *ready = calloc((size_t)nv + 1, sizeof(int));
+    size_t nn1 = (size_t)nn + 1, nv1 = (size_t)nv + 1;
+    int64_t n_edges = 0;
+    for (int i = 0; i < nn; i++) n_edges += g->nodes[i].n_in;
+    int *indeg = calloc(nn1, sizeof(int));
+    int *order = malloc(nn1 * sizeof(int));
+    int *cstart = calloc(nv1 + 1, sizeof(int));      /* consumers of value v: cons[cstart[v]..cstart[v+1]) */
+    int *cons = malloc(((size_t)n_edges + 1) * sizeof(int));
+    int *fill = calloc(nv1, sizeof(int));
+    advex_node *sorted = NULL;
     advex_status st = ADVEX_OK;
-    if (!indeg || !order || !ready) { st = advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory"); goto done; }
+    if (!indeg || !order || !cstart || !cons || !fill) { st = advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory"); goto done; }
     for (int i = 0; i < nv; i++) g->vals[i].producer = -1;
     for (int i = 0; i < nn; i++) {
         int o = g->nodes[i].out[0];
@@ -146,19 +153,24 @@ static advex_status topo_sort(advex_model *m) {
                     goto done;
                 }
                 indeg[i]++;
+                cstart[v + 1]++;
             }
+        }
+    }
+    for (int v = 0; v < nv; v++) cstart[v + 1] += cstart[v];
+    for (int i = 0; i < nn; i++) {
+        advex_node *nd = &g->nodes[i];
+        for (int k = 0; k < nd->n_in; k++) {
+            int v = nd->in[k];
+            if (v >= 0 && g->vals[v].kind == ADVEX_VAL_ACT) cons[cstart[v] + fill[v]++] = i;
         }
     }
     int head = 0, tail = 0;
     for (int i = 0; i < nn; i++) if (indeg[i] == 0) order[tail++] = i;
     while (head < tail) {
-        int i = order[head++];
-        int o = g->nodes[i].out[0];
-        for (int j = 0; j < nn; j++) {
-            advex_node *nd = &g->nodes[j];
-            for (int k = 0; k < nd->n_in; k++)
-                if (nd->in[k] == o && --indeg[j] == 0) order[tail++] = j;
-        }
+        int o = g->nodes[order[head++]].out[0];
+        for (int e = cstart[o]; e < cstart[o + 1]; e++)
+            if (--indeg[cons[e]] == 0) order[tail++] = cons[e];
     }
     if (tail != nn) {
         for (int i = 0; i < nn; i++)
@@ -167,19 +179,19 @@ static advex_status topo_sort(advex_model *m) {
                 goto done;
             }
     }
-    {
-        advex_node *sorted = malloc((size_t)(nn ? nn : 1) * sizeof *sorted);
-        if (!sorted) { st = advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory"); goto done; }
-        for (int i = 0; i < nn; i++) sorted[i] = g->nodes[order[i]];
-        free(g->nodes);
-        g->nodes = sorted;
-        g->cap_nodes = nn ? nn : 1;
-        for (int i = 0; i < nn; i++) g->vals[g->nodes[i].out[0]].producer = i;
-    }
+    sorted = malloc(nn1 * sizeof *sorted);
+    if (!sorted) { st = advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory"); goto done; }
+    for (int i = 0; i < nn; i++) sorted[i] = g->nodes[order[i]];
+    free(g->nodes);
+    g->nodes = sorted;
+    g->cap_nodes = nn ? nn : 1;
+    for (int i = 0; i < nn; i++) g->vals[g->nodes[i].out[0]].producer = i;
 done:
     free(indeg);
     free(order);
-    free(ready);
+    free(cstart);
+    free(cons);
+    free(fill);
     return st;
 }
 

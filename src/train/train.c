@@ -12,13 +12,34 @@ void advex_train_config_default(advex_train_config *c) {
     c->epochs = 3;
     c->batch = 128;
     c->opt = ADVEX_OPT_ADAM;
-    c->lr = 1e-3f;
+    c->lr = 3e-3f;
+    c->schedule = ADVEX_LR_ONECYCLE;
     c->momentum = 0.9f;
     c->weight_decay = 0.0f;
     c->beta1 = 0.9f;
     c->beta2 = 0.999f;
     c->adam_eps = 1e-8f;
     c->seed = 0;
+}
+
+advex_status advex_lr_schedule_parse(const char *s, advex_lr_schedule *out) {
+    static const char *names[] = {"constant", "cosine", "onecycle", "step"};
+    for (int i = 0; i < 4; i++)
+        if (s && strcmp(s, names[i]) == 0) { *out = (advex_lr_schedule)i; return ADVEX_OK; }
+    return advex_set_error(ADVEX_ERR_ARG, "unknown learning-rate schedule '%s' (constant, cosine, onecycle, step)",
+                           s ? s : "");
+}
+
+float advex_lr_at(advex_lr_schedule s, float lr, double t) {
+    if (t < 0) t = 0;
+    if (t > 1) t = 1;
+    switch (s) {
+    case ADVEX_LR_COSINE: return (float)(lr * 0.5 * (1.0 + cos(3.14159265358979323846 * t)));
+    case ADVEX_LR_ONECYCLE: return (float)(t < 0.4 ? lr * t / 0.4 : lr * (1.0 - t) / 0.6);
+    case ADVEX_LR_STEP: return t < 0.5 ? lr : (t < 0.75 ? lr * 0.1f : lr * 0.01f);
+    case ADVEX_LR_CONSTANT: break;
+    }
+    return lr;
 }
 
 static double now_seconds(void) {
@@ -28,9 +49,9 @@ static double now_seconds(void) {
 }
 
 /* p -= lr * update; m1, m2: optimiser state (n). step: 1-based step count (Adam bias correction). */
-static void optim_step(const advex_train_config *c, float *p, const float *g, float *m1, float *m2, int64_t n,
-                       int64_t step) {
-    const float lr = c->lr, wd = c->weight_decay;
+static void optim_step(const advex_train_config *c, float lr, float *p, const float *g, float *m1, float *m2,
+                       int64_t n, int64_t step) {
+    const float wd = c->weight_decay;
     if (c->opt == ADVEX_OPT_SGD) {
         const float mu = c->momentum;
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -119,7 +140,10 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
             for (int64_t j = 0; j < b * k; j++) dlogits[j] *= 1.0f / (float)b; /* mean reduction */
             memset(m->grads, 0, (size_t)np * sizeof(float));
             advex_model_run_backward(m, dlogits);
-            optim_step(c, m->params, m->grads, m1, m2, np, ++step);
+            /* schedule position at the middle of this step, so onecycle never uses lr 0 */
+            double t = ((double)step + 0.5) / (double)(batches * c->epochs);
+            optim_step(c, advex_lr_at(c->schedule, c->lr, t), m->params, m->grads, m1, m2, np, step + 1);
+            step++;
             loss_sum += l;
             seen += b;
             if (progress) {
