@@ -40,6 +40,11 @@ typedef struct importer {
     advex_model *m;
     int *vid_ent;                    /* advex value id -> ent (run-time values) */
     int vid_cap;
+    /* general mode (conformance tests only, see onnx_internal.h): */
+    int general;                     /* any rank, fixed shapes, no Softmax cut-off */
+    const Onnx__TensorProto *const *gen_in; /* a value for every non-initializer graph input */
+    int n_gen_in;
+    const Onnx__TensorProto *gen_x;  /* the one that stays a run-time input */
 } importer;
 
 static int role_rank(advex_value_kind k) { return k == ADVEX_VAL_PARAM ? 2 : k == ADVEX_VAL_STATE ? 1 : 0; }
@@ -85,11 +90,7 @@ static advex_status index_names(importer *im) {
         char lb[128];
         for (size_t k = 0; k < nd->n_output; k++) {
             const char *o = nd->output[k];
-            if (!o || !*o) {
-                if (k == 0) return advex_set_error(ADVEX_ERR_FORMAT, "node '%s' (%s) has no output name",
-                                                   label(nd, lb, sizeof lb), nd->op_type);
-                continue;
-            }
+            if (!o || !*o) continue; /* an optional output left out (even the first, as in RNN/LSTM/GRU) */
             int e = onnx_map_get(&im->map, o);
             if (e >= 0 && (im->ents[e].producer >= 0 || im->ents[e].init))
                 return advex_set_error(ADVEX_ERR_FORMAT, "value '%s' is defined twice (node '%s')", o,
@@ -97,8 +98,11 @@ static advex_status index_names(importer *im) {
             if ((e = add_ent(im, o)) < 0) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
             im->ents[e].producer = (int)i;
         }
-        if (nd->n_output == 0)
-            return advex_set_error(ADVEX_ERR_FORMAT, "node '%s' (%s) has no outputs", label(nd, lb, sizeof lb), nd->op_type);
+        int named = 0;
+        for (size_t k = 0; k < nd->n_output; k++) named |= nd->output[k] && *nd->output[k];
+        if (!named)
+            return advex_set_error(ADVEX_ERR_FORMAT, "node '%s' (%s) has no output name", label(nd, lb, sizeof lb),
+                                   nd->op_type);
     }
     return ADVEX_OK;
 }
@@ -141,6 +145,41 @@ static advex_status find_input(importer *im, const Onnx__ValueInfoProto **out) {
                                    "may vary)", found->name, d);
     }
     *out = found;
+    return ADVEX_OK;
+}
+
+/* General mode: the non-initializer graph inputs get the caller's values, in order. The
+ * first float one stays the run-time input (its shape fixed by the value); the others
+ * become load-time constants, like initializers. */
+static advex_status general_inputs(importer *im, const Onnx__ValueInfoProto **out) {
+    const Onnx__GraphProto *gp = im->gp;
+    int k = 0;
+    *out = NULL;
+    for (size_t i = 0; i < gp->n_input; i++) {
+        const Onnx__ValueInfoProto *vi = gp->input[i];
+        if (!vi->name || !*vi->name) return advex_set_error(ADVEX_ERR_FORMAT, "graph input #%zu has no name", i);
+        int e = onnx_map_get(&im->map, vi->name);
+        if (e >= 0 && im->ents[e].init) continue;
+        if (e >= 0) return advex_set_error(ADVEX_ERR_FORMAT, "graph input '%s' is also a node output", vi->name);
+        if (k >= im->n_gen_in || !im->gen_in[k])
+            return advex_set_error(ADVEX_ERR_ARG, "no value given for graph input '%s'", vi->name);
+        const Onnx__TensorProto *t = im->gen_in[k++];
+        if (vi->type && vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
+            return advex_set_error(ADVEX_ERR_UNSUPPORTED, "input '%s' is not a tensor", vi->name);
+        if (!*out && t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t->n_dims <= ADVEX_MAX_DIMS) {
+            for (size_t d = 0; d < t->n_dims; d++)
+                if (t->dims[d] <= 0 || t->dims[d] > ((int64_t)1 << 24))
+                    return advex_set_error(ADVEX_ERR_UNSUPPORTED, "input '%s': empty or huge dimension", vi->name);
+            *out = vi;
+            im->gen_x = t;
+            continue;
+        }
+        if ((e = add_ent(im, vi->name)) < 0) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+        im->ents[e].init = t;
+        im->ents[e].is_static = 1;
+    }
+    if (k != im->n_gen_in) return advex_set_error(ADVEX_ERR_ARG, "%d input values for %d graph inputs", im->n_gen_in, k);
+    if (!*out) return advex_set_error(ADVEX_ERR_UNSUPPORTED, "no float32 input of rank <= %d", ADVEX_MAX_DIMS);
     return ADVEX_OK;
 }
 
@@ -221,7 +260,7 @@ static advex_status analyse(importer *im) {
     int e = onnx_map_get(&im->map, im->out_name);
     if (e < 0) return advex_set_error(ADVEX_ERR_FORMAT, "graph output '%s' is not produced by any node", im->out_name);
     int p = im->ents[e].producer;
-    if (p >= 0) {
+    if (p >= 0 && !im->general) {
         const Onnx__NodeProto *nd = gp->node[p];
         if ((strcmp(nd->op_type, "Softmax") == 0 || strcmp(nd->op_type, "LogSoftmax") == 0) &&
             (!nd->domain || !*nd->domain) && nd->n_input >= 1 && nd->input[0] && *nd->input[0]) {
@@ -254,6 +293,7 @@ static advex_status analyse(importer *im) {
             for (size_t k = 0; k < nd->n_input; k++)
                 if (nd->input[k] && *nd->input[k] && !im->ents[onnx_map_get(&im->map, nd->input[k])].is_static) st = 0;
         }
+        if (!nd->output[0] || !*nd->output[0]) st = 0; /* only an optional output used: unsupported below */
         im->node_static[i] = (char)st;
         if (st) im->ents[onnx_map_get(&im->map, nd->output[0])].is_static = 1;
     }
@@ -273,6 +313,10 @@ static advex_status check_support(importer *im) {
         if (!im->needed[i] || im->node_static[i]) continue;
         int ok = onnx_check_node(nd, im->opset, why, sizeof why);
         if (ok < 0) return ADVEX_ERR_FORMAT;
+        if (ok && (!nd->output[0] || !*nd->output[0])) { /* needed for an output advex does not compute */
+            ok = 0;
+            snprintf(why, sizeof why, "%s without its first output", nd->op_type);
+        }
         if (!ok) {
             if (bad < MAX_LISTED && len < sizeof msg)
                 len += (size_t)snprintf(msg + len, sizeof msg - len, "%s'%s' (%s)", bad ? ", " : "",
@@ -470,16 +514,25 @@ done:
 static advex_status build(importer *im, const Onnx__ValueInfoProto *input) {
     const Onnx__GraphProto *gp = im->gp;
     advex_graph *g = &im->m->g;
-    int64_t dims[4] = {1, 0, 0, 0};
-    for (int d = 1; d < 4; d++) dims[d] = input->type->tensor_type->shape->dim[d]->dim_value;
+    int64_t dims[ADVEX_MAX_DIMS] = {1, 0, 0, 0};
+    int rank = 4;
+    if (im->general) { /* every dimension fixed by the given value */
+        rank = (int)im->gen_x->n_dims;
+        for (int d = 0; d < rank; d++) dims[d] = im->gen_x->dims[d];
+    } else {
+        for (int d = 1; d < 4; d++) dims[d] = input->type->tensor_type->shape->dim[d]->dim_value;
+    }
     int e = onnx_map_get(&im->map, input->name);
     ent *in = &im->ents[e];
-    g->input = advex_graph_add_value(g, input->name, ADVEX_VAL_INPUT, 4, dims);
+    g->input = advex_graph_add_value(g, input->name, ADVEX_VAL_INPUT, rank, dims);
     if (g->input < 0) return ADVEX_ERR_NOMEM;
     in->vid = g->input;
-    in->ndim = 4;
-    in->shape[0].n = 1;
-    for (int d = 1; d < 4; d++) in->shape[d].v = dims[d];
+    in->ndim = rank;
+    for (int d = 0; d < rank; d++) in->shape[d].v = dims[d];
+    if (!im->general) {
+        in->shape[0].v = 0;
+        in->shape[0].n = 1;
+    }
     if (track_vid(im, g->input, e)) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     for (size_t j = 0; j < gp->n_node; j++) {
         int i = im->order[j];
@@ -518,7 +571,8 @@ static advex_status import_model(importer *im, const Onnx__ModelProto *mp) {
             im->opset = (int)(os->version > 1000 ? 1000 : os->version < -1 ? -1 : os->version);
     }
     if (im->opset < 0) return advex_set_error(ADVEX_ERR_FORMAT, "not a valid ONNX model (no ONNX opset imported)");
-    if (im->opset < ADVEX_ONNX_MIN_OPSET || im->opset > ADVEX_ONNX_MAX_OPSET)
+    /* general mode (conformance tests) also reads opset 6, checking its legacy attributes */
+    if (im->opset < ADVEX_ONNX_MIN_OPSET - im->general || im->opset > ADVEX_ONNX_MAX_OPSET)
         return advex_set_error(ADVEX_ERR_UNSUPPORTED, "opset %d (advex reads opsets %d..%d)", im->opset,
                                ADVEX_ONNX_MIN_OPSET, ADVEX_ONNX_MAX_OPSET);
     if (gp->n_node > ADVEX_ONNX_MAX_NODES || gp->n_initializer > ADVEX_ONNX_MAX_NODES)
@@ -528,7 +582,8 @@ static advex_status import_model(importer *im, const Onnx__ModelProto *mp) {
     im->drop = -1;
     advex_status st;
     const Onnx__ValueInfoProto *input = NULL;
-    if ((st = index_names(im)) || (st = find_input(im, &input))) return st;
+    if ((st = index_names(im))) return st;
+    if ((st = im->general ? general_inputs(im, &input) : find_input(im, &input))) return st;
     int e = add_ent(im, input->name);
     if (e < 0) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     im->ents[e].is_input = 1;
@@ -536,12 +591,12 @@ static advex_status import_model(importer *im, const Onnx__ModelProto *mp) {
     im->m = advex_model_new(im->name);
     if (!im->m) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     if ((st = build(im, input))) return st;
-    return advex_model_finalize(im->m);
+    /* general mode: nodes were added in topological order; values keep their own data */
+    return im->general ? onnx_general_finish(im->m) : advex_model_finalize(im->m);
 }
 
-advex_status advex_model_load_onnx_buffer(const void *buf, size_t len, const char *name, advex_model **out) {
-    importer im;
-    memset(&im, 0, sizeof im);
+static advex_status load_buffer(importer *im_in, const void *buf, size_t len, const char *name, advex_model **out) {
+    importer im = *im_in;
     if (!name || !*name) name = "model.onnx";
     if (!out) return advex_set_error(ADVEX_ERR_ARG, "%s: no output handle", name);
     *out = NULL;
@@ -560,6 +615,22 @@ advex_status advex_model_load_onnx_buffer(const void *buf, size_t len, const cha
     importer_free(&im);
     onnx__model_proto__free_unpacked(mp, NULL);
     return st;
+}
+
+advex_status advex_model_load_onnx_buffer(const void *buf, size_t len, const char *name, advex_model **out) {
+    importer im;
+    memset(&im, 0, sizeof im);
+    return load_buffer(&im, buf, len, name, out);
+}
+
+advex_status advex_onnx_load_general(const void *buf, size_t len, const char *name,
+                                     const Onnx__TensorProto *const *inputs, int n_inputs, advex_model **out) {
+    importer im;
+    memset(&im, 0, sizeof im);
+    im.general = 1;
+    im.gen_in = inputs;
+    im.n_gen_in = n_inputs;
+    return load_buffer(&im, buf, len, name, out);
 }
 
 advex_status advex_model_load_onnx(const char *path, advex_model **out) {

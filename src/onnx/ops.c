@@ -64,6 +64,15 @@ int onnx_check_node(const Onnx__NodeProto *nd, int opset, char *why, size_t n) {
         if (onnx_attr_ints(nd, "pads", ints, 2 * ADVEX_MAX_DIMS, &cnt)) return -1;
         if (cnt >= 0 && cnt != 4) return WHY("%s with %d pads", op, cnt);
     }
+    if (opset < 7) { /* opset 6 (general mode only): legacy attributes */
+        if ((strcmp(op, "Add") == 0 || strcmp(op, "Sub") == 0 || strcmp(op, "Mul") == 0 || strcmp(op, "Div") == 0) &&
+            onnx_attr(nd, "axis"))
+            return WHY("%s with legacy axis broadcasting (opset %d)", op, opset);
+        if (strcmp(op, "BatchNormalization") == 0 || strcmp(op, "Dropout") == 0) {
+            if (onnx_attr_int(nd, "is_test", 0, &v)) return -1;
+            if (v == 0) return WHY("%s is_test=0 (opset %d)", op, opset);
+        }
+    }
     if (strcmp(op, "MaxPool") == 0) {
         if (onnx_attr_int(nd, "storage_order", 0, &v)) return -1;
         if (v != 0) return WHY("MaxPool storage_order=%lld", (long long)v);
