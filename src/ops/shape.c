@@ -190,6 +190,7 @@ void advex_concat_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) { con
 void advex_concat_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) { concat_run(nd, v, 1); }
 
 /* ---- Pad (constant): y[i + begin] = x[i], elsewhere pad_value ------------------------------- */
+#define ADVEX_PAD_MAX ((int64_t)1 << 40) /* |pad| bound: dims (< 2^62) + two pads never overflow */
 advex_status advex_pad_infer(advex_node *nd, advex_value *v) {
     const advex_value *X = &v[nd->in[0]];
     char bx[96];
@@ -199,7 +200,11 @@ advex_status advex_pad_infer(advex_node *nd, advex_value *v) {
         return advex_set_error(ADVEX_ERR_SHAPE, "Pad %s: %d pads for input %s (need %d)", nd->name, nd->a.n_ints,
                                advex_shape_str(bx, sizeof bx, X->ndim, X->dims), 2 * r);
     for (int d = 0; d < r; d++) {
-        dims[d] = X->dims[d] + nd->a.ints[d] + nd->a.ints[d + r];
+        /* pads come from files: add with overflow checks (signed overflow is UB) */
+        int64_t b = nd->a.ints[d], e = nd->a.ints[d + r];
+        if (b < -ADVEX_PAD_MAX || b > ADVEX_PAD_MAX || e < -ADVEX_PAD_MAX || e > ADVEX_PAD_MAX)
+            return advex_set_error(ADVEX_ERR_SHAPE, "Pad %s: pad of dim %d beyond +-2^40", nd->name, d);
+        dims[d] = X->dims[d] + b + e;
         if (dims[d] < 0)
             return advex_set_error(ADVEX_ERR_SHAPE, "Pad %s: pads crop dim %d of %s below zero", nd->name, d,
                                    advex_shape_str(bx, sizeof bx, X->ndim, X->dims));
