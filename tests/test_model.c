@@ -194,6 +194,22 @@ TEST(training_deterministic) {
     ASSERT(memcmp(w[0], w[1], sizeof w[0]) == 0);
 }
 
-TEST_MAIN(TEST_ENTRY(builds_all_archs), TEST_ENTRY(forward_batch_independent), TEST_ENTRY(input_grad_small),
+TEST(lr_schedules) {
+    ASSERT_NEAR(advex_lr_at(ADVEX_LR_CONSTANT, 0.1f, 0.7), 0.1, 1e-7);
+    ASSERT_NEAR(advex_lr_at(ADVEX_LR_COSINE, 0.1f, 0.0), 0.1, 1e-7);
+    ASSERT_NEAR(advex_lr_at(ADVEX_LR_COSINE, 0.1f, 0.5), 0.05, 1e-7);
+    ASSERT_NEAR(advex_lr_at(ADVEX_LR_COSINE, 0.1f, 1.0), 0.0, 1e-7);
+    ASSERT_NEAR(advex_lr_at(ADVEX_LR_ONECYCLE, 0.1f, 0.2), 0.05, 1e-7);
+    ASSERT_NEAR(advex_lr_at(ADVEX_LR_ONECYCLE, 0.1f, 0.4), 0.1, 1e-7);
+    ASSERT_NEAR(advex_lr_at(ADVEX_LR_ONECYCLE, 0.1f, 0.7), 0.05, 1e-7);
+    ASSERT_NEAR(advex_lr_at(ADVEX_LR_STEP, 0.1f, 0.6), 0.01, 1e-7);
+    ASSERT_NEAR(advex_lr_at(ADVEX_LR_STEP, 0.1f, 0.9), 0.001, 1e-7);
+    advex_lr_schedule s;
+    ASSERT_OK(advex_lr_schedule_parse("onecycle", &s));
+    ASSERT_EQ_INT(s, ADVEX_LR_ONECYCLE);
+    ASSERT_STATUS(advex_lr_schedule_parse("linear", &s), ADVEX_ERR_ARG);
+}
+
+TEST_MAIN(TEST_ENTRY(lr_schedules), TEST_ENTRY(builds_all_archs), TEST_ENTRY(forward_batch_independent), TEST_ENTRY(input_grad_small),
           TEST_ENTRY(input_grad_cnn), TEST_ENTRY(input_grad_resnet), TEST_ENTRY(param_grad_resnet_train_mode),
           TEST_ENTRY(training_lowers_loss), TEST_ENTRY(training_deterministic))

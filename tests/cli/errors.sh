@@ -64,6 +64,7 @@ expect 1 "cannot write" - -- "$ADVEX" attack --model "$T/m.onnx" --data "$D" --e
 expect 2 "needs a value" - -- "$ADVEX" eval --model "$T/m.onnx" --eps
 expect 2 "\-\-limit" - -- "$ADVEX" eval --model "$T/m.onnx" --data "$D" --limit -5
 expect 1 "cannot write" - -- "$ADVEX" eval --model "$T/m.onnx" --data "$D" --json "$T/nodir/r.json"
+expect 2 "\-\-schedule" "$T/out/m2.onnx" -- "$ADVEX" train --arch small --data "$D" --schedule linear --out "$T/out/m2.onnx"
 expect 2 "unknown architecture 'huge'" "$T/out/m2.onnx" -- "$ADVEX" train --arch huge --data "$D" --out "$T/out/m2.onnx"
 
 # the good path writes its outputs
