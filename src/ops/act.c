@@ -11,8 +11,9 @@ static advex_status unary_infer(advex_node *nd, advex_value *v) {
     return ADVEX_OK;
 }
 
-#define UNARY_LOOP_(n, body)                                                  \
-    _Pragma("omp parallel for schedule(static) if ((n) >= ADVEX_OMP_MIN)")    \
+/* `simd`: the loops are branch-free selects, vectorised even at -O2. */
+#define UNARY_LOOP_(n, body)                                                      \
+    _Pragma("omp parallel for simd schedule(static) if ((n) >= ADVEX_OMP_MIN)")   \
     for (int64_t i = 0; i < (n); i++) { body; }
 
 /* ---- Relu: f(x) = max(0, x); f'(x) = [x > 0] ----------------------------------------- */
@@ -28,7 +29,7 @@ void advex_relu_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     if (!dx) return;
     const float *x = v[nd->in[0]].data, *dy = v[nd->out[0]].grad;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
-    UNARY_LOOP_(n, if (x[i] > 0.0f) dx[i] += dy[i])
+    UNARY_LOOP_(n, dx[i] += x[i] > 0.0f ? dy[i] : 0.0f)
 }
 
 /* ---- LeakyRelu: f(x) = x if x > 0 else alpha x ---------------------------------------- */
@@ -110,7 +111,7 @@ void advex_clip_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     clip_bounds(nd, v, &lo, &hi);
     const float *x = v[nd->in[0]].data, *dy = v[nd->out[0]].grad;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
-    UNARY_LOOP_(n, if (x[i] >= lo && x[i] <= hi) dx[i] += dy[i])
+    UNARY_LOOP_(n, dx[i] += (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f)
 }
 
 /* ---- Identity: f(x) = x ---------------------------------------------------------------- */

@@ -66,6 +66,11 @@ void advex_binary_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
         row_offsets(&p, r, &ao, &bo);
         const float *ar = a + ao, *br = b + bo;
         float *yr = y + r * L;
+        if (op == ADVEX_OP_ADD && la == 1 && lb == 1) { /* same shape: contiguous, vectorised */
+#pragma omp simd
+            for (int64_t j = 0; j < L; j++) yr[j] = ar[j] + br[j];
+            continue;
+        }
         switch (op) {
         case ADVEX_OP_ADD: for (int64_t j = 0; j < L; j++) yr[j] = ar[j * la] + br[j * lb]; break;
         case ADVEX_OP_SUB: for (int64_t j = 0; j < L; j++) yr[j] = ar[j * la] - br[j * lb]; break;
@@ -87,6 +92,11 @@ static void bin_grad(const bin_p *p, advex_op_type op, int which, float *g, cons
         const float *ar = a + ao, *br = b + bo, *d = dy + r * L;
         float *gr = g + (which == 0 ? ao : bo);
         int64_t lg = which == 0 ? la : lb;
+        if (op == ADVEX_OP_ADD && lg == 1) { /* contiguous, vectorised */
+#pragma omp simd
+            for (int64_t j = 0; j < L; j++) gr[j] += d[j];
+            continue;
+        }
         if (which == 0) {
             switch (op) {
             case ADVEX_OP_ADD: case ADVEX_OP_SUB: for (int64_t j = 0; j < L; j++) gr[j * lg] += d[j]; break;

@@ -1,6 +1,8 @@
 /* Gemm (Y = alpha * op(A) op(B) + beta * C, C broadcast to Y) and MatMul (numpy matmul
- * with batch broadcasting) through cblas_sgemm; weight gradients only when asked for. */
+ * with batch broadcasting) through cblas_sgemm; weight gradients only when asked for.
+ * advex_sgemm splits large products over the OpenMP threads (single-threaded BLAS each). */
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
 
 #include "ops/kernels.h"
@@ -14,6 +16,42 @@ void advex_gemm_ref(float *c, const float *a, const float *b, int64_t M, int64_t
                 s += (double)(ta ? a[k * M + i] : a[i * K + k]) * (tb ? b[j * K + k] : b[k * N + j]);
             c[i * N + j] = (float)(alpha * s + (beta == 0.0f ? 0.0 : (double)beta * c[i * N + j]));
         }
+}
+
+/* Products below this many multiply-adds stay on one thread. */
+#define SGEMM_PAR_MIN (1 << 20)
+
+void advex_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    int T = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (M <= 0 || N <= 0) return;
+    if (T <= 1 || (double)M * (double)N * (double)K < SGEMM_PAR_MIN) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                    (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+        return;
+    }
+    /* split the side whose operand is smaller: every thread reads all of the other one */
+    int by_rows = M >= N;
+    int64_t len = by_rows ? M : N;
+    if (len < 16 * T) by_rows = !by_rows, len = by_rows ? M : N;
+    if (len < 2 * T) T = len < 2 ? 1 : (int)(len / 2);
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int64_t blk = (len + nt - 1) / nt;
+        blk = (blk + 15) / 16 * 16;
+        int64_t s0 = (int64_t)t * blk, s1 = s0 + blk < len ? s0 + blk : len;
+        if (s0 < s1) {
+            if (by_rows)
+                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)(s1 - s0),
+                            (int)N, (int)K, alpha, ta ? A + s0 : A + s0 * lda, (int)lda, B, (int)ldb, beta, C + s0 * ldc,
+                            (int)ldc);
+            else
+                cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M,
+                            (int)(s1 - s0), (int)K, alpha, A, (int)lda, tb ? B + s0 * ldb : B + s0, (int)ldb, beta,
+                            C + s0, (int)ldc);
+        }
+    }
 }
 
 /* ---- Gemm ---------------------------------------------------------------------------- */
@@ -82,7 +120,7 @@ void advex_gemm_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
             for (int64_t j = 0; j < p.N; j++) Y[i * p.N + j] = beta * C[i * p.cs[0] + j * p.cs[1]];
         gb = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)p.M, (int)p.N,
+    advex_sgemm(ta, tb, (int)p.M, (int)p.N,
                 (int)p.K, alpha, A, ta ? (int)p.M : (int)p.K, B, tb ? (int)p.K : (int)p.N, gb, Y, (int)p.N);
 }
 
@@ -96,18 +134,18 @@ void advex_gemm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     int M = (int)p.M, N = (int)p.N, K = (int)p.K;
     if (Av->grad) {
         if (!ta) // dA (M,K) += alpha dY (M,N) op(B)^T (N,K)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasNoTrans : CblasTrans, M, K, N, alpha, dY, N, Bv->data,
+            advex_sgemm(0, !tb, M, K, N, alpha, dY, N, Bv->data,
                         tb ? K : N, 1.0f, Av->grad, K);
         else // dA (K,M) += alpha op(B) (K,N) dY^T (N,M)
-            cblas_sgemm(CblasRowMajor, tb ? CblasTrans : CblasNoTrans, CblasTrans, K, M, N, alpha, Bv->data,
+            advex_sgemm(tb, 1, K, M, N, alpha, Bv->data,
                         tb ? K : N, dY, N, 1.0f, Av->grad, M);
     }
     if (Bv->grad) {
         if (!tb) // dB (K,N) += alpha op(A)^T (K,M) dY (M,N)
-            cblas_sgemm(CblasRowMajor, ta ? CblasNoTrans : CblasTrans, CblasNoTrans, K, N, M, alpha, Av->data,
+            advex_sgemm(!ta, 0, K, N, M, alpha, Av->data,
                         ta ? M : K, dY, N, 1.0f, Bv->grad, N);
         else // dB (N,K) += alpha dY^T (N,M) op(A) (M,K)
-            cblas_sgemm(CblasRowMajor, CblasTrans, ta ? CblasTrans : CblasNoTrans, N, K, M, alpha, dY, N, Av->data,
+            advex_sgemm(1, ta, N, K, M, alpha, dY, N, Av->data,
                         ta ? M : K, 1.0f, Bv->grad, K);
     }
     if (p.has_c && v[nd->in[2]].grad) { // dC += beta * sum over broadcast dims of dY
@@ -189,13 +227,13 @@ void advex_matmul_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     float *Y = v[nd->out[0]].data;
     int M = (int)p.M, N = (int)p.N, K = (int)p.K;
     if (p.b_flat) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(p.nbatch * p.M), N, K, 1.0f, A, K, B, N, 0.0f, Y, N);
+        advex_sgemm(0, 0, (int)(p.nbatch * p.M), N, K, 1.0f, A, K, B, N, 0.0f, Y, N);
         return;
     }
     for (int64_t bi = 0; bi < p.nbatch; bi++) {
         int64_t ao, bo;
         matmul_offsets(&p, bi, &ao, &bo);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A + ao * p.M * p.K, K,
+        advex_sgemm(0, 0, M, N, K, 1.0f, A + ao * p.M * p.K, K,
                     B + bo * p.K * p.N, N, 0.0f, Y + bi * p.M * p.N, N);
     }
 }
@@ -209,9 +247,9 @@ void advex_matmul_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     if (p.b_flat) {
         int R = (int)(p.nbatch * p.M);
         if (Av->grad) // dA (R,K) += dY (R,N) B^T
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, K, N, 1.0f, dY, N, Bv->data, N, 1.0f, Av->grad, K);
+            advex_sgemm(0, 1, R, K, N, 1.0f, dY, N, Bv->data, N, 1.0f, Av->grad, K);
         if (Bv->grad) // dB (K,N) += A^T (K,R) dY (R,N)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, R, 1.0f, Av->data, K, dY, N, 1.0f, Bv->grad, N);
+            advex_sgemm(1, 0, K, N, R, 1.0f, Av->data, K, dY, N, 1.0f, Bv->grad, N);
         return;
     }
     for (int64_t bi = 0; bi < p.nbatch; bi++) { // serial: broadcast batches accumulate
@@ -219,10 +257,10 @@ void advex_matmul_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
         matmul_offsets(&p, bi, &ao, &bo);
         const float *dy = dY + bi * p.M * p.N;
         if (Av->grad)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dy, N, Bv->data + bo * p.K * p.N, N,
+            advex_sgemm(0, 1, M, K, N, 1.0f, dy, N, Bv->data + bo * p.K * p.N, N,
                         1.0f, Av->grad + ao * p.M * p.K, K);
         if (Bv->grad)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, Av->data + ao * p.M * p.K, K, dy, N,
+            advex_sgemm(1, 0, K, N, M, 1.0f, Av->data + ao * p.M * p.K, K, dy, N,
                         1.0f, Bv->grad + bo * p.K * p.N, N);
     }
 }

@@ -50,14 +50,16 @@ typedef struct advex_conv2d_p {
 advex_status advex_window_geom(advex_conv2d_p *p, const advex_attrs *a, const char *op,
                                const char *node, int pool);
 
-/* Floats of scratch the fast conv needs: one im2col buffer (K, OH*OW). */
-int64_t advex_conv2d_scratch(const advex_conv2d_p *p);
-/* out (N,M,OH,OW) = conv(x (N,C,H,W), w (M,C/G,KH,KW)) + b (M, may be NULL). */
+/* Floats of scratch the fast conv needs with `threads` threads: per thread an im2col buffer
+ * for a chunk of images, the chunk's output (or output gradient) and a private dW. */
+int64_t advex_conv2d_scratch(const advex_conv2d_p *p, int threads);
+/* out (N,M,OH,OW) = conv(x (N,C,H,W), w (M,C/G,KH,KW)) + b (M, may be NULL). Parallel over
+ * the batch; uses as many threads as scratch_n floats of scratch allow (at least one). */
 void advex_conv2d_forward(float *out, const float *x, const float *w, const float *b,
-                          const advex_conv2d_p *p, float *scratch);
+                          const advex_conv2d_p *p, float *scratch, int64_t scratch_n);
 /* dx (N,C,H,W), dw (M,C/G,KH,KW), db (M) += J^T dout; any of them may be NULL. */
 void advex_conv2d_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
-                           const float *w, const advex_conv2d_p *p, float *scratch);
+                           const float *w, const advex_conv2d_p *p, float *scratch, int64_t scratch_n);
 void advex_conv2d_forward_ref(float *out, const float *x, const float *w, const float *b,
                               const advex_conv2d_p *p);
 void advex_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dout,
@@ -65,6 +67,10 @@ void advex_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dou
 
 /* ---- gemm (gemm.c) -------------------------------------------------------------------- */
 
+/* Row-major C (M,N) = alpha op(A) op(B) + beta C through cblas_sgemm; split over the OpenMP
+ * threads (by rows or columns) when large and not already inside a parallel region. */
+void advex_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 /* c (M,N) = alpha * op(a) op(b) + beta * c, naive loops (a (M,K) or (K,M) if ta). */
 void advex_gemm_ref(float *c, const float *a, const float *b, int64_t M, int64_t N, int64_t K,
                     int ta, int tb, float alpha, float beta);

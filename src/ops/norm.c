@@ -106,6 +106,17 @@ void advex_batchnorm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     for (int64_t ch = 0; ch < p.C; ch++) {
         float mean = train ? nd->aux[ch] : rmean[ch];
         float inv = train ? nd->aux[p.C + ch] : 1.0f / sqrtf(rvar[ch] + eps);
+        if (!train && !dscale && !dbias && !dmean && !dvar) { /* attacks: dx = dy * scale * inv only */
+            if (!dx) continue;
+            float a = scale[ch] * inv;
+            for (int64_t n = 0; n < p.N; n++) {
+                const float *dp = dy + (n * p.C + ch) * p.S;
+                float *dxp = dx + (n * p.C + ch) * p.S;
+#pragma omp simd
+                for (int64_t i = 0; i < p.S; i++) dxp[i] += a * dp[i];
+            }
+            continue;
+        }
         double sdy = 0.0, sdyx = 0.0;
         for (int64_t n = 0; n < p.N; n++) {
             const float *xp = x + (n * p.C + ch) * p.S, *dp = dy + (n * p.C + ch) * p.S;

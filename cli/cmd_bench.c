@@ -1,0 +1,220 @@
+/* advex bench: images/s of one workload (FGSM, PGD-K, an FGSM-RS adversarial-training
+ * step, or a clean forward) on random inputs, median over repetitions; optional JSON.
+ * bench/compare.py runs it side by side with the same workloads written in PyTorch. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "attacks/attack_internal.h"
+#include "cli.h"
+#include "internal.h"
+
+typedef enum bench_kind { B_FGSM, B_PGD, B_TRAIN, B_FORWARD } bench_kind;
+
+typedef struct bench_ctx {
+    advex_model *m;
+    bench_kind kind;
+    int64_t n, d, k, steps;
+    float eps;
+    float *x, *xa, *g, *logits, *dl, *loss, *mom; /* mom: SGD momentum (n_params) */
+    int32_t *y;
+    advex_rng rng;
+} bench_ctx;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Multiply-adds per example of one forward pass (Conv and Gemm/MatMul nodes). */
+static double forward_macs(advex_model *m) {
+    if (advex_model_plan(m, 1, 0, 0)) return 0;
+    double macs = 0;
+    for (int i = 0; i < m->g.n_nodes; i++) {
+        const advex_node *nd = &m->g.nodes[i];
+        const advex_value *o = &m->g.vals[nd->out[0]], *w = nd->n_in > 1 ? &m->g.vals[nd->in[1]] : NULL;
+        double on = (double)advex_numel(o->ndim, o->dims);
+        if (nd->op == ADVEX_OP_CONV && w && w->ndim == 4)
+            macs += on * (double)(w->dims[1] * w->dims[2] * w->dims[3]);
+        else if ((nd->op == ADVEX_OP_GEMM || nd->op == ADVEX_OP_MATMUL) && w) {
+            const advex_value *a = &m->g.vals[nd->in[0]];
+            int64_t kk = nd->op == ADVEX_OP_GEMM && nd->a.trans_a ? a->dims[0] : a->dims[a->ndim - 1];
+            macs += on * (double)kk;
+        }
+    }
+    return macs;
+}
+
+/* One FGSM-RS training step: random start, eval-mode input gradient, sign step; then a
+ * train-mode forward + backward (parameter gradients) and an SGD momentum update. */
+static advex_status train_step(bench_ctx *b) {
+    advex_model *m = b->m;
+    int64_t nd = b->n * b->d;
+    for (int64_t i = 0; i < nd; i++) {
+        float v = b->x[i] + (2.0f * advex_rng_uniform(&b->rng) - 1.0f) * b->eps;
+        b->xa[i] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+    }
+    advex_status st = advex_model_input_grad(m, b->xa, b->y, b->n, ADVEX_LOSS_CE, b->g, NULL, NULL);
+    if (st) return st;
+    advex_sign_step(b->xa, b->x, b->g, nd, 1.25f * b->eps, b->eps);
+    if ((st = advex_model_plan(m, b->n, 1, 1))) return st;
+    advex_model_run_forward(m, b->xa);
+    advex_loss_forward_backward(ADVEX_LOSS_CE, advex_model_logits(m), b->y, b->n, b->k, b->loss, b->dl);
+    for (int64_t j = 0; j < b->n * b->k; j++) b->dl[j] *= 1.0f / (float)b->n;
+    memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+    advex_model_run_backward(m, b->dl);
+    const float lr = 0.01f, mu = 0.9f;
+    float *p = m->params, *gp = m->grads, *mo = b->mom;
+    for (int64_t i = 0; i < m->n_params; i++) {
+        mo[i] = mu * mo[i] + gp[i];
+        p[i] -= lr * mo[i];
+    }
+    return ADVEX_OK;
+}
+
+static advex_status run_once(bench_ctx *b) {
+    int64_t nd = b->n * b->d;
+    advex_status st = ADVEX_OK;
+    switch (b->kind) {
+    case B_FORWARD:
+        return advex_model_forward(b->m, b->x, b->n, b->logits);
+    case B_FGSM:
+        st = advex_model_input_grad(b->m, b->x, b->y, b->n, ADVEX_LOSS_CE, b->g, NULL, NULL);
+        if (st) return st;
+        memcpy(b->xa, b->x, (size_t)nd * sizeof(float));
+        advex_sign_step(b->xa, b->x, b->g, nd, b->eps, b->eps);
+        return ADVEX_OK;
+    case B_PGD: { /* L-inf PGD, random start, step 2.5 eps / K (Madry et al.) */
+        float alpha = 2.5f * b->eps / (float)b->steps;
+        for (int64_t i = 0; i < nd; i++) {
+            float v = b->x[i] + (2.0f * advex_rng_uniform(&b->rng) - 1.0f) * b->eps;
+            b->xa[i] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+        }
+        for (int64_t s = 0; s < b->steps; s++) {
+            st = advex_model_input_grad(b->m, b->xa, b->y, b->n, ADVEX_LOSS_CE, b->g, NULL, NULL);
+            if (st) return st;
+            advex_sign_step(b->xa, b->x, b->g, nd, alpha, b->eps);
+        }
+        return ADVEX_OK;
+    }
+    case B_TRAIN:
+        return train_step(b);
+    }
+    return ADVEX_OK;
+}
+
+int cmd_bench(int argc, char **argv) {
+    const char *cmd = "bench";
+    cli_flag f[] = {
+        {"--model", "FILE", "ONNX model", NULL, 0},
+        {"--arch", "A", "built-in architecture (when no --model)", "small", 0},
+        {"--attack", "W", "workload: fgsm, pgd, train (one FGSM-RS training step) or forward", "fgsm", 0},
+        {"--steps", "K", "PGD steps", "10", 0},
+        {"--batch", "B", "batch size", "256", 0},
+        {"--threads", "T", "threads (0 = all cores)", "0", 0},
+        {"--reps", "R", "timed repetitions (median reported)", "5", 0},
+        {"--min-time", "S", "each repetition repeats the workload for at least S seconds", "0.3", 0},
+        {"--eps", "E", "perturbation size (L-inf)", "0.1", 0},
+        {"--seed", "S", "seed for weights, inputs and labels", "0", 0},
+        {"--json", NULL, "print one JSON object instead of text", NULL, 0},
+    };
+    int r = cli_parse(cmd, "--arch A|--model M.onnx --attack fgsm|pgd|train|forward [options]",
+                      "Measure images/s of advex alone on random inputs (median of --reps).", argc, argv, f,
+                      (int)(sizeof f / sizeof *f));
+    if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    const char *attack = CLI_GET(f, "--attack")->value;
+    bench_kind kind;
+    if (strcmp(attack, "fgsm") == 0) kind = B_FGSM;
+    else if (strcmp(attack, "pgd") == 0) kind = B_PGD;
+    else if (strcmp(attack, "train") == 0) kind = B_TRAIN;
+    else if (strcmp(attack, "forward") == 0) kind = B_FORWARD;
+    else return cli_error(cmd, CLI_EXIT_USAGE, "--attack: unknown workload '%s' (fgsm, pgd, train, forward)", attack);
+    long long steps, batch, reps, seed;
+    double min_time, eps;
+    if (cli_int(cmd, CLI_GET(f, "--steps"), 1, 100000, &steps) || cli_int(cmd, CLI_GET(f, "--batch"), 1, 1 << 20, &batch) ||
+        cli_int(cmd, CLI_GET(f, "--reps"), 1, 1000, &reps) || cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed) ||
+        cli_float(cmd, CLI_GET(f, "--min-time"), 0, 3600, &min_time) || cli_float(cmd, CLI_GET(f, "--eps"), 0, 1, &eps) ||
+        cli_threads(cmd, CLI_GET(f, "--threads")))
+        return CLI_EXIT_USAGE;
+    const char *model_path = CLI_GET(f, "--model")->value, *arch = CLI_GET(f, "--arch")->value;
+    int json = CLI_GET(f, "--json")->seen;
+    bench_ctx b;
+    memset(&b, 0, sizeof b);
+    if ((r = cli_load_model(cmd, model_path, model_path ? NULL : arch, (uint64_t)seed, &b.m))) return r;
+    int rc = CLI_EXIT_FAIL;
+    double *rates = NULL;
+    int64_t chw[3];
+    advex_model_input_shape(b.m, chw);
+    b.kind = kind;
+    b.n = batch;
+    b.d = chw[0] * chw[1] * chw[2];
+    b.k = advex_model_num_classes(b.m);
+    b.steps = kind == B_PGD ? steps : 1;
+    b.eps = (float)eps;
+    advex_rng_seed(&b.rng, (uint64_t)seed + 1);
+    b.x = malloc((size_t)(b.n * b.d) * sizeof(float));
+    b.xa = malloc((size_t)(b.n * b.d) * sizeof(float));
+    b.g = malloc((size_t)(b.n * b.d) * sizeof(float));
+    b.logits = malloc((size_t)(b.n * b.k) * sizeof(float));
+    b.dl = malloc((size_t)(b.n * b.k) * sizeof(float));
+    b.loss = malloc((size_t)b.n * sizeof(float));
+    b.y = malloc((size_t)b.n * sizeof(int32_t));
+    b.mom = calloc((size_t)(b.m->n_params ? b.m->n_params : 1), sizeof(float));
+    rates = malloc((size_t)reps * sizeof(double));
+    if (!b.x || !b.xa || !b.g || !b.logits || !b.dl || !b.loss || !b.y || !b.mom || !rates) {
+        rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < b.n * b.d; i++) b.x[i] = advex_rng_uniform(&b.rng);
+    for (int64_t i = 0; i < b.n; i++) b.y[i] = (int32_t)advex_rng_below(&b.rng, (uint64_t)b.k);
+    double macs = forward_macs(b.m);
+    /* passes of forward-equivalent GEMM work per example: forward 1, input-grad backward
+     * 1 (weight gradients skipped), parameter-gradient backward 2 */
+    double passes = kind == B_FORWARD ? 1 : kind == B_FGSM ? 2 : kind == B_PGD ? 2.0 * (double)b.steps : 5;
+    double flop_per_image = 2.0 * macs * passes;
+    advex_status st;
+    if ((st = run_once(&b))) { rc = cli_fail(cmd, st); goto done; } /* warm-up: plans, page faults */
+    int64_t iters_total = 0;
+    for (long long rep = 0; rep < reps && !cli_interrupted; rep++) {
+        double t0 = cli_now(), el;
+        int64_t it = 0;
+        do {
+            if ((st = run_once(&b))) { rc = cli_fail(cmd, st); goto done; }
+            it++;
+            el = cli_now() - t0;
+        } while (el < min_time && !cli_interrupted);
+        rates[rep] = (double)(it * b.n) / el;
+        iters_total += it;
+    }
+    double sorted[1000];
+    memcpy(sorted, rates, (size_t)reps * sizeof(double));
+    qsort(sorted, (size_t)reps, sizeof(double), cmp_double);
+    double med = reps % 2 ? sorted[reps / 2] : 0.5 * (sorted[reps / 2 - 1] + sorted[reps / 2]);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    const char *name = model_path ? model_path : arch;
+    if (json) {
+        cli_buf o = {0};
+        cli_buf_printf(&o, "{\"tool\": \"advex\", \"model\": \"%s\", \"attack\": \"%s\", \"steps\": %lld, \"batch\": %lld, "
+                           "\"threads\": %d, \"reps\": %lld, \"images_per_second\": %.3f, \"median_images_per_second\": %.3f, "
+                           "\"seconds_per_batch\": %.6f, \"rates\": [",
+                       name, attack, (long long)b.steps, batch, advex_get_threads(), reps, med, med, (double)batch / med);
+        for (long long i = 0; i < reps; i++) cli_buf_printf(&o, "%s%.3f", i ? ", " : "", rates[i]);
+        cli_buf_printf(&o, "], \"gflop_per_image\": %.6f, \"gflops\": %.3f, \"peak_rss_kb\": %ld, \"iterations\": %lld}\n",
+                       flop_per_image * 1e-9, flop_per_image * med * 1e-9, ru.ru_maxrss, (long long)iters_total);
+        if (o.oom) { cli_buf_free(&o); rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
+        fputs(o.s, stdout);
+        cli_buf_free(&o);
+    } else {
+        printf("%s %s (steps %lld) batch %lld, %d threads: %.1f images/s (median of %lld; %.2f ms/batch, %.2f GFLOP/s, peak RSS %.1f MiB)\n",
+               name, attack, (long long)b.steps, batch, advex_get_threads(), med, reps, 1e3 * (double)batch / med,
+               flop_per_image * med * 1e-9, (double)ru.ru_maxrss / 1024.0);
+    }
+    rc = CLI_EXIT_OK;
+done:
+    free(b.x); free(b.xa); free(b.g); free(b.logits); free(b.dl); free(b.loss); free(b.y); free(b.mom);
+    free(rates);
+    advex_model_free(b.m);
+    return rc;
+}

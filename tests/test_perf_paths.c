@@ -1,0 +1,165 @@
+/* The performance paths of src/ops against the portable reference kernels: batched-chunk
+ * and row-tiled convolution at odd shapes, 1 thread vs 2 threads, the split sgemm, the
+ * 2x2 max-pool fast path (ties), and the attack-mode BatchNorm backward. */
+#include <omp.h>
+#include <stdlib.h>
+
+#include "harness.h"
+#include "ops/kernels.h"
+
+static float *rnd(int64_t n, advex_rng *r, float lo, float hi) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * advex_rng_uniform(r);
+    return p;
+}
+static float *zeros(int64_t n) { return calloc((size_t)(n > 0 ? n : 1), sizeof(float)); }
+static float maxdiff(const float *a, const float *b, int64_t n) {
+    float e = 0.0f;
+    for (int64_t i = 0; i < n; i++) e = fabsf(a[i] - b[i]) > e ? fabsf(a[i] - b[i]) : e;
+    return e;
+}
+
+typedef struct { int64_t N, C, H, W, M, G, KH, KW, S, P, D; } cshape;
+
+static const cshape shapes[] = {
+    {7, 1, 28, 28, 16, 1, 4, 4, 2, 1, 1},  /* conv1 of small: many images per chunk, odd N */
+    {5, 3, 13, 11, 6, 1, 3, 3, 1, 1, 1},   /* odd sizes */
+    {9, 4, 7, 7, 8, 2, 3, 3, 1, 1, 1},     /* groups, small planes */
+    {3, 6, 9, 9, 5, 1, 1, 1, 1, 0, 1},     /* 1x1 direct, batched */
+    {2, 3, 11, 10, 4, 1, 3, 3, 2, 2, 2},   /* stride 2, dilation 2, pad 2 */
+    {1, 16, 90, 90, 4, 1, 3, 3, 1, 1, 1},  /* im2col > 4 MiB: row tiles */
+    {2, 2, 300, 7, 3, 1, 1, 1, 1, 0, 1},   /* tall 1x1 */
+};
+
+static void geom(const cshape *s, advex_conv2d_p *p) {
+    advex_attrs a;
+    advex_attrs_default(&a);
+    a.stride[0] = a.stride[1] = s->S;
+    a.dilation[0] = a.dilation[1] = s->D;
+    for (int i = 0; i < 4; i++) a.pads[i] = s->P;
+    memset(p, 0, sizeof *p);
+    p->N = s->N; p->C = s->C; p->H = s->H; p->W = s->W; p->M = s->M; p->G = s->G; p->KH = s->KH; p->KW = s->KW;
+    advex_window_geom(p, &a, "Conv", "t", 0);
+}
+
+/* run the fast conv forward+backward with T threads; outputs into fresh buffers */
+static void fast_conv(const advex_conv2d_p *p, int T, const float *x, const float *w, const float *b,
+                      const float *dy, float **y, float **dx, float **dw, float **db) {
+    int64_t no = p->N * p->M * p->OH * p->OW, nx = p->N * p->C * p->H * p->W, nw = p->M * (p->C / p->G) * p->KH * p->KW;
+    int64_t sn = advex_conv2d_scratch(p, T);
+    float *scratch = malloc((size_t)sn * sizeof(float));
+    *y = zeros(no); *dx = zeros(nx); *dw = zeros(nw); *db = zeros(p->M);
+    int keep = omp_get_max_threads();
+    omp_set_num_threads(T);
+    advex_conv2d_forward(*y, x, w, b, p, scratch, sn);
+    advex_conv2d_backward(*dx, *dw, *db, dy, x, w, p, scratch, sn);
+    omp_set_num_threads(keep);
+    free(scratch);
+}
+
+TEST(conv_fast_paths_vs_ref) {
+    advex_rng r;
+    advex_rng_seed(&r, 42);
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        advex_conv2d_p p;
+        geom(&shapes[i], &p);
+        int64_t no = p.N * p.M * p.OH * p.OW, nx = p.N * p.C * p.H * p.W, nw = p.M * (p.C / p.G) * p.KH * p.KW;
+        float *x = rnd(nx, &r, -1, 1), *w = rnd(nw, &r, -0.5f, 0.5f), *b = rnd(p.M, &r, -0.5f, 0.5f),
+              *dy = rnd(no, &r, -1, 1);
+        float *ry = zeros(no), *rdx = zeros(nx), *rdw = zeros(nw), *rdb = zeros(p.M);
+        advex_conv2d_forward_ref(ry, x, w, b, &p);
+        advex_conv2d_backward_ref(rdx, rdw, rdb, dy, x, w, &p);
+        float *y[2], *dx[2], *dw[2], *db[2];
+        for (int t = 0; t < 2; t++) fast_conv(&p, t + 1, x, w, b, dy, &y[t], &dx[t], &dw[t], &db[t]);
+        float tol = 1e-4f * (float)(p.C * p.KH * p.KW), tolw = 1e-4f * (float)(p.N * p.OH * p.OW);
+        float e[2][4];
+        for (int t = 0; t < 2; t++) {
+            e[t][0] = maxdiff(ry, y[t], no);
+            e[t][1] = maxdiff(rdx, dx[t], nx);
+            e[t][2] = maxdiff(rdw, dw[t], nw);
+            e[t][3] = maxdiff(rdb, db[t], p.M);
+        }
+        float e12 = maxdiff(y[0], y[1], no), e12x = maxdiff(dx[0], dx[1], nx);
+        for (int t = 0; t < 2; t++) { free(y[t]); free(dx[t]); free(dw[t]); free(db[t]); }
+        free(x); free(w); free(b); free(dy); free(ry); free(rdx); free(rdw); free(rdb);
+        for (int t = 0; t < 2; t++)
+            ASSERT_MSG(e[t][0] < tol && e[t][1] < tol && e[t][2] < tolw && e[t][3] < tolw,
+                       "shape %zu, %d thread(s): fwd %g dx %g dw %g db %g", i, t + 1, e[t][0], e[t][1], e[t][2], e[t][3]);
+        /* 1 vs 2 threads: only the sgemm blocking (chunk boundaries) differs: rounding only */
+        ASSERT_MSG(e12 < 1e-5f * (float)(p.C * p.KH * p.KW) && e12x < 1e-5f * (float)(p.M * p.KH * p.KW), "shape %zu: 1 vs 2 threads differ (fwd %g dx %g)", i, e12, e12x);
+    }
+}
+
+TEST(conv_scratch_limits_threads) {
+    /* scratch for one thread only: the kernel must fall back to one thread, not overrun */
+    advex_rng r;
+    advex_rng_seed(&r, 7);
+    advex_conv2d_p p;
+    geom(&shapes[1], &p);
+    int64_t no = p.N * p.M * p.OH * p.OW, nx = p.N * p.C * p.H * p.W, nw = p.M * p.C * p.KH * p.KW;
+    int64_t sn = advex_conv2d_scratch(&p, 1);
+    float *x = rnd(nx, &r, -1, 1), *w = rnd(nw, &r, -1, 1), *y = zeros(no), *ry = zeros(no);
+    float *scratch = malloc((size_t)(sn + 1) * sizeof(float));
+    scratch[sn] = 12345.0f;
+    int keep = omp_get_max_threads();
+    omp_set_num_threads(4);
+    advex_conv2d_forward(y, x, w, NULL, &p, scratch, sn);
+    omp_set_num_threads(keep);
+    advex_conv2d_forward_ref(ry, x, w, NULL, &p);
+    float e = maxdiff(y, ry, no), guard = scratch[sn];
+    free(x); free(w); free(y); free(ry); free(scratch);
+    ASSERT_MSG(e < 1e-3f, "fwd error %g", e);
+    ASSERT_NEAR(guard, 12345.0f, 0);
+}
+
+TEST(sgemm_split_vs_ref) {
+    advex_rng r;
+    advex_rng_seed(&r, 9);
+    static const int64_t dims[][3] = {{257, 129, 65}, {3, 1031, 517}, {700, 5, 401}, {64, 64, 300}};
+    for (size_t i = 0; i < sizeof dims / sizeof *dims; i++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int64_t M = dims[i][0], N = dims[i][1], K = dims[i][2];
+                float *a = rnd(M * K, &r, -1, 1), *b = rnd(K * N, &r, -1, 1), *c = rnd(M * N, &r, -1, 1);
+                float *c2 = malloc((size_t)(M * N) * sizeof(float));
+                memcpy(c2, c, (size_t)(M * N) * sizeof(float));
+                int keep = omp_get_max_threads();
+                omp_set_num_threads(2);
+                advex_sgemm(ta, tb, M, N, K, 0.5f, a, ta ? M : K, b, tb ? K : N, 0.25f, c, N);
+                omp_set_num_threads(keep);
+                advex_gemm_ref(c2, a, b, M, N, K, ta, tb, 0.5f, 0.25f);
+                float e = maxdiff(c, c2, M * N);
+                free(a); free(b); free(c); free(c2);
+                ASSERT_MSG(e < 1e-3f, "sgemm %lldx%lldx%lld ta %d tb %d: error %g", (long long)M, (long long)N,
+                           (long long)K, ta, tb, e);
+            }
+}
+
+TEST(maxpool_2x2_fast_vs_ref) {
+    advex_rng r;
+    advex_rng_seed(&r, 11);
+    static const int64_t hw[][2] = {{28, 28}, {7, 9}, {14, 15}};
+    for (size_t s = 0; s < sizeof hw / sizeof *hw; s++) {
+        advex_attrs a;
+        advex_attrs_default(&a);
+        a.kernel[0] = a.kernel[1] = 2;
+        a.stride[0] = a.stride[1] = 2;
+        advex_conv2d_p p = {.N = 3, .C = 5, .H = hw[s][0], .W = hw[s][1], .M = 5, .G = 1, .KH = 2, .KW = 2};
+        ASSERT_OK(advex_window_geom(&p, &a, "MaxPool", "t", 1));
+        int64_t nx = p.N * p.C * p.H * p.W, no = p.N * p.C * p.OH * p.OW;
+        float *x = rnd(nx, &r, -1, 1);
+        for (int64_t i = 0; i < nx; i += 3) x[i] = 0.5f; /* ties: the first maximum wins */
+        float *y = zeros(no), *ry = zeros(no), *dy = rnd(no, &r, -1, 1), *dx = zeros(nx), *rdx = zeros(nx);
+        int32_t *am = malloc((size_t)no * sizeof(int32_t));
+        advex_maxpool2d_forward(y, am, x, &p);
+        advex_maxpool2d_backward(dx, dy, am, x, &p);
+        advex_maxpool2d_forward_ref(ry, x, &p);
+        advex_maxpool2d_backward_ref(rdx, dy, x, &p);
+        float e = maxdiff(y, ry, no), ex = maxdiff(dx, rdx, nx);
+        free(x); free(y); free(ry); free(dy); free(dx); free(rdx); free(am);
+        ASSERT_MSG(e == 0.0f && ex == 0.0f, "maxpool %zu: fwd %g dx %g", s, e, ex);
+    }
+}
+
+TEST_MAIN(TEST_ENTRY(conv_fast_paths_vs_ref), TEST_ENTRY(conv_scratch_limits_threads), TEST_ENTRY(sgemm_split_vs_ref),
+          TEST_ENTRY(maxpool_2x2_fast_vs_ref))
