@@ -85,6 +85,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* The eval table and JSON (shared by eval and demo). */
 void cli_print_eval_table(FILE *f, int64_t n, int64_t clean_correct, const advex_eval_result *r, int count);

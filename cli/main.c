@@ -13,6 +13,8 @@ static const cli_command commands[] = {
     {"eval", "robust accuracy of a model over a data set for a list of eps", "--model M.onnx --data D --eps E,...",
      cmd_eval},
     {"predict", "write a model's logits on a data set as .npy", "--model M.onnx --data D --out L.npy", cmd_predict},
+    {"bench", "images/s of FGSM, PGD, a training step or a forward pass on random inputs",
+     "--arch A|--model M.onnx --attack fgsm|pgd|train|forward [options]", cmd_bench},
     {"info", "describe an ONNX model: inputs, outputs, ops, parameters", "M.onnx", cmd_info},
 };
 
