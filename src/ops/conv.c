@@ -140,33 +140,34 @@ static int conv_threads(const advex_conv2d_p *p, const conv_plan *c, int64_t scr
  * (oh-oh0)*OW + ow); zero where the window is in padding. */
 static void im2col(float *col, int64_t ldc, const float *x, int64_t Cg, const advex_conv2d_p *p, int64_t oh0,
                    int64_t oh1) {
-    int64_t K = Cg * p->KH * p->KW, H = p->H, W = p->W, OW = p->OW, SW = p->SW;
-    for (int64_t r = 0; r < K; r++) {
-        int64_t c = r / (p->KH * p->KW), ki = (r / p->KW) % p->KH, kj = r % p->KW;
+    int64_t H = p->H, W = p->W, OW = p->OW, SW = p->SW;
+    float *dst = col - oh0 * OW;
+    for (int64_t c = 0; c < Cg; c++) {
         const float *xc = x + c * H * W;
-        float *dst = col + r * ldc - oh0 * OW;
-        int64_t off = kj * p->DW - p->PL; /* iw = ow*SW + off */
-        /* valid ow: 0 <= ow*SW + off < W */
-        int64_t ow0 = off >= 0 ? 0 : (-off + SW - 1) / SW;
-        int64_t ow1 = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
-        if (ow1 > OW) ow1 = OW;
-        if (ow0 > ow1) ow0 = ow1;
-        for (int64_t oh = oh0; oh < oh1; oh++) {
-            int64_t ih = oh * p->SH - p->PT + ki * p->DH;
-            float *d = dst + oh * OW;
-            if (ih < 0 || ih >= H) {
-                memset(d, 0, (size_t)OW * sizeof(float));
-                continue;
+        for (int64_t ki = 0; ki < p->KH; ki++)
+            for (int64_t kj = 0; kj < p->KW; kj++, dst += ldc) {
+                int64_t off = kj * p->DW - p->PL; /* iw = ow*SW + off */
+                /* valid ow: 0 <= ow*SW + off < W */
+                int64_t ow0 = off >= 0 ? 0 : (-off + SW - 1) / SW;
+                int64_t ow1 = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
+                if (ow1 > OW) ow1 = OW;
+                if (ow0 > ow1) ow0 = ow1;
+                for (int64_t oh = oh0; oh < oh1; oh++) {
+                    int64_t ih = oh * p->SH - p->PT + ki * p->DH;
+                    float *d = dst + oh * OW;
+                    if (ih < 0 || ih >= H) {
+                        memset(d, 0, (size_t)OW * sizeof(float));
+                        continue;
+                    }
+                    const float *xr = xc + ih * W;
+                    for (int64_t ow = 0; ow < ow0; ow++) d[ow] = 0.0f;
+                    if (SW == 1)
+                        memcpy(d + ow0, xr + ow0 + off, (size_t)(ow1 - ow0) * sizeof(float));
+                    else
+                        for (int64_t ow = ow0; ow < ow1; ow++) d[ow] = xr[ow * SW + off];
+                    for (int64_t ow = ow1; ow < OW; ow++) d[ow] = 0.0f;
+                }
             }
-            const float *xr = xc + ih * W;
-            for (int64_t ow = 0; ow < ow0; ow++) d[ow] = 0.0f;
-            if (SW == 1) {
-                if (ow1 > ow0) memcpy(d + ow0, xr + ow0 + off, (size_t)(ow1 - ow0) * sizeof(float));
-            } else {
-                for (int64_t ow = ow0; ow < ow1; ow++) d[ow] = xr[ow * SW + off];
-            }
-            for (int64_t ow = ow1; ow < OW; ow++) d[ow] = 0.0f;
-        }
     }
 }
 
