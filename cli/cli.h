@@ -85,7 +85,41 @@ int cmd_eval(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_info(int argc, char **argv);
-int cmd_bench(int argc, char **argv);
+
+/* Attack options shared by attack and eval: CLI_ATTACK_FLAGS goes inside a command's flag
+ * table; cli_attack_options reads them (and --attack, --target, --seed) into c. Returns 0 or
+ * prints one error line and returns an exit code. */
+#define CLI_ATTACK_FLAGS                                                                              \
+    {"--steps", "K", "iterations (bim/pgd/mifgsm 10, apgd 100, cw 100 per binary step, deepfool 50)", NULL, 0}, \
+    {"--alpha", "A", "step size (fgsm-rs 1.25*eps, bim/mifgsm eps/K, pgd 2.5*eps/K)", NULL, 0},            \
+    {"--restarts", "R", "pgd/apgd: runs from random starts; 0 = one run from x, no random start", NULL, 0}, \
+    {"--norm", "N", "linf or l2 (bim, pgd, mifgsm, apgd, deepfool, uap)", "linf", 0},                      \
+    {"--queries", "Q", "square: query budget per example (default 5000)", NULL, 0},                          \
+    {"--p-init", "P", "square: initial fraction of pixels changed (default 0.8)", NULL, 0},                 \
+    {"--momentum", "MU", "mifgsm: momentum decay (default 1.0)", NULL, 0},                                  \
+    {"--topk", "K", "apgd-t/standard: target classes (default 9)", NULL, 0},                                \
+    {"--kappa", "K", "cw: confidence margin (default 0)", NULL, 0},                                         \
+    {"--binary-steps", "B", "cw: binary search steps over c (default 9)", NULL, 0},                         \
+    {"--c-init", "C", "cw: initial constant c (default 1e-3)", NULL, 0},                                    \
+    {"--lr", "LR", "cw: Adam learning rate (default 0.01)", NULL, 0},                                       \
+    {"--overshoot", "O", "deepfool: overshoot (default 0.02)", NULL, 0},                                    \
+    {"--surrogate", "FILE", "transfer: craft on this ONNX model, evaluate on --model", NULL, 0},            \
+    {"--uap-data", "D", "uap: data to compute the perturbation on", "fashion-mnist:train", 0},              \
+    {"--uap-limit", "N", "uap: first N examples of --uap-data", "2000", 0},                                 \
+    {"--uap-epochs", "E", "uap: passes over --uap-data", "5", 0},                                           \
+    {"--uap-out", "FILE", "uap: write the perturbation here (.npy, float32 C x H x W)", NULL, 0},           \
+    {"--no-checks", NULL, "skip the sanity checks (probability outputs, zero gradients, determinism)", NULL, 0}
+int cli_attack_options(const char *cmd, cli_flag *f, int nflags, advex_attack_config *c);
+/* --surrogate: load it (or set *s = NULL when not given). 0 or an exit code. */
+int cli_load_surrogate(const char *cmd, cli_flag *f, int nflags, advex_model *target, advex_model **s);
+/* uap: compute delta (C*H*W, malloc'd into *delta) for c->eps on --uap-data, write --uap-out
+ * if given and point c->uap_delta at it. 0 or an exit code. */
+int cli_uap_prepare(const char *cmd, cli_flag *f, int nflags, advex_model *m, advex_attack_config *c, long long batch,
+                    float **delta);
+/* Run advex_eval_checks and print each warning (unless --no-checks). Returns the bits. */
+unsigned cli_run_checks(const char *cmd, cli_flag *f, int nflags, advex_model *m, const advex_dataset *d,
+                        const advex_attack_config *c);
+void cli_print_warnings(const char *cmd, unsigned bits);
 
 /* The eval table and JSON (shared by eval and demo). */
 void cli_print_eval_table(FILE *f, int64_t n, int64_t clean_correct, const advex_eval_result *r, int count);

@@ -1,5 +1,7 @@
-/* advex attack: craft adversarial examples for a data set, report clean and adversarial
- * accuracy and success rate, and write the examples as float32 (N,C,H,W) .npy. */
+/* advex attack: craft adversarial examples for a data set with any attack, report clean and
+ * adversarial accuracy, success rate (and norms, queries, stages where the attack has them),
+ * and write the examples as float32 (N,C,H,W) .npy. Transfer with --surrogate; uap. */
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,23 +14,25 @@ int cmd_attack(int argc, char **argv) {
         {"--data", "D", "data spec", "fashion-mnist:test", 0},
         {"--data-dir", "DIR", "directory of the named data set", NULL, 0},
         {"--limit", "N", "attack the first N examples (0 = all)", "0", 0},
-        {"--attack", "A", "attack: fgsm, fgsm-rs, none", "fgsm", 0},
-        {"--eps", "E", "L-inf radius in input units (8/255 accepted)", NULL, 0},
-        {"--alpha", "A", "step size for fgsm-rs (default 1.25*eps)", NULL, 0},
+        {"--attack", "A", "attack: none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t, square, "
+                          "standard, cw, deepfool, uap", "fgsm", 0},
+        {"--eps", "E", "radius in input units, L-inf or L2 per --norm (8/255 accepted); cw/deepfool: a norm "
+                       "budget, unbounded when omitted", NULL, 0},
         {"--target", "T", "targeted attack: a class, next, least-likely or random", NULL, 0},
         {"--batch", "B", "batch size", "256", 0},
         {"--seed", "S", "seed for random starts and random targets", "0", 0},
         {"--threads", "T", "threads (0 = all cores)", "0", 0},
         {"--out", "FILE", "write the adversarial examples here (.npy, float32 N x C x H x W)", NULL, 0},
         {"--quiet", NULL, "no progress output", NULL, 0},
+        CLI_ATTACK_FLAGS,
     };
+    const int nf = (int)(sizeof f / sizeof *f);
     int r = cli_parse(cmd, "--model M.onnx --data D --eps E [--out adv.npy] [options]",
                       "Craft adversarial examples and report clean accuracy, adversarial accuracy and success rate.",
-                      argc, argv, f, (int)(sizeof f / sizeof *f));
+                      argc, argv, f, nf);
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     const char *model_path = CLI_GET(f, "--model")->value, *out = CLI_GET(f, "--out")->value;
     if (!model_path) return cli_error(cmd, CLI_EXIT_USAGE, "--model FILE is required");
-    if (!CLI_GET(f, "--eps")->value) return cli_error(cmd, CLI_EXIT_USAGE, "--eps E is required");
     advex_attack_config ac;
     advex_attack_config_default(&ac);
     long long limit, batch, seed;
@@ -38,23 +42,24 @@ int cmd_attack(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     if ((st = advex_attack_parse(CLI_GET(f, "--attack")->value, &ac.kind)))
         return cli_error(cmd, CLI_EXIT_USAGE, "--attack: %s", advex_last_error());
-    if ((st = advex_parse_eps(CLI_GET(f, "--eps")->value, &ac.eps)))
+    if (!CLI_GET(f, "--eps")->value) {
+        if (!advex_attack_is_min_norm(ac.kind)) return cli_error(cmd, CLI_EXIT_USAGE, "--eps E is required");
+        ac.eps = FLT_MAX; /* minimal-perturbation attack without a budget */
+    } else if ((st = advex_parse_eps(CLI_GET(f, "--eps")->value, &ac.eps))) {
         return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
-    if (CLI_GET(f, "--alpha")->value && (st = advex_parse_eps(CLI_GET(f, "--alpha")->value, &ac.alpha)))
-        return cli_error(cmd, CLI_EXIT_USAGE, "--alpha: %s", advex_last_error());
-    if (CLI_GET(f, "--target")->value &&
-        (st = advex_target_parse(CLI_GET(f, "--target")->value, &ac.target, &ac.target_label)))
-        return cli_error(cmd, CLI_EXIT_USAGE, "--target: %s", advex_last_error());
+    }
+    if ((r = cli_attack_options(cmd, f, nf, &ac))) return r;
     ac.seed = (uint64_t)seed;
     if (out && cli_check_writable(cmd, out)) return CLI_EXIT_FAIL;
     int quiet = CLI_GET(f, "--quiet")->seen;
 
-    advex_model *m = NULL;
+    advex_model *m = NULL, *sur = NULL;
     advex_dataset d = {0};
-    float *adv = NULL, *logits = NULL;
+    float *adv = NULL, *logits = NULL, *delta = NULL;
     int32_t *targets = NULL, *pred = NULL;
     int rc = CLI_EXIT_FAIL;
     if ((r = cli_load_model(cmd, model_path, NULL, 0, &m))) { rc = r; goto done; }
+    if ((r = cli_load_surrogate(cmd, f, nf, m, &sur))) { rc = r; goto done; }
     if ((r = cli_load_data(cmd, CLI_GET(f, "--data")->value, CLI_GET(f, "--data-dir")->value, limit, &d))) { rc = r; goto done; }
     int64_t k = advex_model_num_classes(m), dim = d.c * d.h * d.w;
     if (ac.target == ADVEX_TARGET_LABEL && ac.target_label >= k) {
@@ -66,17 +71,49 @@ int cmd_attack(int argc, char **argv) {
     targets = malloc((size_t)d.n * sizeof(int32_t));
     pred = malloc((size_t)d.n * sizeof(int32_t));
     if (!adv || !logits || !targets || !pred) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
+    if (ac.kind == ADVEX_ATTACK_UAP && (r = cli_uap_prepare(cmd, f, nf, sur ? sur : m, &ac, batch, &delta))) {
+        rc = r;
+        goto done;
+    }
+    if (ac.kind != ADVEX_ATTACK_UAP) {
+        advex_attack_config chk = ac;
+        if (chk.eps == FLT_MAX) chk.eps = 1e30f;
+        cli_run_checks(cmd, f, nf, m, &d, &chk);
+    }
     cli_progress bar;
     cli_progress_init(&bar, advex_attack_name(ac.kind), quiet);
     advex_eval_result res;
-    st = advex_eval_attack(m, &d, &ac, batch, cli_eval_progress, &bar, adv, &res);
+    st = sur ? advex_eval_transfer(sur, m, &d, &ac, batch, cli_eval_progress, &bar, adv, &res)
+             : advex_eval_attack(m, &d, &ac, batch, cli_eval_progress, &bar, adv, &res);
     cli_progress_done(&bar);
     if (st) { rc = st == ADVEX_ERR_INTERRUPTED ? (cli_error(cmd, 0, "interrupted"), 130) : cli_fail(cmd, st); goto done; }
-    printf("examples: %lld   attack: %s   eps: %.6g\n", (long long)d.n, advex_attack_name(ac.kind), (double)ac.eps);
+    cli_print_warnings(cmd, res.warnings);
+    if (ac.eps == FLT_MAX)
+        printf("examples: %lld   attack: %s%s   eps: unbounded\n", (long long)d.n, advex_attack_name(ac.kind),
+               sur ? " (transfer)" : "");
+    else
+        printf("examples: %lld   attack: %s%s   eps: %.6g\n", (long long)d.n, advex_attack_name(ac.kind),
+               sur ? " (transfer)" : "", (double)ac.eps);
     printf("clean accuracy:       %.2f%%\n", 100.0 * (double)res.clean_correct / (double)d.n);
     printf("adversarial accuracy: %.2f%%\n", 100.0 * res.robust_accuracy);
     printf("success rate:         %.2f%% (of the %lld correctly classified)\n", 100.0 * res.success_rate,
            (long long)res.clean_correct);
+    if (res.norm_count > 0)
+        printf("perturbation %s:     median %.4g, mean %.4g (of the %lld successful)\n",
+               res.norm == ADVEX_NORM_L2 ? "L2  " : "Linf", res.norm_median, res.norm_mean, (long long)res.norm_count);
+    if (res.queries_count > 0)
+        printf("queries:              mean %.1f, median %.0f (of the %lld successful)\n", res.queries_mean,
+               res.queries_median, (long long)res.queries_count);
+    for (int s2 = 0; s2 < res.n_stages; s2++)
+        printf("stage %d %-9s     removed %lld\n", s2 + 1, advex_attack_name(res.stage_attack[s2]),
+               (long long)res.stage_removed[s2]);
+    if (ac.kind == ADVEX_ATTACK_UAP) {
+        double fool;
+        advex_eval_result ur;
+        if ((st = advex_eval_uap(m, &d, delta, ac.eps, batch, &fool, &ur))) { rc = cli_fail(cmd, st); goto done; }
+        printf("fooling rate:         %.2f%% (prediction changed by the universal perturbation)\n", 100.0 * fool);
+    }
+    printf("seconds:              %.2f (%.4f per example)\n", res.seconds, res.seconds / (double)d.n);
     if (ac.target != ADVEX_TARGET_NONE) {
         if ((st = advex_model_forward(m, d.x, d.n, logits)) ||
             (st = advex_attack_targets(&ac, logits, d.y, d.n, k, 0, targets)) ||
@@ -93,8 +130,9 @@ int cmd_attack(int argc, char **argv) {
     }
     rc = CLI_EXIT_OK;
 done:
-    free(adv); free(logits); free(targets); free(pred);
+    free(adv); free(logits); free(targets); free(pred); free(delta);
     advex_model_free(m);
+    advex_model_free(sur);
     advex_dataset_free(&d);
     return rc;
 }

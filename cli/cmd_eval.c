@@ -1,9 +1,12 @@
-/* advex eval: the accuracy-vs-eps table of a model under an attack, optionally as JSON. */
+/* advex eval: the robust-accuracy table of a model for every attack in a list and every eps,
+ * optionally as JSON (one entry per attack and eps), with sanity checks that warn. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
 #define MAX_EPS 64
+#define MAX_ATTACKS 16
 
 int cmd_eval(int argc, char **argv) {
     const char *cmd = "eval";
@@ -12,51 +15,69 @@ int cmd_eval(int argc, char **argv) {
         {"--data", "D", "data spec", "fashion-mnist:test", 0},
         {"--data-dir", "DIR", "directory of the named data set", NULL, 0},
         {"--limit", "N", "evaluate the first N examples (0 = all)", "0", 0},
-        {"--attack", "A", "attack: fgsm, fgsm-rs, none", "fgsm", 0},
-        {"--eps", "E,...", "comma-separated radii (L-inf, input units; 8/255 accepted)", "0,0.05,0.1", 0},
-        {"--alpha", "A", "step size for fgsm-rs (default 1.25*eps)", NULL, 0},
+        {"--attack", "A,...", "comma-separated attacks: none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, "
+                              "apgd-t, square, standard, cw, deepfool, uap", "fgsm", 0},
+        {"--eps", "E,...", "comma-separated radii (input units; 8/255 accepted)", "0,0.05,0.1", 0},
         {"--target", "T", "targeted attack: a class, next, least-likely or random", NULL, 0},
         {"--batch", "B", "batch size", "256", 0},
         {"--seed", "S", "seed for random starts and random targets", "0", 0},
         {"--threads", "T", "threads (0 = all cores)", "0", 0},
         {"--json", "FILE", "also write the results as JSON", NULL, 0},
         {"--quiet", NULL, "no progress output", NULL, 0},
+        CLI_ATTACK_FLAGS,
     };
-    int r = cli_parse(cmd, "--model M.onnx --data D --eps E,... [options]",
-                      "Robust accuracy of a model over a data set for each eps (a clean-misclassified example counts\n"
-                      "as non-robust); success rate is over the correctly classified examples.",
-                      argc, argv, f, (int)(sizeof f / sizeof *f));
+    const int nf = (int)(sizeof f / sizeof *f);
+    int r = cli_parse(cmd, "--model M.onnx --data D --attack A,... --eps E,... [options]",
+                      "Robust accuracy of a model over a data set for each attack and eps (a clean-misclassified\n"
+                      "example counts as non-robust); success rate is over the correctly classified examples.\n"
+                      "`standard` is AutoAttack's protocol: APGD-CE, APGD-T and Square, each on what is still robust.",
+                      argc, argv, f, nf);
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     const char *model_path = CLI_GET(f, "--model")->value;
     if (!model_path) return cli_error(cmd, CLI_EXIT_USAGE, "--model FILE is required");
     advex_attack_config ac;
     advex_attack_config_default(&ac);
     float eps[MAX_EPS];
-    int neps = 0;
+    advex_attack_kind kinds[MAX_ATTACKS];
+    int neps = 0, nk = 0;
     long long limit, batch, seed;
     advex_status st;
     if (cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit) || cli_int(cmd, CLI_GET(f, "--batch"), 1, 1 << 20, &batch) ||
         cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed) || cli_threads(cmd, CLI_GET(f, "--threads")))
         return CLI_EXIT_USAGE;
-    if ((st = advex_attack_parse(CLI_GET(f, "--attack")->value, &ac.kind))) return cli_fail(cmd, st);
+    {
+        const char *p = CLI_GET(f, "--attack")->value;
+        for (;;) {
+            const char *comma = strchr(p, ',');
+            char name[64];
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            if (len >= sizeof name) len = sizeof name - 1;
+            memcpy(name, p, len);
+            name[len] = '\0';
+            if (nk >= MAX_ATTACKS) return cli_error(cmd, CLI_EXIT_USAGE, "--attack: at most %d attacks", MAX_ATTACKS);
+            if ((st = advex_attack_parse(name, &kinds[nk]))) return cli_fail(cmd, st);
+            nk++;
+            if (!comma) break;
+            p = comma + 1;
+        }
+    }
     if ((st = advex_parse_eps_list(CLI_GET(f, "--eps")->value, eps, MAX_EPS, &neps)))
         return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
-    if (CLI_GET(f, "--alpha")->value && (st = advex_parse_eps(CLI_GET(f, "--alpha")->value, &ac.alpha)))
-        return cli_error(cmd, CLI_EXIT_USAGE, "--alpha: %s", advex_last_error());
-    if (CLI_GET(f, "--target")->value &&
-        (st = advex_target_parse(CLI_GET(f, "--target")->value, &ac.target, &ac.target_label)))
-        return cli_error(cmd, CLI_EXIT_USAGE, "--target: %s", advex_last_error());
+    if ((r = cli_attack_options(cmd, f, nf, &ac))) return r;
     ac.seed = (uint64_t)seed;
     const char *json = CLI_GET(f, "--json")->value;
     if (json && cli_check_writable(cmd, json)) return CLI_EXIT_FAIL;
     int quiet = CLI_GET(f, "--quiet")->seen;
 
-    advex_model *m = NULL;
+    advex_model *m = NULL, *sur = NULL;
     advex_dataset d = {0};
-    advex_eval_result res[MAX_EPS];
+    advex_eval_result *res = calloc((size_t)(nk * neps), sizeof *res);
+    float *delta = NULL;
     cli_buf jb = {0};
-    int rc = CLI_EXIT_FAIL;
+    int rc = CLI_EXIT_FAIL, nres = 0;
+    if (!res) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
     if ((r = cli_load_model(cmd, model_path, NULL, 0, &m))) { rc = r; goto done; }
+    if ((r = cli_load_surrogate(cmd, f, nf, m, &sur))) { rc = r; goto done; }
     if ((r = cli_load_data(cmd, CLI_GET(f, "--data")->value, CLI_GET(f, "--data-dir")->value, limit, &d))) { rc = r; goto done; }
     if (ac.target == ADVEX_TARGET_LABEL && ac.target_label >= advex_model_num_classes(m)) {
         rc = cli_error(cmd, CLI_EXIT_USAGE, "--target: class %d but the model has %lld classes", ac.target_label,
@@ -64,27 +85,63 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     int64_t clean_correct = 0;
-    for (int i = 0; i < neps; i++) {
-        cli_progress bar;
-        char label[48];
-        snprintf(label, sizeof label, "%s eps=%.4g", advex_attack_name(ac.kind), (double)eps[i]);
-        cli_progress_init(&bar, label, quiet);
-        ac.eps = eps[i];
-        st = advex_eval_attack(m, &d, &ac, batch, cli_eval_progress, &bar, NULL, &res[i]);
-        cli_progress_done(&bar);
-        if (st) { rc = st == ADVEX_ERR_INTERRUPTED ? 130 : cli_fail(cmd, st); if (rc == 130) cli_error(cmd, 0, "interrupted"); goto done; }
-        clean_correct = res[i].clean_correct;
+    unsigned warn = 0;
+    for (int a = 0; a < nk; a++) {
+        ac.kind = kinds[a];
+        if (a == 0) {
+            advex_attack_config chk = ac;
+            chk.eps = eps[neps - 1];
+            /* the determinism check reruns the attack on a few examples: skip it for the costly ones */
+            warn |= cli_run_checks(cmd, f, nf, m, &d, kinds[0] == ADVEX_ATTACK_UAP ? NULL : &chk);
+        }
+        for (int i = 0; i < neps; i++) {
+            cli_progress bar;
+            char label[48];
+            snprintf(label, sizeof label, "%s eps=%.4g", advex_attack_name(ac.kind), (double)eps[i]);
+            cli_progress_init(&bar, label, quiet);
+            ac.eps = eps[i];
+            if (ac.kind == ADVEX_ATTACK_UAP && (r = cli_uap_prepare(cmd, f, nf, sur ? sur : m, &ac, batch, &delta))) {
+                rc = r;
+                goto done;
+            }
+            advex_eval_result *er = &res[nres];
+            st = sur ? advex_eval_transfer(sur, m, &d, &ac, batch, cli_eval_progress, &bar, NULL, er)
+                     : advex_eval_attack(m, &d, &ac, batch, cli_eval_progress, &bar, NULL, er);
+            cli_progress_done(&bar);
+            if (st) { rc = st == ADVEX_ERR_INTERRUPTED ? 130 : cli_fail(cmd, st); if (rc == 130) cli_error(cmd, 0, "interrupted"); goto done; }
+            clean_correct = er->clean_correct;
+            nres++;
+        }
     }
-    cli_print_eval_table(stdout, d.n, clean_correct, res, neps);
+    /* black box beating white box at the same eps */
+    for (int i = 0; i < nres; i++) {
+        if (res[i].attack != ADVEX_ATTACK_SQUARE) continue;
+        for (int j = 0; j < nres; j++)
+            if (j != i && res[j].eps == res[i].eps && res[j].attack != ADVEX_ATTACK_SQUARE &&
+                res[j].attack != ADVEX_ATTACK_NONE && res[j].attack != ADVEX_ATTACK_UAP && !res[j].transfer &&
+                res[i].robust_correct < res[j].robust_correct) {
+                res[i].warnings |= ADVEX_EVAL_WARN_BLACKBOX_WINS;
+            }
+    }
+    for (int i = 0; i < nres; i++)
+        if (res[i].warnings & ~warn) {
+            cli_print_warnings(cmd, res[i].warnings & ~warn);
+            warn |= res[i].warnings;
+        }
+    cli_print_eval_table(stdout, d.n, clean_correct, res, nres);
     if (json) {
-        cli_eval_json(&jb, model_path, CLI_GET(f, "--data")->value, d.n, clean_correct, res, neps);
+        for (int i = 0; i < nres; i++) res[i].warnings |= warn & ~ADVEX_EVAL_WARN_BLACKBOX_WINS;
+        cli_eval_json(&jb, model_path, CLI_GET(f, "--data")->value, d.n, clean_correct, res, nres);
         if (jb.oom) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
         if (cli_write_file_atomic(cmd, json, jb.s, jb.len)) goto done;
     }
     rc = CLI_EXIT_OK;
 done:
     cli_buf_free(&jb);
+    free(res);
+    free(delta);
     advex_model_free(m);
+    advex_model_free(sur);
     advex_dataset_free(&d);
     return rc;
 }

@@ -255,12 +255,30 @@ void cli_buf_free(cli_buf *b) {
     memset(b, 0, sizeof *b);
 }
 
+static const char *norm_name(advex_norm n) { return n == ADVEX_NORM_L2 ? "l2" : "linf"; }
+
 void cli_print_eval_table(FILE *f, int64_t n, int64_t clean_correct, const advex_eval_result *r, int count) {
     fprintf(f, "examples: %lld   clean accuracy: %.2f%%\n", (long long)n, 100.0 * (double)clean_correct / (double)n);
-    fprintf(f, "%-10s %8s %16s %14s %10s\n", "attack", "eps", "robust accuracy", "success rate", "seconds");
+    fprintf(f, "%-10s %8s %16s %14s %10s  %s\n", "attack", "eps", "robust accuracy", "success rate", "seconds", "notes");
+    for (int i = 0; i < count; i++) {
+        char name[32], notes[160] = "";
+        snprintf(name, sizeof name, "%s%s", advex_attack_name(r[i].attack), r[i].transfer ? "*" : "");
+        size_t o = 0;
+        if (r[i].attack != ADVEX_ATTACK_NONE && r[i].norm_count > 0 &&
+            (advex_attack_is_min_norm(r[i].attack) || r[i].norm == ADVEX_NORM_L2))
+            o += (size_t)snprintf(notes + o, sizeof notes - o, "%s median %.4g mean %.4g  ", norm_name(r[i].norm),
+                                  r[i].norm_median, r[i].norm_mean);
+        if (r[i].queries_count > 0 && o < sizeof notes)
+            o += (size_t)snprintf(notes + o, sizeof notes - o, "queries mean %.1f median %.0f  ", r[i].queries_mean,
+                                  r[i].queries_median);
+        for (int s = 0; s < r[i].n_stages && o < sizeof notes; s++)
+            o += (size_t)snprintf(notes + o, sizeof notes - o, "%s%s -%lld", s ? ", " : "",
+                                  advex_attack_name(r[i].stage_attack[s]), (long long)r[i].stage_removed[s]);
+        fprintf(f, "%-10s %8.4f %15.2f%% %13.2f%% %10.2f  %s\n", name, (double)r[i].eps, 100.0 * r[i].robust_accuracy,
+                100.0 * r[i].success_rate, r[i].seconds, notes);
+    }
     for (int i = 0; i < count; i++)
-        fprintf(f, "%-10s %8.4f %15.2f%% %13.2f%% %10.2f\n", advex_attack_name(r[i].attack), (double)r[i].eps,
-                100.0 * r[i].robust_accuracy, 100.0 * r[i].success_rate, r[i].seconds);
+        if (r[i].transfer) { fprintf(f, "* crafted on the surrogate model, evaluated on the model\n"); break; }
 }
 
 static void json_string(cli_buf *b, const char *s) {
@@ -282,12 +300,39 @@ void cli_eval_json(cli_buf *b, const char *model, const char *data, int64_t n, i
     json_string(b, data);
     cli_buf_printf(b, ",\n  \"n\": %lld,\n  \"clean_accuracy\": %.6f,\n  \"results\": [", (long long)n,
                    (double)clean_correct / (double)n);
-    for (int i = 0; i < count; i++)
+    for (int i = 0; i < count; i++) {
         cli_buf_printf(b,
                        "%s\n    {\"attack\": \"%s\", \"eps\": %.9g, \"robust_accuracy\": %.6f, \"success_rate\": %.6f, "
-                       "\"seconds\": %.4f}",
+                       "\"seconds\": %.4f, \"robust_correct\": %lld, \"norm\": \"%s\"",
                        i ? "," : "", advex_attack_name(r[i].attack), (double)r[i].eps, r[i].robust_accuracy,
-                       r[i].success_rate, r[i].seconds);
+                       r[i].success_rate, r[i].seconds, (long long)r[i].robust_correct, norm_name(r[i].norm));
+        if (r[i].norm_count > 0)
+            cli_buf_printf(b, ", \"perturbation\": {\"count\": %lld, \"median\": %.6g, \"mean\": %.6g}",
+                           (long long)r[i].norm_count, r[i].norm_median, r[i].norm_mean);
+        if (r[i].queries_count > 0)
+            cli_buf_printf(b, ", \"queries\": {\"count\": %lld, \"mean\": %.2f, \"median\": %.1f}",
+                           (long long)r[i].queries_count, r[i].queries_mean, r[i].queries_median);
+        if (r[i].n_stages > 0) {
+            cli_buf_printf(b, ", \"stages\": [");
+            for (int s2 = 0; s2 < r[i].n_stages; s2++)
+                cli_buf_printf(b, "%s{\"attack\": \"%s\", \"removed\": %lld}", s2 ? ", " : "",
+                               advex_attack_name(r[i].stage_attack[s2]), (long long)r[i].stage_removed[s2]);
+            cli_buf_printf(b, "]");
+        }
+        if (r[i].transfer) cli_buf_printf(b, ", \"transfer\": true");
+        if (r[i].warnings) {
+            cli_buf_printf(b, ", \"warnings\": [");
+            int first = 1;
+            for (unsigned w = 1; w <= ADVEX_EVAL_WARN_NONDETERMINISTIC; w <<= 1)
+                if (r[i].warnings & w) {
+                    cli_buf_printf(b, "%s", first ? "" : ", ");
+                    json_string(b, advex_eval_warning_str(w));
+                    first = 0;
+                }
+            cli_buf_printf(b, "]");
+        }
+        cli_buf_printf(b, "}");
+    }
     cli_buf_printf(b, "\n  ]\n}\n");
 }
 
@@ -306,4 +351,113 @@ int cli_check_writable(const char *cmd, const char *path) {
     unlink(tmp);
     free(tmp);
     return 0;
+}
+
+/* ---- attack options shared by attack and eval ---------------------------------------- */
+
+static int opt_int(const char *cmd, cli_flag *f, int nf, const char *name, long long lo, long long hi, int32_t *out) {
+    cli_flag *fl = cli_get(f, nf, name);
+    if (!fl || !fl->seen) return 0;
+    long long v;
+    if (cli_int(cmd, fl, lo, hi, &v)) return CLI_EXIT_USAGE;
+    *out = (int32_t)v;
+    return 0;
+}
+
+static int opt_float(const char *cmd, cli_flag *f, int nf, const char *name, double lo, double hi, float *out) {
+    cli_flag *fl = cli_get(f, nf, name);
+    if (!fl || !fl->seen) return 0;
+    double v;
+    if (cli_float(cmd, fl, lo, hi, &v)) return CLI_EXIT_USAGE;
+    *out = (float)v;
+    return 0;
+}
+
+int cli_attack_options(const char *cmd, cli_flag *f, int nf, advex_attack_config *c) {
+    cli_flag *fl;
+    if ((fl = cli_get(f, nf, "--alpha")) && fl->value && advex_parse_eps(fl->value, &c->alpha))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--alpha: %s", advex_last_error());
+    if ((fl = cli_get(f, nf, "--target")) && fl->value && advex_target_parse(fl->value, &c->target, &c->target_label))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--target: %s", advex_last_error());
+    if ((fl = cli_get(f, nf, "--norm")) && fl->value && advex_norm_parse(fl->value, &c->norm))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--norm: %s", advex_last_error());
+    if (opt_int(cmd, f, nf, "--steps", 1, 1000000, &c->steps) || opt_int(cmd, f, nf, "--restarts", 0, 10000, &c->restarts) ||
+        opt_int(cmd, f, nf, "--queries", 1, 100000000, &c->queries) || opt_int(cmd, f, nf, "--topk", 1, 100000, &c->topk) ||
+        opt_int(cmd, f, nf, "--binary-steps", 1, 1000, &c->binary_steps) ||
+        opt_float(cmd, f, nf, "--momentum", 0, 1e6, &c->momentum) || opt_float(cmd, f, nf, "--kappa", 0, 1e6, &c->kappa) ||
+        opt_float(cmd, f, nf, "--c-init", 1e-12, 1e9, &c->c_init) || opt_float(cmd, f, nf, "--lr", 1e-12, 1e6, &c->lr) ||
+        opt_float(cmd, f, nf, "--overshoot", 0, 100, &c->overshoot) || opt_float(cmd, f, nf, "--p-init", 1e-6, 1, &c->p_init))
+        return CLI_EXIT_USAGE;
+    return 0;
+}
+
+int cli_load_surrogate(const char *cmd, cli_flag *f, int nf, advex_model *target, advex_model **s) {
+    *s = NULL;
+    cli_flag *fl = cli_get(f, nf, "--surrogate");
+    if (!fl || !fl->value) return 0;
+    int r = cli_load_model(cmd, fl->value, NULL, 0, s);
+    if (r) return r;
+    int64_t a[3], b[3];
+    advex_model_input_shape(*s, a);
+    advex_model_input_shape(target, b);
+    if (memcmp(a, b, sizeof a) != 0 || advex_model_num_classes(*s) != advex_model_num_classes(target)) {
+        advex_model_free(*s);
+        *s = NULL;
+        return cli_error(cmd, CLI_EXIT_FAIL, "%s: surrogate takes %lldx%lldx%lld with %lld classes but the model takes "
+                         "%lldx%lldx%lld with %lld classes", fl->value, (long long)a[0], (long long)a[1], (long long)a[2],
+                         (long long)advex_model_num_classes(*s ? *s : target), (long long)b[0], (long long)b[1],
+                         (long long)b[2], (long long)advex_model_num_classes(target));
+    }
+    return 0;
+}
+
+int cli_uap_prepare(const char *cmd, cli_flag *f, int nf, advex_model *m, advex_attack_config *c, long long batch,
+                    float **delta) {
+    cli_flag *spec = cli_get(f, nf, "--uap-data"), *dir = cli_get(f, nf, "--data-dir");
+    long long limit = 2000, epochs = 5;
+    cli_flag *fl;
+    if ((fl = cli_get(f, nf, "--uap-limit")) && fl->value && cli_int(cmd, fl, 0, INT64_MAX, &limit)) return CLI_EXIT_USAGE;
+    if ((fl = cli_get(f, nf, "--uap-epochs")) && fl->value && cli_int(cmd, fl, 1, 100000, &epochs)) return CLI_EXIT_USAGE;
+    const char *out = (fl = cli_get(f, nf, "--uap-out")) ? fl->value : NULL;
+    if (out && cli_check_writable(cmd, out)) return CLI_EXIT_FAIL;
+    advex_dataset u = {0};
+    int r = cli_load_data(cmd, spec && spec->value ? spec->value : "fashion-mnist:train", dir ? dir->value : NULL, limit, &u);
+    if (r) return r;
+    int64_t chw[3];
+    advex_model_input_shape(m, chw);
+    int64_t dim = chw[0] * chw[1] * chw[2];
+    free(*delta);
+    *delta = malloc((size_t)dim * sizeof(float));
+    advex_status st;
+    if (!*delta) { advex_dataset_free(&u); return cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); }
+    if (u.c != chw[0] || u.h != chw[1] || u.w != chw[2] || !u.y) {
+        advex_dataset_free(&u);
+        return cli_error(cmd, CLI_EXIT_FAIL, "--uap-data: images or labels do not fit the model");
+    }
+    st = advex_uap_compute(m, c, u.x, u.y, u.n, (int32_t)epochs, batch, *delta);
+    advex_dataset_free(&u);
+    if (st) return cli_fail(cmd, st);
+    c->uap_delta = *delta;
+    if (out) {
+        if ((st = advex_npy_save_f32(out, *delta, 3, chw))) return cli_fail(cmd, st);
+        fprintf(stderr, "advex %s: wrote the universal perturbation (eps %g) to %s\n", cmd, (double)c->eps, out);
+    }
+    return 0;
+}
+
+void cli_print_warnings(const char *cmd, unsigned bits) {
+    for (unsigned b = 1; b <= ADVEX_EVAL_WARN_NONDETERMINISTIC; b <<= 1)
+        if (bits & b) fprintf(stderr, "advex %s: warning: %s\n", cmd, advex_eval_warning_str(b));
+}
+
+unsigned cli_run_checks(const char *cmd, cli_flag *f, int nf, advex_model *m, const advex_dataset *d,
+                        const advex_attack_config *c) {
+    cli_flag *fl = cli_get(f, nf, "--no-checks");
+    if (fl && fl->seen) return 0;
+    unsigned bits = 0;
+    if (advex_eval_checks(m, d, c, &bits)) return 0; /* a failing check is not fatal: the run reports errors */
+    /* the load already warned about a cut-off Softmax */
+    if (advex_model_output_was_prob(m)) bits &= ~ADVEX_EVAL_WARN_PROB_OUTPUT;
+    cli_print_warnings(cmd, bits);
+    return bits;
 }

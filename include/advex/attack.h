@@ -1,5 +1,7 @@
-/* Attacks on a batch: craft x' from x within an eps-ball (L-inf) in [0,1].
- * All attacks run the model in eval mode and are reproducible for a seed. */
+/* Attacks on a batch: craft x' from x within an eps-ball (L-inf or L2) in [0,1], or a
+ * minimal perturbation (C&W, DeepFool). All attacks run the model in eval mode and are
+ * reproducible for a seed; per-example randomness is seeded by (seed, example index), so
+ * results do not depend on the batch size. See docs/attacks.md for algorithms and defaults. */
 #ifndef ADVEX_ATTACK_H
 #define ADVEX_ATTACK_H
 
@@ -15,6 +17,18 @@ typedef enum advex_attack_kind {
     ADVEX_ATTACK_NONE = 0,  /* identity: x' = x (clean accuracy) */
     ADVEX_ATTACK_FGSM,      /* x' = clip(x + eps*sign(grad), 0, 1) */
     ADVEX_ATTACK_FGSM_RS,   /* Wong et al.: delta ~ U[-eps,eps], one step alpha, project */
+    ADVEX_ATTACK_BIM,       /* Kurakin et al. (I-FGSM): PGD from x, no random start */
+    ADVEX_ATTACK_PGD,       /* Madry et al.: random start(s), K steps, L-inf or L2 */
+    ADVEX_ATTACK_MIFGSM,    /* Dong et al.: momentum on L1-normalised gradients */
+    ADVEX_ATTACK_APGD_CE,   /* Croce & Hein 2020, cross-entropy loss */
+    ADVEX_ATTACK_APGD_DLR,  /* Croce & Hein 2020, DLR loss */
+    ADVEX_ATTACK_APGD_T,    /* targeted DLR over the top-k classes (AutoAttack's APGD-T) */
+    ADVEX_ATTACK_SQUARE,    /* Andriushchenko et al. 2020, L-inf, score-based (forward only) */
+    ADVEX_ATTACK_STANDARD,  /* AutoAttack protocol: APGD-CE, then APGD-T, then Square */
+    ADVEX_ATTACK_CW,        /* Carlini & Wagner L2 (minimal perturbation) */
+    ADVEX_ATTACK_DEEPFOOL,  /* Moosavi-Dezfooli et al. (minimal perturbation, L2 or L-inf) */
+    ADVEX_ATTACK_UAP,       /* universal perturbation: x' = clip(x + delta) (c->uap_delta) */
+    ADVEX_ATTACK_COUNT_
 } advex_attack_kind;
 
 typedef enum advex_target_mode {
@@ -25,21 +39,61 @@ typedef enum advex_target_mode {
     ADVEX_TARGET_RANDOM,        /* uniform over classes != y, seeded */
 } advex_target_mode;
 
+typedef enum advex_norm {
+    ADVEX_NORM_LINF = 0,
+    ADVEX_NORM_L2 = 1,
+} advex_norm;
+
+/* Every field has a documented default (advex_attack_config_default); a value <= 0 for
+ * steps, alpha, queries etc. means "the attack's own default" (listed per field). */
 typedef struct advex_attack_config {
     advex_attack_kind kind;
-    float eps;            /* L-inf radius in input units, >= 0 */
-    float alpha;          /* step size (FGSM-RS); <= 0 means the default 1.25*eps */
+    float eps;            /* radius in input units, >= 0 (L-inf or L2 per `norm`). For C&W and
+                             DeepFool a norm budget: results beyond it are returned as x. */
+    float alpha;          /* step size; <= 0: FGSM-RS 1.25*eps, BIM and MI-FGSM eps/steps,
+                             PGD 2.5*eps/steps (Madry et al.); APGD adapts its own (2*eps) */
     advex_target_mode target;
     int32_t target_label; /* for ADVEX_TARGET_LABEL */
     uint64_t seed;
+    /* iterative attacks */
+    int32_t steps;        /* <= 0: BIM/PGD/MI-FGSM 10, APGD 100, C&W 100 per binary step,
+                             DeepFool 50 */
+    int32_t restarts;     /* PGD/APGD: runs from random starts; 0 = one run from x itself.
+                             Default 1 */
+    advex_norm norm;      /* PGD, BIM, MI-FGSM, APGD, DeepFool. Default L-inf */
+    float momentum;       /* MI-FGSM decay mu; < 0: default 1.0 */
+    /* Square */
+    int32_t queries;      /* query budget per example; <= 0: 5000 */
+    float p_init;         /* initial fraction of pixels changed; <= 0: 0.8 */
+    /* APGD-T */
+    int32_t topk;         /* target classes; <= 0: 9 (capped at classes - 1) */
+    /* C&W */
+    float kappa;          /* confidence margin, >= 0. Default 0 */
+    int32_t binary_steps; /* binary search steps over c; <= 0: 9 */
+    float c_init;         /* initial trade-off constant; <= 0: 1e-3 (Carlini & Wagner) */
+    float lr;             /* Adam learning rate; <= 0: 0.01 */
+    /* DeepFool */
+    float overshoot;      /* < 0: 0.02 */
+    /* UAP: the universal perturbation (C,H,W) applied by ADVEX_ATTACK_UAP; not owned */
+    const float *uap_delta;
 } advex_attack_config;
 
-/* Defaults: FGSM, eps 0, untargeted, seed 0. */
+/* Defaults: FGSM, eps 0, untargeted, seed 0, L-inf, restarts 1, momentum 1.0, kappa 0,
+ * every other tuning field 0 (= the attack's default above). */
 void advex_attack_config_default(advex_attack_config *c);
 
-/* Parse "fgsm", "fgsm-rs", "none". Returns ADVEX_ERR_ARG on an unknown name. */
+/* Parse "none", "fgsm", "fgsm-rs", "bim", "pgd", "mifgsm", "apgd-ce", "apgd-dlr", "apgd-t",
+ * "square", "standard", "cw", "deepfool", "uap". ADVEX_ERR_ARG on an unknown name. */
 advex_status advex_attack_parse(const char *name, advex_attack_kind *kind);
 const char *advex_attack_name(advex_attack_kind kind);
+/* Comma-separated list of all attack names. */
+const char *advex_attack_names(void);
+/* Parse "linf" / "l2" (also "inf", "Linf", "L2"). */
+advex_status advex_norm_parse(const char *s, advex_norm *norm);
+/* 1 for the minimal-perturbation attacks (C&W, DeepFool), whose results carry a norm. */
+int advex_attack_is_min_norm(advex_attack_kind kind);
+/* The norm an attack's perturbation is measured in (C&W: L2; Square: L-inf; else c->norm). */
+advex_norm advex_attack_norm(const advex_attack_config *c);
 /* Parse "next", "least-likely", "random" or a class number. */
 advex_status advex_target_parse(const char *s, advex_target_mode *mode, int32_t *label);
 
@@ -55,6 +109,29 @@ advex_status advex_attack_targets(const advex_attack_config *c, const float *cle
 advex_status advex_attack_batch(advex_model *m, const advex_attack_config *c, const float *x,
                                 const int32_t *y, int64_t n, int64_t batch_offset,
                                 float *x_adv);
+
+/* Per-example side results of an attack; every pointer may be NULL. */
+typedef struct advex_attack_info {
+    int64_t *queries;  /* (n) forward passes spent on the example (Square, standard's Square
+                          stage; 0 for the others) */
+    int32_t *stage;    /* (n) standard: 1 APGD-CE, 2 APGD-T, 3 Square broke it; 0 not broken.
+                          Other attacks: 1 if the attack reports success, else 0 */
+} advex_attack_info;
+
+/* advex_attack_batch with per-example side results. */
+advex_status advex_attack_batch_info(advex_model *m, const advex_attack_config *c,
+                                     const float *x, const int32_t *y, int64_t n,
+                                     int64_t batch_offset, float *x_adv,
+                                     advex_attack_info *info);
+
+/* Universal adversarial perturbation (Shafahi et al. 2020's stochastic-gradient variant of
+ * Moosavi-Dezfooli et al. 2017): one delta (C,H,W) with ||delta|| <= eps (c->norm) that
+ * raises the summed CE loss of the n examples x, by `epochs` passes of sign (L-inf) or
+ * normalised (L2) gradient steps of size alpha (<= 0: eps/10) over mini-batches of `batch`.
+ * delta is written to delta (C*H*W floats). */
+advex_status advex_uap_compute(advex_model *m, const advex_attack_config *c, const float *x,
+                               const int32_t *y, int64_t n, int32_t epochs, int64_t batch,
+                               float *delta);
 
 /* Parse an eps value: "0.1", "8/255". Rejects negative, NaN, Inf, junk. */
 advex_status advex_parse_eps(const char *s, float *eps);

@@ -14,6 +14,14 @@
 extern "C" {
 #endif
 
+/* Warnings raised by the evaluation checks (bits of advex_eval_result.warnings). */
+#define ADVEX_EVAL_WARN_PROB_OUTPUT 1u       /* outputs look like probabilities, not logits */
+#define ADVEX_EVAL_WARN_ZERO_GRAD 2u         /* the input gradient is zero for many examples */
+#define ADVEX_EVAL_WARN_BLACKBOX_WINS 4u     /* a black-box attack beat the white-box ones */
+#define ADVEX_EVAL_WARN_NONDETERMINISTIC 8u  /* two runs with the same seed differ */
+
+#define ADVEX_EVAL_MAX_STAGES 4
+
 typedef struct advex_eval_result {
     advex_attack_kind attack;
     float eps;
@@ -23,6 +31,22 @@ typedef struct advex_eval_result {
     double robust_accuracy;  /* robust_correct / n */
     double success_rate;     /* 1 - robust_correct / clean_correct (0 if none correct) */
     double seconds;
+    /* Perturbation norms of the successful examples (clean-correct, now misclassified), in
+     * the attack's norm (advex_attack_norm): reported for every attack, the headline for
+     * the minimal-perturbation ones (C&W, DeepFool). */
+    advex_norm norm;
+    int64_t norm_count;
+    double norm_median, norm_mean;
+    /* Queries (forward passes) of the successful examples: Square, and standard's Square
+     * stage. queries_count 0 when the attack does not count queries. */
+    int64_t queries_count;
+    double queries_mean, queries_median;
+    /* standard: what each stage removed (examples it turned non-robust) */
+    int n_stages;
+    advex_attack_kind stage_attack[ADVEX_EVAL_MAX_STAGES];
+    int64_t stage_removed[ADVEX_EVAL_MAX_STAGES];
+    unsigned warnings;       /* ADVEX_EVAL_WARN_* found while evaluating */
+    int transfer;            /* 1 if crafted on a surrogate model (advex_eval_transfer) */
 } advex_eval_result;
 
 /* Called after each batch (done, total); return non-zero to stop (ADVEX_ERR_INTERRUPTED). */
@@ -38,6 +62,25 @@ advex_status advex_eval_attack(advex_model *m, const advex_dataset *d,
                                const advex_attack_config *c, int64_t batch,
                                advex_progress_fn progress, void *user, float *adv_out,
                                advex_eval_result *res);
+
+/* Transfer: craft with c on `surrogate`, evaluate (clean and adversarial) on `target`.
+ * Both models must take the same input shape and classes. */
+advex_status advex_eval_transfer(advex_model *surrogate, advex_model *target, const advex_dataset *d,
+                                 const advex_attack_config *c, int64_t batch, advex_progress_fn progress,
+                                 void *user, float *adv_out, advex_eval_result *res);
+
+/* Fooling rate of a universal perturbation delta (C,H,W) on d: the fraction of examples whose
+ * prediction changes under x' = clip(x + delta); robust accuracy and success rate in res. */
+advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float *delta, float eps,
+                            int64_t batch, double *fooling_rate, advex_eval_result *res);
+
+/* Cheap checks that the evaluation is not fooling its user, on the first few examples of d:
+ * probability-like outputs, zero input gradients for many examples, and (with c) two runs of
+ * the attack with the same seed differing. Adds ADVEX_EVAL_WARN_* bits to *warnings. */
+advex_status advex_eval_checks(advex_model *m, const advex_dataset *d, const advex_attack_config *c,
+                               unsigned *warnings);
+/* One-line text for a warning bit. */
+const char *advex_eval_warning_str(unsigned bit);
 
 /* argmax of each row of logits (n, c). */
 void advex_argmax_rows(const float *logits, int64_t n, int64_t c, int32_t *pred);

@@ -1,11 +1,90 @@
-/* Helpers shared by the attack implementations (not public). */
+/* Helpers shared by the attack implementations (not public): losses to maximise on
+ * logits, batched input gradients through the graph runner, projections, random starts,
+ * compaction of the still-active examples, and each family's entry point. */
 #ifndef ADVEX_ATTACK_INTERNAL_H
 #define ADVEX_ATTACK_INTERNAL_H
 
+#include <math.h>
 #include "internal.h"
+
+/* Examples per forward/backward chunk (bounds activation memory). */
+#define ATK_CHUNK 256
 
 /* xa <- clip(proj_{x,eps}(xa + step * sign(g)), 0, 1) elementwise; sign(0) = 0.
  * step may be negative (targeted attacks descend). */
 void advex_sign_step(float *xa, const float *x, const float *g, int64_t n, float step, float eps);
+
+/* The loss an attack maximises, per example.
+ *   CE     untargeted CE(z, y)              targeted -CE(z, t)
+ *   CW     untargeted max_{j!=y} z_j - z_y  targeted z_t - max_{j!=t} z_j
+ *   DLR    untargeted DLR(z, y)             targeted DLR_T below with t
+ *   DLR_T  -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4)/2 + 1e-12)  (Croce & Hein, >= 4 classes)
+ * Success: t == NULL or untargeted_success -> argmax != y; else argmax == t. */
+typedef enum atk_loss_kind { ATK_LOSS_CE, ATK_LOSS_CW, ATK_LOSS_DLR, ATK_LOSS_DLR_T } atk_loss_kind;
+typedef struct atk_loss {
+    atk_loss_kind kind;
+    const int32_t *y;        /* (n) true labels */
+    const int32_t *t;        /* (n) targets, or NULL */
+    int untargeted_success;  /* APGD-T: targets steer the loss, success is misclassification */
+} atk_loss;
+
+/* Per-example loss (b) and d loss / d logits (b, k; may be NULL) of rows i0..i0+b-1. */
+typedef void (*atk_dl_fn)(void *u, int64_t i0, int64_t b, int64_t k, const float *z, float *loss, float *dl);
+void atk_loss_rows(void *L, int64_t i0, int64_t b, int64_t k, const float *z, float *loss, float *dl);
+
+/* Gradient wrt x (n, d) of sum_i loss_i from fn, in eval mode. logits (n, k) and loss (n)
+ * may be NULL; dl is scratch of ATK_CHUNK * k floats. Never allocates. */
+advex_status atk_grad(advex_model *m, const float *x, int64_t n, atk_dl_fn fn, void *u, float *grad,
+                      float *logits, float *loss, float *dl);
+
+/* 1 if logits row z (k) counts as a success for example i under L. */
+int atk_success(const atk_loss *L, const float *z, int64_t k, int64_t i);
+int32_t atk_argmax(const float *z, int64_t k);
+
+/* Project xa (d) onto the eps-ball around x in the given norm, then clip to [0,1]. */
+void atk_project(float *xa, const float *x, int64_t d, float eps, advex_norm norm);
+/* xa = clip(x + random point of the eps-ball): L-inf U[-eps,eps]^d; L2 a Gaussian direction
+ * scaled to radius eps * U[0,1] (torchattacks' PGDL2). */
+void atk_random_start(float *xa, const float *x, int64_t d, float eps, advex_norm norm, advex_rng *r);
+double atk_norm2(const float *v, int64_t d);
+double atk_norm1(const float *v, int64_t d);
+
+/* Compaction of per-example arrays: keep the rows with keep[i] != 0 (i < n), in order.
+ * arrs[j] points to row-major data with row_bytes[j] bytes per row. Returns rows kept. */
+int64_t atk_compact(const unsigned char *keep, int64_t n, void *const *arrs, const size_t *row_bytes, int narr);
+
+/* Targets for the configured mode into t (n); returns 1 if targeted, 0 if not, < 0 on error
+ * (status in *st). z: scratch (n*k) for the clean logits. */
+int atk_setup_targets(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,
+                      int64_t n, int64_t off, float *z, int32_t *t, advex_status *st);
+
+/* Per-example stream for (seed, salt, example index). */
+void atk_rng(advex_rng *r, uint64_t seed, uint64_t salt, int64_t example);
+
+/* Attack families (n > 0, eps > 0 checked by the dispatcher). info may be NULL. ids (n) gives
+ * each example's index in the data set when the batch is a gathered subset (standard's later
+ * stages); NULL means off + i. It seeds per-example randomness (ATK_ID). */
+#define ATK_ID(i) (ids ? ids[i] : off + (i))
+typedef advex_status (*atk_fn)(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,
+                               int64_t n, int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+advex_status atk_fgsm(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
+                      int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+advex_status atk_pgd(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
+                     int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+advex_status atk_apgd(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
+                      int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+advex_status atk_square(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
+                        int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+advex_status atk_standard(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
+                          int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+advex_status atk_cw(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
+                    int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+advex_status atk_deepfool(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,
+                          int64_t n, int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+advex_status atk_uap_apply(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,
+                           int64_t n, int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+
+/* Allocation helper: one block for several arrays; NULL + error on failure. */
+void *atk_alloc(size_t bytes);
 
 #endif

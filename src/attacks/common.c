@@ -11,24 +11,61 @@ void advex_attack_config_default(advex_attack_config *c) {
     memset(c, 0, sizeof *c);
     c->kind = ADVEX_ATTACK_FGSM;
     c->target = ADVEX_TARGET_NONE;
+    c->norm = ADVEX_NORM_LINF;
+    c->restarts = 1;
+    c->momentum = 1.0f;
+    c->kappa = 0.0f;
+    c->overshoot = -1.0f; /* attack default 0.02 */
 }
 
 static const struct { advex_attack_kind kind; const char *name; } attack_names[] = {
-    {ADVEX_ATTACK_NONE, "none"},
-    {ADVEX_ATTACK_FGSM, "fgsm"},
-    {ADVEX_ATTACK_FGSM_RS, "fgsm-rs"},
+    {ADVEX_ATTACK_NONE, "none"},         {ADVEX_ATTACK_FGSM, "fgsm"},         {ADVEX_ATTACK_FGSM_RS, "fgsm-rs"},
+    {ADVEX_ATTACK_BIM, "bim"},           {ADVEX_ATTACK_PGD, "pgd"},           {ADVEX_ATTACK_MIFGSM, "mifgsm"},
+    {ADVEX_ATTACK_APGD_CE, "apgd-ce"},   {ADVEX_ATTACK_APGD_DLR, "apgd-dlr"}, {ADVEX_ATTACK_APGD_T, "apgd-t"},
+    {ADVEX_ATTACK_SQUARE, "square"},     {ADVEX_ATTACK_STANDARD, "standard"}, {ADVEX_ATTACK_CW, "cw"},
+    {ADVEX_ATTACK_DEEPFOOL, "deepfool"}, {ADVEX_ATTACK_UAP, "uap"},
 };
+_Static_assert(sizeof attack_names / sizeof *attack_names == ADVEX_ATTACK_COUNT_, "attack name table");
+
+const char *advex_attack_names(void) {
+    return "none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t, square, standard, cw, deepfool, uap";
+}
 
 advex_status advex_attack_parse(const char *name, advex_attack_kind *kind) {
     for (size_t i = 0; i < sizeof attack_names / sizeof *attack_names; i++)
         if (name && strcmp(name, attack_names[i].name) == 0) { *kind = attack_names[i].kind; return ADVEX_OK; }
-    return advex_set_error(ADVEX_ERR_ARG, "unknown attack '%s' (choose from none, fgsm, fgsm-rs)", name ? name : "");
+    if (name && (strcmp(name, "i-fgsm") == 0 || strcmp(name, "ifgsm") == 0)) { *kind = ADVEX_ATTACK_BIM; return ADVEX_OK; }
+    if (name && strcmp(name, "mi-fgsm") == 0) { *kind = ADVEX_ATTACK_MIFGSM; return ADVEX_OK; }
+    return advex_set_error(ADVEX_ERR_ARG, "unknown attack '%s' (choose from %s)", name ? name : "",
+                           advex_attack_names());
 }
 
 const char *advex_attack_name(advex_attack_kind kind) {
     for (size_t i = 0; i < sizeof attack_names / sizeof *attack_names; i++)
         if (attack_names[i].kind == kind) return attack_names[i].name;
     return "?";
+}
+
+advex_status advex_norm_parse(const char *s, advex_norm *norm) {
+    if (s && (strcmp(s, "linf") == 0 || strcmp(s, "Linf") == 0 || strcmp(s, "inf") == 0)) {
+        *norm = ADVEX_NORM_LINF;
+        return ADVEX_OK;
+    }
+    if (s && (strcmp(s, "l2") == 0 || strcmp(s, "L2") == 0)) { *norm = ADVEX_NORM_L2; return ADVEX_OK; }
+    return advex_set_error(ADVEX_ERR_ARG, "unknown norm '%s' (linf or l2)", s ? s : "");
+}
+
+int advex_attack_is_min_norm(advex_attack_kind kind) {
+    return kind == ADVEX_ATTACK_CW || kind == ADVEX_ATTACK_DEEPFOOL;
+}
+
+advex_norm advex_attack_norm(const advex_attack_config *c) {
+    switch (c->kind) {
+    case ADVEX_ATTACK_CW: return ADVEX_NORM_L2;
+    case ADVEX_ATTACK_FGSM: case ADVEX_ATTACK_FGSM_RS: case ADVEX_ATTACK_SQUARE: case ADVEX_ATTACK_STANDARD:
+        return ADVEX_NORM_LINF;
+    default: return c->norm;
+    }
 }
 
 advex_status advex_target_parse(const char *s, advex_target_mode *mode, int32_t *label) {
@@ -137,4 +174,166 @@ void advex_sign_step(float *xa, const float *x, const float *g, int64_t n, float
         v = v < lo ? lo : (v > hi ? hi : v);
         xa[i] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
     }
+}
+
+/* ---- helpers shared by the attack families ----------------------------------------- */
+
+void *atk_alloc(size_t bytes) {
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (!p) advex_set_error(ADVEX_ERR_NOMEM, "attack: out of memory (%zu bytes)", bytes);
+    return p;
+}
+
+void atk_rng(advex_rng *r, uint64_t seed, uint64_t salt, int64_t example) {
+    advex_rng_seed_stream(r, seed ^ (salt * 0x9E3779B97F4A7C15ULL), (uint64_t)example);
+}
+
+int32_t atk_argmax(const float *z, int64_t k) {
+    int64_t best = 0;
+    for (int64_t j = 1; j < k; j++) if (z[j] > z[best]) best = j;
+    return (int32_t)best;
+}
+
+int atk_success(const atk_loss *L, const float *z, int64_t k, int64_t i) {
+    int32_t p = atk_argmax(z, k);
+    if (!L->t || L->untargeted_success) return p != L->y[i];
+    return p == L->t[i];
+}
+
+/* -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4)/2 + 1e-12) and its gradient (k >= 4) */
+static double dlr_targeted(const float *z, int64_t k, int64_t y, int64_t t, float *g) {
+    int64_t p[4] = {-1, -1, -1, -1}; /* top four indices */
+    for (int64_t j = 0; j < k; j++) {
+        int q = 4;
+        while (q > 0 && (p[q - 1] < 0 || z[j] > z[p[q - 1]])) q--;
+        if (q < 4) {
+            for (int r = 3; r > q; r--) p[r] = p[r - 1];
+            p[q] = j;
+        }
+    }
+    if (k < 4) return 0.0;
+    double num = (double)z[y] - z[t];
+    double den = (double)z[p[0]] - 0.5 * ((double)z[p[2]] + z[p[3]]) + 1e-12;
+    if (g) { /* l = -num/den: dl = -dnum/den + num/den^2 dden */
+        double a = 1.0 / den, b = num / (den * den);
+        g[y] -= (float)a;
+        g[t] += (float)a;
+        g[p[0]] += (float)b;
+        g[p[2]] -= (float)(0.5 * b);
+        g[p[3]] -= (float)(0.5 * b);
+    }
+    return -num / den;
+}
+
+void atk_loss_rows(void *u, int64_t i0, int64_t b, int64_t k, const float *z, float *loss, float *dl) {
+    const atk_loss *L = u;
+    const int32_t *y = L->y + i0, *t = L->t ? L->t + i0 : NULL;
+    switch (L->kind) {
+    case ATK_LOSS_CE:
+    case ATK_LOSS_CW: {
+        advex_loss lk = L->kind == ATK_LOSS_CE ? ADVEX_LOSS_CE : ADVEX_LOSS_CW;
+        if (!t) { advex_loss_forward_backward(lk, z, y, b, k, loss, dl); return; }
+        advex_loss_forward_backward(lk, z, t, b, k, loss, dl); /* descend on the target's loss */
+        for (int64_t i = 0; i < b; i++) loss[i] = -loss[i];
+        if (dl) for (int64_t i = 0; i < b * k; i++) dl[i] = -dl[i];
+        return;
+    }
+    case ATK_LOSS_DLR:
+        if (!t) { advex_loss_forward_backward(ADVEX_LOSS_DLR, z, y, b, k, loss, dl); return; }
+        /* targeted: DLR_T with t */
+        /* fall through */
+    case ATK_LOSS_DLR_T:
+        for (int64_t i = 0; i < b; i++) {
+            float *g = dl ? dl + i * k : NULL;
+            if (g) memset(g, 0, (size_t)k * sizeof(float));
+            loss[i] = (float)dlr_targeted(z + i * k, k, y[i], t ? t[i] : y[i], g);
+        }
+        return;
+    }
+}
+
+advex_status atk_grad(advex_model *m, const float *x, int64_t n, atk_dl_fn fn, void *u, float *grad, float *logits,
+                      float *loss, float *dl) {
+    int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2], k = m->classes;
+    float lossbuf[ATK_CHUNK];
+    advex_status st;
+    for (int64_t i = 0; i < n; i += ATK_CHUNK) {
+        int64_t b = n - i < ATK_CHUNK ? n - i : ATK_CHUNK;
+        if ((st = advex_model_plan(m, b, 0, 1))) return st;
+        if ((st = advex_model_run_forward(m, x + i * d))) return st;
+        const float *z = advex_model_logits(m);
+        if (logits) memcpy(logits + i * k, z, (size_t)(b * k) * sizeof(float));
+        fn(u, i, b, k, z, loss ? loss + i : lossbuf, dl);
+        for (int64_t j = 0; j < b * k; j++)
+            if (!isfinite(dl[j])) return advex_set_error(ADVEX_ERR_NUMERIC, "attack: non-finite loss gradient");
+        if ((st = advex_model_run_backward(m, dl))) return st;
+        memcpy(grad + i * d, m->g.vals[m->g.input].grad, (size_t)(b * d) * sizeof(float));
+    }
+    return ADVEX_OK;
+}
+
+double atk_norm2(const float *v, int64_t d) {
+    double s = 0;
+    for (int64_t j = 0; j < d; j++) s += (double)v[j] * v[j];
+    return sqrt(s);
+}
+
+double atk_norm1(const float *v, int64_t d) {
+    double s = 0;
+    for (int64_t j = 0; j < d; j++) s += fabs((double)v[j]);
+    return s;
+}
+
+static inline float clip01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
+
+void atk_project(float *xa, const float *x, int64_t d, float eps, advex_norm norm) {
+    if (norm == ADVEX_NORM_LINF) {
+        for (int64_t j = 0; j < d; j++) {
+            float lo = x[j] - eps, hi = x[j] + eps, v = xa[j];
+            v = v < lo ? lo : (v > hi ? hi : v);
+            xa[j] = clip01(v);
+        }
+        return;
+    }
+    double s = 0;
+    for (int64_t j = 0; j < d; j++) s += (double)(xa[j] - x[j]) * (xa[j] - x[j]);
+    double nrm = sqrt(s);
+    /* shrink by a hair under eps so float rounding never leaves the ball */
+    float f = nrm > eps ? (float)(eps / nrm * (1.0 - 1e-6)) : 1.0f;
+    for (int64_t j = 0; j < d; j++) xa[j] = clip01(x[j] + f * (xa[j] - x[j]));
+}
+
+void atk_random_start(float *xa, const float *x, int64_t d, float eps, advex_norm norm, advex_rng *r) {
+    if (norm == ADVEX_NORM_LINF) {
+        for (int64_t j = 0; j < d; j++) xa[j] = clip01(x[j] + (2.0f * advex_rng_uniform(r) - 1.0f) * eps);
+        return;
+    }
+    double s = 0;
+    for (int64_t j = 0; j < d; j++) { xa[j] = advex_rng_normal(r); s += (double)xa[j] * xa[j]; }
+    double rad = eps * advex_rng_uniform(r) * (1.0 - 1e-6);
+    float f = s > 0 ? (float)(rad / sqrt(s)) : 0.0f;
+    for (int64_t j = 0; j < d; j++) xa[j] = clip01(x[j] + f * xa[j]);
+}
+
+int64_t atk_compact(const unsigned char *keep, int64_t n, void *const *arrs, const size_t *row_bytes, int narr) {
+    int64_t w = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!keep[i]) continue;
+        if (w != i)
+            for (int a = 0; a < narr; a++) {
+                if (!arrs[a]) continue;
+                char *base = arrs[a];
+                memmove(base + (size_t)w * row_bytes[a], base + (size_t)i * row_bytes[a], row_bytes[a]);
+            }
+        w++;
+    }
+    return w;
+}
+
+int atk_setup_targets(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
+                      int64_t off, float *z, int32_t *t, advex_status *st) {
+    if (c->target == ADVEX_TARGET_NONE) return 0;
+    if (c->target == ADVEX_TARGET_LEAST_LIKELY && (*st = advex_model_forward(m, x, n, z))) return -1;
+    if ((*st = advex_attack_targets(c, z, y, n, m->classes, off, t))) return -1;
+    return 1;
 }

@@ -2,21 +2,16 @@
  *   untargeted  x' = clip(x + eps * sign(grad_x CE(f(x), y)), 0, 1)
  *   targeted    x' = clip(x - eps * sign(grad_x CE(f(x), t)), 0, 1)
  *   FGSM-RS     d ~ U[-eps,eps]; d <- proj_eps(d + alpha * sign(grad at x+d)); x' = clip(x + d) */
+#include <stdlib.h>
 #include <string.h>
 
 #include "attacks/attack_internal.h"
 
-advex_status advex_attack_batch(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,
-                                int64_t n, int64_t batch_offset, float *x_adv) {
-    if (!(c->eps >= 0)) return advex_set_error(ADVEX_ERR_ARG, "eps must be >= 0 (got %g)", (double)c->eps);
+advex_status atk_fgsm(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
+                      int64_t batch_offset, const int64_t *ids, float *x_adv, advex_attack_info *info) {
+    (void)info;
+    (void)ids;
     int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2], k = m->classes;
-    if (n <= 0) return ADVEX_OK;
-    if (c->kind == ADVEX_ATTACK_NONE || c->eps == 0.0f) {
-        memmove(x_adv, x, (size_t)(n * d) * sizeof(float));
-        return ADVEX_OK;
-    }
-    if (c->kind != ADVEX_ATTACK_FGSM && c->kind != ADVEX_ATTACK_FGSM_RS)
-        return advex_set_error(ADVEX_ERR_ARG, "attack %d is not implemented", (int)c->kind);
     /* workspace: grad (n*d) | start (n*d) | logits (n*k) | targets (n ints) */
     float *ws = advex_model_workspace(m, 2 * n * d + n * k + n);
     if (!ws) return ADVEX_ERR_NOMEM;

@@ -1,5 +1,6 @@
 /* Robust accuracy over a data set, batch by batch: clean predictions, the attack, the
  * model's own predictions on the returned examples. Results do not depend on batch size. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -54,39 +55,93 @@ advex_status advex_eval_clean(advex_model *m, const advex_dataset *d, int64_t ba
     return st;
 }
 
-advex_status advex_eval_attack(advex_model *m, const advex_dataset *d, const advex_attack_config *c, int64_t batch,
-                               advex_progress_fn progress, void *user, float *adv_out, advex_eval_result *res) {
-    advex_status st = check_data(m, d);
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void mean_median(double *v, int64_t n, double *mean, double *median) {
+    *mean = *median = 0;
+    if (n <= 0) return;
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += v[i];
+    *mean = s / (double)n;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    *median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double pert_norm(const float *x, const float *xa, int64_t d, advex_norm norm) {
+    double s = 0;
+    for (int64_t j = 0; j < d; j++) {
+        double v = fabs((double)xa[j] - x[j]);
+        if (norm == ADVEX_NORM_L2) s += v * v; else if (v > s) s = v;
+    }
+    return norm == ADVEX_NORM_L2 ? sqrt(s) : s;
+}
+
+/* Craft on `am`, judge on `em` (the same model unless transfer). */
+static advex_status eval_core(advex_model *am, advex_model *em, const advex_dataset *d, const advex_attack_config *c,
+                              int64_t batch, advex_progress_fn progress, void *user, float *adv_out,
+                              advex_eval_result *res) {
+    advex_status st = check_data(em, d);
     if (st) return st;
+    if (am != em) {
+        if ((st = check_data(am, d))) return st;
+        if (am->classes != em->classes)
+            return advex_set_error(ADVEX_ERR_SHAPE, "surrogate has %lld classes but the target has %lld",
+                                   (long long)am->classes, (long long)em->classes);
+    }
     if (batch <= 0) batch = 256;
-    int64_t dim = d->c * d->h * d->w, k = m->classes;
+    int64_t dim = d->c * d->h * d->w, k = em->classes;
     float *logits = malloc((size_t)(batch * k) * sizeof(float));
     int32_t *pred = malloc((size_t)batch * sizeof(int32_t));
     float *xadv = adv_out ? NULL : malloc((size_t)(batch * dim) * sizeof(float));
     unsigned char *clean_ok = malloc((size_t)batch);
-    if (!logits || !pred || (!adv_out && !xadv) || !clean_ok) {
-        free(logits); free(pred); free(xadv); free(clean_ok);
+    int64_t *queries = malloc((size_t)batch * sizeof(int64_t));
+    int32_t *stage = malloc((size_t)batch * sizeof(int32_t));
+    double *norms = malloc((size_t)(d->n ? d->n : 1) * sizeof(double));
+    double *qv = malloc((size_t)(d->n ? d->n : 1) * sizeof(double));
+    if (!logits || !pred || (!adv_out && !xadv) || !clean_ok || !queries || !stage || !norms || !qv) {
+        free(logits); free(pred); free(xadv); free(clean_ok); free(queries); free(stage); free(norms); free(qv);
         return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     }
     memset(res, 0, sizeof *res);
     res->attack = c->kind;
     res->eps = c->eps;
+    res->norm = advex_attack_norm(c);
+    res->transfer = am != em;
+    int counts_queries = c->kind == ADVEX_ATTACK_SQUARE || c->kind == ADVEX_ATTACK_STANDARD;
+    if (c->kind == ADVEX_ATTACK_STANDARD) {
+        res->n_stages = 3;
+        res->stage_attack[0] = ADVEX_ATTACK_APGD_CE;
+        res->stage_attack[1] = ADVEX_ATTACK_APGD_T;
+        res->stage_attack[2] = ADVEX_ATTACK_SQUARE;
+    }
     double t0 = now_seconds();
     for (int64_t i = 0; i < d->n; i += batch) {
         int64_t b = d->n - i < batch ? d->n - i : batch;
         const float *x = d->x + i * dim;
         const int32_t *y = d->y + i;
         float *xa = adv_out ? adv_out + i * dim : xadv;
-        if ((st = advex_model_forward(m, x, b, logits))) break;
+        if ((st = advex_model_forward(em, x, b, logits))) break;
         advex_argmax_rows(logits, b, k, pred);
         for (int64_t j = 0; j < b; j++) {
             clean_ok[j] = pred[j] == y[j];
             res->clean_correct += clean_ok[j];
         }
-        if ((st = advex_attack_batch(m, c, x, y, b, i, xa))) break;
-        if ((st = advex_model_forward(m, xa, b, logits))) break;
+        advex_attack_info info = {queries, stage};
+        if ((st = advex_attack_batch_info(am, c, x, y, b, i, xa, &info))) break;
+        if ((st = advex_model_forward(em, xa, b, logits))) break;
         advex_argmax_rows(logits, b, k, pred);
-        for (int64_t j = 0; j < b; j++) res->robust_correct += clean_ok[j] && pred[j] == y[j];
+        for (int64_t j = 0; j < b; j++) {
+            int robust = clean_ok[j] && pred[j] == y[j];
+            res->robust_correct += robust;
+            if (!clean_ok[j] || robust) continue;
+            /* a success: its norm, its queries, the stage that found it */
+            norms[res->norm_count++] = pert_norm(x + j * dim, xa + j * dim, dim, res->norm);
+            if (counts_queries && queries[j] > 0) qv[res->queries_count++] = (double)queries[j];
+            if (res->n_stages && stage[j] >= 1 && stage[j] <= res->n_stages) res->stage_removed[stage[j] - 1]++;
+        }
         res->n += b;
         if (progress && progress(user, i + b, d->n)) {
             st = advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
@@ -96,6 +151,105 @@ advex_status advex_eval_attack(advex_model *m, const advex_dataset *d, const adv
     res->seconds = now_seconds() - t0;
     res->robust_accuracy = res->n ? (double)res->robust_correct / (double)res->n : 0.0;
     res->success_rate = res->clean_correct ? 1.0 - (double)res->robust_correct / (double)res->clean_correct : 0.0;
-    free(logits); free(pred); free(xadv); free(clean_ok);
+    mean_median(norms, res->norm_count, &res->norm_mean, &res->norm_median);
+    mean_median(qv, res->queries_count, &res->queries_mean, &res->queries_median);
+    if (res->n_stages == 3 && res->stage_removed[2] > 0) res->warnings |= ADVEX_EVAL_WARN_BLACKBOX_WINS;
+    free(logits); free(pred); free(xadv); free(clean_ok); free(queries); free(stage); free(norms); free(qv);
+    return st;
+}
+
+advex_status advex_eval_attack(advex_model *m, const advex_dataset *d, const advex_attack_config *c, int64_t batch,
+                               advex_progress_fn progress, void *user, float *adv_out, advex_eval_result *res) {
+    return eval_core(m, m, d, c, batch, progress, user, adv_out, res);
+}
+
+advex_status advex_eval_transfer(advex_model *surrogate, advex_model *target, const advex_dataset *d,
+                                 const advex_attack_config *c, int64_t batch, advex_progress_fn progress, void *user,
+                                 float *adv_out, advex_eval_result *res) {
+    return eval_core(surrogate, target, d, c, batch, progress, user, adv_out, res);
+}
+
+advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float *delta, float eps, int64_t batch,
+                            double *fooling_rate, advex_eval_result *res) {
+    advex_attack_config c;
+    advex_attack_config_default(&c);
+    c.kind = ADVEX_ATTACK_UAP;
+    c.eps = eps;
+    c.uap_delta = delta;
+    advex_status st = check_data(m, d);
+    if (st) return st;
+    if (batch <= 0) batch = 256;
+    int64_t dim = d->c * d->h * d->w, k = m->classes;
+    float *z = malloc((size_t)(batch * k) * sizeof(float)), *xa = malloc((size_t)(batch * dim) * sizeof(float));
+    int32_t *p0 = malloc((size_t)batch * sizeof(int32_t)), *p1 = malloc((size_t)batch * sizeof(int32_t));
+    if (!z || !xa || !p0 || !p1) { free(z); free(xa); free(p0); free(p1); return advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); }
+    int64_t changed = 0;
+    for (int64_t i = 0; i < d->n && !st; i += batch) {
+        int64_t b = d->n - i < batch ? d->n - i : batch;
+        if ((st = advex_model_forward(m, d->x + i * dim, b, z))) break;
+        advex_argmax_rows(z, b, k, p0);
+        if ((st = advex_attack_batch(m, &c, d->x + i * dim, d->y + i, b, i, xa))) break;
+        if ((st = advex_model_forward(m, xa, b, z))) break;
+        advex_argmax_rows(z, b, k, p1);
+        for (int64_t j = 0; j < b; j++) changed += p0[j] != p1[j];
+    }
+    free(z); free(xa); free(p0); free(p1);
+    if (st) return st;
+    *fooling_rate = d->n ? (double)changed / (double)d->n : 0.0;
+    return advex_eval_attack(m, d, &c, batch, NULL, NULL, NULL, res);
+}
+
+const char *advex_eval_warning_str(unsigned bit) {
+    switch (bit) {
+    case ADVEX_EVAL_WARN_PROB_OUTPUT:
+        return "the model's outputs look like probabilities (rows in [0,1] summing to 1): attacks need logits, "
+               "gradients through a softmax saturate and overstate robustness";
+    case ADVEX_EVAL_WARN_ZERO_GRAD:
+        return "the input gradient is exactly zero for many examples: gradient attacks cannot move them "
+               "(gradient masking?); trust the black-box results";
+    case ADVEX_EVAL_WARN_BLACKBOX_WINS:
+        return "a black-box attack (Square) broke examples the gradient attacks did not: a sign of gradient "
+               "masking; the white-box numbers overstate robustness";
+    case ADVEX_EVAL_WARN_NONDETERMINISTIC:
+        return "two runs of the attack with the same seed gave different results: the model or attack is not "
+               "deterministic (train-mode layers?)";
+    default: return "unknown warning";
+    }
+}
+
+advex_status advex_eval_checks(advex_model *m, const advex_dataset *d, const advex_attack_config *c,
+                               unsigned *warnings) {
+    advex_status st = check_data(m, d);
+    if (st) return st;
+    int64_t n = d->n < 64 ? d->n : 64, dim = d->c * d->h * d->w, k = m->classes;
+    if (n == 0) return ADVEX_OK;
+    float *z = malloc((size_t)(n * k) * sizeof(float)), *g = malloc((size_t)(n * dim) * sizeof(float));
+    float *a1 = malloc((size_t)(8 * dim) * sizeof(float)), *a2 = malloc((size_t)(8 * dim) * sizeof(float));
+    if (!z || !g || !a1 || !a2) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); goto done; }
+    if ((st = advex_model_forward(m, d->x, n, z))) goto done;
+    int prob_rows = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double s = 0;
+        int in01 = 1;
+        for (int64_t j = 0; j < k; j++) { s += z[i * k + j]; in01 &= z[i * k + j] >= 0 && z[i * k + j] <= 1; }
+        prob_rows += in01 && fabs(s - 1.0) < 1e-3;
+    }
+    if (advex_model_output_was_prob(m) || prob_rows == n) *warnings |= ADVEX_EVAL_WARN_PROB_OUTPUT;
+    if ((st = advex_model_input_grad(m, d->x, d->y, n, ADVEX_LOSS_CE, g, NULL, NULL))) goto done;
+    int64_t zero = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int allz = 1;
+        for (int64_t j = 0; j < dim && allz; j++) allz = g[i * dim + j] == 0.0f;
+        zero += allz;
+    }
+    if (zero * 10 > n) *warnings |= ADVEX_EVAL_WARN_ZERO_GRAD; /* more than 10% */
+    if (c && c->kind != ADVEX_ATTACK_NONE && c->eps > 0) {
+        int64_t r = n < 8 ? n : 8;
+        if ((st = advex_attack_batch(m, c, d->x, d->y, r, 0, a1))) goto done;
+        if ((st = advex_attack_batch(m, c, d->x, d->y, r, 0, a2))) goto done;
+        if (memcmp(a1, a2, (size_t)(r * dim) * sizeof(float)) != 0) *warnings |= ADVEX_EVAL_WARN_NONDETERMINISTIC;
+    }
+done:
+    free(z); free(g); free(a1); free(a2);
     return st;
 }

@@ -1,0 +1,56 @@
+/* The attack dispatcher: argument checks shared by every attack, eps = 0 and "none" as the
+ * identity, then one call into the attack family's file. */
+#include <string.h>
+
+#include "attacks/attack_internal.h"
+
+static atk_fn family(advex_attack_kind kind) {
+    switch (kind) {
+    case ADVEX_ATTACK_FGSM: case ADVEX_ATTACK_FGSM_RS: return atk_fgsm;
+    case ADVEX_ATTACK_BIM: case ADVEX_ATTACK_PGD: case ADVEX_ATTACK_MIFGSM: return atk_pgd;
+    case ADVEX_ATTACK_APGD_CE: case ADVEX_ATTACK_APGD_DLR: case ADVEX_ATTACK_APGD_T: return atk_apgd;
+    case ADVEX_ATTACK_SQUARE: return atk_square;
+    case ADVEX_ATTACK_STANDARD: return atk_standard;
+    case ADVEX_ATTACK_CW: return atk_cw;
+    case ADVEX_ATTACK_DEEPFOOL: return atk_deepfool;
+    case ADVEX_ATTACK_UAP: return atk_uap_apply;
+    default: return NULL;
+    }
+}
+
+advex_status advex_attack_batch_info(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,
+                                     int64_t n, int64_t batch_offset, float *x_adv, advex_attack_info *info) {
+    if (!(c->eps >= 0)) return advex_set_error(ADVEX_ERR_ARG, "eps must be >= 0 (got %g)", (double)c->eps);
+    if (c->norm != ADVEX_NORM_LINF && c->norm != ADVEX_NORM_L2)
+        return advex_set_error(ADVEX_ERR_ARG, "unknown norm %d", (int)c->norm);
+    if (c->kappa < 0 || !isfinite(c->kappa)) return advex_set_error(ADVEX_ERR_ARG, "kappa must be >= 0");
+    if (!isfinite(c->alpha) || !isfinite(c->momentum))
+        return advex_set_error(ADVEX_ERR_ARG, "alpha and momentum must be finite");
+    int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2];
+    if (n <= 0) return ADVEX_OK;
+    if (info && info->queries) memset(info->queries, 0, (size_t)n * sizeof(int64_t));
+    if (info && info->stage) memset(info->stage, 0, (size_t)n * sizeof(int32_t));
+    if (c->kind == ADVEX_ATTACK_NONE || c->eps == 0.0f) {
+        memmove(x_adv, x, (size_t)(n * d) * sizeof(float));
+        return ADVEX_OK;
+    }
+    atk_fn fn = family(c->kind);
+    if (!fn) return advex_set_error(ADVEX_ERR_ARG, "attack %d is not implemented", (int)c->kind);
+    if (c->kind == ADVEX_ATTACK_UAP && !c->uap_delta)
+        return advex_set_error(ADVEX_ERR_ARG, "uap: no universal perturbation given (compute one first)");
+    if (c->target != ADVEX_TARGET_NONE && (c->kind == ADVEX_ATTACK_STANDARD || c->kind == ADVEX_ATTACK_APGD_T ||
+                                           c->kind == ADVEX_ATTACK_UAP))
+        return advex_set_error(ADVEX_ERR_ARG, "%s does not take a target (it picks its own or is universal)",
+                               advex_attack_name(c->kind));
+    if ((c->kind == ADVEX_ATTACK_APGD_DLR || c->kind == ADVEX_ATTACK_APGD_T || c->kind == ADVEX_ATTACK_STANDARD) &&
+        m->classes < 4 && !(c->kind == ADVEX_ATTACK_APGD_DLR && m->classes >= 3 && c->target == ADVEX_TARGET_NONE))
+        return advex_set_error(ADVEX_ERR_ARG, "%s needs DLR, which needs at least %d classes (model has %lld)",
+                               advex_attack_name(c->kind), c->kind == ADVEX_ATTACK_APGD_DLR ? 3 : 4,
+                               (long long)m->classes);
+    return fn(m, c, x, y, n, batch_offset, NULL, x_adv, info);
+}
+
+advex_status advex_attack_batch(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,
+                                int64_t n, int64_t batch_offset, float *x_adv) {
+    return advex_attack_batch_info(m, c, x, y, n, batch_offset, x_adv, NULL);
+}

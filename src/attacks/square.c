@@ -1,0 +1,136 @@
+/* Square attack, L-inf (Andriushchenko et al. 2020), following auto-attack's square.py:
+ * score-based (forward passes only), margin loss z_y - max_{j!=y} z_j (targeted:
+ * max_{j!=t} z_j - z_t), minimised by random search. Start: vertical stripes
+ * x + eps * (+-1 per channel and column). Each iteration proposes one s x s window set to
+ * +-2 eps per channel around the best point (then projected onto the ball and [0,1]) and keeps
+ * it when the margin drops. s = round(sqrt(p * d / C)), p from p_init by the published
+ * piecewise schedule over the budget rescaled to 10000 iterations.
+ * Queries are counted per example (the start counts one) and never exceed the budget.
+ * Unlike square.py, each example draws its own windows from its own stream, so results do
+ * not depend on the batch. */
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attacks/attack_internal.h"
+
+/* fraction of pixels changed at iteration it of a budget of q queries */
+static float p_selection(float p_init, int64_t it, int64_t q) {
+    int64_t i = (int64_t)((double)it / (double)q * 10000.0);
+    if (i <= 10) return p_init;
+    if (i <= 50) return p_init / 2;
+    if (i <= 200) return p_init / 4;
+    if (i <= 500) return p_init / 8;
+    if (i <= 1000) return p_init / 16;
+    if (i <= 2000) return p_init / 32;
+    if (i <= 4000) return p_init / 64;
+    if (i <= 6000) return p_init / 128;
+    if (i <= 8000) return p_init / 256;
+    return p_init / 512;
+}
+
+static float margin(const float *z, int64_t k, int32_t y, int32_t t, int targeted) {
+    int32_t ref = targeted ? t : y;
+    float mo = -FLT_MAX;
+    for (int64_t j = 0; j < k; j++) if (j != ref && z[j] > mo) mo = z[j];
+    return targeted ? mo - z[t] : z[y] - mo;
+}
+
+static inline float clip01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
+
+advex_status atk_square(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
+                        int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info) {
+    const int64_t C = m->in_chw[0], H = m->in_chw[1], W = m->in_chw[2], d = C * H * W, k = m->classes;
+    const int64_t Q = c->queries > 0 ? c->queries : 5000;
+    const float p_init = c->p_init > 0 ? (c->p_init < 1 ? c->p_init : 1.0f) : 0.8f;
+    const float eps = c->eps;
+    const size_t fb = sizeof(float);
+    char *blk = atk_alloc((size_t)n * (sizeof(int64_t) * 2 + sizeof(advex_rng) + (size_t)(3 * d + k + 1) * fb +
+                                       2 * sizeof(int32_t) + 1));
+    if (!blk) return ADVEX_ERR_NOMEM;
+    int64_t *idx = (int64_t *)blk, *qs = idx + n;
+    advex_rng *rng = (advex_rng *)(qs + n);
+    float *xs = (float *)(rng + n), *xb = xs + n * d, *xn = xb + n * d, *z = xn + n * d, *mbest = z + n * k;
+    int32_t *ys = (int32_t *)(mbest + n), *ts = ys + n;
+    unsigned char *keep = (unsigned char *)(ts + n);
+    int64_t *queries = info && info->queries ? info->queries : NULL;
+
+    advex_status st = ADVEX_OK;
+    int targeted = atk_setup_targets(m, c, x, y, n, off, z, ts, &st);
+    if (targeted < 0) goto done;
+    atk_loss L = {ATK_LOSS_CW, ys, targeted ? ts : NULL, 0};
+    /* start: vertical stripes */
+    for (int64_t i = 0; i < n; i++) {
+        idx[i] = i;
+        ys[i] = y[i];
+        qs[i] = 1;
+        atk_rng(&rng[i], c->seed, 0x5A, ATK_ID(i));
+        memcpy(xs + i * d, x + i * d, (size_t)d * fb);
+        for (int64_t ch = 0; ch < C; ch++)
+            for (int64_t col = 0; col < W; col++) {
+                float sgn = (advex_rng_u64(&rng[i]) >> 63) ? eps : -eps;
+                for (int64_t row = 0; row < H; row++) {
+                    int64_t q = (ch * H + row) * W + col;
+                    xb[i * d + q] = clip01(x[i * d + q] + sgn);
+                }
+            }
+    }
+    if ((st = advex_model_forward(m, xb, n, z))) goto done;
+    int64_t a = 0;
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(xadv + i * d, xb + i * d, (size_t)d * fb);
+        if (queries) queries[i] = 1;
+        mbest[i] = margin(z + i * k, k, y[i], ts[i], targeted);
+        keep[i] = !atk_success(&L, z + i * k, k, i);
+        if (!keep[i] && info && info->stage) info->stage[i] = 1;
+        a += keep[i];
+    }
+    void *arrs[] = {idx, qs, rng, xs, xb, mbest, ys, ts};
+    size_t rb[] = {sizeof(int64_t), sizeof(int64_t), sizeof(advex_rng), (size_t)d * fb, (size_t)d * fb, fb,
+                   sizeof(int32_t), sizeof(int32_t)};
+    a = atk_compact(keep, n, arrs, rb, 8);
+    for (int64_t it = 0; it < Q - 1 && a > 0; it++) {
+        float p = p_selection(p_init, it, Q);
+        int64_t s = (int64_t)lround(sqrt((double)p * (double)d / (double)C));
+        if (s < 1) s = 1;
+        if (s > H - 1 && H > 1) s = H - 1;
+        if (s > W - 1 && W > 1) s = W - 1;
+        for (int64_t j = 0; j < a; j++) {
+            advex_rng *r = &rng[j];
+            int64_t vh = H - s > 0 ? (int64_t)advex_rng_below(r, (uint64_t)(H - s)) : 0;
+            int64_t vw = W - s > 0 ? (int64_t)advex_rng_below(r, (uint64_t)(W - s)) : 0;
+            float *o = xn + j * d;
+            const float *xj = xs + j * d;
+            memcpy(o, xb + j * d, (size_t)d * fb);
+            for (int64_t ch = 0; ch < C; ch++) {
+                float delta = (advex_rng_u64(r) >> 63) ? 2.0f * eps : -2.0f * eps;
+                for (int64_t row = vh; row < vh + s; row++)
+                    for (int64_t col = vw; col < vw + s; col++) {
+                        int64_t q = (ch * H + row) * W + col;
+                        float v = o[q] + delta, lo = xj[q] - eps, hi = xj[q] + eps;
+                        v = v < lo ? lo : (v > hi ? hi : v);
+                        o[q] = clip01(v);
+                    }
+            }
+        }
+        if ((st = advex_model_forward(m, xn, a, z))) goto done;
+        for (int64_t j = 0; j < a; j++) {
+            int64_t i = idx[j];
+            qs[j]++;
+            if (queries) queries[i] = qs[j];
+            float mg = margin(z + j * k, k, ys[j], ts[j], targeted);
+            int ok = atk_success(&L, z + j * k, k, j);
+            keep[j] = !ok;
+            if (ok && info && info->stage) info->stage[i] = 1;
+            if (mg < mbest[j] || ok) {
+                mbest[j] = mg;
+                memcpy(xb + j * d, xn + j * d, (size_t)d * fb);
+                memcpy(xadv + i * d, xn + j * d, (size_t)d * fb);
+            }
+        }
+        a = atk_compact(keep, a, arrs, rb, 8);
+    }
+done:
+    free(blk);
+    return st;
+}
