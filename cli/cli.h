@@ -85,6 +85,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* Attack options shared by attack and eval: CLI_ATTACK_FLAGS goes inside a command's flag
  * table; cli_attack_options reads them (and --attack, --target, --seed) into c. Returns 0 or
