@@ -18,6 +18,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -87,7 +88,7 @@ def main():
     a = ap.parse_args()
     advex = find_advex(a.advex)
     os.makedirs(a.out, exist_ok=True)
-    probe = build_probe(a.out)
+    probe = build_probe(tempfile.mkdtemp(prefix="advex-sgemm-"))
     T = a.threads
     archs = a.archs.split(",")
     cases = []  # (arch, attack, batch, steps, threads)
