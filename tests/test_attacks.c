@@ -61,10 +61,11 @@ static double prob(const float *z, int t) {
 typedef struct { const char *name; advex_attack_kind kind; advex_norm norm; float eps; } case_t;
 
 static void small_budget(advex_attack_config *c) {
-    c->steps = c->kind == ADVEX_ATTACK_CW ? 40 : (c->kind == ADVEX_ATTACK_DEEPFOOL ? 30 : 20);
-    c->binary_steps = 4;
+    c->steps = c->kind == ADVEX_ATTACK_CW ? 25 : (c->kind == ADVEX_ATTACK_DEEPFOOL ? 30 : 20);
+    c->binary_steps = 3;
     c->c_init = 0.1f;
-    c->queries = 300;
+    c->lr = 0.1f;
+    c->queries = 200;
     c->topk = 3;
     c->seed = 5;
 }
@@ -84,10 +85,10 @@ static const case_t cases[] = {
  * eval's robust count both reproduced by the model's own predictions. */
 TEST(every_attack_bounds_and_reported_success) {
     ASSERT(setup());
-    int n = 48;
-    float *xa = malloc((size_t)n * D * sizeof(float)), z[48 * K], zc[48 * K];
-    int32_t stage[48];
-    int64_t queries[48];
+    int n = 32;
+    float *xa = malloc((size_t)n * D * sizeof(float)), z[32 * K], zc[32 * K];
+    int32_t stage[32];
+    int64_t queries[32];
     ASSERT_OK(advex_model_forward(trained, test_set.x, n, zc));
     for (int ci = 0; ci < NCASES; ci++) {
         advex_attack_config c;
@@ -141,7 +142,7 @@ TEST(every_attack_bounds_and_reported_success) {
 
 TEST(targeted_attacks_raise_target_probability) {
     ASSERT(setup());
-    int n = 32;
+    int n = 20;
     float *xa = malloc((size_t)n * D * sizeof(float)), z0[32 * K], z1[32 * K];
     int32_t t[32], stage[32];
     advex_attack_kind kinds[] = {ADVEX_ATTACK_BIM, ADVEX_ATTACK_PGD, ADVEX_ATTACK_MIFGSM, ADVEX_ATTACK_APGD_CE,
@@ -236,9 +237,9 @@ TEST(strength_order_on_trained_model) {
         advex_attack_config_default(&c);
         c.kind = kinds[q];
         c.eps = 0.05f;
-        c.queries = 300;
-        c.topk = 3;
-        c.steps = q == 1 ? 20 : 50;
+        c.queries = 200;
+        c.topk = 2;
+        c.steps = q == 1 ? 20 : 30;
         advex_eval_result r;
         ASSERT_OK(advex_eval_attack(trained, &test_set, &c, 64, NULL, NULL, NULL, &r));
         ra[q] = r.robust_accuracy;
@@ -257,8 +258,8 @@ TEST(min_norm_attacks_small_norms) {
     advex_eval_result cw, df;
     c.kind = ADVEX_ATTACK_CW;
     c.eps = FLT_MAX;
-    c.steps = 50;
-    c.binary_steps = 5;
+    c.steps = 30;
+    c.binary_steps = 4;
     c.c_init = 0.1f;
     c.lr = 0.1f; /* pixels at 0 or 1 sit where tanh is flat: few steps need a larger rate */
     ASSERT_OK(advex_eval_attack(trained, &sub, &c, 64, NULL, NULL, NULL, &cw));

@@ -65,6 +65,10 @@ expect 2 "needs a value" - -- "$ADVEX" eval --model "$T/m.onnx" --eps
 expect 2 "\-\-limit" - -- "$ADVEX" eval --model "$T/m.onnx" --data "$D" --limit -5
 expect 1 "cannot write" - -- "$ADVEX" eval --model "$T/m.onnx" --data "$D" --json "$T/nodir/r.json"
 expect 2 "\-\-schedule" "$T/out/m2.onnx" -- "$ADVEX" train --arch small --data "$D" --schedule linear --out "$T/out/m2.onnx"
+expect 2 "unknown norm 'l3'" "$O" -- "$ADVEX" attack --model "$T/m.onnx" --data "$D" --attack pgd --norm l3 --eps 0.1 --out "$O"
+expect 2 "\-\-steps" "$O" -- "$ADVEX" attack --model "$T/m.onnx" --data "$D" --attack pgd --steps 0 --eps 0.1 --out "$O"
+expect 2 "unknown attack 'pgdz'" - -- "$ADVEX" eval --model "$T/m.onnx" --data "$D" --attack fgsm,pgdz --eps 0.1
+expect 1 "nosur.onnx" "$O" -- "$ADVEX" attack --model "$T/m.onnx" --data "$D" --surrogate "$T/nosur.onnx" --eps 0.1 --out "$O"
 expect 2 "unknown architecture 'huge'" "$T/out/m2.onnx" -- "$ADVEX" train --arch huge --data "$D" --out "$T/out/m2.onnx"
 
 # the good path writes its outputs
@@ -73,6 +77,9 @@ if [ $? -eq 0 ] && [ -s "$O" ] && grep -q "adversarial accuracy" "$T/stdout"; th
 "$ADVEX" eval --model "$T/m.onnx" --data "$D" --eps 0,0.1 --json "$T/out/r.json" --quiet >"$T/stdout" 2>&1
 if [ $? -eq 0 ] && $PY -c "import json,sys; j=json.load(open(sys.argv[1])); assert j['n']==20 and len(j['results'])==2 and {'attack','eps','robust_accuracy','success_rate','seconds'} <= set(j['results'][0])" "$T/out/r.json"; then
     pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: eval json"; cat "$T/stdout"; fi
+"$ADVEX" eval --model "$T/m.onnx" --data "$D" --attack fgsm,pgd,standard --queries 50 --steps 5 --eps 0.05,0.1 --json "$T/out/r2.json" --quiet >"$T/stdout" 2>&1
+if [ $? -eq 0 ] && $PY -c "import json,sys; j=json.load(open(sys.argv[1])); r=j['results']; assert len(r)==6 and [e['attack'] for e in r]==['fgsm']*2+['pgd']*2+['standard']*2 and len(r[4]['stages'])==3" "$T/out/r2.json"; then
+    pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: eval with several attacks"; cat "$T/stdout"; fi
 for c in "" train attack eval predict info demo; do
     "$ADVEX" $c --help >"$T/stdout" 2>&1
     if [ $? -eq 0 ] && grep -q "usage" "$T/stdout"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: advex $c --help"; fi
