@@ -127,4 +127,30 @@ void cli_print_eval_table(FILE *f, int64_t n, int64_t clean_correct, const advex
 void cli_eval_json(cli_buf *b, const char *model, const char *data, int64_t n, int64_t clean_correct,
                    const advex_eval_result *r, int count);
 
+/* eval --report DIR (cli/eval_report.c). */
+typedef struct cli_report {
+    const char *dir, *model, *data;
+    const advex_dataset *d;
+    int64_t k;                       /* model classes */
+    const char *const *class_names;  /* NULL: class numbers */
+    int64_t num_names;
+    int64_t clean_correct;
+    const advex_eval_result *res;    /* nk * neps, attack-major */
+    int nk, neps;
+    const int32_t *clean_pred;       /* n */
+    const float *clean_conf;         /* n */
+    const int32_t *adv_pred;         /* nk * neps * n */
+    unsigned warnings;
+    int64_t grid_rows;               /* examples per grid */
+    int grid_w, grid_h;              /* grid PNG size */
+} cli_report;
+/* Create DIR (one level) and check it can be written; 0 or an exit code. */
+int cli_report_mkdir(const char *cmd, const char *dir);
+/* grid_<attack>.png for run idx from its adversarial examples and confidences; 0 or an exit code. */
+int cli_report_grid(const char *cmd, const cli_report *r, int idx, const float *xadv, const float *adv_conf);
+/* curve.svg, curve.png, results.json, results.csv, report.html; 0 or an exit code. */
+int cli_report_write(const char *cmd, const cli_report *r);
+
+int cmd_png(int argc, char **argv);
+
 #endif

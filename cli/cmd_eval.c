@@ -1,5 +1,6 @@
 /* advex eval: the robust-accuracy table of a model for every attack in a list and every eps,
- * optionally as JSON (one entry per attack and eps), with sanity checks that warn. */
+ * optionally as JSON (one entry per attack and eps) and as an HTML report (--report DIR, written
+ * by cli/eval_report.c), with sanity checks that warn. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,9 @@ int cmd_eval(int argc, char **argv) {
         {"--seed", "S", "seed for random starts and random targets", "0", 0},
         {"--threads", "T", "threads (0 = all cores)", "0", 0},
         {"--json", "FILE", "also write the results as JSON", NULL, 0},
+        {"--report", "DIR", "write report.html with plots, image grids, per-class accuracy, confusion matrices, "
+                            "results.json and results.csv into DIR", NULL, 0},
+        {"--report-examples", "N", "rows of examples in each report image grid", "8", 0},
         {"--quiet", NULL, "no progress output", NULL, 0},
         CLI_ATTACK_FLAGS,
     };
@@ -68,6 +72,10 @@ int cmd_eval(int argc, char **argv) {
     const char *json = CLI_GET(f, "--json")->value;
     if (json && cli_check_writable(cmd, json)) return CLI_EXIT_FAIL;
     int quiet = CLI_GET(f, "--quiet")->seen;
+    const char *report = CLI_GET(f, "--report")->value;
+    long long grid_rows;
+    if (cli_int(cmd, CLI_GET(f, "--report-examples"), 1, 1000, &grid_rows)) return CLI_EXIT_USAGE;
+    if (report && cli_report_mkdir(cmd, report)) return CLI_EXIT_FAIL;
 
     advex_model *m = NULL, *sur = NULL;
     advex_dataset d = {0};
@@ -75,6 +83,10 @@ int cmd_eval(int argc, char **argv) {
     float *delta = NULL;
     cli_buf jb = {0};
     int rc = CLI_EXIT_FAIL, nres = 0;
+    int32_t *clean_pred = NULL, *adv_pred = NULL;
+    float *clean_conf = NULL, *adv_conf = NULL, *xadv = NULL;
+    cli_report rep;
+    memset(&rep, 0, sizeof rep);
     if (!res) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
     if ((r = cli_load_model(cmd, model_path, NULL, 0, &m))) { rc = r; goto done; }
     if ((r = cli_load_surrogate(cmd, f, nf, m, &sur))) { rc = r; goto done; }
@@ -86,6 +98,36 @@ int cmd_eval(int argc, char **argv) {
     }
     int64_t clean_correct = 0;
     unsigned warn = 0;
+    int itop = 0; /* index of the largest eps: its run gives the image grid */
+    for (int i = 1; i < neps; i++) if (eps[i] > eps[itop]) itop = i;
+    if (report) {
+        int64_t dim = d.c * d.h * d.w;
+        clean_pred = malloc((size_t)d.n * sizeof *clean_pred);
+        adv_pred = malloc((size_t)(d.n * nk * neps) * sizeof *adv_pred);
+        clean_conf = malloc((size_t)d.n * sizeof *clean_conf);
+        adv_conf = malloc((size_t)d.n * sizeof *adv_conf);
+        xadv = malloc((size_t)(d.n * dim) * sizeof *xadv);
+        if (!clean_pred || !adv_pred || !clean_conf || !adv_conf || !xadv) {
+            rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory for the report (%lld examples)", (long long)d.n);
+            goto done;
+        }
+        rep.dir = report;
+        rep.model = model_path;
+        rep.data = CLI_GET(f, "--data")->value;
+        rep.d = &d;
+        rep.k = advex_model_num_classes(m);
+        if (d.class_names && d.num_classes >= rep.k) { rep.class_names = d.class_names; rep.num_names = d.num_classes; }
+        rep.res = res;
+        rep.nk = nk;
+        rep.neps = neps;
+        rep.clean_pred = clean_pred;
+        rep.clean_conf = clean_conf;
+        rep.adv_pred = adv_pred;
+        rep.grid_rows = grid_rows < d.n ? grid_rows : d.n;
+        advex_grid_rows g = {0};
+        g.n = rep.grid_rows; g.c = d.c; g.h = d.h; g.w = d.w;
+        advex_grid_adv_size(&g, &rep.grid_w, &rep.grid_h);
+    }
     for (int a = 0; a < nk; a++) {
         ac.kind = kinds[a];
         if (a == 0) {
@@ -105,11 +147,18 @@ int cmd_eval(int argc, char **argv) {
                 goto done;
             }
             advex_eval_result *er = &res[nres];
-            st = sur ? advex_eval_transfer(sur, m, &d, &ac, batch, cli_eval_progress, &bar, NULL, er)
-                     : advex_eval_attack(m, &d, &ac, batch, cli_eval_progress, &bar, NULL, er);
+            if (report) {
+                advex_eval_outputs out = {i == itop ? xadv : NULL, clean_pred, adv_pred + (int64_t)nres * d.n,
+                                          clean_conf, adv_conf};
+                st = advex_eval_run(m, sur, &d, &ac, batch, cli_eval_progress, &bar, &out, er);
+            } else {
+                st = sur ? advex_eval_transfer(sur, m, &d, &ac, batch, cli_eval_progress, &bar, NULL, er)
+                         : advex_eval_attack(m, &d, &ac, batch, cli_eval_progress, &bar, NULL, er);
+            }
             cli_progress_done(&bar);
             if (st) { rc = st == ADVEX_ERR_INTERRUPTED ? 130 : cli_fail(cmd, st); if (rc == 130) cli_error(cmd, 0, "interrupted"); goto done; }
             clean_correct = er->clean_correct;
+            if (report && i == itop && (r = cli_report_grid(cmd, &rep, nres, xadv, adv_conf))) { rc = r; goto done; }
             nres++;
         }
     }
@@ -135,8 +184,16 @@ int cmd_eval(int argc, char **argv) {
         if (jb.oom) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
         if (cli_write_file_atomic(cmd, json, jb.s, jb.len)) goto done;
     }
+    if (report) {
+        for (int i = 0; i < nres; i++) res[i].warnings |= warn & ~ADVEX_EVAL_WARN_BLACKBOX_WINS;
+        rep.clean_correct = clean_correct;
+        rep.warnings = warn;
+        if ((r = cli_report_write(cmd, &rep))) { rc = r; goto done; }
+        if (!quiet) fprintf(stderr, "advex %s: wrote %s/report.html\n", cmd, report);
+    }
     rc = CLI_EXIT_OK;
 done:
+    free(clean_pred); free(adv_pred); free(clean_conf); free(adv_conf); free(xadv);
     cli_buf_free(&jb);
     free(res);
     free(delta);

@@ -10,6 +10,7 @@
 #include "attack.h"
 #include "train.h"
 #include "eval.h"
+#include "report.h"
 
 #define ADVEX_VERSION "0.1.0"
 

@@ -63,6 +63,22 @@ advex_status advex_eval_attack(advex_model *m, const advex_dataset *d,
                                advex_progress_fn progress, void *user, float *adv_out,
                                advex_eval_result *res);
 
+/* Optional per-example outputs of advex_eval_run; every pointer may be NULL. */
+typedef struct advex_eval_outputs {
+    float *adv;          /* (n, C, H, W): the adversarial examples */
+    int32_t *clean_pred; /* (n): argmax of the model on the clean examples */
+    int32_t *adv_pred;   /* (n): argmax of the model on the adversarial examples */
+    float *clean_conf;   /* (n): softmax probability of clean_pred */
+    float *adv_conf;     /* (n): softmax probability of adv_pred */
+} advex_eval_outputs;
+
+/* advex_eval_attack (surrogate NULL) or advex_eval_transfer (crafted on surrogate, judged on m)
+ * with per-example predictions and confidences, for per-class counts, confusion matrices and
+ * image grids (advex/report.h). out may be NULL. */
+advex_status advex_eval_run(advex_model *m, advex_model *surrogate, const advex_dataset *d,
+                            const advex_attack_config *c, int64_t batch, advex_progress_fn progress,
+                            void *user, const advex_eval_outputs *out, advex_eval_result *res);
+
 /* Transfer: craft with c on `surrogate`, evaluate (clean and adversarial) on `target`.
  * Both models must take the same input shape and classes. */
 advex_status advex_eval_transfer(advex_model *surrogate, advex_model *target, const advex_dataset *d,

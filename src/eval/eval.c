@@ -80,9 +80,22 @@ static double pert_norm(const float *x, const float *xa, int64_t d, advex_norm n
 }
 
 /* Craft on `am`, judge on `em` (the same model unless transfer). */
+/* Softmax probability of row i's entry at pred[i]. */
+static void pred_conf(const float *logits, int64_t n, int64_t k, const int32_t *pred, float *conf) {
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = logits + i * k;
+        double mx = z[pred[i]], s = 0;
+        for (int64_t j = 0; j < k; j++) s += exp((double)z[j] - mx);
+        conf[i] = (float)(1.0 / s);
+    }
+}
+
 static advex_status eval_core(advex_model *am, advex_model *em, const advex_dataset *d, const advex_attack_config *c,
-                              int64_t batch, advex_progress_fn progress, void *user, float *adv_out,
+                              int64_t batch, advex_progress_fn progress, void *user, const advex_eval_outputs *out,
                               advex_eval_result *res) {
+    static const advex_eval_outputs none = {0};
+    if (!out) out = &none;
+    float *adv_out = out->adv;
     advex_status st = check_data(em, d);
     if (st) return st;
     if (am != em) {
@@ -125,6 +138,8 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
         float *xa = adv_out ? adv_out + i * dim : xadv;
         if ((st = advex_model_forward(em, x, b, logits))) break;
         advex_argmax_rows(logits, b, k, pred);
+        if (out->clean_pred) memcpy(out->clean_pred + i, pred, (size_t)b * sizeof *pred);
+        if (out->clean_conf) pred_conf(logits, b, k, pred, out->clean_conf + i);
         for (int64_t j = 0; j < b; j++) {
             clean_ok[j] = pred[j] == y[j];
             res->clean_correct += clean_ok[j];
@@ -133,6 +148,8 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
         if ((st = advex_attack_batch_info(am, c, x, y, b, i, xa, &info))) break;
         if ((st = advex_model_forward(em, xa, b, logits))) break;
         advex_argmax_rows(logits, b, k, pred);
+        if (out->adv_pred) memcpy(out->adv_pred + i, pred, (size_t)b * sizeof *pred);
+        if (out->adv_conf) pred_conf(logits, b, k, pred, out->adv_conf + i);
         for (int64_t j = 0; j < b; j++) {
             int robust = clean_ok[j] && pred[j] == y[j];
             res->robust_correct += robust;
@@ -160,13 +177,23 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
 
 advex_status advex_eval_attack(advex_model *m, const advex_dataset *d, const advex_attack_config *c, int64_t batch,
                                advex_progress_fn progress, void *user, float *adv_out, advex_eval_result *res) {
-    return eval_core(m, m, d, c, batch, progress, user, adv_out, res);
+    advex_eval_outputs o = {0};
+    o.adv = adv_out;
+    return eval_core(m, m, d, c, batch, progress, user, &o, res);
+}
+
+advex_status advex_eval_run(advex_model *m, advex_model *surrogate, const advex_dataset *d, const advex_attack_config *c,
+                            int64_t batch, advex_progress_fn progress, void *user, const advex_eval_outputs *out,
+                            advex_eval_result *res) {
+    return eval_core(surrogate ? surrogate : m, m, d, c, batch, progress, user, out, res);
 }
 
 advex_status advex_eval_transfer(advex_model *surrogate, advex_model *target, const advex_dataset *d,
                                  const advex_attack_config *c, int64_t batch, advex_progress_fn progress, void *user,
                                  float *adv_out, advex_eval_result *res) {
-    return eval_core(surrogate, target, d, c, batch, progress, user, adv_out, res);
+    advex_eval_outputs o = {0};
+    o.adv = adv_out;
+    return eval_core(surrogate, target, d, c, batch, progress, user, &o, res);
 }
 
 advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float *delta, float eps, int64_t batch,
