@@ -1,11 +1,89 @@
 /* advex attack: craft adversarial examples for a data set with any attack, report clean and
  * adversarial accuracy, success rate (and norms, queries, stages where the attack has them),
- * and write the examples as float32 (N,C,H,W) .npy. Transfer with --surrogate; uap. */
+ * and write the examples as float32 (N,C,H,W) .npy or as PNG. Transfer with --surrogate; uap.
+ * --input photo.png attacks one image (converted to the model's channels, resized only with
+ * --resize) and prints the prediction before and after. */
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+
+#define MAX_NAMES 1000
+
+/* One PNG as a 1-example data set shaped for the model; label from --label or the model. */
+static int load_input(const char *cmd, const char *path, int resize, cli_flag *label, advex_model *m, advex_dataset *d) {
+    float *img = NULL;
+    int64_t c, h, w, chw[3];
+    advex_status st = advex_png_read(path, &img, &c, &h, &w);
+    if (st) return cli_fail(cmd, st);
+    advex_model_input_shape(m, chw);
+    if ((h != chw[1] || w != chw[2]) && !resize) {
+        free(img);
+        return cli_error(cmd, CLI_EXIT_FAIL, "%s: image is %lldx%lld (width x height) but the model expects %lldx%lld; "
+                         "pass --resize to resize it", path, (long long)w, (long long)h, (long long)chw[2],
+                         (long long)chw[1]);
+    }
+    memset(d, 0, sizeof *d);
+    d->x = malloc((size_t)(chw[0] * chw[1] * chw[2]) * sizeof(float));
+    d->y = malloc(sizeof(int32_t));
+    if (!d->x || !d->y) { free(img); return cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); }
+    st = advex_image_convert(img, c, h, w, chw[0], chw[1], chw[2], d->x);
+    free(img);
+    if (st) return cli_error(cmd, CLI_EXIT_FAIL, "%s: %s", path, advex_last_error());
+    d->n = 1;
+    d->c = chw[0];
+    d->h = chw[1];
+    d->w = chw[2];
+    int64_t k = advex_model_num_classes(m);
+    d->num_classes = k;
+    if (label->value) {
+        long long v;
+        if (cli_int(cmd, label, 0, k - 1, &v)) return CLI_EXIT_USAGE;
+        d->y[0] = (int32_t)v;
+    } else {
+        float *z = malloc((size_t)k * sizeof(float));
+        if (!z) return cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
+        if ((st = advex_model_forward(m, d->x, 1, z))) { free(z); return cli_fail(cmd, st); }
+        advex_argmax_rows(z, 1, k, d->y);
+        free(z);
+    }
+    return 0;
+}
+
+/* --class-names LIST | fashion-mnist, else the data set's names. */
+static int parse_names(const char *cmd, const char *list, const advex_dataset *d, int64_t k, const char **names,
+                       char **buf) {
+    if (!list) {
+        if (d->class_names && d->num_classes >= k)
+            for (int64_t i = 0; i < k && i < MAX_NAMES; i++) names[i] = d->class_names[i];
+        return 0;
+    }
+    if (strcmp(list, "fashion-mnist") == 0) {
+        for (int i = 0; i < 10 && i < k; i++) names[i] = advex_fashion_mnist_classes[i];
+        return 0;
+    }
+    size_t len = strlen(list);
+    *buf = malloc(len + 1);
+    if (!*buf) return cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
+    memcpy(*buf, list, len + 1);
+    int64_t i = 0;
+    for (char *p = *buf; p && i < MAX_NAMES; i++) {
+        names[i] = p;
+        p = strchr(p, ',');
+        if (p) *p++ = '\0';
+    }
+    if (i != k)
+        return cli_error(cmd, CLI_EXIT_USAGE, "--class-names: %lld names but the model has %lld classes", (long long)i,
+                         (long long)k);
+    return 0;
+}
+
+static const char *name_of(const char **names, int64_t k, int32_t c, char *buf, size_t n) {
+    if (c >= 0 && c < k && c < MAX_NAMES && names[c]) snprintf(buf, n, "%s (class %d)", names[c], (int)c);
+    else snprintf(buf, n, "class %d", (int)c);
+    return buf;
+}
 
 int cmd_attack(int argc, char **argv) {
     const char *cmd = "attack";
@@ -22,7 +100,12 @@ int cmd_attack(int argc, char **argv) {
         {"--batch", "B", "batch size", "256", 0},
         {"--seed", "S", "seed for random starts and random targets", "0", 0},
         {"--threads", "T", "threads (0 = all cores)", "0", 0},
-        {"--out", "FILE", "write the adversarial examples here (.npy, float32 N x C x H x W)", NULL, 0},
+        {"--out", "FILE", "write the adversarial examples here: .npy (float32 N x C x H x W) or .png (the image "
+                          "with --input, else a grid)", NULL, 0},
+        {"--input", "FILE", "attack one PNG image (grey or RGB) instead of --data", NULL, 0},
+        {"--resize", NULL, "--input: resize (bilinear) to the model's input size instead of failing", NULL, 0},
+        {"--label", "K", "--input: the true class (default: the model's prediction)", NULL, 0},
+        {"--class-names", "LIST", "comma-separated class names for printing, or fashion-mnist", NULL, 0},
         {"--quiet", NULL, "no progress output", NULL, 0},
         CLI_ATTACK_FLAGS,
     };
@@ -56,12 +139,22 @@ int cmd_attack(int argc, char **argv) {
     advex_model *m = NULL, *sur = NULL;
     advex_dataset d = {0};
     float *adv = NULL, *logits = NULL, *delta = NULL;
-    int32_t *targets = NULL, *pred = NULL;
+    int32_t *targets = NULL, *pred = NULL, pc = 0, pa = 0;
+    float cc = 0, ca = 0;
+    const char *names[MAX_NAMES] = {0};
+    char *names_buf = NULL;
     int rc = CLI_EXIT_FAIL;
     if ((r = cli_load_model(cmd, model_path, NULL, 0, &m))) { rc = r; goto done; }
     if ((r = cli_load_surrogate(cmd, f, nf, m, &sur))) { rc = r; goto done; }
-    if ((r = cli_load_data(cmd, CLI_GET(f, "--data")->value, CLI_GET(f, "--data-dir")->value, limit, &d))) { rc = r; goto done; }
+    const char *input = CLI_GET(f, "--input")->value;
+    if (input) {
+        if ((r = load_input(cmd, input, CLI_GET(f, "--resize")->seen, CLI_GET(f, "--label"), m, &d))) { rc = r; goto done; }
+    } else if ((r = cli_load_data(cmd, CLI_GET(f, "--data")->value, CLI_GET(f, "--data-dir")->value, limit, &d))) {
+        rc = r;
+        goto done;
+    }
     int64_t k = advex_model_num_classes(m), dim = d.c * d.h * d.w;
+    if ((r = parse_names(cmd, CLI_GET(f, "--class-names")->value, &d, k, names, &names_buf))) { rc = r; goto done; }
     if (ac.target == ADVEX_TARGET_LABEL && ac.target_label >= k) {
         rc = cli_error(cmd, CLI_EXIT_USAGE, "--target: class %d but the model has %lld classes", ac.target_label, (long long)k);
         goto done;
@@ -83,8 +176,9 @@ int cmd_attack(int argc, char **argv) {
     cli_progress bar;
     cli_progress_init(&bar, advex_attack_name(ac.kind), quiet);
     advex_eval_result res;
-    st = sur ? advex_eval_transfer(sur, m, &d, &ac, batch, cli_eval_progress, &bar, adv, &res)
-             : advex_eval_attack(m, &d, &ac, batch, cli_eval_progress, &bar, adv, &res);
+    advex_eval_outputs eo = {adv, NULL, NULL, NULL, NULL};
+    if (input) { eo.clean_pred = &pc; eo.adv_pred = &pa; eo.clean_conf = &cc; eo.adv_conf = &ca; }
+    st = advex_eval_run(m, sur, &d, &ac, batch, cli_eval_progress, &bar, &eo, &res);
     cli_progress_done(&bar);
     if (st) { rc = st == ADVEX_ERR_INTERRUPTED ? (cli_error(cmd, 0, "interrupted"), 130) : cli_fail(cmd, st); goto done; }
     cli_print_warnings(cmd, res.warnings);
@@ -123,14 +217,31 @@ int cmd_attack(int argc, char **argv) {
         for (int64_t i = 0; i < d.n; i++) hit += pred[i] == targets[i];
         printf("targeted success:     %.2f%% (classified as the target)\n", 100.0 * (double)hit / (double)d.n);
     }
+    if (input) {
+        char a[32], b[32];
+        printf("before:               %s, confidence %.2f%%%s\n", name_of(names, k, pc, a, sizeof a), 100.0 * cc,
+               CLI_GET(f, "--label")->value ? (pc == d.y[0] ? " (correct)" : " (wrong)") : "");
+        printf("after:                %s, confidence %.2f%%%s\n", name_of(names, k, pa, b, sizeof b), 100.0 * ca,
+               pa == d.y[0] ? " (attack failed)" : " (attack succeeded)");
+    }
     if (out) {
-        int64_t dims[4] = {d.n, d.c, d.h, d.w};
-        if ((st = advex_npy_save_f32(out, adv, 4, dims))) { rc = cli_fail(cmd, st); goto done; }
+        size_t ol = strlen(out);
+        if (ol >= 4 && strcmp(out + ol - 4, ".png") == 0) {
+            if (d.c != 1 && d.c != 3) {
+                rc = cli_error(cmd, CLI_EXIT_FAIL, "%s: PNG needs 1 or 3 channels, the model has %lld", out, (long long)d.c);
+                goto done;
+            }
+            st = d.n == 1 ? advex_png_write(out, adv, d.c, d.h, d.w) : advex_grid_png(out, adv, d.n, d.c, d.h, d.w, 0, 1, 0);
+        } else {
+            int64_t dims[4] = {d.n, d.c, d.h, d.w};
+            st = advex_npy_save_f32(out, adv, 4, dims);
+        }
+        if (st) { rc = cli_fail(cmd, st); goto done; }
         printf("wrote %s\n", out);
     }
     rc = CLI_EXIT_OK;
 done:
-    free(adv); free(logits); free(targets); free(pred); free(delta);
+    free(adv); free(logits); free(targets); free(pred); free(delta); free(names_buf);
     advex_model_free(m);
     advex_model_free(sur);
     advex_dataset_free(&d);
