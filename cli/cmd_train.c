@@ -1,20 +1,42 @@
-/* advex train: train a built-in architecture on a data set and save it as ONNX. */
+/* advex train: train a built-in architecture on a data set (clean or adversarially: FGSM,
+ * FGSM-RS, PGD-AT, TRADES), with per-epoch held-out robustness, the catastrophic-overfitting
+ * guard, atomic per-epoch checkpoints and --resume; save the model as ONNX. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
 typedef struct train_ui {
     cli_progress bar;
-    int epoch;
+    int epoch, quiet, steps;
+    double last_end;
 } train_ui;
 
 static int on_progress(void *user, const advex_train_progress *p) {
     train_ui *ui = user;
+    if (p->epoch_end) {
+        if (ui->epoch) cli_progress_done(&ui->bar);
+        ui->epoch = 0;
+        printf("epoch %d/%d  loss %.4f  train acc %.2f%%  eps %.4g", p->epoch, p->epochs, p->loss, 100.0 * p->accuracy,
+               (double)p->eps);
+        if (p->holdout)
+            printf("  | held-out %lld: clean %.2f%%  FGSM %.2f%%  PGD-%d %.2f%%", (long long)p->holdout,
+                   100.0 * p->val_clean, 100.0 * p->val_fgsm, ui->steps, 100.0 * p->val_pgd);
+        printf("  (%.0f s)\n", p->seconds);
+        fflush(stdout);
+        if (p->overfit)
+            fprintf(stderr,
+                    "advex train: catastrophic overfitting at epoch %d: held-out PGD accuracy %.2f%% fell more than the "
+                    "guard's margin below its best while FGSM accuracy did not fall (%.2f%%); restored the weights of "
+                    "epoch %d (the best held-out PGD accuracy) and stopped\n",
+                    p->epoch, 100.0 * p->val_pgd, 100.0 * p->val_fgsm, p->best_epoch);
+        return cli_interrupted;
+    }
     char extra[128];
     snprintf(extra, sizeof extra, "epoch %d/%d loss %.4f acc %.2f%%", p->epoch, p->epochs, p->loss, 100.0 * p->accuracy);
     if (p->epoch != ui->epoch) {
         if (ui->epoch) cli_progress_done(&ui->bar);
-        cli_progress_init(&ui->bar, "train", ui->bar.quiet);
+        cli_progress_init(&ui->bar, "train", ui->quiet);
         ui->epoch = p->epoch;
     }
     cli_progress_update(&ui->bar, p->batch, p->batches, extra);
@@ -24,6 +46,7 @@ static int on_progress(void *user, const advex_train_progress *p) {
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
     cli_flag f[] = {
+        {"--preset", "P", "a named recipe (fmnist-robust, fmnist-fast; docs/training.md); other flags override it", NULL, 0},
         {"--arch", "A", "architecture: small, cnn, wide, resnet", "small", 0},
         {"--data", "D", "training data spec", "fashion-mnist:train", 0},
         {"--test-data", "D", "data for the final accuracy (default: the test split of a named set; 'none' to skip)", NULL, 0},
@@ -33,64 +56,173 @@ int cmd_train(int argc, char **argv) {
         {"--batch", "B", "mini-batch size", "128", 0},
         {"--opt", "O", "optimiser: sgd or adam", "adam", 0},
         {"--lr", "LR", "peak learning rate", "0.003", 0},
-        {"--schedule", "S", "learning-rate schedule: constant, cosine, onecycle, step", "onecycle", 0},
+        {"--schedule", "S", "learning-rate schedule: constant, cosine, onecycle (cyclic), step", "onecycle", 0},
         {"--momentum", "M", "SGD momentum", "0.9", 0},
         {"--weight-decay", "W", "L2 weight decay", "0", 0},
-        {"--seed", "S", "seed for initialisation and shuffling", "0", 0},
+        {"--adv", "M", "adversarial training: none, fgsm, fgsm-rs, pgd, trades", "none", 0},
+        {"--eps", "E", "L-inf radius for adversarial training (0.1, 8/255)", NULL, 0},
+        {"--alpha", "A", "attack step (default: fgsm eps, fgsm-rs 1.25 eps, pgd/trades 2.5 eps/steps)", NULL, 0},
+        {"--adv-weight", "W", "w in w*J(x) + (1-w)*J(x') (default: fgsm 0.5, fgsm-rs/pgd 0)", NULL, 0},
+        {"--pgd-steps", "K", "PGD/TRADES inner steps (default: pgd 7, trades 5)", NULL, 0},
+        {"--pgd-from", "E", "pgd/trades: use FGSM-RS before epoch E (1-based), the mode from then on", NULL, 0},
+        {"--beta", "B", "TRADES weight of the KL term", "6", 0},
+        {"--eps-ramp", "E", "raise eps linearly from 0 over the first E epochs", "0", 0},
+        {"--holdout", "N", "hold out the last N training examples; clean/FGSM/PGD accuracy on them after each epoch "
+                           "(default: 1000 with --adv, else 0)", NULL, 0},
+        {"--holdout-steps", "K", "PGD steps of the held-out evaluation", "10", 0},
+        {"--overfit-drop", "F", "catastrophic-overfitting guard: held-out PGD accuracy this far below its best while "
+                                "FGSM accuracy rose (fraction; > 1 disables)", "0.2", 0},
+        {"--checkpoint", "FILE", "checkpoint written after every epoch (default: OUT.ckpt; 'none' for none)", NULL, 0},
+        {"--resume", NULL, "continue from the checkpoint if it exists", NULL, 0},
+        {"--seed", "S", "seed for initialisation, shuffling and attacks", "0", 0},
         {"--threads", "T", "threads (0 = all cores)", "0", 0},
         {"--out", "FILE", "where to write the trained model (.onnx)", NULL, 0},
         {"--quiet", NULL, "no progress output", NULL, 0},
     };
-    int r = cli_parse(cmd, "--arch A --out M.onnx [options]", "Train a built-in architecture and save it as ONNX.",
+    int r = cli_parse(cmd, "--arch A --out M.onnx [options]", "Train a built-in architecture (clean or adversarially) and save it as ONNX.",
                       argc, argv, f, (int)(sizeof f / sizeof *f));
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     const char *out = CLI_GET(f, "--out")->value;
     if (!out) return cli_error(cmd, CLI_EXIT_USAGE, "--out FILE is required");
     advex_train_config tc;
     advex_train_config_default(&tc);
-    long long epochs, batch, seed, limit;
-    double lr, mom, wd;
-    if (cli_int(cmd, CLI_GET(f, "--epochs"), 0, 100000, &epochs) || cli_int(cmd, CLI_GET(f, "--batch"), 1, 1 << 20, &batch) ||
-        cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed) || cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit) ||
-        cli_float(cmd, CLI_GET(f, "--lr"), 1e-12, 1e3, &lr) || cli_float(cmd, CLI_GET(f, "--momentum"), 0, 1, &mom) ||
-        cli_float(cmd, CLI_GET(f, "--weight-decay"), 0, 10, &wd) || cli_threads(cmd, CLI_GET(f, "--threads")))
+    const char *preset = CLI_GET(f, "--preset")->value, *arch = CLI_GET(f, "--arch")->value;
+    int preset_threads = 0;
+    if (preset) {
+        const char *parch = NULL;
+        if (advex_train_preset(preset, &tc, &parch, &preset_threads))
+            return cli_error(cmd, CLI_EXIT_USAGE, "--preset: %s", advex_last_error());
+        if (!CLI_GET(f, "--arch")->seen) arch = parch;
+    }
+/* with a preset, only flags given on the command line override it */
+#define TAKE(name) (!preset || CLI_GET(f, name)->seen)
+    long long epochs, batch, seed, limit, v;
+    double x;
+    if (cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed) || cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit))
         return CLI_EXIT_USAGE;
-    const char *opt = CLI_GET(f, "--opt")->value;
-    if (strcmp(opt, "sgd") == 0) tc.opt = ADVEX_OPT_SGD;
-    else if (strcmp(opt, "adam") == 0) tc.opt = ADVEX_OPT_ADAM;
-    else return cli_error(cmd, CLI_EXIT_USAGE, "--opt: unknown optimiser '%s' (sgd or adam)", opt);
-    advex_status pst = advex_lr_schedule_parse(CLI_GET(f, "--schedule")->value, &tc.schedule);
-    if (pst) return cli_error(cmd, CLI_EXIT_USAGE, "--schedule: %s", advex_last_error());
-    tc.epochs = (int)epochs;
-    tc.batch = batch;
-    tc.lr = (float)lr;
-    tc.momentum = (float)mom;
-    tc.weight_decay = (float)wd;
     tc.seed = (uint64_t)seed;
+    if (TAKE("--epochs")) { if (cli_int(cmd, CLI_GET(f, "--epochs"), 0, 100000, &epochs)) return CLI_EXIT_USAGE; tc.epochs = (int)epochs; }
+    if (TAKE("--batch")) { if (cli_int(cmd, CLI_GET(f, "--batch"), 1, 1 << 20, &batch)) return CLI_EXIT_USAGE; tc.batch = batch; }
+    if (TAKE("--lr")) { if (cli_float(cmd, CLI_GET(f, "--lr"), 1e-12, 1e3, &x)) return CLI_EXIT_USAGE; tc.lr = (float)x; }
+    if (TAKE("--momentum")) { if (cli_float(cmd, CLI_GET(f, "--momentum"), 0, 1, &x)) return CLI_EXIT_USAGE; tc.momentum = (float)x; }
+    if (TAKE("--weight-decay")) { if (cli_float(cmd, CLI_GET(f, "--weight-decay"), 0, 10, &x)) return CLI_EXIT_USAGE; tc.weight_decay = (float)x; }
+    if (TAKE("--opt")) {
+        const char *opt = CLI_GET(f, "--opt")->value;
+        if (strcmp(opt, "sgd") == 0) tc.opt = ADVEX_OPT_SGD;
+        else if (strcmp(opt, "adam") == 0) tc.opt = ADVEX_OPT_ADAM;
+        else return cli_error(cmd, CLI_EXIT_USAGE, "--opt: unknown optimiser '%s' (sgd or adam)", opt);
+    }
+    if (TAKE("--schedule")) {
+        const char *sch = CLI_GET(f, "--schedule")->value;
+        if (strcmp(sch, "cyclic") == 0) sch = "onecycle";
+        if (advex_lr_schedule_parse(sch, &tc.schedule)) return cli_error(cmd, CLI_EXIT_USAGE, "--schedule: %s", advex_last_error());
+    }
+    if (TAKE("--adv") && advex_adv_mode_parse(CLI_GET(f, "--adv")->value, &tc.adv))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--adv: %s", advex_last_error());
+    if (CLI_GET(f, "--eps")->value && advex_parse_eps(CLI_GET(f, "--eps")->value, &tc.eps))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
+    if (tc.adv != ADVEX_ADV_NONE && !(tc.eps > 0))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--adv %s needs --eps E > 0", advex_adv_mode_name(tc.adv));
+    if (tc.adv == ADVEX_ADV_NONE && CLI_GET(f, "--eps")->seen && !preset)
+        return cli_error(cmd, CLI_EXIT_USAGE, "--eps given without --adv (fgsm, fgsm-rs, pgd, trades)");
+    if (CLI_GET(f, "--alpha")->value) {
+        if (advex_parse_eps(CLI_GET(f, "--alpha")->value, &tc.alpha) || !(tc.alpha > 0) || tc.alpha > 1)
+            return cli_error(cmd, CLI_EXIT_USAGE, "--alpha: bad value '%s' (a step in (0, 1], e.g. 0.02 or 2/255)",
+                             CLI_GET(f, "--alpha")->value);
+    }
+    if (CLI_GET(f, "--adv-weight")->value) {
+        if (cli_float(cmd, CLI_GET(f, "--adv-weight"), 0, 1, &x)) return CLI_EXIT_USAGE;
+        tc.adv_weight = (float)x;
+    }
+    if (CLI_GET(f, "--pgd-steps")->value) {
+        if (cli_int(cmd, CLI_GET(f, "--pgd-steps"), 1, 1000, &v)) return CLI_EXIT_USAGE;
+        tc.pgd_steps = (int)v;
+    }
+    if (CLI_GET(f, "--pgd-from")->value) {
+        if (cli_int(cmd, CLI_GET(f, "--pgd-from"), 1, 100000, &v)) return CLI_EXIT_USAGE;
+        tc.pgd_from_epoch = (int)v;
+    }
+    if (TAKE("--beta")) { if (cli_float(cmd, CLI_GET(f, "--beta"), 0, 1000, &x)) return CLI_EXIT_USAGE; tc.beta = (float)x; }
+    if (TAKE("--eps-ramp")) { if (cli_int(cmd, CLI_GET(f, "--eps-ramp"), 0, 100000, &v)) return CLI_EXIT_USAGE; tc.eps_ramp = (int)v; }
+    if (TAKE("--holdout-steps")) {
+        if (cli_int(cmd, CLI_GET(f, "--holdout-steps"), 1, 1000, &v)) return CLI_EXIT_USAGE;
+        tc.holdout_steps = (int)v;
+    }
+    if (TAKE("--overfit-drop")) {
+        if (cli_float(cmd, CLI_GET(f, "--overfit-drop"), 1e-6, 2, &x)) return CLI_EXIT_USAGE;
+        tc.overfit_drop = (float)x;
+    }
+    long long holdout = -1;
+    if (CLI_GET(f, "--holdout")->value && cli_int(cmd, CLI_GET(f, "--holdout"), 0, INT64_MAX, &holdout)) return CLI_EXIT_USAGE;
+#undef TAKE
+    if (CLI_GET(f, "--threads")->seen || !preset) {
+        if (cli_threads(cmd, CLI_GET(f, "--threads"))) return CLI_EXIT_USAGE;
+    } else {
+        advex_set_threads(preset_threads);
+    }
+    tc.resume = CLI_GET(f, "--resume")->seen;
+    const char *ckpt_flag = CLI_GET(f, "--checkpoint")->value;
+    char *ckpt = NULL;
+    if (!ckpt_flag || strcmp(ckpt_flag, "none") != 0) {
+        const char *base = ckpt_flag ? ckpt_flag : out;
+        size_t len = strlen(base) + 8;
+        if (!(ckpt = malloc(len))) return cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
+        snprintf(ckpt, len, ckpt_flag ? "%s" : "%s.ckpt", base);
+    } else if (tc.resume) {
+        return cli_error(cmd, CLI_EXIT_USAGE, "--resume needs a checkpoint (not --checkpoint none)");
+    }
+    tc.checkpoint = ckpt;
+    advex_status pst = advex_train_config_check(&tc);
+    if (pst) { free(ckpt); return cli_error(cmd, CLI_EXIT_USAGE, "%s", advex_last_error()); }
     int quiet = CLI_GET(f, "--quiet")->seen;
     const char *data_spec = CLI_GET(f, "--data")->value, *data_dir = CLI_GET(f, "--data-dir")->value;
     const char *test_spec = CLI_GET(f, "--test-data")->value;
     if (!test_spec && strncmp(data_spec, "fashion-mnist", 13) == 0) test_spec = "fashion-mnist:test";
     if (test_spec && strcmp(test_spec, "none") == 0) test_spec = NULL;
 
-    if (cli_check_writable(cmd, out)) return CLI_EXIT_FAIL;
     advex_model *m = NULL;
     advex_dataset train = {0}, test = {0};
     int rc = CLI_EXIT_FAIL;
-    if ((r = cli_load_model(cmd, NULL, CLI_GET(f, "--arch")->value, (uint64_t)seed, &m))) { rc = r; goto done; }
+    if (cli_check_writable(cmd, out) || (ckpt && cli_check_writable(cmd, ckpt))) goto done;
+    if ((r = cli_load_model(cmd, NULL, arch, (uint64_t)seed, &m))) { rc = r; goto done; }
     if ((r = cli_load_data(cmd, data_spec, data_dir, limit, &train))) { rc = r; goto done; }
     if (test_spec && (r = cli_load_data(cmd, test_spec, data_dir, 0, &test))) { rc = r; goto done; }
-    if (!quiet)
-        fprintf(stderr, "training %s (%lld parameters) on %s: %lld examples, %d epochs, batch %lld, %s lr %g, %d threads\n",
-                CLI_GET(f, "--arch")->value, (long long)advex_model_num_params(m), data_spec, (long long)train.n,
-                tc.epochs, (long long)tc.batch, opt, (double)tc.lr, advex_get_threads());
+    if (holdout >= 0) tc.holdout = holdout;
+    else if (!preset || tc.adv == ADVEX_ADV_NONE) tc.holdout = tc.adv != ADVEX_ADV_NONE ? 1000 : 0;
+    if (tc.holdout > 0 && tc.holdout * 2 > train.n) {
+        if (holdout >= 0) { rc = cli_error(cmd, CLI_EXIT_USAGE, "--holdout %lld: leaves fewer held-out than training examples (%lld in all)",
+                                           holdout, (long long)train.n); goto done; }
+        tc.holdout = train.n / 10;
+    }
+    if (!quiet) {
+        fprintf(stderr, "training %s (%lld parameters) on %s: %lld examples, %d epochs, batch %lld, %s lr %g, %d threads",
+                arch, (long long)advex_model_num_params(m), data_spec, (long long)(train.n - tc.holdout), tc.epochs,
+                (long long)tc.batch, tc.opt == ADVEX_OPT_SGD ? "sgd" : "adam", (double)tc.lr, advex_get_threads());
+        if (preset) fprintf(stderr, ", preset %s", preset);
+        if (tc.adv != ADVEX_ADV_NONE) {
+            fprintf(stderr, "\nadversarial: %s eps %g", advex_adv_mode_name(tc.adv), (double)tc.eps);
+            if (tc.pgd_from_epoch > 0) fprintf(stderr, " (fgsm-rs before epoch %d)", tc.pgd_from_epoch);
+            if (tc.eps_ramp) fprintf(stderr, ", eps ramp %d epochs", tc.eps_ramp);
+        }
+        if (tc.holdout) fprintf(stderr, "; held out: last %lld", (long long)tc.holdout);
+        if (ckpt) fprintf(stderr, "; checkpoint %s%s", ckpt, tc.resume ? " (resume)" : "");
+        fprintf(stderr, "\n");
+    }
     train_ui ui;
     memset(&ui, 0, sizeof ui);
-    ui.bar.quiet = quiet;
+    ui.bar.quiet = ui.quiet = quiet;
+    ui.steps = tc.holdout_steps > 0 ? tc.holdout_steps : 10;
     double t0 = cli_now();
     advex_status st = advex_train(m, &train, &tc, on_progress, &ui);
     if (ui.epoch) cli_progress_done(&ui.bar);
-    if (st) { rc = cli_fail(cmd, st); if (st == ADVEX_ERR_INTERRUPTED) rc = 130; goto done; }
+    if (st) {
+        rc = cli_fail(cmd, st);
+        if (st == ADVEX_ERR_INTERRUPTED) {
+            rc = 130;
+            if (ckpt) fprintf(stderr, "advex train: the last complete epoch is in %s; continue with --resume\n", ckpt);
+        }
+        goto done;
+    }
     double secs = cli_now() - t0;
     printf("trained %d epochs in %.1f s\n", tc.epochs, secs);
     if (test_spec) {
@@ -103,6 +235,7 @@ int cmd_train(int argc, char **argv) {
     printf("saved %s\n", out);
     rc = CLI_EXIT_OK;
 done:
+    free(ckpt);
     advex_model_free(m);
     advex_dataset_free(&train);
     advex_dataset_free(&test);

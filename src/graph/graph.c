@@ -231,6 +231,7 @@ static advex_status pack_storage(advex_model *m) {
     m->params = params;
     m->grads = grads;
     m->consts = consts;
+    m->n_consts = nc;
     m->n_params = np;
     (void)real_np;
     return ADVEX_OK;

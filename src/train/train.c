@@ -1,11 +1,15 @@
 /* Training loop: seeded shuffling, mini-batches, softmax cross-entropy (mean), backward
- * into the contiguous gradient buffer, then SGD (momentum, weight decay) or Adam. */
+ * into the contiguous gradient buffer, then SGD (momentum, weight decay) or Adam.
+ * Adversarial modes craft x' in eval mode with the current weights (craft.c style loops
+ * below), then update in train mode; per-epoch held-out evaluation, the catastrophic-
+ * overfitting guard and checkpoints (checkpoint.c). See docs/training.md. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "attacks/attack_internal.h"
+#include "train/train_internal.h"
 
 void advex_train_config_default(advex_train_config *c) {
     memset(c, 0, sizeof *c);
@@ -20,6 +24,87 @@ void advex_train_config_default(advex_train_config *c) {
     c->beta2 = 0.999f;
     c->adam_eps = 1e-8f;
     c->seed = 0;
+    c->adv = ADVEX_ADV_NONE;
+    c->eps = 0.0f;
+    c->alpha = 0.0f;
+    c->adv_weight = -1.0f;
+    c->pgd_steps = 0;
+    c->pgd_from_epoch = 0;
+    c->beta = -1.0f;
+    c->eps_ramp = 0;
+    c->holdout = 0;
+    c->holdout_steps = 0;
+    c->overfit_drop = 0.0f;
+    c->checkpoint = NULL;
+    c->resume = 0;
+}
+
+static const char *adv_names[] = {"none", "fgsm", "fgsm-rs", "pgd", "trades"};
+
+advex_status advex_adv_mode_parse(const char *s, advex_adv_mode *out) {
+    for (int i = 0; i < 5; i++)
+        if (s && strcmp(s, adv_names[i]) == 0) { *out = (advex_adv_mode)i; return ADVEX_OK; }
+    return advex_set_error(ADVEX_ERR_ARG, "unknown adversarial training mode '%s' (none, fgsm, fgsm-rs, pgd, trades)",
+                           s ? s : "");
+}
+
+const char *advex_adv_mode_name(advex_adv_mode m) {
+    return (unsigned)m < 5 ? adv_names[m] : "?";
+}
+
+/* Effective settings (mode defaults resolved). */
+static float eff_weight(const advex_train_config *c) {
+    if (c->adv_weight >= 0) return c->adv_weight;
+    return c->adv == ADVEX_ADV_FGSM ? 0.5f : 0.0f;
+}
+static int eff_steps(const advex_train_config *c, advex_adv_mode mode) {
+    if (c->pgd_steps > 0) return c->pgd_steps;
+    return mode == ADVEX_ADV_TRADES ? 5 : 7;
+}
+static float eff_alpha(const advex_train_config *c, advex_adv_mode mode, float eps) {
+    /* alpha scales with the ramped eps: the configured alpha is relative to c->eps */
+    float scale = c->eps > 0 ? eps / c->eps : 0.0f;
+    if (c->alpha > 0 && mode == c->adv) return c->alpha * scale;
+    switch (mode) {
+    case ADVEX_ADV_FGSM: return eps;
+    case ADVEX_ADV_FGSM_RS: return 1.25f * eps;
+    default: return 2.5f * eps / (float)eff_steps(c, mode);
+    }
+}
+
+advex_status advex_train_config_check(const advex_train_config *c) {
+    if (c->epochs < 0 || c->batch <= 0 || !(c->lr > 0) || !isfinite(c->lr))
+        return advex_set_error(ADVEX_ERR_ARG, "bad training settings (epochs %d, batch %lld, lr %g)", c->epochs,
+                               (long long)c->batch, (double)c->lr);
+    if ((unsigned)c->adv > ADVEX_ADV_TRADES) return advex_set_error(ADVEX_ERR_ARG, "unknown adversarial mode %d", (int)c->adv);
+    if (!isfinite(c->eps) || c->eps < 0 || c->eps > 1)
+        return advex_set_error(ADVEX_ERR_ARG, "eps %g outside [0, 1]", (double)c->eps);
+    if (c->adv != ADVEX_ADV_NONE && !(c->eps > 0))
+        return advex_set_error(ADVEX_ERR_ARG, "adversarial training (%s) needs eps > 0", advex_adv_mode_name(c->adv));
+    if (!isfinite(c->alpha) || c->alpha > 1) return advex_set_error(ADVEX_ERR_ARG, "alpha %g outside (0, 1]", (double)c->alpha);
+    if (!isfinite(c->adv_weight) || c->adv_weight > 1)
+        return advex_set_error(ADVEX_ERR_ARG, "adv-weight %g outside [0, 1]", (double)c->adv_weight);
+    if (c->adv == ADVEX_ADV_TRADES && c->adv_weight > 0)
+        return advex_set_error(ADVEX_ERR_ARG, "adv-weight does not apply to trades (its clean term is always there; use beta)");
+    if (c->pgd_steps < 0 || c->pgd_steps > 1000) return advex_set_error(ADVEX_ERR_ARG, "pgd-steps %d outside [1, 1000]", c->pgd_steps);
+    if (c->pgd_from_epoch < 0 || (c->pgd_from_epoch > 0 && c->adv != ADVEX_ADV_PGD && c->adv != ADVEX_ADV_TRADES))
+        return advex_set_error(ADVEX_ERR_ARG, "pgd-from needs --adv pgd or trades (and a value >= 1)");
+    if (!isfinite(c->beta) || c->beta > 1000) return advex_set_error(ADVEX_ERR_ARG, "beta %g outside [0, 1000]", (double)c->beta);
+    if (c->eps_ramp < 0 || c->eps_ramp > c->epochs)
+        return advex_set_error(ADVEX_ERR_ARG, "eps-ramp %d outside [0, epochs = %d]", c->eps_ramp, c->epochs);
+    if (c->holdout < 0) return advex_set_error(ADVEX_ERR_ARG, "holdout %lld < 0", (long long)c->holdout);
+    if (c->holdout_steps < 0 || c->holdout_steps > 1000)
+        return advex_set_error(ADVEX_ERR_ARG, "holdout-steps %d outside [1, 1000]", c->holdout_steps);
+    if (!isfinite(c->overfit_drop)) return advex_set_error(ADVEX_ERR_ARG, "overfit-drop is not finite");
+    if (c->resume && !c->checkpoint) return advex_set_error(ADVEX_ERR_ARG, "resume needs a checkpoint file");
+    return ADVEX_OK;
+}
+
+int advex_train_overfit_check(const double *pgd, const double *fgsm, int n, double drop) {
+    if (n < 2 || drop > 1) return 0;
+    int best = 0;
+    for (int i = 1; i < n - 1; i++) if (pgd[i] > pgd[best]) best = i;
+    return pgd[best] - pgd[n - 1] > drop && fgsm[n - 1] >= fgsm[best];
 }
 
 advex_status advex_lr_schedule_parse(const char *s, advex_lr_schedule *out) {
@@ -74,6 +159,143 @@ static void optim_step(const advex_train_config *c, float lr, float *p, const fl
     }
 }
 
+
+/* Input gradient of the batch xa (b rows) in eval mode: dl (b, k) is filled by `fill` from
+ * the logits; returns a pointer to the graph's input gradient (b, C,H,W). Never allocates
+ * (the plan was sized before the loop). */
+typedef void (*dl_fill_fn)(const float *z, int64_t b, int64_t k, const int32_t *y, const float *pc, float *loss,
+                           float *dl);
+static void fill_ce(const float *z, int64_t b, int64_t k, const int32_t *y, const float *pc, float *loss, float *dl) {
+    (void)pc;
+    advex_loss_forward_backward(ADVEX_LOSS_CE, z, y, b, k, loss, dl);
+}
+/* d KL(p || softmax(z)) / dz = softmax(z) - p, p the clean probabilities (TRADES' inner max). */
+static void fill_kl(const float *z, int64_t b, int64_t k, const int32_t *y, const float *pc, float *loss, float *dl) {
+    (void)y; (void)loss;
+    for (int64_t i = 0; i < b; i++) {
+        const float *zi = z + i * k;
+        float mx = zi[0];
+        for (int64_t j = 1; j < k; j++) mx = zi[j] > mx ? zi[j] : mx;
+        double sum = 0;
+        for (int64_t j = 0; j < k; j++) sum += exp((double)(zi[j] - mx));
+        for (int64_t j = 0; j < k; j++) dl[i * k + j] = (float)(exp((double)(zi[j] - mx)) / sum) - pc[i * k + j];
+    }
+}
+
+static advex_status input_grad(advex_model *m, const float *xa, int64_t b, const int32_t *y, const float *pc,
+                               dl_fill_fn fill, float *loss, float *dl, const float **g) {
+    advex_status st = advex_model_plan(m, b, 0, 1);
+    if (st) return st;
+    advex_model_run_forward(m, xa);
+    fill(advex_model_logits(m), b, m->classes, y, pc, loss, dl);
+    if ((st = advex_model_run_backward(m, dl))) return st;
+    *g = m->g.vals[m->g.input].grad;
+    return ADVEX_OK;
+}
+
+static void softmax_rows(const float *z, int64_t b, int64_t k, float *p) {
+    for (int64_t i = 0; i < b; i++) {
+        const float *zi = z + i * k;
+        float mx = zi[0];
+        for (int64_t j = 1; j < k; j++) mx = zi[j] > mx ? zi[j] : mx;
+        double sum = 0;
+        for (int64_t j = 0; j < k; j++) sum += exp((double)(zi[j] - mx));
+        for (int64_t j = 0; j < k; j++) p[i * k + j] = (float)(exp((double)(zi[j] - mx)) / sum);
+    }
+}
+
+/* Craft xa (b rows) from x for `mode` at radius eps, step alpha, in eval mode. Random starts
+ * come from a stream seeded by (seed, step): no state beyond the step count. */
+static advex_status craft(advex_model *m, const advex_train_config *c, advex_adv_mode mode, float eps, int64_t step,
+                          const float *x, const int32_t *y, int64_t b, float *xa, float *pc, float *loss, float *dl) {
+    const int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2];
+    const float alpha = eff_alpha(c, mode, eps);
+    advex_rng r;
+    advex_rng_seed_stream(&r, c->seed, 0xad7000000ull + (uint64_t)step);
+    advex_status st = ADVEX_OK;
+    const float *g;
+    int steps = 1;
+    dl_fill_fn fill = fill_ce;
+    switch (mode) {
+    case ADVEX_ADV_FGSM:
+        memcpy(xa, x, (size_t)(b * d) * sizeof(float));
+        break;
+    case ADVEX_ADV_FGSM_RS:
+    case ADVEX_ADV_PGD:
+        for (int64_t i = 0; i < b * d; i++) {
+            float v = x[i] + (2.0f * advex_rng_uniform(&r) - 1.0f) * eps;
+            xa[i] = v < 0 ? 0 : (v > 1 ? 1 : v);
+        }
+        if (mode == ADVEX_ADV_PGD) steps = eff_steps(c, mode);
+        break;
+    case ADVEX_ADV_TRADES:
+        /* clean probabilities (fixed target of the KL), then a tiny Gaussian start */
+        if ((st = advex_model_plan(m, b, 0, 1))) return st;
+        advex_model_run_forward(m, x);
+        softmax_rows(advex_model_logits(m), b, m->classes, pc);
+        for (int64_t i = 0; i < b * d; i++) {
+            float v = x[i] + 0.001f * advex_rng_normal(&r);
+            xa[i] = v < 0 ? 0 : (v > 1 ? 1 : v);
+        }
+        steps = eff_steps(c, mode);
+        fill = fill_kl;
+        break;
+    case ADVEX_ADV_NONE: return ADVEX_OK;
+    }
+    for (int s = 0; s < steps; s++) {
+        if ((st = input_grad(m, xa, b, y, pc, fill, loss, dl, &g))) return st;
+        advex_sign_step(xa, x, g, b * d, alpha, eps);
+    }
+    return ADVEX_OK;
+}
+
+/* Held-out accuracies (clean, FGSM, PGD-k with one random start) at the full eps. */
+static advex_status holdout_eval(advex_model *m, const advex_dataset *d, int64_t n_train, const advex_train_config *c,
+                                 advex_train_progress *p) {
+    int64_t dim = d->c * d->h * d->w;
+    advex_dataset v = *d;
+    v.x = d->x + n_train * dim;
+    v.y = d->y + n_train;
+    v.n = c->holdout;
+    int64_t correct = 0;
+    advex_status st = advex_eval_clean(m, &v, 256, &correct);
+    if (st) return st;
+    p->val_clean = (double)correct / (double)v.n;
+    p->val_fgsm = p->val_pgd = p->val_clean;
+    if (!(c->eps > 0)) return ADVEX_OK;
+    advex_attack_config ac;
+    advex_attack_config_default(&ac);
+    ac.eps = c->eps;
+    ac.seed = c->seed ^ 0x401d0u;
+    ac.kind = ADVEX_ATTACK_FGSM;
+    advex_eval_result r;
+    if ((st = advex_eval_attack(m, &v, &ac, 256, NULL, NULL, NULL, &r))) return st;
+    p->val_fgsm = r.robust_accuracy;
+    ac.kind = ADVEX_ATTACK_PGD;
+    ac.steps = c->holdout_steps > 0 ? c->holdout_steps : 10;
+    ac.restarts = 1;
+    if ((st = advex_eval_attack(m, &v, &ac, 256, NULL, NULL, NULL, &r))) return st;
+    p->val_pgd = r.robust_accuracy;
+    return ADVEX_OK;
+}
+
+static int file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fclose(f);
+    return 1;
+}
+
+/* Parameters and constants (BatchNorm running statistics) of the model <-> a copy. */
+static void snapshot(const advex_model *m, float *p, float *cst) {
+    memcpy(p, m->params, (size_t)m->n_params * sizeof(float));
+    if (m->n_consts) memcpy(cst, m->consts, (size_t)m->n_consts * sizeof(float));
+}
+static void restore(advex_model *m, const float *p, const float *cst) {
+    memcpy(m->params, p, (size_t)m->n_params * sizeof(float));
+    if (m->n_consts) memcpy(m->consts, cst, (size_t)m->n_consts * sizeof(float));
+}
+
 advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_train_config *c,
                          advex_train_progress_fn progress, void *user) {
     if (!d->y) return advex_set_error(ADVEX_ERR_ARG, "training needs labels");
@@ -81,78 +303,201 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
         return advex_set_error(ADVEX_ERR_SHAPE, "data has images %lldx%lldx%lld but the model expects %lldx%lldx%lld",
                                (long long)d->c, (long long)d->h, (long long)d->w, (long long)m->in_chw[0],
                                (long long)m->in_chw[1], (long long)m->in_chw[2]);
-    if (c->epochs < 0 || c->batch <= 0 || !(c->lr > 0) || !isfinite(c->lr))
-        return advex_set_error(ADVEX_ERR_ARG, "bad training settings (epochs %d, batch %lld, lr %g)", c->epochs,
-                               (long long)c->batch, (double)c->lr);
+    advex_status st = advex_train_config_check(c);
+    if (st) return st;
     for (int64_t i = 0; i < d->n; i++)
         if (d->y[i] < 0 || d->y[i] >= m->classes)
             return advex_set_error(ADVEX_ERR_ARG, "label %d of example %lld is outside the model's %lld classes",
                                    d->y[i], (long long)i, (long long)m->classes);
-    int64_t dim = d->c * d->h * d->w, k = m->classes, n = d->n, np = m->n_params;
+    if (d->n == 0) return advex_set_error(ADVEX_ERR_ARG, "empty training set");
+    if (c->holdout >= d->n)
+        return advex_set_error(ADVEX_ERR_ARG, "holdout %lld leaves no training examples (of %lld)", (long long)c->holdout,
+                               (long long)d->n);
+    const int adv = c->adv != ADVEX_ADV_NONE;
+    const float w = eff_weight(c);
+    const float beta = c->beta >= 0 ? c->beta : 6.0f;
+    const double drop = c->overfit_drop > 0 ? c->overfit_drop : 0.2;
+    int64_t dim = d->c * d->h * d->w, k = m->classes, n = d->n - c->holdout, np = m->n_params, nc = m->n_consts;
     int64_t B = c->batch < n ? c->batch : n;
-    if (n == 0) return advex_set_error(ADVEX_ERR_ARG, "empty training set");
+    /* rows of a training forward: [x; x'] when the clean term is in the loss */
+    const int both = adv && (w > 0 || c->adv == ADVEX_ADV_TRADES);
+    int64_t R = both ? 2 * B : B;
     /* one allocation for everything the loop needs */
-    int64_t total = 2 * np + B * dim + 2 * B * k + B + n;
+    int64_t total = 4 * np + 2 * nc + 2 * B * dim + 3 * R * k + R + B + n + 4 * (int64_t)c->epochs + 16;
     float *buf = advex_falloc(total);
     if (!buf) return advex_set_error(ADVEX_ERR_NOMEM, "cannot allocate training buffers");
-    memset(buf, 0, (size_t)(2 * np) * sizeof(float));
-    float *m1 = buf, *m2 = m1 + np;             /* (np) optimiser state */
-    float *xb = m2 + np;                        /* (B, C,H,W) batch */
-    float *dlogits = xb + B * dim;              /* (B, k) */
-    float *loss = dlogits + B * k;              /* (B) */
-    int32_t *yb = (int32_t *)(loss + B * k);    /* (B) labels */
-    int32_t *perm = yb + B;                     /* (n) shuffled order */
-    advex_rng rng;
-    advex_rng_seed(&rng, c->seed);
+    memset(buf, 0, (size_t)total * sizeof(float));
+    train_state S;
+    memset(&S, 0, sizeof S);
+    S.m1 = buf;                                  /* (np) optimiser state */
+    S.m2 = S.m1 + np;                            /* (np) */
+    S.best_params = S.m2 + np;                   /* (np) weights of the best held-out PGD epoch */
+    S.best_consts = S.best_params + np;          /* (nc) */
+    float *xb = S.best_consts + nc;              /* (2B, C,H,W): clean rows, then x' rows */
+    float *dlogits = xb + 2 * B * dim;           /* (R, k) */
+    float *pc = dlogits + R * k;                 /* (R, k) TRADES clean probabilities */
+    float *loss = pc + R * k;                    /* (R) */
+    float *dl_in = loss + R;                     /* (R, k) scratch for the inner maximisation */
+    int32_t *yb = (int32_t *)(dl_in + R * k);    /* (R) labels */
+    S.perm = yb + R;                             /* (n) shuffled order */
+    S.hist = (double *)(void *)(((uintptr_t)(S.perm + n) + 15) & ~(uintptr_t)15); /* (2 epochs) */
+    S.params = m->params;
+    S.consts = m->consts;
+    S.n_params = np;
+    S.n_consts = nc;
+    S.n_train = n;
+    S.batch = c->batch;
+    S.epochs = c->epochs;
+    S.adv = (int32_t)c->adv;
+    S.seed = c->seed;
+    advex_rng_seed(&S.rng, c->seed);
     advex_rng_seed_stream(&m->rng, c->seed, 0xd20);
-    for (int64_t i = 0; i < n; i++) perm[i] = (int32_t)i;
-    advex_status st = ADVEX_OK;
+    for (int64_t i = 0; i < n; i++) S.perm[i] = (int32_t)i;
+    advex_train_progress p;
+    memset(&p, 0, sizeof p);
+    p.epochs = c->epochs;
+    if (c->resume && c->checkpoint && file_exists(c->checkpoint)) {
+        if ((st = advex_ckpt_load(c->checkpoint, &S))) goto out;
+        m->rng = S.model_rng;
+        p.resumed_from = S.epochs_done;
+        if (S.overfit) S.epochs_done = c->epochs; /* it had stopped: nothing left to do */
+    }
+    /* size the plans up front so the loop never allocates */
+    if ((st = advex_model_plan(m, R, 1, 1)) || (st = advex_model_plan(m, B, 0, 1))) goto out;
     double t0 = now_seconds();
-    int64_t step = 0, batches = (n + B - 1) / B;
-    for (int ep = 0; ep < c->epochs && !st; ep++) {
+    int64_t batches = (n + B - 1) / B;
+    for (int ep = S.epochs_done; ep < c->epochs && !st; ep++) {
         for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
-            int64_t j = (int64_t)advex_rng_below(&rng, (uint64_t)(i + 1));
-            int32_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+            int64_t j = (int64_t)advex_rng_below(&S.rng, (uint64_t)(i + 1));
+            int32_t t = S.perm[i]; S.perm[i] = S.perm[j]; S.perm[j] = t;
         }
+        advex_adv_mode mode = c->adv;
+        if (c->pgd_from_epoch > 0 && ep + 1 < c->pgd_from_epoch) mode = ADVEX_ADV_FGSM_RS;
         double loss_sum = 0;
         int64_t seen = 0, correct = 0;
+        float eps_t = 0;
         for (int64_t bi = 0; bi < batches; bi++) {
             int64_t off = bi * B, b = n - off < B ? n - off : B;
             for (int64_t j = 0; j < b; j++) {
-                memcpy(xb + j * dim, d->x + (int64_t)perm[off + j] * dim, (size_t)dim * sizeof(float));
-                yb[j] = d->y[perm[off + j]];
+                memcpy(xb + j * dim, d->x + (int64_t)S.perm[off + j] * dim, (size_t)dim * sizeof(float));
+                yb[j] = yb[b + j] = d->y[S.perm[off + j]];
             }
-            if ((st = advex_model_plan(m, b, 1, 1))) break;
-            advex_model_run_forward(m, xb);
+            /* eps ramp-up: linear in the epoch position, per batch */
+            eps_t = c->eps;
+            if (c->eps_ramp > 0) {
+                double pos = ((double)ep + (double)(bi + 1) / (double)batches) / (double)c->eps_ramp;
+                if (pos < 1) eps_t = (float)(c->eps * pos);
+            }
+            const float *xin = xb;
+            int64_t rows = b;
+            float *xa = xb + b * dim;
+            if (adv) {
+                if ((st = craft(m, c, mode, eps_t, S.step, xb, yb, b, xa, pc, loss, dl_in))) break;
+                if (both) rows = 2 * b;
+                else xin = xa;
+            }
+            if ((st = advex_model_plan(m, rows, 1, 1))) break;
+            advex_model_run_forward(m, xin);
             const float *z = advex_model_logits(m);
-            double l = advex_loss_forward_backward(ADVEX_LOSS_CE, z, yb, b, k, loss, dlogits);
+            double l;
+            if (!adv || !both) {
+                l = advex_loss_forward_backward(ADVEX_LOSS_CE, z, yb, rows, k, loss, dlogits) / (double)b;
+                for (int64_t j = 0; j < rows * k; j++) dlogits[j] *= 1.0f / (float)b; /* mean reduction */
+            } else if (c->adv != ADVEX_ADV_TRADES) {
+                /* w * CE(x) + (1 - w) * CE(x') */
+                double lc = advex_loss_forward_backward(ADVEX_LOSS_CE, z, yb, rows, k, loss, dlogits), la = 0;
+                for (int64_t j = b; j < rows; j++) la += loss[j];
+                l = (w * (lc - la) + (1.0 - w) * la) / (double)b;
+                for (int64_t j = 0; j < b * k; j++) dlogits[j] *= w / (float)b;
+                for (int64_t j = b * k; j < rows * k; j++) dlogits[j] *= (1.0f - w) / (float)b;
+            } else {
+                /* TRADES: CE(x) + beta * KL(p(x) || p(x')), batch mean, gradients into both halves */
+                double lc = advex_loss_forward_backward(ADVEX_LOSS_CE, z, yb, b, k, loss, dlogits), kl = 0;
+                softmax_rows(z, rows, k, pc);
+                for (int64_t i = 0; i < b; i++) {
+                    const float *pi = pc + i * k, *qi = pc + (b + i) * k;
+                    double kli = 0;
+                    for (int64_t j = 0; j < k; j++)
+                        if (pi[j] > 0) kli += (double)pi[j] * (log((double)pi[j]) - log((double)qi[j] + 1e-30));
+                    kl += kli;
+                    for (int64_t j = 0; j < k; j++) {
+                        double lj = pi[j] > 0 ? log((double)pi[j]) - log((double)qi[j] + 1e-30) : 0;
+                        dlogits[i * k + j] = (dlogits[i * k + j] + beta * (float)((double)pi[j] * (lj - kli))) / (float)b;
+                        dlogits[(b + i) * k + j] = beta * (qi[j] - pi[j]) / (float)b;
+                    }
+                }
+                l = (lc + beta * kl) / (double)b;
+            }
             if (!isfinite(l)) {
                 st = advex_set_error(ADVEX_ERR_NUMERIC, "training diverged: loss is %g at epoch %d batch %lld (lower --lr)",
                                      l, ep + 1, (long long)bi);
                 break;
             }
-            for (int64_t j = 0; j < b; j++) {
+            /* running accuracy on the rows the attack produced (the clean ones in clean training) */
+            int64_t r0 = adv && both ? b : 0;
+            for (int64_t j = r0; j < r0 + b; j++) {
                 const float *zj = z + j * k;
                 int64_t best = 0;
                 for (int64_t q = 1; q < k; q++) if (zj[q] > zj[best]) best = q;
                 correct += best == yb[j];
             }
-            for (int64_t j = 0; j < b * k; j++) dlogits[j] *= 1.0f / (float)b; /* mean reduction */
             memset(m->grads, 0, (size_t)np * sizeof(float));
-            advex_model_run_backward(m, dlogits);
+            if ((st = advex_model_run_backward(m, dlogits))) break;
             /* schedule position at the middle of this step, so onecycle never uses lr 0 */
-            double t = ((double)step + 0.5) / (double)(batches * c->epochs);
-            optim_step(c, advex_lr_at(c->schedule, c->lr, t), m->params, m->grads, m1, m2, np, step + 1);
-            step++;
-            loss_sum += l;
+            double t = ((double)S.step + 0.5) / (double)(batches * c->epochs);
+            optim_step(c, advex_lr_at(c->schedule, c->lr, t), m->params, m->grads, S.m1, S.m2, np, S.step + 1);
+            S.step++;
+            loss_sum += l * (double)b;
             seen += b;
             if (progress) {
-                advex_train_progress p = {ep + 1, c->epochs, bi + 1, batches, loss_sum / (double)seen,
-                                          (double)correct / (double)seen, now_seconds() - t0};
+                p.epoch = ep + 1;
+                p.batch = bi + 1;
+                p.batches = batches;
+                p.loss = loss_sum / (double)seen;
+                p.accuracy = (double)correct / (double)seen;
+                p.seconds = now_seconds() - t0;
+                p.eps = eps_t;
+                p.epoch_end = 0;
                 if (progress(user, &p)) { st = advex_set_error(ADVEX_ERR_INTERRUPTED, "training interrupted"); break; }
             }
         }
+        if (st) break;
+        /* end of epoch: held-out evaluation, the guard, the checkpoint */
+        p.holdout = c->holdout;
+        p.overfit = 0;
+        if (c->holdout > 0) {
+            if ((st = holdout_eval(m, d, n, c, &p))) break;
+            S.hist[ep] = p.val_pgd;
+            S.hist[c->epochs + ep] = p.val_fgsm;
+            if (S.best_epoch == 0 || p.val_pgd > S.hist[S.best_epoch - 1]) {
+                S.best_epoch = ep + 1;
+                snapshot(m, S.best_params, S.best_consts);
+            }
+            if (adv && advex_train_overfit_check(S.hist, S.hist + c->epochs, ep + 1, drop)) {
+                restore(m, S.best_params, S.best_consts);
+                S.overfit = 1;
+                p.overfit = 1;
+            }
+        }
+        p.best_epoch = S.best_epoch;
+        S.epochs_done = ep + 1;
+        S.model_rng = m->rng;
+        if (c->checkpoint && (st = advex_ckpt_save(c->checkpoint, &S))) break;
+        if (progress) {
+            p.epoch = ep + 1;
+            p.batch = p.batches = batches;
+            p.loss = seen ? loss_sum / (double)seen : 0;
+            p.accuracy = seen ? (double)correct / (double)seen : 0;
+            p.seconds = now_seconds() - t0;
+            p.eps = eps_t;
+            p.epoch_end = 1;
+            int stop = progress(user, &p);
+            if (S.overfit) break;
+            if (stop) { st = advex_set_error(ADVEX_ERR_INTERRUPTED, "training interrupted"); break; }
+        }
+        if (S.overfit) break;
     }
+out:
     advex_ffree(buf);
     /* leave the model in eval mode for whoever uses it next */
     m->plan_n = 0;

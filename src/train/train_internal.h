@@ -1,0 +1,37 @@
+/* Internal pieces of the trainer (src/train/): the state a checkpoint carries and its
+ * reader/writer (checkpoint.c). Not installed; not public API. */
+#ifndef ADVEX_TRAIN_INTERNAL_H
+#define ADVEX_TRAIN_INTERNAL_H
+
+#include <stdint.h>
+#include "internal.h"
+
+#define ADVEX_CKPT_VERSION 1u
+
+/* Everything a run needs to continue after its last complete epoch. The arrays are owned
+ * by the trainer (sized from the counts); load checks the counts and fills them. */
+typedef struct train_state {
+    /* identity of the run: a checkpoint is only resumed by the same settings */
+    int64_t n_params, n_consts, n_train, batch;
+    int32_t epochs, adv;
+    uint64_t seed;
+    /* position */
+    int32_t epochs_done;
+    int64_t step;          /* optimiser steps done (schedule position, Adam bias correction) */
+    advex_rng rng;         /* shuffling */
+    advex_rng model_rng;   /* dropout */
+    /* best held-out PGD accuracy so far (the overfitting guard) */
+    int32_t best_epoch;    /* 0: none yet */
+    int32_t overfit;       /* the run stopped on catastrophic overfitting */
+    double *hist;          /* (2 * epochs): held-out PGD accuracy, then FGSM accuracy, per epoch */
+    float *params, *consts, *m1, *m2, *best_params, *best_consts;
+    int32_t *perm;         /* (n_train) the shuffled order (shuffled in place every epoch) */
+} train_state;
+
+/* Write s to path atomically (temp + fsync + rename). */
+advex_status advex_ckpt_save(const char *path, const train_state *s);
+/* Read path into s. The identity fields of s must be set: a mismatch is ADVEX_ERR_ARG
+ * naming the field; a bad magic, version, size or checksum is ADVEX_ERR_FORMAT. */
+advex_status advex_ckpt_load(const char *path, train_state *s);
+
+#endif
