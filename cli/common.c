@@ -67,6 +67,7 @@ static void print_help(FILE *f, const char *cmd, const char *usage, const char *
         if (flags[i].metavar && flags[i].value) fprintf(f, " (default: %s)", flags[i].value);
         fputc('\n', f);
     }
+    fprintf(f, "  %-22s %s\n", "--max-memory SIZE", "cap the model's memory (weights, activations, workspaces): 512M, 2G");
     fprintf(f, "  %-22s %s\n", "-h, --help", "show this help");
 }
 
@@ -87,6 +88,14 @@ int cli_parse(const char *cmd, const char *usage, const char *summary, int argc,
         cli_flag *f = NULL;
         for (int k = 0; k < nflags; k++)
             if (strlen(flags[k].name) == len && strncmp(flags[k].name, a, len) == 0) f = &flags[k];
+        if (!f && len == 12 && strncmp(a, "--max-memory", 12) == 0) { /* every command takes it */
+            const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            int64_t bytes;
+            if (!v) { cli_error(cmd, 0, "flag --max-memory needs a value (SIZE, e.g. 512M)"); return -1; }
+            if (advex_parse_size(v, &bytes)) { cli_error(cmd, 0, "--max-memory: %s", advex_last_error()); return -1; }
+            advex_set_memory_limit(bytes);
+            continue;
+        }
         if (!f) {
             cli_error(cmd, 0, "unknown flag '%.*s' (see advex %s --help)", (int)len, a, cmd);
             return -1;

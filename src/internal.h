@@ -23,9 +23,19 @@ int advex_add_i64(int64_t a, int64_t b, int64_t *out);
 /* numel of dims, -1 on overflow or negative dim. */
 int64_t advex_numel(int ndim, const int64_t *dims);
 
-/* Aligned (64-byte) allocation; NULL on failure or overflow (n floats). */
+/* Aligned (64-byte) allocation of n floats, counted against the memory cap
+ * (src/core/memory.c); NULL on failure, overflow or past the cap. Free with advex_ffree
+ * only (the block has a header). */
 float *advex_falloc(int64_t n);
 void advex_ffree(float *p);
+/* After advex_falloc(n) returned NULL: set the error (ADVEX_ERR_LIMIT naming the cap when
+ * the cap refused it, else ADVEX_ERR_NOMEM) for "what" and return it. */
+advex_status advex_alloc_error(int64_t n, const char *what);
+/* 1 if `bytes` more would still fit under the cap (a check before big non-engine
+ * allocations, e.g. decoding ONNX initializers). */
+int advex_mem_fits(int64_t bytes);
+/* "1.5 MiB" into buf; returns buf. */
+const char *advex_fmt_bytes(int64_t bytes, char buf[32]);
 char *advex_strdup(const char *s);
 
 /* ---- ops ----------------------------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include "status.h"
 #include "tensor.h"
+#include "memory.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -58,17 +58,6 @@ int64_t advex_numel(int ndim, const int64_t *dims) {
     return n;
 }
 
-float *advex_falloc(int64_t n) {
-    int64_t bytes;
-    if (n < 0 || !advex_mul_i64(n, (int64_t)sizeof(float), &bytes)) return NULL;
-    if (bytes == 0) bytes = 64;
-    bytes = (bytes + 63) / 64 * 64;
-    if ((uint64_t)bytes > (uint64_t)SIZE_MAX) return NULL;
-    return aligned_alloc(64, (size_t)bytes);
-}
-
-void advex_ffree(float *p) { free(p); }
-
 char *advex_strdup(const char *s) {
     size_t n = strlen(s ? s : "") + 1;
     char *d = malloc(n);

@@ -155,7 +155,9 @@ static advex_status idx_body(idx_file *f, int64_t total, int as_float, void **ou
                                  (long long)total, what);
             goto fail;
         }
-        if (as_float) {
+        if (got == 0) {
+            /* nothing arrived: buf may still be NULL (no pointer arithmetic on it) */
+        } else if (as_float) {
             advex_u8_to_unit((float *)buf + done, chunk, got);
         } else {
             int32_t *y = (int32_t *)buf + done;

@@ -1,5 +1,7 @@
 /* The model graph: building (values, nodes), finalising (topological order, contiguous
  * parameter storage), planning buffers for a batch size, and running forward/backward. */
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,7 +71,9 @@ int advex_graph_add_value(advex_graph *g, const char *name, advex_value_kind kin
         }
         v->data = advex_falloc(n);
         if (!v->data) {
-            advex_set_error(ADVEX_ERR_NOMEM, "value %s: cannot allocate %lld floats", v->name, (long long)n);
+            char what[160];
+            snprintf(what, sizeof what, "tensor '%.120s'", v->name);
+            advex_alloc_error(n, what);
             free(v->name);
             return -1;
         }
@@ -208,10 +212,14 @@ static advex_status pack_storage(advex_model *m) {
         if (!advex_add_i64(*acc, (n + 15) / 16 * 16, acc))
             return advex_set_error(ADVEX_ERR_LIMIT, "model parameters overflow");
     }
-    float *params = advex_falloc(np), *grads = advex_falloc(np), *consts = advex_falloc(nc);
-    if (!params || !grads || !consts) {
+    float *params = advex_falloc(np), *grads = NULL, *consts = NULL;
+    advex_status st = ADVEX_OK;
+    if (!params) st = advex_alloc_error(np, "the parameters");
+    else if (!(grads = advex_falloc(np))) st = advex_alloc_error(np, "the parameter gradients");
+    else if (!(consts = advex_falloc(nc))) st = advex_alloc_error(nc, "the constants");
+    if (st) {
         advex_ffree(params); advex_ffree(grads); advex_ffree(consts);
-        return advex_set_error(ADVEX_ERR_NOMEM, "cannot allocate %lld parameters", (long long)np);
+        return st;
     }
     memset(params, 0, (size_t)np * sizeof(float));
     memset(grads, 0, (size_t)np * sizeof(float));
@@ -237,6 +245,60 @@ static advex_status pack_storage(advex_model *m) {
     return ADVEX_OK;
 }
 
+static const char *nonfinite_name(float v) { return v != v ? "NaN" : v > 0 ? "+Inf" : "-Inf"; }
+
+/* Weights from a file are untrusted: a NaN or Inf in one would poison every result. */
+static advex_status check_weights(const advex_model *m) {
+    const advex_graph *g = &m->g;
+    for (int i = 0; i < g->n_vals; i++) {
+        const advex_value *v = &g->vals[i];
+        if (v->kind < ADVEX_VAL_PARAM || !v->data) continue;
+        int64_t n = advex_numel(v->ndim, v->dims);
+        for (int64_t k = 0; k < n; k++)
+            if (!isfinite(v->data[k]))
+                return advex_set_error(ADVEX_ERR_NUMERIC, "%s '%s': element %lld is %s", 
+                                       v->kind == ADVEX_VAL_PARAM ? "weight" : "constant", v->name, (long long)k,
+                                       nonfinite_name(v->data[k]));
+    }
+    return ADVEX_OK;
+}
+
+/* After a backward pass: the loss gradient, the input gradient and (training) every
+ * parameter gradient must be finite; else say which, rather than let NaN flow into
+ * adversarial examples or weights. */
+static advex_status check_grads(const advex_model *m, const float *dlogits) {
+    const advex_graph *g = &m->g;
+    const advex_value *out = &g->vals[g->output], *in = &g->vals[g->input];
+    int64_t no = advex_numel(out->ndim, out->dims), c = out->ndim == 2 ? out->dims[1] : 1;
+    for (int64_t k = 0; k < no; k++)
+        if (!isfinite(dlogits[k])) {
+            const float *z = out->data;
+            int bad_logits = 0;
+            for (int64_t j = (k / c) * c; j < (k / c + 1) * c && j < no; j++) bad_logits |= !isfinite(z[j]);
+            return advex_set_error(ADVEX_ERR_NUMERIC, "loss gradient of example %lld is %s%s", (long long)(k / c),
+                                   nonfinite_name(dlogits[k]),
+                                   bad_logits ? " (its logits are not finite: the model overflows on this input)" : "");
+        }
+    if (in->grad) {
+        int64_t ni = advex_numel(4, in->dims), d = ni / (in->dims[0] > 0 ? in->dims[0] : 1);
+        for (int64_t k = 0; k < ni; k++)
+            if (!isfinite(in->grad[k]))
+                return advex_set_error(ADVEX_ERR_NUMERIC, "gradient with respect to the input: example %lld is %s",
+                                       (long long)(k / d), nonfinite_name(in->grad[k]));
+    }
+    if (m->plan_train)
+        for (int i = 0; i < g->n_vals; i++) {
+            const advex_value *v = &g->vals[i];
+            if (v->kind != ADVEX_VAL_PARAM || !v->grad) continue;
+            int64_t n = advex_numel(v->ndim, v->dims);
+            for (int64_t k = 0; k < n; k++)
+                if (!isfinite(v->grad[k]))
+                    return advex_set_error(ADVEX_ERR_NUMERIC, "gradient of weight '%s': element %lld is %s", v->name,
+                                           (long long)k, nonfinite_name(v->grad[k]));
+        }
+    return ADVEX_OK;
+}
+
 advex_status advex_model_finalize(advex_model *m) {
     advex_graph *g = &m->g;
     if (g->input < 0 || g->output < 0)
@@ -259,6 +321,8 @@ advex_status advex_model_finalize(advex_model *m) {
     advex_status st = topo_sort(m);
     if (st) return st;
     st = pack_storage(m);
+    if (st) return st;
+    st = check_weights(m);
     if (st) return st;
     for (int i = 0; i < 3; i++) m->in_chw[i] = in->dims[i + 1];
     st = advex_model_plan(m, 1, 0, 0);
@@ -306,8 +370,11 @@ advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_gra
         return advex_set_error(ADVEX_ERR_LIMIT, "model activations overflow");
     if (total > m->arena_cap) {
         float *a = advex_falloc(total);
-        if (!a) return advex_set_error(ADVEX_ERR_NOMEM, "cannot allocate %lld MiB of activations for batch %lld",
-                                       (long long)(total / 262144), (long long)n);
+        if (!a) {
+            char what[96];
+            snprintf(what, sizeof what, "the activations for batch %lld", (long long)n);
+            return advex_alloc_error(total, what);
+        }
         advex_ffree(m->arena);
         m->arena = a;
         m->arena_cap = total;
@@ -368,14 +435,14 @@ advex_status advex_model_run_backward(advex_model *m, const float *dlogits) {
         advex_node *nd = &g->nodes[i];
         advex_op_defs[nd->op].backward(nd, g->vals, &c);
     }
-    return ADVEX_OK;
+    return check_grads(m, dlogits);
 }
 
 float *advex_model_workspace(advex_model *m, int64_t n) {
     if (n > m->ws_cap) {
         float *w = advex_falloc(n);
         if (!w) {
-            advex_set_error(ADVEX_ERR_NOMEM, "cannot allocate a workspace of %lld floats", (long long)n);
+            advex_alloc_error(n, "the attack/training workspace");
             return NULL;
         }
         advex_ffree(m->ws);

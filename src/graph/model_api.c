@@ -54,7 +54,12 @@ advex_status advex_model_forward(advex_model *m, const float *x, int64_t n, floa
         int64_t b = n - i < ADVEX_CHUNK ? n - i : ADVEX_CHUNK;
         if ((st = advex_model_plan(m, b, 0, 0))) return st;
         advex_model_run_forward(m, x + i * d);
-        memcpy(logits + i * c, advex_model_logits(m), (size_t)(b * c) * sizeof(float));
+        const float *z = advex_model_logits(m);
+        for (int64_t k = 0; k < b * c; k++)
+            if (!isfinite(z[k]))
+                return advex_set_error(ADVEX_ERR_NUMERIC, "logits of example %lld are not finite (%s): the model "
+                                       "overflows on this input", (long long)(i + k / c), isnan(z[k]) ? "NaN" : "Inf");
+        memcpy(logits + i * c, z, (size_t)(b * c) * sizeof(float));
     }
     return ADVEX_OK;
 }
@@ -84,7 +89,7 @@ static advex_status grad_chunked(advex_model *m, const float *x, int64_t n, cons
             advex_loss_forward_backward(loss, z, y + i, b, c, lossbuf, dl);
             if (loss_out) memcpy(loss_out + i, lossbuf, (size_t)b * sizeof(float));
         }
-        advex_model_run_backward(m, seed);
+        if ((st = advex_model_run_backward(m, seed))) break;
         memcpy(grad + i * d, m->g.vals[m->g.input].grad, (size_t)(b * d) * sizeof(float));
     }
     free(dl);

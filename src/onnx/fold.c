@@ -22,6 +22,13 @@ advex_status onnx_const_alloc(onnx_const *c, int is_float, int ndim, const int64
     int64_t n = advex_numel(ndim, dims);
     if (n < 0 || n > limit)
         return advex_set_error(ADVEX_ERR_LIMIT, "%s: too many elements (limit %lld)", what, (long long)limit);
+    if (!advex_mem_fits(n * (int64_t)(is_float ? sizeof(float) : sizeof(onnx_sym)))) {
+        char a[32], b[32];
+        return advex_set_error(ADVEX_ERR_LIMIT, "memory limit: %s needs %s, over the limit of %s "
+                               "(raise --max-memory / advex_set_memory_limit)", what,
+                               advex_fmt_bytes(n * (int64_t)(is_float ? sizeof(float) : sizeof(onnx_sym)), a),
+                               advex_fmt_bytes(advex_get_memory_limit(), b));
+    }
     c->is_float = is_float;
     c->ndim = ndim;
     for (int d = 0; d < ndim; d++) c->dims[d] = dims[d];

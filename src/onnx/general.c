@@ -27,7 +27,7 @@ advex_status onnx_general_finish(advex_model *m) {
     }
     total += (scratch + 15) / 16 * 16;
     m->arena = advex_falloc(total > 0 ? total : 16);
-    if (!m->arena) return advex_set_error(ADVEX_ERR_NOMEM, "cannot allocate %lld floats", (long long)total);
+    if (!m->arena) return advex_alloc_error(total, "the activations");
     m->arena_cap = total;
     float *p = m->arena;
     for (int i = 0; i < g->n_nodes; i++) {

@@ -1,0 +1,125 @@
+#!/bin/bash
+# Faults: a full disk (a 64 KiB tmpfs when we may mount one), unwritable or read-only
+# output paths, SIGINT during long eval/attack runs, --max-memory, and non-finite
+# weights. Each must give a clear error, the documented exit code and no output file
+# (not even a partial or temporary one). Usage: faults.sh ADVEX SRCDIR
+set -u
+ADVEX=$1
+SRC=$2
+T=$(mktemp -d)
+mounts=""
+cleanup() {
+    for m in $mounts; do umount "$m" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+PY=/usr/bin/python3
+M="$SRC/tests/fixtures/onnx/small_torch.onnx"
+pass=0; fail=0; skip=0
+
+ok() { pass=$((pass+1)); }
+bad() { fail=$((fail+1)); echo "FAIL: $*"; sed 's/^/  stderr: /' "$T/stderr" 2>/dev/null | head -5; }
+# no file at $1 and no temporary file beside it
+clean_dir() { [ ! -e "$1" ] && ! ls -a "$(dirname "$1")" | grep -q '\.tmp'; }
+
+# expect CODE PATTERN OUTFILE -- command...
+expect() {
+    local code=$1 pattern=$2 out=$3; shift 4
+    "$@" >"$T/stdout" 2>"$T/stderr"
+    local rc=$?
+    if [ "$rc" -ne "$code" ]; then bad "exit $rc, want $code: $*"; return; fi
+    if ! grep -q -- "$pattern" "$T/stderr"; then bad "stderr lacks '$pattern': $*"; return; fi
+    if [ "$out" != - ] && ! clean_dir "$out"; then bad "output or temporary file left: $out"; ls -la "$(dirname "$out")"; return; fi
+    ok
+}
+
+# small labelled data (npy) so runs are quick
+$PY - "$T" <<'PYEOF' || { echo "FAIL: fixtures"; exit 1; }
+import sys, numpy as np
+t = sys.argv[1]
+rng = np.random.default_rng(0)
+np.save(f"{t}/x.npy", rng.random((3000, 1, 28, 28), dtype=np.float32))
+np.save(f"{t}/y.npy", (np.arange(3000) % 10).astype(np.int64))
+PYEOF
+D="npy:$T/x.npy,$T/y.npy"
+
+# ---- full disk ---------------------------------------------------------------------------
+mkdir -p "$T/full" "$T/ro"
+if mount -t tmpfs -o size=64k tmpfs "$T/full" 2>/dev/null; then
+    mounts="$T/full $mounts"
+    # predict: 3000 x 10 logits = 120 KB > 64 KiB
+    expect 1 "No space left on device" "$T/full/logits.npy" -- "$ADVEX" predict --model "$M" --data "$D" --out "$T/full/logits.npy"
+    # attack: 200 adversarial images = 627 KB
+    expect 1 "No space left on device" "$T/full/adv.npy" -- "$ADVEX" attack --model "$M" --data "$D" --limit 200 \
+        --eps 0.1 --quiet --out "$T/full/adv.npy"
+    # eval: fill the disk, then the JSON cannot be written
+    dd if=/dev/zero of="$T/full/filler" bs=4k count=64 2>/dev/null
+    expect 1 "No space left on device" "$T/full/r.json" -- "$ADVEX" eval --model "$M" --data "$D" --limit 20 \
+        --eps 0,0.1 --quiet --json "$T/full/r.json"
+    rm -f "$T/full/filler"
+else
+    skip=$((skip+3)); echo "skip: cannot mount a tmpfs (not root?): full-disk cases not run"
+fi
+if mount -t tmpfs -o ro,size=16k tmpfs "$T/ro" 2>/dev/null; then
+    mounts="$T/ro $mounts"
+    expect 1 "Read-only file system" "$T/ro/logits.npy" -- "$ADVEX" predict --model "$M" --data "$D" --limit 10 --out "$T/ro/logits.npy"
+else
+    skip=$((skip+1)); echo "skip: cannot mount a read-only tmpfs"
+fi
+
+# ---- unwritable paths ------------------------------------------------------------------------
+touch "$T/afile"
+expect 1 "No such file or directory" - -- "$ADVEX" predict --model "$M" --data "$D" --limit 10 --out "$T/nodir/l.npy"
+expect 1 "Not a directory" - -- "$ADVEX" attack --model "$M" --data "$D" --limit 10 --eps 0.1 --quiet --out "$T/afile/adv.npy"
+expect 1 "cannot write" - -- "$ADVEX" eval --model "$M" --data "$D" --limit 10 --eps 0.1 --quiet --json "$T/nodir/r.json"
+
+# ---- SIGINT: stop cleanly, exit 130, no output -------------------------------------------------
+sigint() { # name outfile -- command...
+    local name=$1 out=$2; shift 3
+    "$@" >"$T/stdout" 2>"$T/stderr" &
+    local pid=$! i rc
+    sleep 2
+    kill -INT "$pid" 2>/dev/null
+    for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; wait "$pid"; bad "$name: still running 30 s after SIGINT"; return; fi
+    wait "$pid"; rc=$?
+    if [ "$rc" -ne 130 ]; then bad "$name: exit $rc after SIGINT, want 130"; return; fi
+    grep -q "interrupted" "$T/stderr" || { bad "$name: no 'interrupted' message"; return; }
+    clean_dir "$out" || { bad "$name: output or temporary file left after SIGINT"; return; }
+    ok
+}
+sigint eval "$T/int.json" -- "$ADVEX" eval --model "$M" --data "$D" --attack pgd --steps 2000 --eps 0.1 --threads 1 \
+    --json "$T/int.json"
+sigint attack "$T/int.npy" -- "$ADVEX" attack --model "$M" --data "$D" --attack pgd --steps 2000 --eps 0.1 --threads 1 \
+    --out "$T/int.npy"
+
+# ---- --max-memory ------------------------------------------------------------------------------
+expect 1 "memory limit" "$T/m.json" -- "$ADVEX" eval --model "$M" --data "$D" --limit 300 --eps 0.1 --quiet \
+    --max-memory 4M --json "$T/m.json"
+expect 1 "memory limit" - -- "$ADVEX" info "$M" --max-memory 100K
+expect 2 "max-memory" - -- "$ADVEX" eval --model "$M" --data "$D" --max-memory 0
+expect 2 "max-memory" - -- "$ADVEX" predict --model "$M" --data "$D" --max-memory lots --out "$T/p.npy"
+expect 2 "needs a value" - -- "$ADVEX" info "$M" --max-memory
+"$ADVEX" eval --model "$M" --data "$D" --limit 20 --eps 0.1 --quiet --max-memory=64M >/dev/null 2>"$T/stderr" && ok ||
+    bad "eval under a 64M cap"
+
+# ---- non-finite weights in a model file ----------------------------------------------------------
+if $PY - "$M" "$T/nan.onnx" <<'PYEOF' >/dev/null 2>&1
+import sys, numpy as np, onnx
+from onnx import numpy_helper as nh
+m = onnx.load(sys.argv[1])
+init = m.graph.initializer[0]
+a = nh.to_array(init).copy()
+a.flat[5] = np.inf
+init.CopyFrom(nh.from_array(a, init.name))
+onnx.save(m, sys.argv[2])
+print(init.name)
+PYEOF
+then
+    expect 1 "element 5 is +Inf" - -- "$ADVEX" info "$T/nan.onnx"
+else
+    skip=$((skip+1)); echo "skip: python3-onnx not available for the non-finite weight case"
+fi
+
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
