@@ -356,6 +356,8 @@ advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_gra
         if (numel < 0) return advex_set_error(ADVEX_ERR_LIMIT, "node %s: output shape overflows", nd->name);
         if (def->aux) a = def->aux(nd, g->vals, train);
         if (def->scratch) s = def->scratch(nd, g->vals, train);
+        if (a < 0 || s < 0 || a > INT64_MAX - 16 || s > INT64_MAX - 16 || numel > INT64_MAX - 16)
+            return advex_set_error(ADVEX_ERR_LIMIT, "node %s: working memory size overflows", nd->name);
         if (s > scratch) scratch = s;
         int64_t per = (numel + 15) / 16 * 16, add;
         if (!advex_mul_i64(per, want_grad ? 2 : 1, &add) || !advex_add_i64(total, add, &total) ||
@@ -363,7 +365,7 @@ advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_gra
             return advex_set_error(ADVEX_ERR_LIMIT, "model activations overflow");
     }
     int64_t in_numel = advex_numel(4, in->dims);
-    if (in_numel < 0) return advex_set_error(ADVEX_ERR_LIMIT, "input shape overflows");
+    if (in_numel < 0 || in_numel > INT64_MAX - 16) return advex_set_error(ADVEX_ERR_LIMIT, "input shape overflows");
     if (want_grad && !advex_add_i64(total, (in_numel + 15) / 16 * 16, &total))
         return advex_set_error(ADVEX_ERR_LIMIT, "model activations overflow");
     if (!advex_add_i64(total, (scratch + 15) / 16 * 16, &total))

@@ -124,7 +124,13 @@ static conv_plan conv_plan_make(const advex_conv2d_p *p) {
 int64_t advex_conv2d_scratch(const advex_conv2d_p *p, int threads) {
     conv_plan c = conv_plan_make(p);
     if (threads < 1) threads = 1;
-    return c.per_thread * threads;
+    /* conv_plan_make's sum again, overflow-checked: -1 (the plan reports it) when a hostile
+     * geometry makes it unrepresentable */
+    int64_t a, b, t;
+    if (!advex_add_i64(c.K, c.Mg, &a) || !advex_mul_i64(a, c.cols, &a) || !advex_mul_i64(p->M, c.K, &b) ||
+        !advex_add_i64(a, b, &a) || !advex_add_i64(a, 15, &a) || !advex_mul_i64(a / 16 * 16, threads, &t))
+        return -1;
+    return t;
 }
 
 /* Threads to use: bounded by the scratch we were given, the batch, and the work. */

@@ -264,6 +264,14 @@ static advex_status pool_infer(advex_node *nd, advex_value *v, const char *op) {
     advex_conv2d_p p;
     advex_status st = pool_geom(nd, v, op, &p);
     if (st) return st;
+    /* the kernels index a plane with int32 (MaxPool's argmax) and count the work as
+     * N*C*OH*OW*KH*KW in int64: refuse shapes where either would overflow */
+    int64_t plane, work;
+    if (!advex_mul_i64(p.H, p.W, &plane) || plane > INT32_MAX || !advex_mul_i64(p.N, p.C, &work) ||
+        !advex_mul_i64(work, p.OH, &work) || !advex_mul_i64(work, p.OW, &work) || !advex_mul_i64(work, p.KH, &work) ||
+        !advex_mul_i64(work, p.KW, &work))
+        return advex_set_error(ADVEX_ERR_LIMIT, "%s %s: input plane %lldx%lld or window work too large", op, nd->name,
+                               (long long)p.H, (long long)p.W);
     int64_t dims[4] = {p.N, p.C, p.OH, p.OW};
     advex_set_shape(&v[nd->out[0]], 4, dims);
     return ADVEX_OK;
