@@ -11,7 +11,14 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 VG="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
     --show-leak-kinds=definite,indirect --track-fds=no --num-callers=30"
-D="fashion-mnist:test"
+# a small IDX data set (16 images 28x28, labels 0..9) so memcheck time goes to advex itself
+n_img=16
+cnt="\\$(printf %o $n_img)"   # the count fits the last header byte
+{ printf '\000\000\010\003\000\000\000'; printf "$cnt"; printf '\000\000\000\034\000\000\000\034'
+  head -c $((n_img * 784)) /dev/urandom; } >"$T/images.idx"
+{ printf '\000\000\010\001\000\000\000'; printf "$cnt"
+  i=0; while [ $i -lt $n_img ]; do printf "\\$(printf %o $((i % 10)))"; i=$((i + 1)); done; } >"$T/labels.idx"
+D="idx:$T/images.idx,$T/labels.idx"
 n=0
 run() { # name want_exit_code -- command...
     name=$1; want=$2; shift 3
@@ -26,12 +33,12 @@ run() { # name want_exit_code -- command...
     fi
     echo "valgrind.sh: $name: clean ($(( $(date +%s) - t0 )) s)"
 }
-run train 0 -- "$advex" train --arch small --data "$D" --limit 128 --epochs 1 --batch 32 --test-data none --threads 1 --quiet --out "$T/m.onnx"
+run train 0 -- "$advex" train --arch small --data "$D" --epochs 1 --batch 8 --test-data none --threads 1 --quiet --out "$T/m.onnx"
 run info 0 -- "$advex" info "$T/m.onnx"
-run predict 0 -- "$advex" predict --model "$T/m.onnx" --data "$D" --limit 64 --threads 1 --out "$T/logits.npy"
-run attack 0 -- "$advex" attack --model "$T/m.onnx" --data "$D" --limit 32 --attack pgd --steps 3 --eps 0.1 --threads 1 \
+run predict 0 -- "$advex" predict --model "$T/m.onnx" --data "$D" --threads 1 --out "$T/logits.npy"
+run attack 0 -- "$advex" attack --model "$T/m.onnx" --data "$D" --attack pgd --steps 2 --eps 0.1 --threads 1 \
     --quiet --out "$T/adv.npy"
-run eval 0 -- "$advex" eval --model "$T/m.onnx" --data "$D" --limit 32 --attack fgsm,square --queries 20 --eps 0,0.1 \
+run eval 0 -- "$advex" eval --model "$T/m.onnx" --data "$D" --attack fgsm,square --queries 10 --eps 0,0.1 \
     --threads 1 --quiet --json "$T/r.json"
 run "error path" 1 -- "$advex" eval --model "$T/m.onnx" --data "npy:$T/adv.npy,$T/missing.npy" --eps 0.1 --quiet
 echo "valgrind.sh: $n runs, no memcheck errors, no definite or indirect leaks"

@@ -93,6 +93,41 @@ sigint eval "$T/int.json" -- "$ADVEX" eval --model "$M" --data "$D" --attack pgd
 sigint attack "$T/int.npy" -- "$ADVEX" attack --model "$M" --data "$D" --attack pgd --steps 2000 --eps 0.1 --threads 1 \
     --out "$T/int.npy"
 
+# ---- training: SIGKILL at any point resumes from the last checkpoint; SIGINT keeps it ----------------
+if "$ADVEX" train --help 2>/dev/null | grep -q -- "--resume"; then
+    TR="$ADVEX train --arch small --data $D --limit 1000 --epochs 4 --batch 50 --test-data none --threads 1 --quiet"
+    rm -f "$T/k.onnx"*
+    kills=0
+    for delay in 1.5 2.5 3.5 4.5; do   # kill -9 mid-epoch, repeatedly, each time resuming
+        $TR --out "$T/k.onnx" --resume >"$T/stdout" 2>"$T/stderr" &
+        pid=$!
+        sleep "$delay"
+        kill -KILL "$pid" 2>/dev/null && kills=$((kills+1))
+        wait "$pid" 2>/dev/null
+        if grep -q "checkpoint" "$T/stderr" && ! grep -q "resum" "$T/stderr"; then bad "checkpoint unreadable after SIGKILL"; fi
+    done
+    if $TR --out "$T/k.onnx" --resume >"$T/stdout" 2>"$T/stderr" && "$ADVEX" info "$T/k.onnx" >/dev/null 2>>"$T/stderr"; then
+        ok
+    else
+        bad "training did not resume to completion after $kills SIGKILLs"
+    fi
+    # SIGINT: exit 130, the last complete checkpoint stays, no model file
+    rm -f "$T/k2.onnx"*
+    $TR --epochs 50 --out "$T/k2.onnx" >"$T/stdout" 2>"$T/stderr" &
+    pid=$!
+    for i in $(seq 1 200); do [ -e "$T/k2.onnx.ckpt" ] && break; sleep 0.1; done
+    kill -INT "$pid"
+    wait "$pid"; rc=$?
+    if [ "$rc" -eq 130 ] && [ -s "$T/k2.onnx.ckpt" ] && [ ! -e "$T/k2.onnx" ]; then ok; else bad "train SIGINT: exit $rc"; fi
+    # and the kept checkpoint resumes
+    if $TR --epochs 50 --out "$T/k2.onnx" --resume >/dev/null 2>"$T/stderr" & then
+        pid=$!; sleep 2; kill -INT "$pid"; wait "$pid"; rc=$?
+        if [ "$rc" -eq 130 ] || [ "$rc" -eq 0 ]; then ok; else bad "train resume after SIGINT: exit $rc"; fi
+    fi
+else
+    skip=$((skip+3)); echo "skip: advex train has no --resume"
+fi
+
 # ---- --max-memory ------------------------------------------------------------------------------
 expect 1 "memory limit" "$T/m.json" -- "$ADVEX" eval --model "$M" --data "$D" --limit 300 --eps 0.1 --quiet \
     --max-memory 4M --json "$T/m.json"
