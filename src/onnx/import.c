@@ -590,6 +590,7 @@ static advex_status import_model(importer *im, const Onnx__ModelProto *mp) {
     if ((st = topo_sort(im)) || (st = analyse(im)) || (st = check_support(im))) return st;
     im->m = advex_model_new(im->name);
     if (!im->m) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    im->m->opset = im->opset;
     if ((st = build(im, input))) return st;
     /* general mode: nodes were added in topological order; values keep their own data */
     return im->general ? onnx_general_finish(im->m) : advex_model_finalize(im->m);
