@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
             if (names[nn]) snprintf(names[nn], len, "%s/%s", argv[i], e->d_name), nn++;
         }
         closedir(d);
-        qsort(names, nn, sizeof *names, cmp);
+        if (nn) qsort(names, nn, sizeof *names, cmp);
         for (size_t k = 0; k < nn; k++) {
             bad += run_file(names[k], verbose) != 0;
             files++;
