@@ -380,7 +380,8 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
             int64_t off = bi * B, b = n - off < B ? n - off : B;
             for (int64_t j = 0; j < b; j++) {
                 memcpy(xb + j * dim, d->x + (int64_t)S.perm[off + j] * dim, (size_t)dim * sizeof(float));
-                yb[j] = yb[b + j] = d->y[S.perm[off + j]];
+                yb[j] = d->y[S.perm[off + j]];
+                if (both) yb[b + j] = yb[j]; /* yb holds R = 2B labels only when both halves are used */
             }
             /* eps ramp-up: linear in the epoch position, per batch */
             eps_t = c->eps;
