@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "data/data_internal.h"
 
 volatile int cli_interrupted;
 
@@ -212,33 +213,12 @@ int cli_eval_progress(void *user, int64_t done, int64_t total) {
 }
 
 int cli_write_file_atomic(const char *cmd, const char *path, const char *text, size_t len) {
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (!tmp) return cli_error(cmd, CLI_EXIT_FAIL, "%s: out of memory", path);
-    snprintf(tmp, n, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return cli_error(cmd, CLI_EXIT_FAIL, "%s: cannot write: %s", path, strerror(e));
-    }
-    size_t off = 0;
-    int err = 0;
-    while (off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0) { if (errno == EINTR) continue; err = errno; break; }
-        off += (size_t)w;
-    }
-    if (!err && fsync(fd) != 0) err = errno;
-    if (close(fd) != 0 && !err) err = errno;
-    if (!err && rename(tmp, path) != 0) err = errno;
-    if (err) {
-        unlink(tmp);
-        free(tmp);
-        return cli_error(cmd, CLI_EXIT_FAIL, "%s: cannot write: %s", path, strerror(err));
-    }
-    free(tmp);
-    return 0;
+    /* the library's atomic writer: temporary in the same directory, fsync, rename, mode as fopen() */
+    advex_afile f;
+    advex_status st = advex_afile_open(&f, path);
+    if (!st) st = advex_afile_write(&f, text, len); /* a failed write removes the temporary */
+    if (!st) st = advex_afile_commit(&f);
+    return st ? cli_fail(cmd, st) : 0;
 }
 
 void cli_buf_printf(cli_buf *b, const char *fmt, ...) {
