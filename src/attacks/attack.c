@@ -35,7 +35,7 @@ advex_status advex_attack_batch_info(advex_model *m, const advex_attack_config *
         return ADVEX_OK;
     }
     atk_fn fn = family(c->kind);
-    if (!fn) return advex_set_error(ADVEX_ERR_ARG, "attack %d is not implemented", (int)c->kind);
+    if (!fn) return advex_set_error(ADVEX_ERR_ARG, "unknown attack kind %d", (int)c->kind);
     if (c->kind == ADVEX_ATTACK_UAP && !c->uap_delta)
         return advex_set_error(ADVEX_ERR_ARG, "uap: no universal perturbation given (compute one first)");
     if (c->target != ADVEX_TARGET_NONE && (c->kind == ADVEX_ATTACK_STANDARD || c->kind == ADVEX_ATTACK_APGD_T ||
