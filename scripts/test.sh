@@ -5,7 +5,7 @@
 # bounded time. Prints every ctest summary and a table of stages with their times; exits
 # non-zero if any stage failed. CI (.ci/run) calls exactly this.
 #   ADVEX_CI_STAGES  stages to run (default: "test asan valgrind fuzz")
-#   FUZZ_SECONDS     seconds per fuzz target (default: 30; scripts/fuzz.sh runs them 2 at a time)
+#   FUZZ_SECONDS     seconds per fuzz target (default: 45; scripts/fuzz.sh runs them 2 at a time)
 #   arguments        passed to the first ctest (e.g. -R test_data)
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,7 +33,7 @@ stage_valgrind() {
     "$here/scripts/valgrind.sh" "$build/advex"
 }
 stage_fuzz() {
-    FUZZ_JOBS=${FUZZ_JOBS:-2} "$here/scripts/fuzz.sh" "${FUZZ_SECONDS:-30}"
+    FUZZ_JOBS=${FUZZ_JOBS:-2} "$here/scripts/fuzz.sh" "${FUZZ_SECONDS:-45}"
 }
 
 for s in $stages; do
