@@ -119,6 +119,14 @@ typedef struct advex_value {
     float *grad;  /* accumulated gradient, or NULL when not wanted in this pass */
     int64_t offset; /* PARAM: offset in model->params; CONST/STATE: in model->consts */
     int producer;   /* node index producing it, -1 for INPUT/PARAM/CONST/STATE */
+    /* Gradient write mode, set by advex_model_plan (0 everywhere else, e.g. values built by
+     * hand). 1: exactly one input slot of one node consumes this INPUT/ACT value, that op
+     * honours write mode on that slot (advex_op_def.grad_write_in) and the value is not the
+     * graph output; run_backward then does NOT zero grad before the pass (it holds stale
+     * data) and the consumer's backward must store (=) every element of its gradient
+     * instead of accumulating (+=). 0: grad is zeroed before the pass (or, for the graph
+     * output, set to dlogits) and every consumer accumulates. */
+    int grad_write;
 } advex_value;
 
 typedef struct advex_node {
@@ -161,10 +169,22 @@ typedef struct advex_op_def {
     int64_t (*aux)(const advex_node *nd, const advex_value *v, int train);
     /* out = f(in). Must not allocate. */
     void (*forward)(advex_node *nd, advex_value *v, advex_op_ctx *c);
-    /* For every input i with v[in[i]].grad != NULL: grad_i += J^T grad_out. Must not
-     * allocate. The output's data and grad and the inputs' data are valid. */
+    /* For every input i with v[in[i]].grad != NULL: grad_i += J^T grad_out, or, when
+     * v[in[i]].grad_write is set (only ever on slots the op declares in grad_write_in),
+     * grad_i = J^T grad_out over every element of grad_i (its old contents are garbage).
+     * Must not allocate. The output's data and grad and the inputs' data are valid. */
     void (*backward)(advex_node *nd, advex_value *v, advex_op_ctx *c);
+    /* Input slots whose grad_write flag backward honours: bit i for slot i, bit 31 for
+     * every slot >= 31 (ADVEX_GW_ALL: all slots). 0: always accumulates, and the planner
+     * zeroes the grads of this op's inputs before each backward pass. */
+    uint32_t grad_write_in;
 } advex_op_def;
+
+#define ADVEX_GW_ALL 0xffffffffu
+/* 1 if def's backward honours grad_write on input slot `slot`. */
+static inline int advex_op_grad_write_ok(const advex_op_def *def, int slot) {
+    return (int)((def->grad_write_in >> (slot < 31 ? slot : 31)) & 1u);
+}
 
 extern const advex_op_def advex_op_defs[ADVEX_OP_COUNT];
 /* Op by ONNX name, -1 if unknown. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attacks/attack_internal.h"
 #include "harness.h"
 #include "internal.h"
 
@@ -239,6 +240,46 @@ TEST(parse_eps) {
     ASSERT_STATUS(advex_attack_parse("pgdx", &k), ADVEX_ERR_ARG);
 }
 
-TEST_MAIN(TEST_ENTRY(fgsm_bounds_and_loss_rises), TEST_ENTRY(fgsm_matches_definition), TEST_ENTRY(eps_zero_is_identity),
+/* advex_sign_step (vectorised selects) against its scalar definition, bit for bit, over
+ * random values mixed with the special ones: g = +-0 or NaN (sign 0), NaN x or xa, negative
+ * or NaN eps, negative step; n not a multiple of any vector width. */
+static void sign_step_scalar(float *xa, const float *x, const float *g, int64_t n, float step, float eps) {
+    for (int64_t i = 0; i < n; i++) {
+        float s = g[i] > 0 ? 1.0f : (g[i] < 0 ? -1.0f : 0.0f);
+        float v = xa[i] + step * s;
+        float lo = x[i] - eps, hi = x[i] + eps;
+        v = v < lo ? lo : (v > hi ? hi : v);
+        xa[i] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+    }
+}
+
+TEST(sign_step_matches_scalar) {
+    enum { M = 1003 };
+    static float x[M], g[M], xa[M], xb[M];
+    static const float specials[] = {0.0f, -0.0f, NAN, 1.0f, -1.0f, 1e-30f, -1e-30f, 0.5f, 2.0f, -0.5f};
+    static const float eps[] = {0.1f, 0.0f, 0.3f, -0.05f, NAN};
+    static const float step[] = {0.25f, -0.25f, 0.0f, 0.01f};
+    advex_rng r;
+    advex_rng_seed(&r, 77);
+    for (int e = 0; e < 5; e++)
+        for (int t = 0; t < 4; t++) {
+            for (int i = 0; i < M; i++) {
+                uint64_t k = advex_rng_below(&r, 4);
+                const int ns = (int)(sizeof specials / sizeof *specials);
+                x[i] = k == 0 ? specials[advex_rng_below(&r, ns)] : advex_rng_uniform(&r);
+                g[i] = k == 1 ? specials[advex_rng_below(&r, ns)] : advex_rng_uniform(&r) - 0.5f;
+                xa[i] = k == 2 ? specials[advex_rng_below(&r, ns)] : x[i] + 0.4f * (advex_rng_uniform(&r) - 0.5f);
+                xb[i] = xa[i];
+            }
+            advex_sign_step(xa, x, g, M, step[t], eps[e]);
+            sign_step_scalar(xb, x, g, M, step[t], eps[e]);
+            for (int i = 0; i < M; i++)
+                ASSERT_MSG(memcmp(&xa[i], &xb[i], sizeof(float)) == 0 || (isnan(xa[i]) && isnan(xb[i])),
+                           "eps %g step %g element %d (x %g g %g): %.9g, scalar %.9g", eps[e], step[t], i, x[i], g[i],
+                           xa[i], xb[i]);
+        }
+}
+
+TEST_MAIN(TEST_ENTRY(sign_step_matches_scalar), TEST_ENTRY(fgsm_bounds_and_loss_rises), TEST_ENTRY(fgsm_matches_definition), TEST_ENTRY(eps_zero_is_identity),
           TEST_ENTRY(targeted_raises_target_probability), TEST_ENTRY(deterministic_for_seed_and_batching),
           TEST_ENTRY(fgsm_rs_step_and_projection), TEST_ENTRY(parse_eps))

@@ -194,6 +194,207 @@ TEST(training_deterministic) {
     ASSERT(memcmp(w[0], w[1], sizeof w[0]) == 0);
 }
 
+/* ---- gradient write mode (advex_value.grad_write) -------------------------------------------- */
+
+enum { WG_X, WG_A, WG_C1, WG_BN1, WG_R, WG_C2, WG_BN2, WG_S, WG_Q, WG_P, WG_T, WG_F, WG_Z, WG_U, WG_N };
+
+static int wg_param(advex_model *m, const char *name, advex_value_kind kind, int ndim, const int64_t *dims,
+                    advex_rng *r, float lo, float hi) {
+    int id = advex_graph_add_value(&m->g, name, kind, ndim, dims);
+    if (id < 0) return -1;
+    advex_value *v = &m->g.vals[id];
+    for (int64_t i = 0; i < advex_numel(ndim, dims); i++) v->data[i] = lo + (hi - lo) * advex_rng_uniform(r);
+    return id;
+}
+
+static int wg_node(advex_model *m, advex_op_type op, const char *name, int n_in, const int *in, int *ids, int which,
+                   advex_attrs *a) {
+    int out = advex_graph_add_value(&m->g, name, ADVEX_VAL_ACT, 0, NULL);
+    if (out < 0) return -1;
+    int nd = advex_graph_add_node(&m->g, op, name, n_in, in, out);
+    if (nd < 0) return -1;
+    if (a) m->g.nodes[nd].a = *a;
+    ids[which] = out;
+    return out;
+}
+
+/* x (N,2,6,6) -> Sub(mean) = a -> Conv = c1 -> BN = bn1 -> Relu = r;  r -> Conv = c2 -> BN = bn2;
+ * s = Add(bn2, r) (r: two consumers);  q = Mul(s, s) (one node reading s twice);  p = MaxPool 2x2 (q);
+ * t = Tanh(p) (dangling output);  f = Flatten(p);  z = Gemm(f, W, b) (the logits);  u = Relu(z)
+ * (dangling: the output value's one consumer must add to dlogits, not overwrite them).
+ * ids[WG_*]: the activation value ids. Same seed, same weights. */
+static advex_status build_write_graph(uint64_t seed, advex_model **out, int *ids) {
+    advex_model *m = advex_model_new("write-mode graph");
+    advex_rng r;
+    advex_rng_seed(&r, seed);
+    int64_t xd[4] = {1, 2, 6, 6}, md[4] = {1, 2, 1, 1}, w1d[4] = {4, 2, 3, 3}, w2d[4] = {4, 4, 3, 3}, cd[1] = {4},
+            wfd[2] = {5, 36}, bfd[1] = {5};
+    m->g.input = ids[WG_X] = advex_graph_add_value(&m->g, "x", ADVEX_VAL_INPUT, 4, xd);
+    advex_attrs conv, pool, fc;
+    advex_attrs_default(&conv);
+    for (int i = 0; i < 4; i++) conv.pads[i] = 1;
+    advex_attrs_default(&pool);
+    pool.kernel[0] = pool.kernel[1] = pool.stride[0] = pool.stride[1] = 2;
+    advex_attrs_default(&fc);
+    fc.trans_b = 1;
+    int in[5];
+    in[0] = ids[WG_X];
+    in[1] = wg_param(m, "mean", ADVEX_VAL_CONST, 4, md, &r, 0.3f, 0.6f);
+    wg_node(m, ADVEX_OP_SUB, "a", 2, in, ids, WG_A, NULL);
+    in[0] = ids[WG_A];
+    in[1] = wg_param(m, "w1", ADVEX_VAL_PARAM, 4, w1d, &r, -0.4f, 0.4f);
+    in[2] = wg_param(m, "b1", ADVEX_VAL_PARAM, 1, cd, &r, -0.2f, 0.2f);
+    wg_node(m, ADVEX_OP_CONV, "c1", 3, in, ids, WG_C1, &conv);
+    for (int k = 0; k < 2; k++) {
+        in[0] = ids[k ? WG_C2 : WG_C1];
+        in[1] = wg_param(m, "bn_scale", ADVEX_VAL_PARAM, 1, cd, &r, 0.5f, 1.5f);
+        in[2] = wg_param(m, "bn_bias", ADVEX_VAL_PARAM, 1, cd, &r, -0.3f, 0.3f);
+        in[3] = wg_param(m, "bn_mean", ADVEX_VAL_STATE, 1, cd, &r, -0.2f, 0.2f);
+        in[4] = wg_param(m, "bn_var", ADVEX_VAL_STATE, 1, cd, &r, 0.5f, 1.5f);
+        wg_node(m, ADVEX_OP_BATCHNORM, k ? "bn2" : "bn1", 5, in, ids, k ? WG_BN2 : WG_BN1, NULL);
+        if (k) break;
+        wg_node(m, ADVEX_OP_RELU, "r", 1, &ids[WG_BN1], ids, WG_R, NULL);
+        in[0] = ids[WG_R];
+        in[1] = wg_param(m, "w2", ADVEX_VAL_PARAM, 4, w2d, &r, -0.3f, 0.3f);
+        wg_node(m, ADVEX_OP_CONV, "c2", 2, in, ids, WG_C2, &conv);
+    }
+    in[0] = ids[WG_BN2];
+    in[1] = ids[WG_R];
+    wg_node(m, ADVEX_OP_ADD, "s", 2, in, ids, WG_S, NULL);
+    in[0] = in[1] = ids[WG_S];
+    wg_node(m, ADVEX_OP_MUL, "q", 2, in, ids, WG_Q, NULL);
+    wg_node(m, ADVEX_OP_MAXPOOL, "p", 1, &ids[WG_Q], ids, WG_P, &pool);
+    wg_node(m, ADVEX_OP_TANH, "t", 1, &ids[WG_P], ids, WG_T, NULL);
+    wg_node(m, ADVEX_OP_FLATTEN, "f", 1, &ids[WG_P], ids, WG_F, NULL);
+    in[0] = ids[WG_F];
+    in[1] = wg_param(m, "fc_w", ADVEX_VAL_PARAM, 2, wfd, &r, -0.3f, 0.3f);
+    in[2] = wg_param(m, "fc_b", ADVEX_VAL_PARAM, 1, bfd, &r, -0.1f, 0.1f);
+    m->g.output = wg_node(m, ADVEX_OP_GEMM, "z", 3, in, ids, WG_Z, &fc);
+    wg_node(m, ADVEX_OP_RELU, "u", 1, &ids[WG_Z], ids, WG_U, NULL);
+    advex_status st = advex_model_finalize(m);
+    if (st) advex_model_free(m);
+    *out = st ? NULL : m;
+    return st;
+}
+
+/* Every consumer accumulates again, as before write mode existed. Call after the plan. */
+static void force_accumulate(advex_model *m) {
+    for (int i = 0; i < m->g.n_vals; i++) m->g.vals[i].grad_write = 0;
+}
+
+static int same_floats(const float *a, const float *b, int64_t n) { /* == (so -0 == +0) */
+    for (int64_t i = 0; i < n; i++)
+        if (!(a[i] == b[i])) return 0;
+    return 1;
+}
+
+/* The planner's flags on the graph above, and its gradients (input and, in train mode,
+ * parameters) equal to those with every flag off (all grads zeroed, every op accumulating);
+ * a second backward over the stale grads of a first equals a fresh model's bit for bit. */
+TEST(grad_write_mode_graph) {
+    const int n = 3, d = 72, c = 5;
+    int ids[WG_N], ids2[WG_N];
+    advex_model *m = NULL, *off = NULL, *fresh = NULL;
+    ASSERT_OK(build_write_graph(21, &m, ids));
+    ASSERT_OK(advex_model_plan(m, n, 0, 1));
+    static const int want[WG_N] = {[WG_X] = 1, [WG_A] = 0, [WG_C1] = 1, [WG_BN1] = 1, [WG_R] = 0, [WG_C2] = 1,
+                                   [WG_BN2] = 1, [WG_S] = 0, [WG_Q] = 1, [WG_P] = 0, [WG_T] = 0, [WG_F] = 1,
+                                   [WG_Z] = 0, [WG_U] = 0};
+    for (int k = 0; k < WG_N; k++)
+        ASSERT_MSG(m->g.vals[ids[k]].grad_write == want[k], "value %s: grad_write %d, want %d", m->g.vals[ids[k]].name,
+                   m->g.vals[ids[k]].grad_write, want[k]);
+    for (int i = 0; i < m->g.n_vals; i++)
+        if (m->g.vals[i].kind >= ADVEX_VAL_PARAM) ASSERT(m->g.vals[i].grad_write == 0);
+
+    float x1[3 * 72], x2[3 * 72], w[3 * 5], g1[3 * 72], g2[3 * 72], goff[3 * 72], gfresh[3 * 72];
+    fill_uniform(x1, n * d, 31);
+    fill_uniform(x2, n * d, 32);
+    fill_uniform(w, n * c, 33);
+    for (int i = 0; i < n * c; i++) w[i] -= 0.5f;
+    ASSERT_OK(build_write_graph(21, &off, ids2));
+    ASSERT_OK(advex_model_plan(off, n, 0, 1));
+    force_accumulate(off);
+    /* eval plan (the attacks' one): the input gradient */
+    ASSERT_OK(advex_model_vjp(m, x1, n, w, g1, NULL));
+    ASSERT_OK(advex_model_vjp(off, x1, n, w, goff, NULL));
+    ASSERT_MSG(same_floats(g1, goff, n * d), "input gradient differs with write mode");
+    double norm = 0.0;
+    for (int i = 0; i < n * d; i++) norm += fabs(g1[i]);
+    ASSERT(norm > 1e-3);
+    ASSERT_OK(advex_model_vjp(m, x2, n, w, g2, NULL)); /* over the first pass's grads */
+    ASSERT_OK(build_write_graph(21, &fresh, ids2));
+    ASSERT_OK(advex_model_vjp(fresh, x2, n, w, gfresh, NULL));
+    ASSERT_MSG(memcmp(g2, gfresh, sizeof g2) == 0, "second backward differs from a fresh model's");
+    ASSERT_MSG(!same_floats(g1, g2, n * d), "the two inputs gave the same gradient");
+    ASSERT_OK(advex_model_vjp(off, x2, n, w, goff, NULL));
+    ASSERT_MSG(same_floats(g2, goff, n * d), "input gradient (second input) differs with write mode");
+
+    /* train plan: BatchNorm batch statistics; parameter gradients too */
+    advex_model *mm[2] = {m, off};
+    float *pg[2];
+    float gi[2][3 * 72];
+    for (int k = 0; k < 2; k++) {
+        ASSERT_OK(advex_model_plan(mm[k], n, 1, 1));
+        if (k) force_accumulate(mm[k]);
+        pg[k] = calloc((size_t)mm[k]->n_params, sizeof(float));
+        for (int rep = 0; rep < 2; rep++) { /* the second pass over the first's grads */
+            advex_model_run_forward(mm[k], rep ? x2 : x1);
+            memset(mm[k]->grads, 0, (size_t)mm[k]->n_params * sizeof(float));
+            ASSERT_OK(advex_model_run_backward(mm[k], w));
+        }
+        memcpy(pg[k], mm[k]->grads, (size_t)mm[k]->n_params * sizeof(float));
+        memcpy(gi[k], mm[k]->g.vals[mm[k]->g.input].grad, sizeof gi[k]);
+    }
+    ASSERT(m->g.vals[ids[WG_BN1]].grad_write == 1 && off->g.vals[ids2[WG_BN1]].grad_write == 0);
+    int same_p = same_floats(pg[0], pg[1], m->n_params), same_i = same_floats(gi[0], gi[1], n * d);
+    free(pg[0]);
+    free(pg[1]);
+    advex_model_free(m);
+    advex_model_free(off);
+    advex_model_free(fresh);
+    ASSERT_MSG(same_p, "train-mode parameter gradients differ with write mode");
+    ASSERT_MSG(same_i, "train-mode input gradient differs with write mode");
+}
+
+/* The built-in architectures (residual Adds, BatchNorm, MaxPool, Flatten, Gemm): input
+ * gradients with write mode equal those with every flag off, and a second backward equals
+ * a fresh model's bit for bit. */
+TEST(grad_write_mode_archs) {
+    const char *names[] = {"resnet", "cnn", "small"};
+    const int n = 2, d = 784;
+    float *x1 = malloc(n * d * sizeof(float)), *x2 = malloc(n * d * sizeof(float)), w[20];
+    float *g = malloc(n * d * sizeof(float)), *goff = malloc(n * d * sizeof(float)),
+          *gfresh = malloc(n * d * sizeof(float));
+    fill_uniform(x1, n * d, 41);
+    fill_uniform(x2, n * d, 42);
+    fill_uniform(w, 20, 43);
+    int writes = 0, bad = -1;
+    for (int a = 0; a < 3 && bad < 0; a++) {
+        advex_model *m = NULL, *off = NULL, *fresh = NULL;
+        if (advex_model_build(names[a], 7, &m) || advex_model_build(names[a], 7, &off) ||
+            advex_model_build(names[a], 7, &fresh) || advex_model_plan(m, n, 0, 1) || advex_model_plan(off, n, 0, 1)) {
+            bad = 10 * a;
+        } else {
+            force_accumulate(off);
+            for (int i = 0; i < m->g.n_vals; i++) writes += m->g.vals[i].grad_write;
+            if (advex_model_vjp(m, x1, n, w, g, NULL) || advex_model_vjp(off, x1, n, w, goff, NULL) ||
+                !same_floats(g, goff, n * d))
+                bad = 10 * a + 1;
+            else if (advex_model_vjp(m, x2, n, w, g, NULL) || advex_model_vjp(fresh, x2, n, w, gfresh, NULL) ||
+                     memcmp(g, gfresh, n * d * sizeof(float)) != 0)
+                bad = 10 * a + 2;
+        }
+        advex_model_free(m);
+        advex_model_free(off);
+        advex_model_free(fresh);
+    }
+    free(x1); free(x2); free(g); free(goff); free(gfresh);
+    ASSERT_MSG(bad < 0, "%s: %s", names[bad / 10],
+               bad % 10 == 0 ? "build/plan failed" : bad % 10 == 1 ? "gradient differs with write mode"
+                                                                 : "second backward differs from a fresh model's");
+    ASSERT(writes > 10);
+}
+
 TEST(lr_schedules) {
     ASSERT_NEAR(advex_lr_at(ADVEX_LR_CONSTANT, 0.1f, 0.7), 0.1, 1e-7);
     ASSERT_NEAR(advex_lr_at(ADVEX_LR_COSINE, 0.1f, 0.0), 0.1, 1e-7);
@@ -212,4 +413,5 @@ TEST(lr_schedules) {
 
 TEST_MAIN(TEST_ENTRY(lr_schedules), TEST_ENTRY(builds_all_archs), TEST_ENTRY(forward_batch_independent), TEST_ENTRY(input_grad_small),
           TEST_ENTRY(input_grad_cnn), TEST_ENTRY(input_grad_resnet), TEST_ENTRY(param_grad_resnet_train_mode),
-          TEST_ENTRY(training_lowers_loss), TEST_ENTRY(training_deterministic))
+          TEST_ENTRY(training_lowers_loss), TEST_ENTRY(training_deterministic), TEST_ENTRY(grad_write_mode_graph),
+          TEST_ENTRY(grad_write_mode_archs))

@@ -114,6 +114,66 @@ static double objective(tg *g, int train, const float *r) {
     return s;
 }
 
+/* Gradient write mode (advex_value.grad_write): after a backward that accumulated into zeroed
+ * grads (saved), (1) a second backward without write mode must add to them again (2x saved);
+ * (2) a third one with every input slot the op declares in grad_write_in (and whose value no
+ * other slot also reads) in write mode over a NaN-filled grad, the others zeroed, must give
+ * grads equal (==) to saved. The forward state (aux) must be that of the last backward.
+ * Returns the number of write-mode slots checked, or -1 after printing the first mismatches. */
+static int check_write_mode(tg *g, int train) {
+    const advex_op_def *def = &advex_op_defs[g->nd.op];
+    float *saved[MAXV] = {0};
+    int checked = 0, bad = 0;
+    for (int k = 0; k < g->nd.n_in; k++) { /* (1) accumulate onto saved */
+        int id = g->in[k];
+        if (id < 0 || !g->v[id].grad || saved[id]) continue;
+        int64_t n = vnumel(&g->v[id]);
+        saved[id] = zalloc(n);
+        memcpy(saved[id], g->v[id].grad, (size_t)n * sizeof(float));
+    }
+    tg_backward(g, train);
+    for (int id = 0; id < g->nv; id++) {
+        if (!saved[id]) continue;
+        const advex_value *x = &g->v[id];
+        for (int64_t i = 0; i < vnumel(x); i++) {
+            double want = 2.0 * saved[id][i];
+            if (!(fabs(x->grad[i] - want) <= 1e-5 * (1.0 + fabs(want))) && bad++ < 5)
+                fprintf(stderr, "    %s value %d [%lld]: a second backward gives %.9g, not twice %.9g\n", def->name,
+                        id, (long long)i, x->grad[i], saved[id][i]);
+        }
+    }
+    for (int k = 0; k < g->nd.n_in; k++) { /* (2) write mode */
+        int id = g->in[k], first = 1, shared = 0;
+        if (id < 0 || !g->v[id].grad) continue;
+        for (int j = 0; j < g->nd.n_in; j++)
+            if (j != k && g->in[j] == id) { shared = 1; first &= j > k; }
+        if (!first) continue;
+        advex_value *x = &g->v[id];
+        int64_t n = vnumel(x);
+        if (!shared && advex_op_grad_write_ok(def, k)) {
+            for (int64_t i = 0; i < n; i++) x->grad[i] = NAN; /* stale contents must not leak */
+            x->grad_write = 1;
+            checked++;
+        } else {
+            memset(x->grad, 0, (size_t)n * sizeof(float));
+        }
+    }
+    tg_backward(g, train);
+    for (int id = 0; id < g->nv; id++) {
+        if (!saved[id]) continue;
+        advex_value *x = &g->v[id];
+        int64_t n = vnumel(x);
+        for (int64_t i = 0; i < n; i++)
+            if (!(x->grad[i] == saved[id][i]) && bad++ < 5)
+                fprintf(stderr, "    %s value %d [%lld]%s: %.9g, accumulated %.9g\n", def->name, id, (long long)i,
+                        x->grad_write ? " (write mode)" : "", x->grad[i], saved[id][i]);
+        memcpy(x->grad, saved[id], (size_t)n * sizeof(float));
+        x->grad_write = 0;
+        free(saved[id]);
+    }
+    return bad ? -1 : checked;
+}
+
 /* Gradient check of every input that has a grad buffer. Returns the number of points checked
  * (>= 0) or -1 after printing the first mismatches. kinky: skip points where the one-sided
  * differences disagree (ReLU at 0, max-pool near-ties, Clip bounds). */
@@ -130,6 +190,7 @@ static int gradcheck(tg *g, int train, double h, double rtol, int kinky, int max
     memcpy(o->grad, r, (size_t)no * sizeof(float));
     tg_backward(g, train);
     int checked = 0, bad = 0;
+    if (check_write_mode(g, train) < 0) bad++;
     for (int k = 0; k < g->nd.n_in; k++) {
         if (g->in[k] < 0) continue;
         int dup = 0; /* the same value twice (Add(x, x)): check once, its grad holds both */
@@ -442,6 +503,8 @@ static const pool_cfg pool_cfgs[] = {
     {1, 3, 5, 7, 3, 2, 2, 3, 1, 1, 1, 0, 0, 1, 1, 0}, /* asymmetric pads, ceil */
     {2, 2, 9, 8, 3, 3, 1, 2, 2, 2, 2, 1, 2, 1, 0, 1}, /* dilation (max only) */
     {2, 2, 5, 5, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1}, /* ceil drops a window starting in the pad */
+    {2, 3, 7, 5, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0}, /* 2x2 s2, odd sizes: last row/col in no window */
+    {2, 3, 7, 5, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0}, /* the same with ceil: partial windows */
 };
 
 static void pool_node(tg *g, advex_op_type op, const pool_cfg *k, uint64_t seed) {
@@ -1026,6 +1089,81 @@ TEST(large_shapes_parallel) {
     tg_free(&g);
 }
 
+/* ---- gradient write mode on the OpenMP paths ---------------------------------------------------- */
+
+/* forward, a random output gradient, backward into zeroed grads, then check_write_mode */
+static int write_check(tg *g, int train) {
+    advex_value *o = &g->v[g->nd.out[0]];
+    tg_forward(g, train);
+    for (int64_t j = 0; j < vnumel(o); j++) o->grad[j] = advex_rng_uniform(&g->rng) - 0.5f;
+    for (int k = 0; k < g->nd.n_in; k++)
+        if (g->in[k] >= 0 && g->v[g->in[k]].grad)
+            memset(g->v[g->in[k]].grad, 0, (size_t)vnumel(&g->v[g->in[k]]) * sizeof(float));
+    tg_backward(g, train);
+    return check_write_mode(g, train);
+}
+
+TEST(grad_write_large) {
+    tg g;
+    int got;
+    /* MaxPool 2x2 s2 (odd width) and 3x3 padded, AveragePool: planes in parallel */
+    static const pool_cfg pks[3] = {{4, 8, 34, 33, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0},
+                                    {4, 8, 33, 31, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1},
+                                    {4, 8, 33, 31, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1}};
+    for (int t = 0; t < 3; t++) {
+        pool_node(&g, t < 2 ? ADVEX_OP_MAXPOOL : ADVEX_OP_AVGPOOL, &pks[t], 1700 + t);
+        ASSERT_OK(tg_plan(&g, 0));
+        got = write_check(&g, 0);
+        tg_free(&g);
+        ASSERT_MSG(got == 1, "large pool %d: write mode differs from accumulate", t);
+    }
+    /* unary ops */
+    static const advex_op_type un[] = {ADVEX_OP_RELU, ADVEX_OP_SIGMOID, ADVEX_OP_IDENTITY, ADVEX_OP_FLATTEN,
+                                       ADVEX_OP_GLOBAL_AVGPOOL, ADVEX_OP_DROPOUT};
+    for (size_t t = 0; t < sizeof un / sizeof *un; t++) {
+        tg_init(&g, un[t], 1710 + t);
+        int x = tg_val(&g, DIMS(8, 16, 16, 17), -1, 1);
+        tg_inputs(&g, IDS(x));
+        ASSERT_OK(tg_plan(&g, 1));
+        got = write_check(&g, 1);
+        tg_free(&g);
+        ASSERT_MSG(got == 1, "large %s: write mode differs from accumulate", advex_op_defs[un[t]].name);
+    }
+    /* Add same shape; Sub and Mul with a per-channel broadcast operand */
+    static const advex_op_type bin[] = {ADVEX_OP_ADD, ADVEX_OP_SUB, ADVEX_OP_MUL};
+    for (int t = 0; t < 3; t++) {
+        tg_init(&g, bin[t], 1720 + t);
+        int a = tg_val(&g, DIMS(8, 3, 40, 40), -1, 1);
+        int b = t == 0 ? tg_val(&g, DIMS(8, 3, 40, 40), -1, 1) : tg_val(&g, DIMS(1, 3, 1, 1), -1, 1);
+        tg_inputs(&g, IDS(a, b));
+        ASSERT_OK(tg_plan(&g, 0));
+        got = write_check(&g, 0);
+        tg_free(&g);
+        ASSERT_MSG(got == 2, "large %s: write mode differs from accumulate", advex_op_defs[bin[t]].name);
+    }
+    /* BatchNorm eval (the attack path: X only, then with scale/B grads) and train */
+    for (int t = 0; t < 3; t++) {
+        bn_node(&g, 16, 4, 24, 24, 1730 + t);
+        if (t == 0)
+            for (int k = 1; k < 5; k++) { free(g.v[k].grad); g.v[k].grad = NULL; }
+        if (t == 2)
+            for (int k = 3; k < 5; k++) { free(g.v[k].grad); g.v[k].grad = NULL; }
+        ASSERT_OK(tg_plan(&g, t == 2));
+        got = write_check(&g, t == 2);
+        tg_free(&g);
+        ASSERT_MSG(got == (t == 0 ? 1 : 3), "large BatchNorm case %d: write mode differs from accumulate", t);
+    }
+    /* Gemm large enough for advex_sgemm's thread split */
+    tg_init(&g, ADVEX_OP_GEMM, 1740);
+    int a = tg_val(&g, DIMS(64, 300), -1, 1), b = tg_val(&g, DIMS(200, 300), -1, 1), c = tg_val(&g, DIMS(200), -1, 1);
+    tg_inputs(&g, IDS(a, b, c));
+    g.nd.a.trans_b = 1;
+    ASSERT_OK(tg_plan(&g, 1));
+    got = write_check(&g, 1);
+    tg_free(&g);
+    ASSERT_MSG(got == 3, "large Gemm: write mode differs from accumulate");
+}
+
 /* ---- shape inference errors ------------------------------------------------------------------ */
 
 TEST(infer_errors) {
@@ -1107,4 +1245,4 @@ TEST_MAIN(TEST_ENTRY(op_table), TEST_ENTRY(conv_grad), TEST_ENTRY(conv_fast_vs_r
           TEST_ENTRY(global_avgpool), TEST_ENTRY(batchnorm_eval), TEST_ENTRY(batchnorm_train),
           TEST_ENTRY(dropout), TEST_ENTRY(flatten_reshape_transpose), TEST_ENTRY(concat_pad),
           TEST_ENTRY(elementwise_broadcast), TEST_ENTRY(softmax_grad), TEST_ENTRY(inputs_as_attributes),
-          TEST_ENTRY(large_shapes_parallel), TEST_ENTRY(infer_errors))
+          TEST_ENTRY(large_shapes_parallel), TEST_ENTRY(grad_write_large), TEST_ENTRY(infer_errors))

@@ -166,13 +166,23 @@ advex_status advex_parse_eps_list(const char *s, float *out, int max, int *count
     return ADVEX_OK;
 }
 
+/* Branch-free selects (gradient signs are random: branches mispredict), vectorised. Every
+ * comparison is evaluated unconditionally (a comparison only under another's outcome is not
+ * if-converted with -ftrapping-math), with the same results as the scalar definition:
+ * sign(0) = sign(NaN) = 0, a NaN x leaves the eps-projection out and a NaN xa stays NaN
+ * (comparisons with NaN are false). */
 void advex_sign_step(float *xa, const float *x, const float *g, int64_t n, float step, float eps) {
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) {
-        float s = g[i] > 0 ? 1.0f : (g[i] < 0 ? -1.0f : 0.0f); /* sign(0) = 0 */
+        float gi = g[i];
+        float s = (float)((gi > 0.0f) - (gi < 0.0f)); /* sign(0) = 0 */
         float v = xa[i] + step * s;
         float lo = x[i] - eps, hi = x[i] + eps;
-        v = v < lo ? lo : (v > hi ? hi : v);
-        xa[i] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+        int below = v < lo, above = v > hi; /* both of the unprojected v, as the nested select */
+        float r = above ? hi : v;
+        r = below ? lo : r;
+        r = r < 0.0f ? 0.0f : r; /* r < 0 and r > 1 exclude each other (or r is NaN) */
+        xa[i] = r > 1.0f ? 1.0f : r;
     }
 }
 

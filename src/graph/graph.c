@@ -336,6 +336,39 @@ advex_status advex_model_finalize(advex_model *m) {
     return ADVEX_OK;
 }
 
+/* Gradient write mode (advex_value.grad_write): an INPUT/ACT value consumed through exactly
+ * one input slot of one node (a node reading it twice counts twice) whose op honours write
+ * mode on that slot gets its gradient stored by that consumer, so run_backward need not zero
+ * it first. Never the graph output (its grad starts as dlogits and consumers add to it);
+ * never PARAM/CONST/STATE (parameter grads accumulate across passes in model->grads). */
+static advex_status plan_grad_write(advex_graph *g) {
+    int *uses = calloc((size_t)g->n_vals + 1, sizeof(int)); /* consumer edges per value */
+    int *slot_ok = calloc((size_t)g->n_vals + 1, sizeof(int)); /* last consumer honours write */
+    if (!uses || !slot_ok) {
+        free(uses);
+        free(slot_ok);
+        return advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory");
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const advex_node *nd = &g->nodes[i];
+        const advex_op_def *def = &advex_op_defs[nd->op];
+        for (int k = 0; k < nd->n_in; k++) {
+            int u = nd->in[k];
+            if (u < 0) continue;
+            uses[u]++;
+            slot_ok[u] = advex_op_grad_write_ok(def, k);
+        }
+    }
+    for (int u = 0; u < g->n_vals; u++) {
+        advex_value *v = &g->vals[u];
+        v->grad_write = (v->kind == ADVEX_VAL_INPUT || v->kind == ADVEX_VAL_ACT) && u != g->output && uses[u] == 1 &&
+                        slot_ok[u];
+    }
+    free(uses);
+    free(slot_ok);
+    return ADVEX_OK;
+}
+
 advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_grad) {
     advex_graph *g = &m->g;
     if (m->plan_n == n && m->plan_train == train && m->plan_grad >= want_grad && m->arena) return ADVEX_OK;
@@ -404,6 +437,8 @@ advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_gra
         if (v->kind == ADVEX_VAL_PARAM) v->grad = (train && want_grad) ? m->grads + v->offset : NULL;
         else if (v->kind == ADVEX_VAL_CONST || v->kind == ADVEX_VAL_STATE) v->grad = NULL;
     }
+    advex_status st = plan_grad_write(g);
+    if (st) return st;
     m->plan_n = n;
     m->plan_train = train;
     m->plan_grad = want_grad;
@@ -425,12 +460,16 @@ advex_status advex_model_run_backward(advex_model *m, const float *dlogits) {
     advex_graph *g = &m->g;
     if (!m->plan_grad) return advex_set_error(ADVEX_ERR_INTERNAL, "backward without a gradient plan");
     advex_op_ctx c = {m->plan_train, &m->rng, m->scratch, m->scratch_n};
+    /* Zero the grads that consumers accumulate into; those in write mode (grad_write) are
+     * stored whole by their single consumer, and the output's is set to dlogits. */
     for (int i = 0; i < g->n_nodes; i++) {
-        advex_value *o = &g->vals[g->nodes[i].out[0]];
-        memset(o->grad, 0, (size_t)advex_numel(o->ndim, o->dims) * sizeof(float));
+        int o_id = g->nodes[i].out[0];
+        advex_value *o = &g->vals[o_id];
+        if (!o->grad_write && o_id != g->output)
+            memset(o->grad, 0, (size_t)advex_numel(o->ndim, o->dims) * sizeof(float));
     }
     advex_value *in = &g->vals[g->input];
-    memset(in->grad, 0, (size_t)advex_numel(4, in->dims) * sizeof(float));
+    if (!in->grad_write) memset(in->grad, 0, (size_t)advex_numel(4, in->dims) * sizeof(float));
     advex_value *out = &g->vals[g->output];
     memcpy(out->grad, dlogits, (size_t)advex_numel(out->ndim, out->dims) * sizeof(float));
     for (int i = g->n_nodes - 1; i >= 0; i--) {

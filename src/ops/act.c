@@ -1,5 +1,6 @@
 /* Pointwise activations: Relu, LeakyRelu, Sigmoid, Tanh, Clip, Identity. Forward and
- * backward are flat loops over all elements (OpenMP when large); backward accumulates. */
+ * backward are flat loops over all elements (OpenMP when large); backward accumulates, or
+ * stores when the input is in gradient write mode (advex_value.grad_write). */
 #include <math.h>
 #include <string.h>
 
@@ -16,6 +17,16 @@ static advex_status unary_infer(advex_node *nd, advex_value *v) {
     _Pragma("omp parallel for simd schedule(static) if ((n) >= ADVEX_OMP_MIN)")   \
     for (int64_t i = 0; i < (n); i++) { body; }
 
+/* dx[i] (= or +=, per the input's grad_write) the local gradient `expr` of element i */
+#define UNARY_GRAD_(write, n, expr)                \
+    do {                                           \
+        if (write) {                               \
+            UNARY_LOOP_(n, dx[i] = (expr))         \
+        } else {                                   \
+            UNARY_LOOP_(n, dx[i] += (expr))        \
+        }                                          \
+    } while (0)
+
 /* ---- Relu: f(x) = max(0, x); f'(x) = [x > 0] ----------------------------------------- */
 advex_status advex_relu_infer(advex_node *nd, advex_value *v) { return unary_infer(nd, v); }
 void advex_relu_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
@@ -29,7 +40,7 @@ void advex_relu_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     if (!dx) return;
     const float *x = v[nd->in[0]].data, *dy = v[nd->out[0]].grad;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
-    UNARY_LOOP_(n, dx[i] += x[i] > 0.0f ? dy[i] : 0.0f)
+    UNARY_GRAD_(v[nd->in[0]].grad_write, n, x[i] > 0.0f ? dy[i] : 0.0f);
 }
 
 /* ---- LeakyRelu: f(x) = x if x > 0 else alpha x ---------------------------------------- */
@@ -45,7 +56,7 @@ void advex_leaky_relu_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) 
     if (!dx) return;
     const float *x = v[nd->in[0]].data, *dy = v[nd->out[0]].grad;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
-    UNARY_LOOP_(n, dx[i] += x[i] > 0.0f ? dy[i] : a * dy[i])
+    UNARY_GRAD_(v[nd->in[0]].grad_write, n, x[i] > 0.0f ? dy[i] : a * dy[i]);
 }
 
 /* ---- Sigmoid: f(x) = 1 / (1 + e^-x); f' = y (1 - y) ---------------------------------- */
@@ -61,7 +72,7 @@ void advex_sigmoid_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     if (!dx) return;
     const float *y = v[nd->out[0]].data, *dy = v[nd->out[0]].grad;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
-    UNARY_LOOP_(n, dx[i] += dy[i] * y[i] * (1.0f - y[i]))
+    UNARY_GRAD_(v[nd->in[0]].grad_write, n, dy[i] * y[i] * (1.0f - y[i]));
 }
 
 /* ---- Tanh: f(x) = tanh x; f' = 1 - y^2 ----------------------------------------------- */
@@ -77,7 +88,7 @@ void advex_tanh_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     if (!dx) return;
     const float *y = v[nd->out[0]].data, *dy = v[nd->out[0]].grad;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
-    UNARY_LOOP_(n, dx[i] += dy[i] * (1.0f - y[i] * y[i]))
+    UNARY_GRAD_(v[nd->in[0]].grad_write, n, dy[i] * (1.0f - y[i] * y[i]));
 }
 
 /* ---- Clip: f(x) = min(max(x, lo), hi); f' = [lo <= x <= hi] (PyTorch's clamp) ------------ */
@@ -111,7 +122,7 @@ void advex_clip_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     clip_bounds(nd, v, &lo, &hi);
     const float *x = v[nd->in[0]].data, *dy = v[nd->out[0]].grad;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
-    UNARY_LOOP_(n, dx[i] += (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f)
+    UNARY_GRAD_(v[nd->in[0]].grad_write, n, (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f);
 }
 
 /* ---- Identity: f(x) = x ---------------------------------------------------------------- */
@@ -126,5 +137,9 @@ void advex_identity_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     if (!dx) return;
     const float *dy = v[nd->out[0]].grad;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
+    if (v[nd->in[0]].grad_write) {
+        memcpy(dx, dy, (size_t)n * sizeof(float));
+        return;
+    }
     UNARY_LOOP_(n, dx[i] += dy[i])
 }

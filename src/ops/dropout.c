@@ -51,6 +51,15 @@ void advex_dropout_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const float *dy = v[nd->out[0]].grad;
     int64_t n = advex_val_numel(&v[nd->in[0]]);
     const float *mask = dropout_active(nd, v, c) ? nd->aux : NULL;
+    if (v[nd->in[0]].grad_write) { /* gradient write mode: store */
+        if (!mask) {
+            memcpy(dx, dy, (size_t)n * sizeof(float));
+            return;
+        }
+#pragma omp parallel for schedule(static) if (n >= ADVEX_OMP_MIN)
+        for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * mask[i];
+        return;
+    }
 #pragma omp parallel for schedule(static) if (n >= ADVEX_OMP_MIN)
     for (int64_t i = 0; i < n; i++) dx[i] += mask ? dy[i] * mask[i] : dy[i];
 }

@@ -1,5 +1,8 @@
 /* Add, Sub, Mul, Div with numpy multidirectional broadcasting. Backward sums the gradient
- * over broadcast dims (serially for a broadcast operand, in parallel for a full-size one). */
+ * over broadcast dims (serially for a broadcast operand, in parallel for a full-size one);
+ * it stores rather than adds for an operand in gradient write mode (grad_write). */
+#include <string.h>
+
 #include "ops/kernels.h"
 
 typedef struct bin_p {
@@ -80,11 +83,24 @@ void advex_binary_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     }
 }
 
-/* da += dy * (1 | 1 | b | 1/b);  db += dy * (1 | -1 | a | -a/b^2), summed over broadcast dims */
+/* da += dy * (1 | 1 | b | 1/b);  db += dy * (1 | -1 | a | -a/b^2), summed over broadcast dims.
+ * write (the operand's grad_write): store instead of add. A full-size operand's elements
+ * each get exactly one term, so they are stored directly; a broadcast operand's grad is a
+ * sum over several output elements, so it is zeroed first and accumulated. */
 static void bin_grad(const bin_p *p, advex_op_type op, int which, float *g, const float *dy, const float *a,
-                     const float *b) {
+                     const float *b, int64_t gn, int write) {
     int64_t la = p->nd ? p->sa[p->nd - 1] : 0, lb = p->nd ? p->sb[p->nd - 1] : 0, L = p->last;
     int full = which == 0 ? p->a_full : p->b_full;
+    if (write && !full) {
+        memset(g, 0, (size_t)gn * sizeof(float));
+        write = 0;
+    }
+/* g[j*lg] = val or += val; the branch is loop-invariant */
+#define BIN_PUT_(idx, val)                      \
+    do {                                        \
+        if (write) gr[idx] = (val);             \
+        else gr[idx] += (val);                  \
+    } while (0)
 #pragma omp parallel for schedule(static) if (full && p->n >= ADVEX_OMP_MIN)
     for (int64_t r = 0; r < p->rows; r++) {
         int64_t ao, bo;
@@ -93,30 +109,36 @@ static void bin_grad(const bin_p *p, advex_op_type op, int which, float *g, cons
         float *gr = g + (which == 0 ? ao : bo);
         int64_t lg = which == 0 ? la : lb;
         if (op == ADVEX_OP_ADD && lg == 1) { /* contiguous, vectorised */
+            if (write) {
 #pragma omp simd
-            for (int64_t j = 0; j < L; j++) gr[j] += d[j];
+                for (int64_t j = 0; j < L; j++) gr[j] = d[j];
+            } else {
+#pragma omp simd
+                for (int64_t j = 0; j < L; j++) gr[j] += d[j];
+            }
             continue;
         }
         if (which == 0) {
             switch (op) {
-            case ADVEX_OP_ADD: case ADVEX_OP_SUB: for (int64_t j = 0; j < L; j++) gr[j * lg] += d[j]; break;
-            case ADVEX_OP_MUL: for (int64_t j = 0; j < L; j++) gr[j * lg] += d[j] * br[j * lb]; break;
-            default: for (int64_t j = 0; j < L; j++) gr[j * lg] += d[j] / br[j * lb]; break;
+            case ADVEX_OP_ADD: case ADVEX_OP_SUB: for (int64_t j = 0; j < L; j++) BIN_PUT_(j * lg, d[j]); break;
+            case ADVEX_OP_MUL: for (int64_t j = 0; j < L; j++) BIN_PUT_(j * lg, d[j] * br[j * lb]); break;
+            default: for (int64_t j = 0; j < L; j++) BIN_PUT_(j * lg, d[j] / br[j * lb]); break;
             }
         } else {
             switch (op) {
-            case ADVEX_OP_ADD: for (int64_t j = 0; j < L; j++) gr[j * lg] += d[j]; break;
-            case ADVEX_OP_SUB: for (int64_t j = 0; j < L; j++) gr[j * lg] -= d[j]; break;
-            case ADVEX_OP_MUL: for (int64_t j = 0; j < L; j++) gr[j * lg] += d[j] * ar[j * la]; break;
+            case ADVEX_OP_ADD: for (int64_t j = 0; j < L; j++) BIN_PUT_(j * lg, d[j]); break;
+            case ADVEX_OP_SUB: for (int64_t j = 0; j < L; j++) BIN_PUT_(j * lg, -d[j]); break;
+            case ADVEX_OP_MUL: for (int64_t j = 0; j < L; j++) BIN_PUT_(j * lg, d[j] * ar[j * la]); break;
             default:
                 for (int64_t j = 0; j < L; j++) {
                     float bv = br[j * lb];
-                    gr[j * lg] -= d[j] * ar[j * la] / (bv * bv);
+                    BIN_PUT_(j * lg, -(d[j] * ar[j * la] / (bv * bv)));
                 }
                 break;
             }
         }
     }
+#undef BIN_PUT_
 }
 
 void advex_binary_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
@@ -124,6 +146,6 @@ void advex_binary_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     if (bin_geom(nd, v, &p)) return;
     const advex_value *A = &v[nd->in[0]], *B = &v[nd->in[1]];
     const float *dy = v[nd->out[0]].grad;
-    if (A->grad) bin_grad(&p, nd->op, 0, A->grad, dy, A->data, B->data);
-    if (B->grad) bin_grad(&p, nd->op, 1, B->grad, dy, A->data, B->data);
+    if (A->grad) bin_grad(&p, nd->op, 0, A->grad, dy, A->data, B->data, advex_val_numel(A), A->grad_write);
+    if (B->grad) bin_grad(&p, nd->op, 1, B->grad, dy, A->data, B->data, advex_val_numel(B), B->grad_write);
 }

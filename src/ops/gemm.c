@@ -1,6 +1,8 @@
 /* Gemm (Y = alpha * op(A) op(B) + beta * C, C broadcast to Y) and MatMul (numpy matmul
  * with batch broadcasting) through cblas_sgemm; weight gradients only when asked for.
- * advex_sgemm splits large products over the OpenMP threads (single-threaded BLAS each). */
+ * advex_sgemm splits large products over the OpenMP threads (single-threaded BLAS each).
+ * Backward accumulates into the input grads, or stores (beta 0) for an input in gradient
+ * write mode (grad_write). */
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
@@ -132,24 +134,27 @@ void advex_gemm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     float alpha = nd->a.alpha;
     int ta = nd->a.trans_a, tb = nd->a.trans_b;
     int M = (int)p.M, N = (int)p.N, K = (int)p.K;
+    /* beta 0 stores (gradient write mode), 1 accumulates */
+    float ba = Av->grad_write ? 0.0f : 1.0f, bb = Bv->grad_write ? 0.0f : 1.0f;
     if (Av->grad) {
         if (!ta) // dA (M,K) += alpha dY (M,N) op(B)^T (N,K)
             advex_sgemm(0, !tb, M, K, N, alpha, dY, N, Bv->data,
-                        tb ? K : N, 1.0f, Av->grad, K);
+                        tb ? K : N, ba, Av->grad, K);
         else // dA (K,M) += alpha op(B) (K,N) dY^T (N,M)
             advex_sgemm(tb, 1, K, M, N, alpha, Bv->data,
-                        tb ? K : N, dY, N, 1.0f, Av->grad, M);
+                        tb ? K : N, dY, N, ba, Av->grad, M);
     }
     if (Bv->grad) {
         if (!tb) // dB (K,N) += alpha op(A)^T (K,M) dY (M,N)
             advex_sgemm(!ta, 0, K, N, M, alpha, Av->data,
-                        ta ? M : K, dY, N, 1.0f, Bv->grad, N);
+                        ta ? M : K, dY, N, bb, Bv->grad, N);
         else // dB (N,K) += alpha dY^T (N,M) op(A) (M,K)
             advex_sgemm(1, ta, N, K, M, alpha, dY, N, Av->data,
-                        ta ? M : K, 1.0f, Bv->grad, K);
+                        ta ? M : K, bb, Bv->grad, K);
     }
     if (p.has_c && v[nd->in[2]].grad) { // dC += beta * sum over broadcast dims of dY
         float *dC = v[nd->in[2]].grad, beta = nd->a.beta;
+        if (v[nd->in[2]].grad_write) memset(dC, 0, (size_t)advex_val_numel(&v[nd->in[2]]) * sizeof(float));
         for (int64_t i = 0; i < p.M; i++)
             for (int64_t j = 0; j < p.N; j++) dC[i * p.cs[0] + j * p.cs[1]] += beta * dY[i * p.N + j];
     }
@@ -244,14 +249,17 @@ void advex_matmul_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const advex_value *Av = &v[nd->in[0]], *Bv = &v[nd->in[1]];
     const float *dY = v[nd->out[0]].grad;
     int M = (int)p.M, N = (int)p.N, K = (int)p.K;
-    if (p.b_flat) {
+    if (p.b_flat) { /* one product per operand: beta 0 stores (gradient write mode) */
         int R = (int)(p.nbatch * p.M);
         if (Av->grad) // dA (R,K) += dY (R,N) B^T
-            advex_sgemm(0, 1, R, K, N, 1.0f, dY, N, Bv->data, N, 1.0f, Av->grad, K);
+            advex_sgemm(0, 1, R, K, N, 1.0f, dY, N, Bv->data, N, Av->grad_write ? 0.0f : 1.0f, Av->grad, K);
         if (Bv->grad) // dB (K,N) += A^T (K,R) dY (R,N)
-            advex_sgemm(1, 0, K, N, R, 1.0f, Av->data, K, dY, N, 1.0f, Bv->grad, N);
+            advex_sgemm(1, 0, K, N, R, 1.0f, Av->data, K, dY, N, Bv->grad_write ? 0.0f : 1.0f, Bv->grad, N);
         return;
     }
+    /* batched: an operand broadcast over batches sums several products; zero, then add */
+    if (Av->grad && Av->grad_write) memset(Av->grad, 0, (size_t)advex_val_numel(Av) * sizeof(float));
+    if (Bv->grad && Bv->grad_write) memset(Bv->grad, 0, (size_t)advex_val_numel(Bv) * sizeof(float));
     for (int64_t bi = 0; bi < p.nbatch; bi++) { // serial: broadcast batches accumulate
         int64_t ao, bo;
         matmul_offsets(&p, bi, &ao, &bo);

@@ -89,7 +89,9 @@ void advex_batchnorm_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     }
 }
 
-/* eval:  dx = dy * scale * inv; dmean = -sum(dy) * scale * inv; dvar = -0.5 sum(dy xhat) scale inv^2
+/* Gradients add to the inputs' grads, or are stored for an input in gradient write mode
+ * (grad_write: X, scale and B; the running mean/var always accumulate).
+ * eval:  dx = dy * scale * inv; dmean = -sum(dy) * scale * inv; dvar = -0.5 sum(dy xhat) scale inv^2
  * train: dx = scale * inv / cnt * (cnt * dy - sum(dy) - xhat * sum(dy xhat))
  * both:  dscale = sum(dy xhat), dB = sum(dy) */
 void advex_batchnorm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
@@ -101,6 +103,7 @@ void advex_batchnorm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const float *rmean = v[nd->in[3]].data, *rvar = v[nd->in[4]].data;
     float eps = nd->a.epsilon;
     int train = bn_train(nd, v, c);
+    int wx = X->grad_write, wscale = v[nd->in[1]].grad_write, wbias = v[nd->in[2]].grad_write;
     int64_t cnt = p.N * p.S;
 #pragma omp parallel for schedule(static) if (p.N * p.C * p.S >= ADVEX_OMP_MIN)
     for (int64_t ch = 0; ch < p.C; ch++) {
@@ -112,8 +115,13 @@ void advex_batchnorm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
             for (int64_t n = 0; n < p.N; n++) {
                 const float *dp = dy + (n * p.C + ch) * p.S;
                 float *dxp = dx + (n * p.C + ch) * p.S;
+                if (wx) {
 #pragma omp simd
-                for (int64_t i = 0; i < p.S; i++) dxp[i] += a * dp[i];
+                    for (int64_t i = 0; i < p.S; i++) dxp[i] = a * dp[i];
+                } else {
+#pragma omp simd
+                    for (int64_t i = 0; i < p.S; i++) dxp[i] += a * dp[i];
+                }
             }
             continue;
         }
@@ -125,8 +133,8 @@ void advex_batchnorm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
                 sdyx += (double)dp[i] * (xp[i] - mean) * inv;
             }
         }
-        if (dscale) dscale[ch] += (float)sdyx;
-        if (dbias) dbias[ch] += (float)sdy;
+        if (dscale) dscale[ch] = (wscale ? 0.0f : dscale[ch]) + (float)sdyx;
+        if (dbias) dbias[ch] = (wbias ? 0.0f : dbias[ch]) + (float)sdy;
         if (!train && dmean) dmean[ch] += (float)(-sdy * scale[ch] * inv);
         if (!train && dvar) dvar[ch] += (float)(-0.5 * sdyx * scale[ch] * inv * inv);
         if (!dx) continue;
@@ -136,9 +144,16 @@ void advex_batchnorm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
         for (int64_t n = 0; n < p.N; n++) {
             const float *xp = x + (n * p.C + ch) * p.S, *dp = dy + (n * p.C + ch) * p.S;
             float *dxp = dx + (n * p.C + ch) * p.S;
-            for (int64_t i = 0; i < p.S; i++) {
-                float xhat = (xp[i] - mean) * inv;
-                dxp[i] += a * (dp[i] - k1 - xhat * k2);
+            if (wx) {
+                for (int64_t i = 0; i < p.S; i++) {
+                    float xhat = (xp[i] - mean) * inv;
+                    dxp[i] = a * (dp[i] - k1 - xhat * k2);
+                }
+            } else {
+                for (int64_t i = 0; i < p.S; i++) {
+                    float xhat = (xp[i] - mean) * inv;
+                    dxp[i] += a * (dp[i] - k1 - xhat * k2);
+                }
             }
         }
     }

@@ -6,35 +6,37 @@
 
 #include "ops/kernels.h"
 
-#define OP_(pfx, nm, lo, hi, scr, aux) \
-    {nm, lo, hi, advex_##pfx##_infer, scr, aux, advex_##pfx##_forward, advex_##pfx##_backward}
+/* gw: the input slots whose grad_write flag the backward honours (advex_op_def.grad_write_in) */
+#define OP_(pfx, nm, lo, hi, scr, aux, gw) \
+    {nm, lo, hi, advex_##pfx##_infer, scr, aux, advex_##pfx##_forward, advex_##pfx##_backward, gw}
 
 const advex_op_def advex_op_defs[] = {
-    [ADVEX_OP_CONV] = OP_(conv, "Conv", 2, 3, advex_conv_scratch, NULL),
-    [ADVEX_OP_GEMM] = OP_(gemm, "Gemm", 2, 3, NULL, NULL),
-    [ADVEX_OP_MATMUL] = OP_(matmul, "MatMul", 2, 2, NULL, NULL),
-    [ADVEX_OP_RELU] = OP_(relu, "Relu", 1, 1, NULL, NULL),
-    [ADVEX_OP_LEAKY_RELU] = OP_(leaky_relu, "LeakyRelu", 1, 1, NULL, NULL),
-    [ADVEX_OP_SIGMOID] = OP_(sigmoid, "Sigmoid", 1, 1, NULL, NULL),
-    [ADVEX_OP_TANH] = OP_(tanh, "Tanh", 1, 1, NULL, NULL),
-    [ADVEX_OP_CLIP] = OP_(clip, "Clip", 1, 3, NULL, NULL),
-    [ADVEX_OP_MAXPOOL] = OP_(maxpool, "MaxPool", 1, 1, NULL, advex_maxpool_aux),
-    [ADVEX_OP_AVGPOOL] = OP_(avgpool, "AveragePool", 1, 1, NULL, NULL),
-    [ADVEX_OP_GLOBAL_AVGPOOL] = OP_(global_avgpool, "GlobalAveragePool", 1, 1, NULL, NULL),
-    [ADVEX_OP_BATCHNORM] = OP_(batchnorm, "BatchNormalization", 5, 5, NULL, advex_batchnorm_aux),
-    [ADVEX_OP_DROPOUT] = OP_(dropout, "Dropout", 1, 3, NULL, advex_dropout_aux),
-    [ADVEX_OP_FLATTEN] = OP_(flatten, "Flatten", 1, 1, NULL, NULL),
-    [ADVEX_OP_RESHAPE] = OP_(reshape, "Reshape", 1, 2, NULL, NULL),
-    [ADVEX_OP_TRANSPOSE] = OP_(transpose, "Transpose", 1, 1, NULL, NULL),
-    [ADVEX_OP_CONCAT] = OP_(concat, "Concat", 1, 4096, NULL, NULL),
-    [ADVEX_OP_PAD] = OP_(pad, "Pad", 1, 4, NULL, NULL),
-    [ADVEX_OP_IDENTITY] = OP_(identity, "Identity", 1, 1, NULL, NULL),
-    [ADVEX_OP_ADD] = OP_(binary, "Add", 2, 2, NULL, NULL),
-    [ADVEX_OP_SUB] = OP_(binary, "Sub", 2, 2, NULL, NULL),
-    [ADVEX_OP_MUL] = OP_(binary, "Mul", 2, 2, NULL, NULL),
-    [ADVEX_OP_DIV] = OP_(binary, "Div", 2, 2, NULL, NULL),
-    [ADVEX_OP_SOFTMAX] = OP_(softmax, "Softmax", 1, 1, NULL, NULL),
-    [ADVEX_OP_LOG_SOFTMAX] = OP_(log_softmax, "LogSoftmax", 1, 1, NULL, NULL),
+    /* Conv: accumulates only (its input grads are zeroed by the planner) */
+    [ADVEX_OP_CONV] = OP_(conv, "Conv", 2, 3, advex_conv_scratch, NULL, 0u),
+    [ADVEX_OP_GEMM] = OP_(gemm, "Gemm", 2, 3, NULL, NULL, 0x7u),
+    [ADVEX_OP_MATMUL] = OP_(matmul, "MatMul", 2, 2, NULL, NULL, 0x3u),
+    [ADVEX_OP_RELU] = OP_(relu, "Relu", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_LEAKY_RELU] = OP_(leaky_relu, "LeakyRelu", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_SIGMOID] = OP_(sigmoid, "Sigmoid", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_TANH] = OP_(tanh, "Tanh", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_CLIP] = OP_(clip, "Clip", 1, 3, NULL, NULL, 0x1u),
+    [ADVEX_OP_MAXPOOL] = OP_(maxpool, "MaxPool", 1, 1, NULL, advex_maxpool_aux, 0x1u),
+    [ADVEX_OP_AVGPOOL] = OP_(avgpool, "AveragePool", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_GLOBAL_AVGPOOL] = OP_(global_avgpool, "GlobalAveragePool", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_BATCHNORM] = OP_(batchnorm, "BatchNormalization", 5, 5, NULL, advex_batchnorm_aux, 0x7u),
+    [ADVEX_OP_DROPOUT] = OP_(dropout, "Dropout", 1, 3, NULL, advex_dropout_aux, 0x1u),
+    [ADVEX_OP_FLATTEN] = OP_(flatten, "Flatten", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_RESHAPE] = OP_(reshape, "Reshape", 1, 2, NULL, NULL, 0x1u),
+    [ADVEX_OP_TRANSPOSE] = OP_(transpose, "Transpose", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_CONCAT] = OP_(concat, "Concat", 1, 4096, NULL, NULL, ADVEX_GW_ALL),
+    [ADVEX_OP_PAD] = OP_(pad, "Pad", 1, 4, NULL, NULL, 0x1u),
+    [ADVEX_OP_IDENTITY] = OP_(identity, "Identity", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_ADD] = OP_(binary, "Add", 2, 2, NULL, NULL, 0x3u),
+    [ADVEX_OP_SUB] = OP_(binary, "Sub", 2, 2, NULL, NULL, 0x3u),
+    [ADVEX_OP_MUL] = OP_(binary, "Mul", 2, 2, NULL, NULL, 0x3u),
+    [ADVEX_OP_DIV] = OP_(binary, "Div", 2, 2, NULL, NULL, 0x3u),
+    [ADVEX_OP_SOFTMAX] = OP_(softmax, "Softmax", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_LOG_SOFTMAX] = OP_(log_softmax, "LogSoftmax", 1, 1, NULL, NULL, 0x1u),
 };
 _Static_assert(sizeof advex_op_defs / sizeof advex_op_defs[0] == ADVEX_OP_COUNT,
                "advex_op_defs must have one entry per ADVEX_OP_LIST op");

@@ -1,6 +1,7 @@
 /* MaxPool (argmax kept in aux for backward, ties -> first max), AveragePool (PyTorch's
  * divisor rule for count_include_pad and ceil_mode) and GlobalAveragePool, on (N,C,H,W),
- * parallel over the N*C planes; plus naive reference kernels for the tests. */
+ * parallel over the N*C planes; plus naive reference kernels for the tests. Backward
+ * stores rather than adds when the input is in gradient write mode (grad_write). */
 #include <math.h>
 #include <string.h>
 
@@ -294,10 +295,71 @@ void advex_maxpool_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_maxpool2d_forward(v[nd->out[0]].data, maxpool_argmax(nd, v), v[nd->in[0]].data, &p);
 }
 
+/* Write mode of the 2x2 stride-2 case (the forward's maxpool_2x2s2 geometry): windows do
+ * not overlap, so each input gets its window's gradient or 0, stored without a prior
+ * memset; rows/columns no window covers (odd H or W) are zeroed. One output row: r0, r1 the
+ * two input rows under it, a the argmax (plane index) of each window, base = r0's index. */
+static void maxpool_2x2s2_write_row(float *restrict r0, float *restrict r1, const float *restrict g,
+                                    const int32_t *restrict a, int32_t ow_n, int32_t base, int32_t w32) {
+#pragma omp simd
+    for (int32_t ow = 0; ow < ow_n; ow++) {
+        int32_t k = a[ow] - base - 2 * ow; /* 0, 1, W or W+1 */
+        float gv = g[ow];
+        r0[2 * ow] = k == 0 ? gv : 0.0f;
+        r0[2 * ow + 1] = k == 1 ? gv : 0.0f;
+        r1[2 * ow] = k == w32 ? gv : 0.0f;
+        r1[2 * ow + 1] = k == w32 + 1 ? gv : 0.0f;
+    }
+}
+
+static void maxpool_2x2s2_backward_write(float *dx, const float *dout, const int32_t *argmax,
+                                         const advex_conv2d_p *p) {
+    int64_t NC = p->N * p->C, HW = p->H * p->W, P = p->OH * p->OW, W = p->W, OH = p->OH, OW = p->OW;
+#pragma omp parallel for schedule(static) if (NC * HW >= ADVEX_OMP_MIN)
+    for (int64_t nc = 0; nc < NC; nc++) {
+        float *dxp = dx + nc * HW;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            float *r0 = dxp + 2 * oh * W;
+            maxpool_2x2s2_write_row(r0, r0 + W, dout + nc * P + oh * OW, argmax + nc * P + oh * OW, (int32_t)OW,
+                                    (int32_t)(2 * oh * W), (int32_t)W);
+            if (2 * OW < W) {
+                memset(r0 + 2 * OW, 0, (size_t)(W - 2 * OW) * sizeof(float));
+                memset(r0 + W + 2 * OW, 0, (size_t)(W - 2 * OW) * sizeof(float));
+            }
+        }
+        if (2 * OH < p->H) memset(dxp + 2 * OH * W, 0, (size_t)((p->H - 2 * OH) * W) * sizeof(float));
+    }
+}
+
+/* Write mode, any geometry: each plane zeroed, then dx[argmax] += dout. */
+static void maxpool_backward_write(float *dx, const float *dout, const int32_t *argmax, const advex_conv2d_p *p) {
+    int64_t NC = p->N * p->C, HW = p->H * p->W, P = p->OH * p->OW;
+#pragma omp parallel for schedule(static) if (NC * HW >= ADVEX_OMP_MIN)
+    for (int64_t nc = 0; nc < NC; nc++) {
+        float *dxp = dx + nc * HW;
+        const float *dop = dout + nc * P;
+        const int32_t *ap = argmax + nc * P;
+        memset(dxp, 0, (size_t)HW * sizeof(float));
+        for (int64_t i = 0; i < P; i++)
+            if (ap[i] >= 0) dxp[ap[i]] += dop[i];
+    }
+}
+
 void advex_maxpool_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_conv2d_p p;
-    if (!v[nd->in[0]].grad || pool_geom(nd, v, "MaxPool", &p)) return;
-    advex_maxpool2d_backward(v[nd->in[0]].grad, v[nd->out[0]].grad, maxpool_argmax(nd, v), v[nd->in[0]].data, &p);
+    advex_value *X = &v[nd->in[0]];
+    if (!X->grad || pool_geom(nd, v, "MaxPool", &p)) return;
+    const int32_t *am = maxpool_argmax(nd, v);
+    if (X->grad_write && am) {
+        if (p.KH == 2 && p.KW == 2 && p.SH == 2 && p.SW == 2 && p.DH == 1 && p.DW == 1 && p.PT == 0 && p.PL == 0 &&
+            2 * p.OH <= p.H && 2 * p.OW <= p.W)
+            maxpool_2x2s2_backward_write(X->grad, v[nd->out[0]].grad, am, &p);
+        else
+            maxpool_backward_write(X->grad, v[nd->out[0]].grad, am, &p);
+        return;
+    }
+    if (X->grad_write) memset(X->grad, 0, (size_t)advex_val_numel(X) * sizeof(float));
+    advex_maxpool2d_backward(X->grad, v[nd->out[0]].grad, am, X->data, &p);
 }
 
 advex_status advex_avgpool_infer(advex_node *nd, advex_value *v) {
@@ -315,6 +377,8 @@ void advex_avgpool_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
 void advex_avgpool_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_conv2d_p p;
     if (!v[nd->in[0]].grad || pool_geom(nd, v, "AveragePool", &p)) return;
+    if (v[nd->in[0]].grad_write) /* windows may overlap or skip inputs: zero, then accumulate */
+        memset(v[nd->in[0]].grad, 0, (size_t)advex_val_numel(&v[nd->in[0]]) * sizeof(float));
     advex_avgpool2d_backward(v[nd->in[0]].grad, v[nd->out[0]].grad, &p, nd->a.count_include_pad);
 }
 
@@ -351,9 +415,13 @@ void advex_global_avgpool_backward(advex_node *nd, advex_value *v, advex_op_ctx 
     int64_t NC = X->dims[0] * X->dims[1], S = advex_val_numel(X) / (NC > 0 ? NC : 1);
     float *dx = X->grad;
     const float *dy = v[nd->out[0]].grad;
+    int write = X->grad_write;
 #pragma omp parallel for schedule(static) if (NC * S >= ADVEX_OMP_MIN)
     for (int64_t nc = 0; nc < NC; nc++) {
         float g = dy[nc] / (float)S;
-        for (int64_t i = 0; i < S; i++) dx[nc * S + i] += g;
+        if (write)
+            for (int64_t i = 0; i < S; i++) dx[nc * S + i] = g;
+        else
+            for (int64_t i = 0; i < S; i++) dx[nc * S + i] += g;
     }
 }

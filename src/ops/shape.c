@@ -1,6 +1,7 @@
 /* Shape ops: Flatten, Reshape (copies), Transpose (any rank), Concat (any number of
  * inputs, one axis) and constant Pad (ONNX pads begin...end, negative pads crop).
- * Backward adds the gradient back through the same index map. */
+ * Backward adds the gradient back through the same index map (or stores it, for an input
+ * in gradient write mode: advex_value.grad_write). */
 #include <math.h>
 #include <string.h>
 
@@ -17,6 +18,10 @@ static void copy_backward(advex_node *nd, advex_value *v) {
     if (!dx) return;
     const float *dy = v[nd->out[0]].grad;
     int64_t n = advex_val_numel(&v[nd->in[0]]);
+    if (v[nd->in[0]].grad_write) {
+        memcpy(dx, dy, (size_t)n * sizeof(float));
+        return;
+    }
 #pragma omp parallel for schedule(static) if (n >= ADVEX_OMP_MIN)
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
 }
@@ -105,7 +110,9 @@ advex_status advex_transpose_infer(advex_node *nd, advex_value *v) {
     return ADVEX_OK;
 }
 
-/* For every output element i (in order), calls out[i] <-> in[src] via the mode. */
+/* For every output element i (in order), calls out[i] <-> in[src] via the mode: backward 0
+ * copies forward, 1 adds the gradient back, 2 stores it (gradient write mode: a permutation
+ * gives every input element exactly one). */
 static void transpose_run(const advex_node *nd, const advex_value *X, const advex_value *Y, float *x,
                           float *y, int backward) {
     int r = X->ndim, perm[ADVEX_MAX_DIMS];
@@ -116,12 +123,13 @@ static void transpose_run(const advex_node *nd, const advex_value *X, const adve
     for (int d = 0; d < r; d++) ostr[d] = istr[perm[d]]; /* input stride of output dim d */
     int64_t n = advex_val_numel(Y);
     if (n <= 0) return;
-    if (r == 0) { if (backward) x[0] += y[0]; else y[0] = x[0]; return; }
+    if (r == 0) { if (backward == 1) x[0] += y[0]; else if (backward) x[0] = y[0]; else y[0] = x[0]; return; }
     int64_t last = Y->dims[r - 1], ls = ostr[r - 1];
     for (int64_t i = 0; i < n; i += last) {
         int64_t off = 0;
         for (int d = 0; d < r - 1; d++) off += idx[d] * ostr[d];
-        if (backward) for (int64_t j = 0; j < last; j++) x[off + j * ls] += y[i + j];
+        if (backward == 1) for (int64_t j = 0; j < last; j++) x[off + j * ls] += y[i + j];
+        else if (backward) for (int64_t j = 0; j < last; j++) x[off + j * ls] = y[i + j];
         else for (int64_t j = 0; j < last; j++) y[i + j] = x[off + j * ls];
         for (int d = r - 2; d >= 0; d--) { /* odometer over all but the last dim */
             if (++idx[d] < Y->dims[d]) break;
@@ -135,7 +143,8 @@ void advex_transpose_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
 }
 void advex_transpose_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     if (!v[nd->in[0]].grad) return;
-    transpose_run(nd, &v[nd->in[0]], &v[nd->out[0]], v[nd->in[0]].grad, v[nd->out[0]].grad, 1);
+    transpose_run(nd, &v[nd->in[0]], &v[nd->out[0]], v[nd->in[0]].grad, v[nd->out[0]].grad,
+                  v[nd->in[0]].grad_write ? 2 : 1);
 }
 
 /* ---- Concat: y = [x_0, x_1, ...] along axis ---------------------------------------------- */
@@ -177,7 +186,8 @@ static void concat_run(advex_node *nd, advex_value *v, int backward) {
             for (int64_t o = 0; o < outer; o++) {
                 float *dx = X->grad + o * xrow;
                 const float *dy = Y->grad + o * yrow + at;
-                for (int64_t j = 0; j < xrow; j++) dx[j] += dy[j];
+                if (X->grad_write) memcpy(dx, dy, (size_t)xrow * sizeof(float));
+                else for (int64_t j = 0; j < xrow; j++) dx[j] += dy[j];
             }
         } else if (!backward) {
             for (int64_t o = 0; o < outer; o++)
@@ -219,9 +229,11 @@ static void pad_run(advex_node *nd, advex_value *v, int backward) {
     int r = X->ndim;
     const int64_t *b = nd->a.ints;
     int64_t n = advex_val_numel(X);
+    if (backward && X->grad_write && r > 0) /* negative pads crop: not every x gets a gradient */
+        memset(X->grad, 0, (size_t)(n > 0 ? n : 0) * sizeof(float));
     if (r == 0 || n <= 0) {
         if (r == 0 && !backward) Y->data[0] = X->data[0];
-        if (r == 0 && backward && X->grad) X->grad[0] += Y->grad[0];
+        if (r == 0 && backward && X->grad) X->grad[0] = (X->grad_write ? 0.0f : X->grad[0]) + Y->grad[0];
         return;
     }
     int64_t last = X->dims[r - 1], olast = Y->dims[r - 1];

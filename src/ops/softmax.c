@@ -47,12 +47,14 @@ static void sm_forward(advex_node *nd, advex_value *v, int logp, const char *op)
     }
 }
 
-/* softmax: dx = y (dy - sum dy y);  log: dx = dy - e^y sum dy */
+/* softmax: dx = y (dy - sum dy y);  log: dx = dy - e^y sum dy (added, or stored in gradient
+ * write mode) */
 static void sm_backward(advex_node *nd, advex_value *v, int logp, const char *op) {
     sm_p p;
     float *dx = v[nd->in[0]].grad;
     if (!dx || sm_geom(nd, v, op, &p)) return;
     const float *y = v[nd->out[0]].data, *dy = v[nd->out[0]].grad;
+    int write = v[nd->in[0]].grad_write;
 #pragma omp parallel for schedule(static) if (p.outer * p.D * p.inner >= ADVEX_OMP_MIN)
     for (int64_t oi = 0; oi < p.outer * p.inner; oi++) {
         int64_t o = oi / p.inner, i = oi % p.inner, base = o * p.D * p.inner + i;
@@ -63,7 +65,8 @@ static void sm_backward(advex_node *nd, advex_value *v, int logp, const char *op
         }
         for (int64_t k = 0; k < p.D; k++) {
             int64_t j = base + k * p.inner;
-            dx[j] += logp ? (float)(dy[j] - exp((double)y[j]) * s) : (float)(y[j] * (dy[j] - s));
+            float g = logp ? (float)(dy[j] - exp((double)y[j]) * s) : (float)(y[j] * (dy[j] - s));
+            dx[j] = write ? g : dx[j] + g;
         }
     }
 }
