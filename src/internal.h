@@ -82,6 +82,8 @@ typedef struct advex_attrs {
     int64_t dilation[2];    /* dh, dw */
     int64_t pads[4];        /* h_begin, w_begin, h_end, w_end (ONNX order) */
     int64_t group;          /* conv groups */
+    int precise;            /* Conv: forward feeds a MaxPool's arg-max (set at finalize), so
+                               it keeps to the most accurate fast algorithm (winograd.c) */
     int ceil_mode;          /* pools */
     int count_include_pad;  /* AveragePool */
     float alpha, beta;      /* LeakyRelu slope (alpha); Gemm alpha, beta */
@@ -215,7 +217,28 @@ struct advex_model {
     advex_rng rng;       /* dropout */
     float *ws;           /* grow-only workspace for attacks/training (advex_model_workspace) */
     int64_t ws_cap;
+    /* batch-parallel eval passes (split.c): one replica per thread, each running a part */
+    struct advex_model **rep;
+    int n_rep;
+    int split;           /* parts of the last advex_model_eval_forward (0: not split) */
+    int64_t split_b;     /* its batch size */
+    float *zbuf;         /* (split_b, classes) gathered logits of a split pass */
+    int64_t zcap;
+    int64_t ex_base;     /* index of this model's first example in the caller's batch (messages) */
+    int serial;          /* thread count to restore after a pass that went single-threaded */
 };
+
+/* Eval-mode pass over a batch of b (at most one chunk): plans, runs forward and points *z at
+ * the (b, classes) logits. With several threads and a large enough batch the batch is split
+ * across per-thread replicas (split.c). want_grad: a backward follows. */
+advex_status advex_model_eval_forward(advex_model *m, const float *x, int64_t b, int want_grad, const float **z);
+/* Backward of the last advex_model_eval_forward (want_grad) seeded with dl (b, classes);
+ * writes the (b, C, H, W) input gradient to grad. */
+advex_status advex_model_eval_backward(advex_model *m, const float *dl, float *grad);
+void advex_model_free_replicas(advex_model *m);
+/* Ends a forward (want_grad) whose backward will not come: restores the thread count a
+ * serial pass lowered. */
+void advex_model_eval_end(advex_model *m);
 
 /* A grow-only float workspace owned by the model (attacks, training): returns NULL (with
  * the error set) on allocation failure. Contents are undefined; valid until the next call. */

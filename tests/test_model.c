@@ -297,7 +297,7 @@ TEST(grad_write_mode_graph) {
     advex_model *m = NULL, *off = NULL, *fresh = NULL;
     ASSERT_OK(build_write_graph(21, &m, ids));
     ASSERT_OK(advex_model_plan(m, n, 0, 1));
-    static const int want[WG_N] = {[WG_X] = 1, [WG_A] = 0, [WG_C1] = 1, [WG_BN1] = 1, [WG_R] = 0, [WG_C2] = 1,
+    static const int want[WG_N] = {[WG_X] = 1, [WG_A] = 1, [WG_C1] = 1, [WG_BN1] = 1, [WG_R] = 0, [WG_C2] = 1,
                                    [WG_BN2] = 1, [WG_S] = 0, [WG_Q] = 1, [WG_P] = 0, [WG_T] = 0, [WG_F] = 1,
                                    [WG_Z] = 0, [WG_U] = 0};
     for (int k = 0; k < WG_N; k++)

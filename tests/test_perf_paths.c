@@ -29,6 +29,13 @@ static const cshape shapes[] = {
     {2, 3, 11, 10, 4, 1, 3, 3, 2, 2, 2},   /* stride 2, dilation 2, pad 2 */
     {1, 16, 90, 90, 4, 1, 3, 3, 1, 1, 1},  /* im2col > 4 MiB: row tiles */
     {2, 2, 300, 7, 3, 1, 1, 1, 1, 0, 1},   /* tall 1x1 */
+    /* Winograd-eligible (stride 1, 3x3 / 5x5, >= 8 channels each side) */
+    {3, 16, 14, 14, 32, 1, 5, 5, 1, 2, 1}, /* conv2 of cnn: F(2,5) */
+    {4, 16, 28, 28, 16, 1, 3, 3, 1, 1, 1}, /* resnet stage 1: F(4,3) */
+    {3, 9, 5, 4, 10, 1, 3, 3, 1, 1, 1},    /* tiny plane: F(2,3), partial tiles */
+    {2, 8, 9, 11, 8, 1, 3, 3, 1, 0, 1},    /* no padding (valid), odd sizes */
+    {2, 8, 12, 10, 9, 1, 5, 5, 1, 1, 1},   /* 5x5 with pad 1 */
+    {1, 8, 30, 17, 8, 1, 3, 3, 1, 2, 1},   /* pad 2 on a 3x3 (= kernel - 1) */
 };
 
 static void geom(const cshape *s, advex_conv2d_p *p) {
@@ -87,6 +94,49 @@ TEST(conv_fast_paths_vs_ref) {
                        "shape %zu, %d thread(s): fwd %g dx %g dw %g db %g", i, t + 1, e[t][0], e[t][1], e[t][2], e[t][3]);
         /* 1 vs 2 threads: only the sgemm blocking (chunk boundaries) differs: rounding only */
         ASSERT_MSG(e12 < 1e-5f * (float)(p.C * p.KH * p.KW) && e12x < 1e-5f * (float)(p.M * p.KH * p.KW), "shape %zu: 1 vs 2 threads differ (fwd %g dx %g)", i, e12, e12x);
+    }
+}
+
+/* Winograd directly: taken for the eligible shapes, error relative to the output's scale
+ * close to float rounding, accumulate mode adds, and the gemm-only switch turns it off. */
+TEST(winograd_vs_ref) {
+    advex_rng r;
+    advex_rng_seed(&r, 5);
+    size_t first = 7; /* the Winograd-eligible shapes */
+    for (size_t i = first; i < sizeof shapes / sizeof *shapes; i++) {
+        advex_conv2d_p p;
+        geom(&shapes[i], &p);
+        ASSERT_MSG(advex_wino_forward_ok(&p) && advex_wino_backward_ok(&p), "shape %zu not eligible", i);
+        int64_t no = p.N * p.M * p.OH * p.OW, nx = p.N * p.C * p.H * p.W, nw = p.M * p.C * p.KH * p.KW;
+        float *x = rnd(nx, &r, 0, 1), *w = rnd(nw, &r, -0.5f, 0.5f), *b = rnd(p.M, &r, -0.5f, 0.5f),
+              *dy = rnd(no, &r, -1, 1);
+        float *ry = zeros(no), *rdx = zeros(nx), *y = zeros(no), *dx = rnd(nx, &r, -1, 1), *dx0 = zeros(nx);
+        memcpy(dx0, dx, (size_t)nx * sizeof(float));
+        advex_conv2d_forward_ref(ry, x, w, b, &p);
+        advex_conv2d_backward_ref(rdx, NULL, NULL, dy, x, w, &p);
+        for (int64_t k = 0; k < nx; k++) rdx[k] += dx0[k];
+        int64_t sn = advex_wino_scratch(&p, 2);
+        float *scratch = malloc((size_t)sn * sizeof(float));
+        int keep = omp_get_max_threads();
+        omp_set_num_threads(2);
+        int okf = advex_wino_forward(y, x, w, NULL, b, &p, scratch, sn);
+        int okb = advex_wino_backward_data(dx, dy, w, NULL, &p, 1, scratch, sn);
+        omp_set_num_threads(keep);
+        float sy = 0.0f, sx = 0.0f; /* scales: largest reference magnitude */
+        for (int64_t k = 0; k < no; k++) sy = fabsf(ry[k]) > sy ? fabsf(ry[k]) : sy;
+        for (int64_t k = 0; k < nx; k++) sx = fabsf(rdx[k]) > sx ? fabsf(rdx[k]) : sx;
+        float ey = maxdiff(y, ry, no) / sy, ex = maxdiff(dx, rdx, nx) / sx;
+        /* precise (the conv feeds a max-pool): F(2,3) forward, an order of magnitude closer */
+        p.algo = ADVEX_CONV_PRECISE;
+        advex_wino_forward(y, x, w, NULL, b, &p, scratch, sn);
+        float ep = maxdiff(y, ry, no) / sy;
+        p.algo = ADVEX_CONV_GEMM;
+        int off = advex_wino_forward_ok(&p) || advex_wino_forward(y, x, w, NULL, b, &p, scratch, sn);
+        free(x); free(w); free(b); free(dy); free(ry); free(rdx); free(y); free(dx); free(dx0); free(scratch);
+        ASSERT_MSG(okf && okb, "shape %zu: Winograd declined (%d %d)", i, okf, okb);
+        ASSERT_MSG(ey < 1e-5f && ex < 1e-5f, "shape %zu: relative error fwd %g dx %g", i, ey, ex);
+        ASSERT_MSG(!off, "shape %zu: ADVEX_CONV_GEMM did not turn Winograd off", i);
+        ASSERT_MSG(ep < (p.KH == 3 ? 5e-7f : 2e-6f), "shape %zu: precise forward relative error %g", i, ep);
     }
 }
 
@@ -161,5 +211,5 @@ TEST(maxpool_2x2_fast_vs_ref) {
     }
 }
 
-TEST_MAIN(TEST_ENTRY(conv_fast_paths_vs_ref), TEST_ENTRY(conv_scratch_limits_threads), TEST_ENTRY(sgemm_split_vs_ref),
+TEST_MAIN(TEST_ENTRY(conv_fast_paths_vs_ref), TEST_ENTRY(winograd_vs_ref), TEST_ENTRY(conv_scratch_limits_threads), TEST_ENTRY(sgemm_split_vs_ref),
           TEST_ENTRY(maxpool_2x2_fast_vs_ref))

@@ -269,15 +269,16 @@ advex_status atk_grad(advex_model *m, const float *x, int64_t n, atk_dl_fn fn, v
     advex_status st;
     for (int64_t i = 0; i < n; i += ATK_CHUNK) {
         int64_t b = n - i < ATK_CHUNK ? n - i : ATK_CHUNK;
-        if ((st = advex_model_plan(m, b, 0, 1))) return st;
-        if ((st = advex_model_run_forward(m, x + i * d))) return st;
-        const float *z = advex_model_logits(m);
+        const float *z;
+        if ((st = advex_model_eval_forward(m, x + i * d, b, 1, &z))) return st;
         if (logits) memcpy(logits + i * k, z, (size_t)(b * k) * sizeof(float));
         fn(u, i, b, k, z, loss ? loss + i : lossbuf, dl);
         for (int64_t j = 0; j < b * k; j++)
-            if (!isfinite(dl[j])) return advex_set_error(ADVEX_ERR_NUMERIC, "attack: non-finite loss gradient");
-        if ((st = advex_model_run_backward(m, dl))) return st;
-        memcpy(grad + i * d, m->g.vals[m->g.input].grad, (size_t)(b * d) * sizeof(float));
+            if (!isfinite(dl[j])) {
+                advex_model_eval_end(m);
+                return advex_set_error(ADVEX_ERR_NUMERIC, "attack: non-finite loss gradient");
+            }
+        if ((st = advex_model_eval_backward(m, dl, grad + i * d))) return st;
     }
     return ADVEX_OK;
 }

@@ -36,6 +36,8 @@ void advex_model_free(advex_model *m) {
     advex_ffree(m->consts);
     advex_ffree(m->arena);
     advex_ffree(m->ws);
+    advex_model_eval_end(m);
+    advex_model_free_replicas(m);
     free(m->source);
     free(m);
 }
@@ -275,7 +277,7 @@ static advex_status check_grads(const advex_model *m, const float *dlogits) {
             const float *z = out->data;
             int bad_logits = 0;
             for (int64_t j = (k / c) * c; j < (k / c + 1) * c && j < no; j++) bad_logits |= !isfinite(z[j]);
-            return advex_set_error(ADVEX_ERR_NUMERIC, "loss gradient of example %lld is %s%s", (long long)(k / c),
+            return advex_set_error(ADVEX_ERR_NUMERIC, "loss gradient of example %lld is %s%s", (long long)(m->ex_base + k / c),
                                    nonfinite_name(dlogits[k]),
                                    bad_logits ? " (its logits are not finite: the model overflows on this input)" : "");
         }
@@ -284,7 +286,7 @@ static advex_status check_grads(const advex_model *m, const float *dlogits) {
         for (int64_t k = 0; k < ni; k++)
             if (!isfinite(in->grad[k]))
                 return advex_set_error(ADVEX_ERR_NUMERIC, "gradient with respect to the input: example %lld is %s",
-                                       (long long)(k / d), nonfinite_name(in->grad[k]));
+                                       (long long)(m->ex_base + k / d), nonfinite_name(in->grad[k]));
     }
     if (m->plan_train)
         for (int i = 0; i < g->n_vals; i++) {
@@ -296,6 +298,49 @@ static advex_status check_grads(const advex_model *m, const float *dlogits) {
                     return advex_set_error(ADVEX_ERR_NUMERIC, "gradient of weight '%s': element %lld is %s", v->name,
                                            (long long)k, nonfinite_name(v->grad[k]));
         }
+    return ADVEX_OK;
+}
+
+/* Mark the convolutions whose outputs reach a MaxPool through value-preserving or
+ * elementwise ops (activations, BatchNorm, Add/Sub/Mul/Div, Pad, Concat, Dropout,
+ * Identity): their forward values decide arg-maxes, so they keep to the most accurate fast
+ * algorithm (advex_attrs.precise; see winograd.c). */
+static advex_status mark_precise_convs(advex_graph *g) {
+    int *stack = malloc(((size_t)g->n_vals + 1) * sizeof(int));
+    char *seen = calloc((size_t)g->n_vals + 1, 1);
+    if (!stack || !seen) {
+        free(stack);
+        free(seen);
+        return advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory");
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].op != ADVEX_OP_MAXPOOL || g->nodes[i].in[0] < 0) continue;
+        int top = 0;
+        if (!seen[g->nodes[i].in[0]]) { stack[top++] = g->nodes[i].in[0]; seen[g->nodes[i].in[0]] = 1; }
+        while (top > 0) {
+            int v = stack[--top], pi = g->vals[v].producer;
+            if (pi < 0) continue;
+            advex_node *p = &g->nodes[pi];
+            switch (p->op) {
+            case ADVEX_OP_CONV:
+                p->a.precise = 1;
+                continue;
+            case ADVEX_OP_RELU: case ADVEX_OP_LEAKY_RELU: case ADVEX_OP_SIGMOID: case ADVEX_OP_TANH:
+            case ADVEX_OP_CLIP: case ADVEX_OP_BATCHNORM: case ADVEX_OP_DROPOUT: case ADVEX_OP_IDENTITY:
+            case ADVEX_OP_PAD: case ADVEX_OP_CONCAT: case ADVEX_OP_ADD: case ADVEX_OP_SUB: case ADVEX_OP_MUL:
+            case ADVEX_OP_DIV:
+                for (int k = 0; k < p->n_in; k++) {
+                    int u = p->in[k];
+                    if (u >= 0 && !seen[u] && g->vals[u].kind == ADVEX_VAL_ACT) { seen[u] = 1; stack[top++] = u; }
+                }
+                continue;
+            default:
+                continue;
+            }
+        }
+    }
+    free(stack);
+    free(seen);
     return ADVEX_OK;
 }
 
@@ -322,6 +367,7 @@ advex_status advex_model_finalize(advex_model *m) {
     if (st) return st;
     st = pack_storage(m);
     if (st) return st;
+    if ((st = mark_precise_convs(g))) return st;
     st = check_weights(m);
     if (st) return st;
     for (int i = 0; i < 3; i++) m->in_chw[i] = in->dims[i + 1];
@@ -426,6 +472,7 @@ advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_gra
         if (want_grad) { o->grad = p; p += per; }
         nd->aux_n = def->aux ? def->aux(nd, g->vals, train) : 0;
         nd->aux = nd->aux_n ? p : NULL;
+        if (nd->aux) memset(nd->aux, 0, (size_t)nd->aux_n * sizeof(float)); /* caches start invalid */
         p += (nd->aux_n + 15) / 16 * 16;
     }
     in->grad = NULL;

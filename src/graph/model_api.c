@@ -52,9 +52,8 @@ advex_status advex_model_forward(advex_model *m, const float *x, int64_t n, floa
     int64_t d = example_size(m), c = m->classes;
     for (int64_t i = 0; i < n; i += ADVEX_CHUNK) {
         int64_t b = n - i < ADVEX_CHUNK ? n - i : ADVEX_CHUNK;
-        if ((st = advex_model_plan(m, b, 0, 0))) return st;
-        advex_model_run_forward(m, x + i * d);
-        const float *z = advex_model_logits(m);
+        const float *z;
+        if ((st = advex_model_eval_forward(m, x + i * d, b, 0, &z))) return st;
         for (int64_t k = 0; k < b * c; k++)
             if (!isfinite(z[k]))
                 return advex_set_error(ADVEX_ERR_NUMERIC, "logits of example %lld are not finite (%s): the model "
@@ -80,17 +79,15 @@ static advex_status grad_chunked(advex_model *m, const float *x, int64_t n, cons
     }
     for (int64_t i = 0; i < n && !st; i += ADVEX_CHUNK) {
         int64_t b = n - i < ADVEX_CHUNK ? n - i : ADVEX_CHUNK;
-        if ((st = advex_model_plan(m, b, 0, 1))) break;
-        advex_model_run_forward(m, x + i * d);
-        const float *z = advex_model_logits(m);
+        const float *z;
+        if ((st = advex_model_eval_forward(m, x + i * d, b, 1, &z))) break;
         if (logits) memcpy(logits + i * c, z, (size_t)(b * c) * sizeof(float));
         const float *seed = w ? w + i * c : dl;
         if (!w) {
             advex_loss_forward_backward(loss, z, y + i, b, c, lossbuf, dl);
             if (loss_out) memcpy(loss_out + i, lossbuf, (size_t)b * sizeof(float));
         }
-        if ((st = advex_model_run_backward(m, seed))) break;
-        memcpy(grad + i * d, m->g.vals[m->g.input].grad, (size_t)(b * d) * sizeof(float));
+        if ((st = advex_model_eval_backward(m, seed, grad + i * d))) break;
     }
     free(dl);
     free(lossbuf);

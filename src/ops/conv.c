@@ -130,6 +130,10 @@ int64_t advex_conv2d_scratch(const advex_conv2d_p *p, int threads) {
     if (!advex_add_i64(c.K, c.Mg, &a) || !advex_mul_i64(a, c.cols, &a) || !advex_mul_i64(p->M, c.K, &b) ||
         !advex_add_i64(a, b, &a) || !advex_add_i64(a, 15, &a) || !advex_mul_i64(a / 16 * 16, threads, &t))
         return -1;
+    if (t < (1LL << 40)) { /* geometries this small cannot overflow the Winograd sum */
+        int64_t wn = advex_wino_scratch(p, threads);
+        if (wn > t) t = wn;
+    }
     return t;
 }
 
@@ -222,6 +226,12 @@ static void fill_col(float *col, int64_t ld, const float *xs, const conv_plan *c
 /* out[n,m] = sum_{c,ki,kj} w[m,c,ki,kj] * x[n, g*Cg+c, oh*sh-pt+ki*dh, ow*sw-pl+kj*dw] + b[m] */
 void advex_conv2d_forward(float *out, const float *x, const float *w, const float *b,
                           const advex_conv2d_p *p, float *scratch, int64_t scratch_n) {
+    advex_conv2d_forward_u(out, x, w, NULL, b, p, scratch, scratch_n);
+}
+
+void advex_conv2d_forward_u(float *out, const float *x, const float *w, const float *U, const float *b,
+                            const advex_conv2d_p *p, float *scratch, int64_t scratch_n) {
+    if (advex_wino_forward(out, x, w, U, b, p, scratch, scratch_n)) return;
     conv_plan c = conv_plan_make(p);
     int T = conv_threads(p, &c, scratch_n);
     int64_t K = c.K, P = c.P, Mg = c.Mg, Cg = c.Cg, HW = p->H * p->W, OW = p->OW;
@@ -269,6 +279,18 @@ void advex_conv2d_forward(float *out, const float *x, const float *w, const floa
 
 void advex_conv2d_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
                            const float *w, const advex_conv2d_p *p, float *scratch, int64_t scratch_n) {
+    advex_conv2d_backward_mode(dx, dw, db, dout, x, w, NULL, p, scratch, scratch_n, 0);
+}
+
+void advex_conv2d_backward_mode(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
+                                const float *U, const advex_conv2d_p *p, float *scratch, int64_t scratch_n,
+                                int write_dx) {
+    if (dx && advex_wino_backward_data(dx, dout, w, U, p, !write_dx, scratch, scratch_n)) dx = NULL; /* dW below */
+    if (dx && write_dx) { /* the im2col path scatters with += */
+        int64_t nx = p->N * p->C * p->H * p->W;
+#pragma omp parallel for schedule(static) if (nx >= ADVEX_OMP_MIN)
+        for (int64_t i = 0; i < nx; i++) dx[i] = 0.0f;
+    }
     conv_plan c = conv_plan_make(p);
     int T = conv_threads(p, &c, scratch_n);
     int64_t K = c.K, P = c.P, Mg = c.Mg, Cg = c.Cg, HW = p->H * p->W, OW = p->OW;
@@ -434,6 +456,7 @@ static advex_status conv_geom(const advex_node *nd, const advex_value *v, advex_
             return advex_set_error(ADVEX_ERR_SHAPE, "Conv %s: bias %s, expected (%lld)", nd->name,
                                    advex_shape_str(bx, sizeof bx, B->ndim, B->dims), (long long)p->M);
     }
+    p->algo = nd->a.precise ? ADVEX_CONV_PRECISE : ADVEX_CONV_AUTO;
     return advex_window_geom(p, &nd->a, "Conv", nd->name, 0);
 }
 
@@ -452,17 +475,69 @@ int64_t advex_conv_scratch(const advex_node *nd, const advex_value *v, int train
     return advex_conv2d_scratch(&p, advex_threads());
 }
 
+/* aux: a cache of the Winograd-transformed kernels, valid while the weights equal the copy
+ * kept next to them (attacks call the same weights thousands of times; at batch 1 the
+ * transform cost 10x the convolution). Layout: [valid, pad to 16][copy of w][U fwd][U grad].
+ * advex_model_plan zeroes aux, so a new plan starts invalid; training changes the weights
+ * every step and simply re-transforms (one memcmp more). */
+typedef struct conv_cache {
+    float *valid, *wcopy, *uf, *ub;
+    int64_t nw;
+} conv_cache;
+
+static int conv_cache_at(conv_cache *cc, const advex_node *nd, const advex_value *v, const advex_conv2d_p *p) {
+    if (!nd->aux) return 0;
+    const advex_value *W = &v[nd->in[1]];
+    cc->nw = advex_numel(W->ndim, W->dims);
+    cc->valid = nd->aux;
+    cc->wcopy = nd->aux + 16;
+    int64_t nf = advex_wino_u_size(p, 0);
+    cc->uf = nf ? cc->wcopy + (cc->nw + 15) / 16 * 16 : NULL;
+    cc->ub = advex_wino_u_size(p, 1) ? cc->wcopy + (cc->nw + 15) / 16 * 16 + nf : NULL;
+    return 1;
+}
+
+int64_t advex_conv_aux(const advex_node *nd, const advex_value *v, int train) {
+    advex_conv2d_p p;
+    if (conv_geom(nd, v, &p)) return 0;
+    int64_t nf = advex_wino_u_size(&p, 0), nb = advex_wino_u_size(&p, 1);
+    if (!nf && !nb) return 0;
+    const advex_value *W = &v[nd->in[1]];
+    return 16 + (advex_numel(W->ndim, W->dims) + 15) / 16 * 16 + nf + nb;
+}
+
+/* Transformed kernels for the current weights: from the cache, refreshed when w changed. */
+static void conv_cache_refresh(conv_cache *cc, const float *w, const advex_conv2d_p *p) {
+    if (cc->valid[0] == 1.0f && !memcmp(cc->wcopy, w, (size_t)cc->nw * sizeof(float))) return;
+    if (cc->uf) advex_wino_weights(cc->uf, w, p, 0);
+    if (cc->ub) advex_wino_weights(cc->ub, w, p, 1);
+    memcpy(cc->wcopy, w, (size_t)cc->nw * sizeof(float));
+    cc->valid[0] = 1.0f;
+}
+
 void advex_conv_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_conv2d_p p;
     if (conv_geom(nd, v, &p)) return;
-    const float *b = (nd->n_in > 2 && nd->in[2] >= 0) ? v[nd->in[2]].data : NULL;
-    advex_conv2d_forward(v[nd->out[0]].data, v[nd->in[0]].data, v[nd->in[1]].data, b, &p, c->scratch, c->scratch_n);
+    const float *b = (nd->n_in > 2 && nd->in[2] >= 0) ? v[nd->in[2]].data : NULL, *w = v[nd->in[1]].data;
+    conv_cache cc;
+    const float *U = NULL;
+    if (conv_cache_at(&cc, nd, v, &p)) {
+        conv_cache_refresh(&cc, w, &p);
+        U = cc.uf;
+    }
+    advex_conv2d_forward_u(v[nd->out[0]].data, v[nd->in[0]].data, w, U, b, &p, c->scratch, c->scratch_n);
 }
 
 void advex_conv_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_conv2d_p p;
     if (conv_geom(nd, v, &p)) return;
     float *db = (nd->n_in > 2 && nd->in[2] >= 0) ? v[nd->in[2]].grad : NULL;
-    advex_conv2d_backward(v[nd->in[0]].grad, v[nd->in[1]].grad, db, v[nd->out[0]].grad, v[nd->in[0]].data,
-                          v[nd->in[1]].data, &p, c->scratch, c->scratch_n);
+    const float *w = v[nd->in[1]].data, *U = NULL;
+    conv_cache cc;
+    if (v[nd->in[0]].grad && conv_cache_at(&cc, nd, v, &p)) {
+        conv_cache_refresh(&cc, w, &p); /* w is the forward's (updates come after backward) */
+        U = cc.ub;
+    }
+    advex_conv2d_backward_mode(v[nd->in[0]].grad, v[nd->in[1]].grad, db, v[nd->out[0]].grad, v[nd->in[0]].data, w,
+                               U, &p, c->scratch, c->scratch_n, v[nd->in[0]].grad_write);
 }

@@ -42,7 +42,11 @@ typedef struct advex_conv2d_p {
     int64_t DH, DW;          /* dilations */
     int64_t PT, PL, PB, PR;  /* pads: top, left, bottom, right */
     int64_t OH, OW;          /* output spatial size */
+    int algo;                /* ADVEX_CONV_AUTO, ADVEX_CONV_PRECISE (forward on the smallest,
+                                most accurate Winograd tiles) or ADVEX_CONV_GEMM (im2col + sgemm) */
 } advex_conv2d_p;
+
+enum { ADVEX_CONV_AUTO = 0, ADVEX_CONV_GEMM = 1, ADVEX_CONV_PRECISE = 2 };
 
 /* Resolve auto_pad / pads and output size for input (H,W), kernel, strides, dilations.
  * pool != 0: ceil_mode allowed and the ONNX/PyTorch "window starting in the right padding is
@@ -57,13 +61,40 @@ int64_t advex_conv2d_scratch(const advex_conv2d_p *p, int threads);
  * the batch; uses as many threads as scratch_n floats of scratch allow (at least one). */
 void advex_conv2d_forward(float *out, const float *x, const float *w, const float *b,
                           const advex_conv2d_p *p, float *scratch, int64_t scratch_n);
+/* Same with the Winograd-transformed kernel precomputed (U may be NULL). */
+void advex_conv2d_forward_u(float *out, const float *x, const float *w, const float *U, const float *b,
+                            const advex_conv2d_p *p, float *scratch, int64_t scratch_n);
 /* dx (N,C,H,W), dw (M,C/G,KH,KW), db (M) += J^T dout; any of them may be NULL. */
 void advex_conv2d_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
                            const float *w, const advex_conv2d_p *p, float *scratch, int64_t scratch_n);
+/* Same, with write_dx: dx is stored (=) rather than accumulated (its old contents ignored). */
+void advex_conv2d_backward_mode(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
+                                const float *U, const advex_conv2d_p *p, float *scratch, int64_t scratch_n,
+                                int write_dx);
 void advex_conv2d_forward_ref(float *out, const float *x, const float *w, const float *b,
                               const advex_conv2d_p *p);
 void advex_conv2d_backward_ref(float *dx, float *dw, float *db, const float *dout,
                                const float *x, const float *w, const advex_conv2d_p *p);
+
+/* ---- Winograd (winograd.c): stride-1, dilation-1, ungrouped 3x3 / 5x5 convolutions ---- */
+
+/* Whether the forward / input-gradient pass of this geometry goes through Winograd. */
+int advex_wino_forward_ok(const advex_conv2d_p *p);
+int advex_wino_backward_ok(const advex_conv2d_p *p);
+/* Floats of scratch for either pass with `threads` threads (0 when not eligible). */
+int64_t advex_wino_scratch(const advex_conv2d_p *p, int threads);
+/* Floats of the transformed kernel U for the forward (grad 0) or input-gradient (grad 1)
+ * pass (0 when not eligible), and U itself from the weights w (M, C, KH, KW). */
+int64_t advex_wino_u_size(const advex_conv2d_p *p, int grad);
+void advex_wino_weights(float *U, const float *w, const advex_conv2d_p *p, int grad);
+/* out = conv(x, w) + b (written). U: the transformed kernel (advex_wino_weights), or NULL to
+ * transform w into the scratch. Returns 0, doing nothing, when not eligible or when the
+ * scratch is too small for even one thread. */
+int advex_wino_forward(float *out, const float *x, const float *w, const float *U, const float *b,
+                       const advex_conv2d_p *p, float *scratch, int64_t scratch_n);
+/* dx (N,C,H,W) = (or += when accumulate) J^T dout. U as above (grad 1). Returns 0 as above. */
+int advex_wino_backward_data(float *dx, const float *dout, const float *w, const float *U, const advex_conv2d_p *p,
+                             int accumulate, float *scratch, int64_t scratch_n);
 
 /* ---- gemm (gemm.c) -------------------------------------------------------------------- */
 
@@ -99,6 +130,7 @@ void advex_avgpool2d_backward_ref(float *dx, const float *dout, const advex_conv
 
 ADVEX_OP_FN_DECL_(conv)
 ADVEX_OP_SIZE_DECL_(conv_scratch)
+ADVEX_OP_SIZE_DECL_(conv_aux)
 ADVEX_OP_FN_DECL_(gemm)
 ADVEX_OP_FN_DECL_(matmul)
 ADVEX_OP_FN_DECL_(relu)

@@ -11,8 +11,8 @@
     {nm, lo, hi, advex_##pfx##_infer, scr, aux, advex_##pfx##_forward, advex_##pfx##_backward, gw}
 
 const advex_op_def advex_op_defs[] = {
-    /* Conv: accumulates only (its input grads are zeroed by the planner) */
-    [ADVEX_OP_CONV] = OP_(conv, "Conv", 2, 3, advex_conv_scratch, NULL, 0u),
+    /* Conv: writes X's gradient (Winograd stores it; im2col zeroes, then scatters) */
+    [ADVEX_OP_CONV] = OP_(conv, "Conv", 2, 3, advex_conv_scratch, advex_conv_aux, 0x1u),
     [ADVEX_OP_GEMM] = OP_(gemm, "Gemm", 2, 3, NULL, NULL, 0x7u),
     [ADVEX_OP_MATMUL] = OP_(matmul, "MatMul", 2, 2, NULL, NULL, 0x3u),
     [ADVEX_OP_RELU] = OP_(relu, "Relu", 1, 1, NULL, NULL, 0x1u),
