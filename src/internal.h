@@ -124,10 +124,11 @@ typedef struct advex_value {
     /* Gradient write mode, set by advex_model_plan (0 everywhere else, e.g. values built by
      * hand). 1: exactly one input slot of one node consumes this INPUT/ACT value, that op
      * honours write mode on that slot (advex_op_def.grad_write_in) and the value is not the
-     * graph output; run_backward then does NOT zero grad before the pass (it holds stale
-     * data) and the consumer's backward must store (=) every element of its gradient
-     * instead of accumulating (+=). 0: grad is zeroed before the pass (or, for the graph
-     * output, set to dlogits) and every consumer accumulates. */
+     * graph output; run_backward then does NOT zero grad (it holds stale data, possibly
+     * another value's: activation grads share memory) and the consumer's backward must
+     * store (=) every element of its gradient instead of accumulating (+=). 0: grad is
+     * zeroed right before the backward of its first consumer in reverse order (the input's:
+     * at the start; the graph output's is set to dlogits) and every consumer accumulates. */
     int grad_write;
 } advex_value;
 
@@ -209,8 +210,25 @@ struct advex_model {
     /* execution plan, rebuilt when the batch size or mode changes */
     int64_t plan_n;
     int plan_train, plan_grad;
-    float *arena;        /* activations, their grads, aux, scratch */
+    float *arena;        /* activations, aux, the input grad, the activation-grad pool, scratch */
     int64_t arena_cap;
+    /* Activation gradients share memory by lifetime (plan_grad_pool in graph.c): the grad of
+     * an ACT value lives from the backward of its last consumer (topological order) to that
+     * of its producer, and the plan packs them into a pool with a greedy best-fit allocator.
+     * Only the graph input's grad (read after the pass) has a buffer of its own. So after
+     * run_backward only the input and parameter grads are meaningful. */
+    int grad_noshare;    /* internal switch (tests): every activation grad gets its own buffer,
+                            valid after the pass; set it before planning */
+    int plan_noshare;    /* grad_noshare of the current plan */
+    int64_t plan_grad_pool; /* floats of the activation-grad pool of the current plan */
+    /* Backward zeroing schedule of the current gradient plan: step s (node n_nodes-1-s)
+     * first zeroes, where grad_write is 0, the grads of values
+     * bw_zero[n_nodes+1 + bw_zero[s] .. n_nodes+1 + bw_zero[s+1]) (its inputs whose first
+     * consumer in reverse order it is, and its own output when nobody consumes it).
+     * (n_nodes + 1 + n_vals) ints, allocated once with plan_tmp (3 * (n_vals + 1)
+     * int64 of planning workspace), so replanning a known graph does not allocate. */
+    int *bw_zero;
+    int64_t *plan_tmp;
     float *scratch;
     int64_t scratch_n;
     float *work;         /* (plan_n * classes * 2) loss temporaries */

@@ -395,6 +395,180 @@ TEST(grad_write_mode_archs) {
     ASSERT(writes > 10);
 }
 
+/* ---- activation gradients share memory by lifetime (plan_grad_pool) --------------------- */
+
+/* The pooled grads of values live at the same time in the backward pass (reverse step s runs
+ * node n_nodes-1-s; a grad is live from its last consumer's step, or the start for the graph
+ * output, or its producer's step when nobody consumes it, to its producer's step) never
+ * overlap, nor any activation's data or the input grad, and all lie in the arena. Returns
+ * NULL or what is wrong. */
+static const char *pool_overlap(const advex_model *m) {
+    static char why[256];
+    const advex_graph *g = &m->g;
+    int nn = g->n_nodes, nv = g->n_vals;
+    int *from = malloc((size_t)nv * sizeof(int)), *to = malloc((size_t)nv * sizeof(int));
+    const char *bad = NULL;
+    for (int v = 0; v < nv; v++) from[v] = nn, to[v] = -1;
+    for (int i = 0; i < nn; i++) {
+        int st = nn - 1 - i;
+        to[g->nodes[i].out[0]] = st;
+        for (int k = 0; k < g->nodes[i].n_in; k++) {
+            int u = g->nodes[i].in[k];
+            if (u >= 0 && g->vals[u].kind == ADVEX_VAL_ACT && st < from[u]) from[u] = st;
+        }
+    }
+    for (int v = 0; v < nv; v++)
+        if (from[v] == nn) from[v] = to[v];
+    from[g->output] = -1;
+    const advex_value *in = &g->vals[g->input];
+    const float *lo = m->arena, *hi = m->arena + m->arena_cap;
+    for (int u = 0; u < nv && !bad; u++) {
+        const advex_value *a = &g->vals[u];
+        if (a->kind != ADVEX_VAL_ACT) continue;
+        int64_t na = advex_numel(a->ndim, a->dims);
+        if (!a->grad || a->grad < lo || a->grad + na > hi) {
+            snprintf(why, sizeof why, "grad of %s outside the arena", a->name);
+            bad = why;
+            break;
+        }
+        const float *ia = in->grad, *ib = in->grad + advex_numel(4, in->dims);
+        if (a->grad < ib && ia < a->grad + na) {
+            snprintf(why, sizeof why, "grad of %s overlaps the input grad", a->name);
+            bad = why;
+        }
+        for (int v = 0; v < nv && !bad; v++) {
+            const advex_value *b = &g->vals[v];
+            if (b->kind != ADVEX_VAL_ACT) continue;
+            int64_t nb = advex_numel(b->ndim, b->dims);
+            if (a->grad < b->data + nb && b->data < a->grad + na) {
+                snprintf(why, sizeof why, "grad of %s overlaps the data of %s", a->name, b->name);
+                bad = why;
+            } else if (v != u && from[u] <= to[v] && from[v] <= to[u] && a->grad < b->grad + nb && b->grad < a->grad + na) {
+                snprintf(why, sizeof why, "grads of %s and %s overlap while both are live", a->name, b->name);
+                bad = why;
+            }
+        }
+    }
+    free(from);
+    free(to);
+    return bad;
+}
+
+/* The arena of resnet at batch 64 with gradients is at least 30% smaller than with a grad
+ * buffer per activation (grad_noshare), and the pool keeps lifetimes apart (eval and train
+ * plans of every built-in architecture). */
+TEST(grad_pool_memory) {
+    advex_model *sh = NULL, *ns = NULL;
+    ASSERT_OK(advex_model_build("resnet", 3, &sh));
+    ASSERT_OK(advex_model_build("resnet", 3, &ns));
+    ns->grad_noshare = 1;
+    ASSERT_OK(advex_model_plan(sh, 64, 0, 1));
+    ASSERT_OK(advex_model_plan(ns, 64, 0, 1));
+    int64_t all = 0;
+    for (int i = 0; i < ns->g.n_nodes; i++) {
+        const advex_value *o = &ns->g.vals[ns->g.nodes[i].out[0]];
+        all += (advex_numel(o->ndim, o->dims) + 15) / 16 * 16;
+    }
+    int64_t cap_sh = sh->arena_cap, cap_ns = ns->arena_cap, pool = sh->plan_grad_pool;
+    printf("  resnet batch 64 with gradients: arena %.1f MB shared, %.1f MB unshared (grads %.1f -> %.1f MB)\n",
+           cap_sh * 4e-6, cap_ns * 4e-6, all * 4e-6, pool * 4e-6);
+    ASSERT_EQ_INT(ns->plan_grad_pool, all);
+    ASSERT_EQ_INT(cap_ns - cap_sh, all - pool);
+    ASSERT_MSG(cap_sh <= 0.7 * cap_ns, "arena %lld floats shared, %lld unshared: less than 30%% saved",
+               (long long)cap_sh, (long long)cap_ns);
+    const char *bad = pool_overlap(sh);
+    ASSERT_MSG(!bad, "resnet eval plan: %s", bad);
+    advex_model_free(sh);
+    advex_model_free(ns);
+
+    const char *names[] = {"resnet", "cnn", "small", "wide"};
+    for (int a = 0; a < 4; a++) {
+        advex_model *m = NULL;
+        ASSERT_OK(advex_model_build(names[a], 5, &m));
+        for (int train = 0; train < 2 && !bad; train++) {
+            if (advex_model_plan(m, 3, train, 1) == ADVEX_OK) bad = pool_overlap(m);
+            else bad = "plan failed";
+        }
+        advex_model_free(m);
+        ASSERT_MSG(!bad, "%s: %s", names[a], bad);
+    }
+}
+
+/* Input and parameter gradients with shared activation grads equal, bit for bit, those with
+ * a buffer per activation: eval and train plans, two consecutive backward passes with
+ * different inputs (the second over the first's stale pool), the shared pool filled with NaN
+ * before the first; and the batch-parallel (split) path. */
+TEST(grad_pool_bit_identical) {
+    const char *names[] = {"resnet", "cnn", "small"};
+    const int n = 4, d = 784, c = 10, nsplit = 40;
+    float *x = malloc((size_t)nsplit * d * sizeof(float)), *x2 = malloc((size_t)nsplit * d * sizeof(float));
+    float *w = malloc((size_t)nsplit * c * sizeof(float));
+    float *gs = malloc((size_t)nsplit * d * sizeof(float)), *gn = malloc((size_t)nsplit * d * sizeof(float));
+    fill_uniform(x, nsplit * d, 51);
+    fill_uniform(x2, nsplit * d, 52);
+    fill_uniform(w, nsplit * c, 53);
+    for (int i = 0; i < nsplit * c; i++) w[i] -= 0.5f;
+    const char *bad = NULL;
+    int bad_arch = 0;
+    for (int a = 0; a < 3 && !bad; a++) {
+        advex_model *m[2] = {NULL, NULL}; /* shared, unshared */
+        bad_arch = a;
+        if (advex_model_build(names[a], 9, &m[0]) || advex_model_build(names[a], 9, &m[1])) {
+            bad = "build failed";
+            break;
+        }
+        m[1]->grad_noshare = 1;
+        float *pg[2] = {malloc((size_t)m[0]->n_params * sizeof(float)), malloc((size_t)m[1]->n_params * sizeof(float))};
+        for (int train = 0; train < 2 && !bad; train++) {
+            for (int k = 0; k < 2 && !bad; k++) {
+                if (advex_model_plan(m[k], n, train, 1)) bad = "plan failed";
+                for (int v = 0; !k && !bad && v < m[k]->g.n_vals; v++) { /* stale garbage must not leak */
+                    advex_value *val = &m[k]->g.vals[v];
+                    if (val->kind == ADVEX_VAL_ACT)
+                        for (int64_t e = 0; e < advex_numel(val->ndim, val->dims); e++) val->grad[e] = NAN;
+                }
+            }
+            for (int rep = 0; rep < 2 && !bad; rep++) {
+                for (int k = 0; k < 2 && !bad; k++) {
+                    advex_model_run_forward(m[k], rep ? x2 : x);
+                    memset(m[k]->grads, 0, (size_t)m[k]->n_params * sizeof(float));
+                    if (advex_model_run_backward(m[k], w)) bad = train ? "train backward failed" : "eval backward failed";
+                    else {
+                        memcpy(k ? gn : gs, m[k]->g.vals[m[k]->g.input].grad, (size_t)n * d * sizeof(float));
+                        memcpy(pg[k], m[k]->grads, (size_t)m[k]->n_params * sizeof(float));
+                    }
+                }
+                double norm = 0;
+                for (int i = 0; !bad && i < n * d; i++) norm += fabs(gs[i]);
+                if (bad) break;
+                if (norm < 1e-6) bad = "input gradient is zero";
+                else if (memcmp(gs, gn, (size_t)n * d * sizeof(float)) != 0)
+                    bad = train ? "train-mode input gradient differs" : "eval-mode input gradient differs";
+                else if (memcmp(pg[0], pg[1], (size_t)m[0]->n_params * sizeof(float)) != 0)
+                    bad = train ? "train-mode parameter gradients differ" : "eval-mode parameter grads touched";
+            }
+        }
+        /* split across two per-thread replicas (each plans its own pool) */
+        int threads = advex_threads();
+        advex_set_threads(2);
+        for (int rep = 0; rep < 2 && !bad; rep++) {
+            if (advex_model_vjp(m[0], rep ? x2 : x, nsplit, w, gs, NULL) ||
+                advex_model_vjp(m[1], rep ? x2 : x, nsplit, w, gn, NULL))
+                bad = "split vjp failed";
+            else if (memcmp(gs, gn, (size_t)nsplit * d * sizeof(float)) != 0)
+                bad = "split input gradient differs";
+        }
+        if (!bad && (m[0]->split != 2 || m[0]->n_rep < 2)) bad = "the vjp did not split";
+        advex_set_threads(threads);
+        free(pg[0]);
+        free(pg[1]);
+        advex_model_free(m[0]);
+        advex_model_free(m[1]);
+    }
+    free(x); free(x2); free(w); free(gs); free(gn);
+    ASSERT_MSG(!bad, "%s: %s", names[bad_arch], bad);
+}
+
 TEST(lr_schedules) {
     ASSERT_NEAR(advex_lr_at(ADVEX_LR_CONSTANT, 0.1f, 0.7), 0.1, 1e-7);
     ASSERT_NEAR(advex_lr_at(ADVEX_LR_COSINE, 0.1f, 0.0), 0.1, 1e-7);
@@ -414,4 +588,5 @@ TEST(lr_schedules) {
 TEST_MAIN(TEST_ENTRY(lr_schedules), TEST_ENTRY(builds_all_archs), TEST_ENTRY(forward_batch_independent), TEST_ENTRY(input_grad_small),
           TEST_ENTRY(input_grad_cnn), TEST_ENTRY(input_grad_resnet), TEST_ENTRY(param_grad_resnet_train_mode),
           TEST_ENTRY(training_lowers_loss), TEST_ENTRY(training_deterministic), TEST_ENTRY(grad_write_mode_graph),
-          TEST_ENTRY(grad_write_mode_archs))
+          TEST_ENTRY(grad_write_mode_archs),
+          TEST_ENTRY(grad_pool_memory), TEST_ENTRY(grad_pool_bit_identical))

@@ -36,6 +36,8 @@ void advex_model_free(advex_model *m) {
     advex_ffree(m->consts);
     advex_ffree(m->arena);
     advex_ffree(m->ws);
+    free(m->bw_zero);
+    free(m->plan_tmp);
     advex_model_eval_end(m);
     advex_model_free_replicas(m);
     free(m->source);
@@ -415,10 +417,121 @@ static advex_status plan_grad_write(advex_graph *g) {
     return ADVEX_OK;
 }
 
+/* Greedy best-fit allocator over float offsets of the activation-gradient pool (planning
+ * only): free blocks sorted by offset and coalesced; `top` is the pool size so far. With
+ * share == 0 every allocation is new (one buffer per value) and freeing does nothing. */
+typedef struct grad_pool {
+    int64_t *off, *len; /* free blocks (room for n_vals + 1: at most one more than live blocks) */
+    int n;
+    int64_t top;
+    int share;
+} grad_pool;
+
+static int64_t grad_pool_alloc(grad_pool *p, int64_t size) {
+    if (p->share && size > 0) {
+        int best = -1;
+        for (int k = 0; k < p->n; k++)
+            if (p->len[k] >= size && (best < 0 || p->len[k] < p->len[best])) best = k;
+        if (best >= 0) { /* the smallest block that fits (lowest offset on ties); take its front */
+            int64_t o = p->off[best];
+            p->off[best] += size;
+            p->len[best] -= size;
+            if (!p->len[best]) {
+                memmove(p->off + best, p->off + best + 1, (size_t)(p->n - best - 1) * sizeof(int64_t));
+                memmove(p->len + best, p->len + best + 1, (size_t)(p->n - best - 1) * sizeof(int64_t));
+                p->n--;
+            }
+            return o;
+        }
+        if (p->n && p->off[p->n - 1] + p->len[p->n - 1] == p->top) { /* grow the free block at the top */
+            int64_t o = p->off[--p->n];
+            p->top = o + size;
+            return o;
+        }
+    }
+    int64_t o = p->top;
+    p->top += size;
+    return o;
+}
+
+static void grad_pool_free(grad_pool *p, int64_t o, int64_t size) {
+    if (!p->share || size <= 0) return;
+    int k = 0;
+    while (k < p->n && p->off[k] < o) k++;
+    int prev = k > 0 && p->off[k - 1] + p->len[k - 1] == o, next = k < p->n && o + size == p->off[k];
+    if (prev && next) {
+        p->len[k - 1] += size + p->len[k];
+        memmove(p->off + k, p->off + k + 1, (size_t)(p->n - k - 1) * sizeof(int64_t));
+        memmove(p->len + k, p->len + k + 1, (size_t)(p->n - k - 1) * sizeof(int64_t));
+        p->n--;
+    } else if (prev) {
+        p->len[k - 1] += size;
+    } else if (next) {
+        p->off[k] = o;
+        p->len[k] += size;
+    } else {
+        memmove(p->off + k + 1, p->off + k, (size_t)(p->n - k) * sizeof(int64_t));
+        memmove(p->len + k + 1, p->len + k, (size_t)(p->n - k) * sizeof(int64_t));
+        p->off[k] = o;
+        p->len[k] = size;
+        p->n++;
+    }
+}
+
+/* Pool offsets of the activation gradients, by lifetime in the backward pass. Walking the
+ * nodes in reverse (the order backward runs them), node i's input ACT grads are allocated
+ * before its backward unless a later node (earlier in this walk) already did, its output's
+ * grad is freed after it; the graph output's grad is live from the start (dlogits) and an
+ * output nobody consumes gets its block (zeroed) at its producer's step. The graph input's
+ * grad is not pooled (callers read it after the pass). Fills goff[v] (-1: no pooled grad),
+ * *pool_n and the zeroing schedule m->bw_zero. Blocks are multiples of 16 floats. */
+static void plan_grad_pool(advex_model *m, int64_t *goff, int64_t *pool_n) {
+    advex_graph *g = &m->g;
+    int nn = g->n_nodes, nv = g->n_vals;
+    int *zoff = m->bw_zero, *zid = m->bw_zero + nn + 1, nz = 0;
+    grad_pool p = {m->plan_tmp + (nv + 1), m->plan_tmp + 2 * (nv + 1), 0, 0, !m->grad_noshare};
+#define GRAD_BLOCK(v) ((advex_numel(g->vals[v].ndim, g->vals[v].dims) + 15) / 16 * 16)
+    for (int v = 0; v < nv; v++) goff[v] = -1;
+    if (g->vals[g->output].kind == ADVEX_VAL_ACT) goff[g->output] = grad_pool_alloc(&p, GRAD_BLOCK(g->output));
+    for (int i = nn - 1; i >= 0; i--) {
+        const advex_node *nd = &g->nodes[i];
+        int o = nd->out[0];
+        zoff[nn - 1 - i] = nz;
+        if (goff[o] < 0) { /* no consumer (every one comes later in topological order) */
+            goff[o] = grad_pool_alloc(&p, GRAD_BLOCK(o));
+            zid[nz++] = o;
+        }
+        for (int k = 0; k < nd->n_in; k++) {
+            int u = nd->in[k];
+            if (u < 0 || g->vals[u].kind != ADVEX_VAL_ACT || goff[u] >= 0) continue;
+            goff[u] = grad_pool_alloc(&p, GRAD_BLOCK(u));
+            zid[nz++] = u;
+        }
+        grad_pool_free(&p, goff[o], GRAD_BLOCK(o));
+    }
+    zoff[nn] = nz;
+#undef GRAD_BLOCK
+    *pool_n = p.top;
+}
+
 advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_grad) {
     advex_graph *g = &m->g;
-    if (m->plan_n == n && m->plan_train == train && m->plan_grad >= want_grad && m->arena) return ADVEX_OK;
+    if (m->plan_n == n && m->plan_train == train && m->plan_grad >= want_grad && m->arena &&
+        (!m->plan_grad || m->plan_noshare == m->grad_noshare))
+        return ADVEX_OK;
     if (n <= 0) return advex_set_error(ADVEX_ERR_ARG, "batch size %lld", (long long)n);
+    m->plan_n = 0; /* shapes change below: no valid plan until this one completes */
+    if (want_grad && !m->bw_zero) {
+        m->bw_zero = malloc(((size_t)g->n_nodes + 1 + (size_t)g->n_vals) * sizeof(int));
+        m->plan_tmp = malloc(3 * ((size_t)g->n_vals + 1) * sizeof(int64_t));
+        if (!m->bw_zero || !m->plan_tmp) {
+            free(m->bw_zero);
+            free(m->plan_tmp);
+            m->bw_zero = NULL;
+            m->plan_tmp = NULL;
+            return advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory");
+        }
+    }
     advex_value *in = &g->vals[g->input];
     in->ndim = 4;
     in->dims[0] = n;
@@ -439,6 +552,7 @@ advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_gra
             return advex_set_error(ADVEX_ERR_LIMIT, "node %s: working memory size overflows", nd->name);
         if (s > scratch) scratch = s;
         int64_t per = (numel + 15) / 16 * 16, add;
+        /* room for the grads too (a bound on the pool): their offsets then fit in int64 */
         if (!advex_mul_i64(per, want_grad ? 2 : 1, &add) || !advex_add_i64(total, add, &total) ||
             !advex_add_i64(total, (a + 15) / 16 * 16, &total))
             return advex_set_error(ADVEX_ERR_LIMIT, "model activations overflow");
@@ -447,6 +561,17 @@ advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_gra
     if (in_numel < 0 || in_numel > INT64_MAX - 16) return advex_set_error(ADVEX_ERR_LIMIT, "input shape overflows");
     if (want_grad && !advex_add_i64(total, (in_numel + 15) / 16 * 16, &total))
         return advex_set_error(ADVEX_ERR_LIMIT, "model activations overflow");
+    int64_t pool_n = 0, *goff = m->plan_tmp;
+    if (want_grad) {
+        /* the bound above counted a grad per node output; the pool needs pool_n of them */
+        int64_t all = 0;
+        for (int i = 0; i < g->n_nodes; i++) {
+            const advex_value *o = &g->vals[g->nodes[i].out[0]];
+            all += (advex_numel(o->ndim, o->dims) + 15) / 16 * 16;
+        }
+        plan_grad_pool(m, goff, &pool_n);
+        total = total - all + pool_n;
+    }
     if (!advex_add_i64(total, (scratch + 15) / 16 * 16, &total))
         return advex_set_error(ADVEX_ERR_LIMIT, "model activations overflow");
     if (total > m->arena_cap) {
@@ -468,8 +593,6 @@ advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_gra
         advex_value *o = &g->vals[nd->out[0]];
         int64_t per = (advex_numel(o->ndim, o->dims) + 15) / 16 * 16;
         o->data = p; p += per;
-        o->grad = NULL;
-        if (want_grad) { o->grad = p; p += per; }
         nd->aux_n = def->aux ? def->aux(nd, g->vals, train) : 0;
         nd->aux = nd->aux_n ? p : NULL;
         if (nd->aux) memset(nd->aux, 0, (size_t)nd->aux_n * sizeof(float)); /* caches start invalid */
@@ -477,6 +600,9 @@ advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_gra
     }
     in->grad = NULL;
     if (want_grad) { in->grad = p; p += (in_numel + 15) / 16 * 16; }
+    for (int i = 0; i < g->n_vals; i++)
+        if (g->vals[i].kind == ADVEX_VAL_ACT) g->vals[i].grad = want_grad && goff[i] >= 0 ? p + goff[i] : NULL;
+    p += pool_n;
     m->scratch = p;
     m->scratch_n = scratch;
     for (int i = 0; i < g->n_vals; i++) {
@@ -489,6 +615,8 @@ advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_gra
     m->plan_n = n;
     m->plan_train = train;
     m->plan_grad = want_grad;
+    m->plan_noshare = m->grad_noshare;
+    m->plan_grad_pool = pool_n;
     return ADVEX_OK;
 }
 
@@ -507,19 +635,20 @@ advex_status advex_model_run_backward(advex_model *m, const float *dlogits) {
     advex_graph *g = &m->g;
     if (!m->plan_grad) return advex_set_error(ADVEX_ERR_INTERNAL, "backward without a gradient plan");
     advex_op_ctx c = {m->plan_train, &m->rng, m->scratch, m->scratch_n};
-    /* Zero the grads that consumers accumulate into; those in write mode (grad_write) are
-     * stored whole by their single consumer, and the output's is set to dlogits. */
-    for (int i = 0; i < g->n_nodes; i++) {
-        int o_id = g->nodes[i].out[0];
-        advex_value *o = &g->vals[o_id];
-        if (!o->grad_write && o_id != g->output)
-            memset(o->grad, 0, (size_t)advex_numel(o->ndim, o->dims) * sizeof(float));
-    }
+    /* Grads that consumers accumulate into are zeroed: the input's (its own buffer) now, an
+     * activation's (a pool block, shared over time) right before its first consumer's
+     * backward (bw_zero). Those in write mode (grad_write) are stored whole by their single
+     * consumer; the output's is set to dlogits. */
     advex_value *in = &g->vals[g->input];
     if (!in->grad_write) memset(in->grad, 0, (size_t)advex_numel(4, in->dims) * sizeof(float));
     advex_value *out = &g->vals[g->output];
-    memcpy(out->grad, dlogits, (size_t)advex_numel(out->ndim, out->dims) * sizeof(float));
-    for (int i = g->n_nodes - 1; i >= 0; i--) {
+    if (out->grad) memcpy(out->grad, dlogits, (size_t)advex_numel(out->ndim, out->dims) * sizeof(float));
+    const int nn = g->n_nodes, *zoff = m->bw_zero, *zid = m->bw_zero + nn + 1;
+    for (int i = nn - 1; i >= 0; i--) {
+        for (int e = zoff[nn - 1 - i]; e < zoff[nn - i]; e++) {
+            advex_value *v = &g->vals[zid[e]];
+            if (!v->grad_write) memset(v->grad, 0, (size_t)advex_numel(v->ndim, v->dims) * sizeof(float));
+        }
         advex_node *nd = &g->nodes[i];
         advex_op_defs[nd->op].backward(nd, g->vals, &c);
     }

@@ -7,9 +7,10 @@
  * per layer and leaves the serial parts (loss, small layers) on one core; two threads gave
  * only 1.6-1.7x one thread at batch 256. A replica shares the model's parameters and
  * constants (read only in eval mode) and owns only its value table, node table (per-plan
- * aux pointers) and arena, sized for its part. Used for eval-mode passes without parameter
- * gradients (attacks, evaluation, the crafting half of adversarial training); training's
- * parameter-gradient passes stay on the layer-parallel path.
+ * aux pointers), arena (sized for its part) and backward zeroing schedule. Used for
+ * eval-mode passes without parameter gradients (attacks, evaluation, the crafting half of
+ * adversarial training); training's parameter-gradient passes stay on the layer-parallel
+ * path.
  *
  * Results do not depend on the split: every kernel computes an example from that example
  * alone, and the parts are planned like any other batch size (the tests compare 1 and 2
@@ -30,6 +31,8 @@ static void replica_free(advex_model *r) {
     free(r->g.nodes);
     advex_ffree(r->arena);
     advex_ffree(r->ws);
+    free(r->bw_zero);
+    free(r->plan_tmp);
     free(r);
 }
 
@@ -52,6 +55,8 @@ static advex_model *replica_new(const advex_model *m) {
     r->g.nodes = malloc((size_t)(m->g.n_nodes > 0 ? m->g.n_nodes : 1) * sizeof *r->g.nodes);
     r->arena = NULL;
     r->arena_cap = 0;
+    r->bw_zero = NULL; /* its own (the parts plan concurrently; freed with it) */
+    r->plan_tmp = NULL;
     r->ws = NULL;
     r->ws_cap = 0;
     r->rep = NULL;
