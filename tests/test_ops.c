@@ -265,6 +265,9 @@ static const conv_cfg conv_cfgs[] = {
     {2, 6, 6, 7, 4, 1, 1, 2, 1, 1, 1, 0, 0, 0, 0, 1}, /* 1x1 stride (2,1) (im2col) */
     {1, 4, 5, 5, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 4}, /* depthwise, dilation 2 */
     {2, 3, 4, 4, 2, 5, 5, 1, 1, 1, 1, 2, 1, 0, 2, 1}, /* 5x5 kernel, asymmetric pads */
+    {2, 3, 9, 8, 4, 4, 4, 2, 2, 1, 1, 1, 2, 0, 1, 1}, /* 4x4 stride 2, asymmetric pads (space-to-depth) */
+    {2, 8, 6, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}, /* 3x3, 8 channels each side (Winograd) */
+    {1, 8, 5, 6, 9, 5, 5, 1, 1, 1, 1, 2, 1, 2, 0, 1}, /* 5x5, asymmetric pads (Winograd) */
 };
 
 static int conv_node(tg *g, const conv_cfg *k, int bias, uint64_t seed) {

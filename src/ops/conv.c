@@ -133,6 +133,8 @@ int64_t advex_conv2d_scratch(const advex_conv2d_p *p, int threads) {
     if (t < (1LL << 40)) { /* geometries this small cannot overflow the Winograd sum */
         int64_t wn = advex_wino_scratch(p, threads);
         if (wn > t) t = wn;
+        int64_t sn = advex_conv_s2_scratch(p, threads);
+        if (sn > t) t = sn;
     }
     return t;
 }
@@ -232,6 +234,7 @@ void advex_conv2d_forward(float *out, const float *x, const float *w, const floa
 void advex_conv2d_forward_u(float *out, const float *x, const float *w, const float *U, const float *b,
                             const advex_conv2d_p *p, float *scratch, int64_t scratch_n) {
     if (advex_wino_forward(out, x, w, U, b, p, scratch, scratch_n)) return;
+    if (advex_conv_s2_forward(out, x, w, b, p, scratch, scratch_n)) return;
     conv_plan c = conv_plan_make(p);
     int T = conv_threads(p, &c, scratch_n);
     int64_t K = c.K, P = c.P, Mg = c.Mg, Cg = c.Cg, HW = p->H * p->W, OW = p->OW;
@@ -286,6 +289,8 @@ void advex_conv2d_backward_mode(float *dx, float *dw, float *db, const float *do
                                 const float *U, const advex_conv2d_p *p, float *scratch, int64_t scratch_n,
                                 int write_dx) {
     if (dx && advex_wino_backward_data(dx, dout, w, U, p, !write_dx, scratch, scratch_n)) dx = NULL; /* dW below */
+    if ((dx || dw) && advex_conv_s2_backward(dx, dw, dout, x, w, p, scratch, scratch_n, write_dx))
+        dx = dw = NULL; /* db below */
     if (dx && write_dx) { /* the im2col path scatters with += */
         int64_t nx = p->N * p->C * p->H * p->W;
 #pragma omp parallel for schedule(static) if (nx >= ADVEX_OMP_MIN)

@@ -96,6 +96,17 @@ int advex_wino_forward(float *out, const float *x, const float *w, const float *
 int advex_wino_backward_data(float *dx, const float *dout, const float *w, const float *U, const advex_conv2d_p *p,
                              int accumulate, float *scratch, int64_t scratch_n);
 
+/* ---- stride 2 through space-to-depth (conv_s2.c) ----------------------------------------- */
+
+int advex_conv_s2_ok(const advex_conv2d_p *p);
+int64_t advex_conv_s2_scratch(const advex_conv2d_p *p, int threads);
+/* Return 0, doing nothing, when not eligible or the scratch is too small. */
+int advex_conv_s2_forward(float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p,
+                          float *scratch, int64_t scratch_n);
+/* dx stored (write_dx) or accumulated, dw accumulated (either may be NULL); not db. */
+int advex_conv_s2_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                           const advex_conv2d_p *p, float *scratch, int64_t scratch_n, int write_dx);
+
 /* ---- gemm (gemm.c) -------------------------------------------------------------------- */
 
 /* Row-major C (M,N) = alpha op(A) op(B) + beta C through cblas_sgemm; split over the OpenMP
