@@ -58,15 +58,25 @@ void advex_batchnorm_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     for (int64_t ch = 0; ch < p.C; ch++) {
         float mean, inv;
         if (train) {
+            /* per plane a vectorised float sum, planes summed in double: a double running sum
+             * is one 4-cycle dependent add per element (BatchNorm was 13% of a resnet
+             * training step) */
             double s = 0.0, ss = 0.0;
             for (int64_t n = 0; n < p.N; n++) {
                 const float *xp = x + (n * p.C + ch) * p.S;
-                for (int64_t i = 0; i < p.S; i++) s += xp[i];
+                float sf = 0.0f;
+#pragma omp simd reduction(+ : sf)
+                for (int64_t i = 0; i < p.S; i++) sf += xp[i];
+                s += sf;
             }
             double m = cnt > 0 ? s / (double)cnt : 0.0;
+            float mf = (float)m;
             for (int64_t n = 0; n < p.N; n++) {
                 const float *xp = x + (n * p.C + ch) * p.S;
-                for (int64_t i = 0; i < p.S; i++) ss += (xp[i] - m) * (xp[i] - m);
+                float sf = 0.0f;
+#pragma omp simd reduction(+ : sf)
+                for (int64_t i = 0; i < p.S; i++) sf += (xp[i] - mf) * (xp[i] - mf);
+                ss += sf;
             }
             double var = cnt > 0 ? ss / (double)cnt : 0.0;
             double unbiased = cnt > 1 ? ss / (double)(cnt - 1) : var;
@@ -84,6 +94,7 @@ void advex_batchnorm_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
         for (int64_t n = 0; n < p.N; n++) {
             const float *xp = x + (n * p.C + ch) * p.S;
             float *yp = y + (n * p.C + ch) * p.S;
+#pragma omp simd
             for (int64_t i = 0; i < p.S; i++) yp[i] = xp[i] * a + b;
         }
     }
@@ -125,13 +136,17 @@ void advex_batchnorm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
             }
             continue;
         }
-        double sdy = 0.0, sdyx = 0.0;
+        double sdy = 0.0, sdyx = 0.0; /* per plane vectorised float sums (see forward) */
         for (int64_t n = 0; n < p.N; n++) {
             const float *xp = x + (n * p.C + ch) * p.S, *dp = dy + (n * p.C + ch) * p.S;
+            float a1 = 0.0f, a2 = 0.0f;
+#pragma omp simd reduction(+ : a1, a2)
             for (int64_t i = 0; i < p.S; i++) {
-                sdy += dp[i];
-                sdyx += (double)dp[i] * (xp[i] - mean) * inv;
+                a1 += dp[i];
+                a2 += dp[i] * (xp[i] - mean);
             }
+            sdy += a1;
+            sdyx += (double)a2 * inv;
         }
         if (dscale) dscale[ch] = (wscale ? 0.0f : dscale[ch]) + (float)sdyx;
         if (dbias) dbias[ch] = (wbias ? 0.0f : dbias[ch]) + (float)sdy;
@@ -145,11 +160,13 @@ void advex_batchnorm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
             const float *xp = x + (n * p.C + ch) * p.S, *dp = dy + (n * p.C + ch) * p.S;
             float *dxp = dx + (n * p.C + ch) * p.S;
             if (wx) {
+#pragma omp simd
                 for (int64_t i = 0; i < p.S; i++) {
                     float xhat = (xp[i] - mean) * inv;
                     dxp[i] = a * (dp[i] - k1 - xhat * k2);
                 }
             } else {
+#pragma omp simd
                 for (int64_t i = 0; i < p.S; i++) {
                     float xhat = (xp[i] - mean) * inv;
                     dxp[i] += a * (dp[i] - k1 - xhat * k2);
