@@ -39,9 +39,12 @@ static void usage(FILE *f) {
  * spin (GOMP_SPINCOUNT=10000) keeps wake-ups fast for back-to-back regions without that
  * cost (resnet batch 1: 130 -> 500 img/s; batch 256 unchanged). libgomp reads the variable
  * once, when it is loaded, so the CLI sets it and re-executes itself (about 1 ms), unless the
- * user set OMP_WAIT_POLICY or GOMP_SPINCOUNT. ADVEX_NO_REEXEC=1 skips this. */
+ * user set OMP_WAIT_POLICY or GOMP_SPINCOUNT. ADVEX_NO_REEXEC=1 skips this, and so does
+ * running under valgrind (which cannot follow the re-exec). */
 static void omp_spin_default(char **argv) {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("ADVEX_NO_REEXEC")) return;
+    const char *pre = getenv("LD_PRELOAD"); /* under valgrind /proc/self/exe is valgrind's own */
+    if (pre && strstr(pre, "vgpreload")) return;
     if (setenv("GOMP_SPINCOUNT", "10000", 0) != 0) return;
     execv("/proc/self/exe", argv); /* returns only on failure: carry on with the default */
 }
