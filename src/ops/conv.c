@@ -211,11 +211,6 @@ static void col2im_add(float *dx, const float *col, int64_t ldc, int64_t Cg, con
     }
 }
 
-/* Images [n0, n1) of thread t's share of N images over T threads. */
-static void share(int64_t N, int T, int t, int64_t *n0, int64_t *n1) {
-    *n0 = N * t / T;
-    *n1 = N * (t + 1) / T;
-}
 
 /* col (K, ld) columns [j*P, (j+1)*P) <- image xs (Cg,H,W), all rows */
 static void fill_col(float *col, int64_t ld, const float *xs, const conv_plan *c, const advex_conv2d_p *p) {
@@ -242,7 +237,7 @@ void advex_conv2d_forward_u(float *out, const float *x, const float *w, const fl
     {
         int t = omp_get_thread_num();
         int64_t n0, n1;
-        share(p->N, T, t, &n0, &n1);
+        advex_share(p->N, T, t, &n0, &n1);
         float *col = scratch + (int64_t)t * c.per_thread; /* (K, cols) */
         float *yc = col + K * c.cols;                      /* (Mg, cols) */
         for (int64_t n = n0; n < n1; n += c.nb) {
@@ -304,7 +299,7 @@ void advex_conv2d_backward_mode(float *dx, float *dw, float *db, const float *do
         {
             int t = omp_get_thread_num();
             int64_t n0, n1;
-            share(p->N, T, t, &n0, &n1);
+            advex_share(p->N, T, t, &n0, &n1);
             float *col = scratch + (int64_t)t * c.per_thread; /* (K, cols): col, then dcol */
             float *dyc = col + K * c.cols;                     /* (Mg, cols) */
             float *dwt = dyc + Mg * c.cols;                    /* (M, K) this thread's dW */

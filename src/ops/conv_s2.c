@@ -141,31 +141,39 @@ static int s2_threads(const advex_conv2d_p *p, const s2_plan *s, int64_t scratch
     return t < 1 ? 1 : (int)t;
 }
 
-static void share(int64_t N, int T, int t, int64_t *n0, int64_t *n1) {
-    *n0 = N * t / T;
-    *n1 = N * (t + 1) / T;
+/* Plan, thread count, and w' at the start of the scratch; 0 when the path does not apply. */
+static int s2_begin(s2_plan *s, const float *w, const advex_conv2d_p *p, float *scratch, int64_t scratch_n) {
+    if (!advex_conv_s2_ok(p) || scratch_n < advex_conv_s2_scratch(p, 1)) return 0;
+    *s = s2_make(p);
+    s2_w(scratch, w, p, s);
+    return s2_threads(p, s, scratch_n);
+}
+
+/* col (K, ld) for images [n, n+nb) of x, x' of each built in xs */
+static void s2_fill(float *col, int64_t ld, float *xs, const float *x, int64_t n, int64_t nb,
+                    const advex_conv2d_p *p, const s2_plan *s) {
+    for (int64_t j = 0; j < nb; j++) {
+        s2_in(xs, x + (n + j) * p->C * p->H * p->W, p, s);
+        s2_col(col + j * s->P, ld, xs, s);
+    }
 }
 
 int advex_conv_s2_forward(float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p,
                           float *scratch, int64_t scratch_n) {
-    if (!advex_conv_s2_ok(p) || scratch_n < advex_conv_s2_scratch(p, 1)) return 0;
-    s2_plan s = s2_make(p);
-    int T = s2_threads(p, &s, scratch_n);
-    float *ws = scratch;
-    s2_w(ws, w, p, &s);
-    int64_t HW = p->H * p->W, OHW = p->OH * p->OW;
+    s2_plan s;
+    int T = s2_begin(&s, w, p, scratch, scratch_n);
+    if (!T) return 0;
+    const float *ws = scratch;
+    int64_t OHW = p->OH * p->OW;
 #pragma omp parallel num_threads(T) if (T > 1)
     {
         int t = omp_get_thread_num();
         int64_t n0, n1;
-        share(p->N, T, t, &n0, &n1);
+        advex_share(p->N, T, t, &n0, &n1);
         float *xs = scratch + s.wn + (int64_t)t * s.per_thread, *col = xs + s.plane, *yc = col + s.K * s.cols;
         for (int64_t n = n0; n < n1; n += s.nb) {
             int64_t nb = n1 - n < s.nb ? n1 - n : s.nb, ld = nb * s.P;
-            for (int64_t j = 0; j < nb; j++) {
-                s2_in(xs, x + (n + j) * p->C * HW, p, &s);
-                s2_col(col + j * s.P, ld, xs, &s);
-            }
+            s2_fill(col, ld, xs, x, n, nb, p, &s);
             advex_sgemm(0, 0, p->M, ld, s.K, 1.0f, ws, s.K, col, ld, 0.0f, yc, ld);
             for (int64_t j = 0; j < nb; j++)
                 for (int64_t m = 0; m < p->M; m++) {
@@ -183,18 +191,17 @@ int advex_conv_s2_forward(float *out, const float *x, const float *w, const floa
  * left to the caller. */
 int advex_conv_s2_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
                            const advex_conv2d_p *p, float *scratch, int64_t scratch_n, int write_dx) {
-    if (!advex_conv_s2_ok(p) || scratch_n < advex_conv_s2_scratch(p, 1)) return 0;
-    if (!dx && !dw) return 1;
-    s2_plan s = s2_make(p);
-    int T = s2_threads(p, &s, scratch_n);
-    float *ws = scratch;
-    s2_w(ws, w, p, &s);
+    if (!dx && !dw) return advex_conv_s2_ok(p) && scratch_n >= advex_conv_s2_scratch(p, 1);
+    s2_plan s;
+    int T = s2_begin(&s, w, p, scratch, scratch_n);
+    if (!T) return 0;
+    const float *ws = scratch;
     int64_t HW = p->H * p->W, OHW = p->OH * p->OW;
 #pragma omp parallel num_threads(T) if (T > 1)
     {
         int t = omp_get_thread_num();
         int64_t n0, n1;
-        share(p->N, T, t, &n0, &n1);
+        advex_share(p->N, T, t, &n0, &n1);
         float *xs = scratch + s.wn + (int64_t)t * s.per_thread, *col = xs + s.plane, *dyc = col + s.K * s.cols;
         float *dwt = dyc + p->M * s.cols; /* (M, K) this thread's dW' */
         if (dw) memset(dwt, 0, (size_t)(p->M * s.K) * sizeof(float));
@@ -210,10 +217,7 @@ int advex_conv_s2_backward(float *dx, float *dw, const float *dout, const float 
                     }
                 }
             if (dw) {
-                for (int64_t j = 0; j < nb; j++) {
-                    s2_in(xs, x + (n + j) * p->C * HW, p, &s);
-                    s2_col(col + j * s.P, ld, xs, &s);
-                }
+                s2_fill(col, ld, xs, x, n, nb, p, &s);
                 advex_sgemm(0, 1, p->M, s.K, ld, 1.0f, dyc, ld, col, ld, 1.0f, dwt, s.K);
             }
             if (!dx) continue;

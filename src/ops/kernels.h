@@ -11,6 +11,12 @@
 enum { ADVEX_AUTO_PAD_NOTSET = 0, ADVEX_AUTO_PAD_SAME_UPPER = 1, ADVEX_AUTO_PAD_SAME_LOWER = 2,
        ADVEX_AUTO_PAD_VALID = 3 };
 
+/* Images [n0, n1) of thread t's share of N images over T threads. */
+static inline void advex_share(int64_t N, int T, int t, int64_t *n0, int64_t *n1) {
+    *n0 = N * t / T;
+    *n1 = N * (t + 1) / T;
+}
+
 /* Below this many elements a loop stays serial (OpenMP start-up costs more). */
 #define ADVEX_OMP_MIN 32768
 
