@@ -30,20 +30,7 @@ static int cmp_double(const void *a, const void *b) {
 /* Multiply-adds per example of one forward pass (Conv and Gemm/MatMul nodes). */
 static double forward_macs(advex_model *m) {
     if (advex_model_plan(m, 1, 0, 0)) return 0;
-    double macs = 0;
-    for (int i = 0; i < m->g.n_nodes; i++) {
-        const advex_node *nd = &m->g.nodes[i];
-        const advex_value *o = &m->g.vals[nd->out[0]], *w = nd->n_in > 1 ? &m->g.vals[nd->in[1]] : NULL;
-        double on = (double)advex_numel(o->ndim, o->dims);
-        if (nd->op == ADVEX_OP_CONV && w && w->ndim == 4)
-            macs += on * (double)(w->dims[1] * w->dims[2] * w->dims[3]);
-        else if ((nd->op == ADVEX_OP_GEMM || nd->op == ADVEX_OP_MATMUL) && w) {
-            const advex_value *a = &m->g.vals[nd->in[0]];
-            int64_t kk = nd->op == ADVEX_OP_GEMM && nd->a.trans_a ? a->dims[0] : a->dims[a->ndim - 1];
-            macs += on * (double)kk;
-        }
-    }
-    return macs;
+    return advex_model_plan_macs(m, NULL);
 }
 
 /* One FGSM-RS training step: random start, eval-mode input gradient, sign step; then a

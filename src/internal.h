@@ -257,6 +257,9 @@ void advex_model_free_replicas(advex_model *m);
 /* Ends a forward (want_grad) whose backward will not come: restores the thread count a
  * serial pass lowered. */
 void advex_model_eval_end(advex_model *m);
+/* Multiply-adds of one forward pass of the current plan (Conv, Gemm and MatMul nodes), and
+ * how many such layers there are (layers may be NULL). */
+double advex_model_plan_macs(const advex_model *m, int *layers);
 
 /* A grow-only float workspace owned by the model (attacks, training): returns NULL (with
  * the error set) on allocation failure. Contents are undefined; valid until the next call. */

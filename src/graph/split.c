@@ -157,20 +157,28 @@ static advex_status part_forward(advex_model *m, int p, void *u) {
 }
 
 /* Multiply-adds per Conv/Gemm/MatMul node of the planned pass, on average. */
-static double macs_per_layer(const advex_model *m) {
+double advex_model_plan_macs(const advex_model *m, int *layers) {
     double macs = 0;
-    int layers = 0;
+    int n = 0;
     for (int i = 0; i < m->g.n_nodes; i++) {
         const advex_node *nd = &m->g.nodes[i];
-        if (nd->op != ADVEX_OP_CONV && nd->op != ADVEX_OP_GEMM && nd->op != ADVEX_OP_MATMUL) continue;
+        if ((nd->op != ADVEX_OP_CONV && nd->op != ADVEX_OP_GEMM && nd->op != ADVEX_OP_MATMUL) || nd->n_in < 2) continue;
         const advex_value *o = &m->g.vals[nd->out[0]], *a = &m->g.vals[nd->in[0]], *w = &m->g.vals[nd->in[1]];
         double k = nd->op == ADVEX_OP_CONV ? (double)(w->ndim == 4 ? w->dims[1] * w->dims[2] * w->dims[3] : 1)
                                            : (double)(nd->op == ADVEX_OP_GEMM && nd->a.trans_a ? a->dims[0]
                                                                                           : a->dims[a->ndim - 1]);
         macs += (double)advex_numel(o->ndim, o->dims) * k;
-        layers++;
+        n++;
     }
-    return layers ? macs / layers : 0;
+    if (layers) *layers = n;
+    return macs;
+}
+
+void advex_model_eval_end(advex_model *m) {
+    if (m->serial) {
+        advex_set_threads(m->serial);
+        m->serial = 0;
+    }
 }
 
 /* A pass this small (batch 1 of a small net) runs on one thread: below ~1 M multiply-adds
@@ -181,24 +189,20 @@ static double macs_per_layer(const advex_model *m) {
 
 advex_status advex_model_eval_forward(advex_model *m, const float *x, int64_t b, int want_grad, const float **z) {
     advex_status st;
-    if (m->serial) { /* a previous forward's backward never came (the caller failed in between) */
-        advex_set_threads(m->serial);
-        m->serial = 0;
-    }
+    advex_model_eval_end(m); /* a previous forward's backward never came (the caller failed in between) */
     int parts = split_parts(m, b);
     m->split = 0;
     if (!parts) {
         if ((st = advex_model_plan(m, b, 0, want_grad))) return st;
         int t = advex_threads();
-        if (t > 1 && !omp_in_parallel() && macs_per_layer(m) < SERIAL_MACS_PER_LAYER) {
+        int layers;
+        double macs = advex_model_plan_macs(m, &layers);
+        if (t > 1 && !omp_in_parallel() && layers > 0 && macs / layers < SERIAL_MACS_PER_LAYER) {
             m->serial = t;
             advex_set_threads(1);
         }
         st = advex_model_run_forward(m, x);
-        if (m->serial && (!want_grad || st)) {
-            advex_set_threads(m->serial);
-            m->serial = 0;
-        }
+        if (!want_grad || st) advex_model_eval_end(m);
         if (st) return st;
         *z = advex_model_logits(m);
         return ADVEX_OK;
@@ -213,13 +217,6 @@ advex_status advex_model_eval_forward(advex_model *m, const float *x, int64_t b,
     }
     *z = m->zbuf;
     return ADVEX_OK;
-}
-
-void advex_model_eval_end(advex_model *m) {
-    if (m->serial) {
-        advex_set_threads(m->serial);
-        m->serial = 0;
-    }
 }
 
 typedef struct bwd_args {
@@ -242,10 +239,7 @@ advex_status advex_model_eval_backward(advex_model *m, const float *dl, float *g
     advex_status st;
     if (!m->split) {
         st = advex_model_run_backward(m, dl);
-        if (m->serial) { /* the forward went serial: back to the caller's thread count */
-            advex_set_threads(m->serial);
-            m->serial = 0;
-        }
+        advex_model_eval_end(m); /* the forward may have gone serial */
         if (st) return st;
         const advex_value *in = &m->g.vals[m->g.input];
         memcpy(grad, in->grad, (size_t)advex_numel(4, in->dims) * sizeof(float));
