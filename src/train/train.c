@@ -160,9 +160,9 @@ static void optim_step(const advex_train_config *c, float lr, float *p, const fl
 }
 
 
-/* Input gradient of the batch xa (b rows) in eval mode: dl (b, k) is filled by `fill` from
- * the logits; returns a pointer to the graph's input gradient (b, C,H,W). Never allocates
- * (the plan was sized before the loop). */
+/* Input gradient of the batch xa (b rows) in eval mode into g (b, C,H,W): dl (b, k) is
+ * filled by `fill` from the logits. Runs like the attacks' passes (split across threads,
+ * see src/graph/split.c); allocates only on the first step (the per-thread replicas). */
 typedef void (*dl_fill_fn)(const float *z, int64_t b, int64_t k, const int32_t *y, const float *pc, float *loss,
                            float *dl);
 static void fill_ce(const float *z, int64_t b, int64_t k, const int32_t *y, const float *pc, float *loss, float *dl) {
@@ -183,14 +183,12 @@ static void fill_kl(const float *z, int64_t b, int64_t k, const int32_t *y, cons
 }
 
 static advex_status input_grad(advex_model *m, const float *xa, int64_t b, const int32_t *y, const float *pc,
-                               dl_fill_fn fill, float *loss, float *dl, const float **g) {
-    advex_status st = advex_model_plan(m, b, 0, 1);
+                               dl_fill_fn fill, float *loss, float *dl, float *g) {
+    const float *z;
+    advex_status st = advex_model_eval_forward(m, xa, b, 1, &z);
     if (st) return st;
-    advex_model_run_forward(m, xa);
-    fill(advex_model_logits(m), b, m->classes, y, pc, loss, dl);
-    if ((st = advex_model_run_backward(m, dl))) return st;
-    *g = m->g.vals[m->g.input].grad;
-    return ADVEX_OK;
+    fill(z, b, m->classes, y, pc, loss, dl);
+    return advex_model_eval_backward(m, dl, g);
 }
 
 static void softmax_rows(const float *z, int64_t b, int64_t k, float *p) {
@@ -207,13 +205,13 @@ static void softmax_rows(const float *z, int64_t b, int64_t k, float *p) {
 /* Craft xa (b rows) from x for `mode` at radius eps, step alpha, in eval mode. Random starts
  * come from a stream seeded by (seed, step): no state beyond the step count. */
 static advex_status craft(advex_model *m, const advex_train_config *c, advex_adv_mode mode, float eps, int64_t step,
-                          const float *x, const int32_t *y, int64_t b, float *xa, float *pc, float *loss, float *dl) {
+                          const float *x, const int32_t *y, int64_t b, float *xa, float *pc, float *loss, float *dl,
+                          float *g) {
     const int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2];
     const float alpha = eff_alpha(c, mode, eps);
     advex_rng r;
     advex_rng_seed_stream(&r, c->seed, 0xad7000000ull + (uint64_t)step);
     advex_status st = ADVEX_OK;
-    const float *g;
     int steps = 1;
     dl_fill_fn fill = fill_ce;
     switch (mode) {
@@ -228,11 +226,11 @@ static advex_status craft(advex_model *m, const advex_train_config *c, advex_adv
         }
         if (mode == ADVEX_ADV_PGD) steps = eff_steps(c, mode);
         break;
-    case ADVEX_ADV_TRADES:
+    case ADVEX_ADV_TRADES: {
         /* clean probabilities (fixed target of the KL), then a tiny Gaussian start */
-        if ((st = advex_model_plan(m, b, 0, 1))) return st;
-        advex_model_run_forward(m, x);
-        softmax_rows(advex_model_logits(m), b, m->classes, pc);
+        const float *z;
+        if ((st = advex_model_eval_forward(m, x, b, 0, &z))) return st;
+        softmax_rows(z, b, m->classes, pc);
         for (int64_t i = 0; i < b * d; i++) {
             float v = x[i] + 0.001f * advex_rng_normal(&r);
             xa[i] = v < 0 ? 0 : (v > 1 ? 1 : v);
@@ -240,10 +238,11 @@ static advex_status craft(advex_model *m, const advex_train_config *c, advex_adv
         steps = eff_steps(c, mode);
         fill = fill_kl;
         break;
+    }
     case ADVEX_ADV_NONE: return ADVEX_OK;
     }
     for (int s = 0; s < steps; s++) {
-        if ((st = input_grad(m, xa, b, y, pc, fill, loss, dl, &g))) return st;
+        if ((st = input_grad(m, xa, b, y, pc, fill, loss, dl, g))) return st;
         advex_sign_step(xa, x, g, b * d, alpha, eps);
     }
     return ADVEX_OK;
@@ -323,7 +322,7 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
     const int both = adv && (w > 0 || c->adv == ADVEX_ADV_TRADES);
     int64_t R = both ? 2 * B : B;
     /* one allocation for everything the loop needs */
-    int64_t total = 4 * np + 2 * nc + 2 * B * dim + 3 * R * k + R + B + n + 4 * (int64_t)c->epochs + 16;
+    int64_t total = 4 * np + 2 * nc + 3 * B * dim + 3 * R * k + R + B + n + 4 * (int64_t)c->epochs + 16;
     float *buf = advex_falloc(total);
     if (!buf) return advex_set_error(ADVEX_ERR_NOMEM, "cannot allocate training buffers");
     memset(buf, 0, (size_t)total * sizeof(float));
@@ -338,7 +337,8 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
     float *pc = dlogits + R * k;                 /* (R, k) TRADES clean probabilities */
     float *loss = pc + R * k;                    /* (R) */
     float *dl_in = loss + R;                     /* (R, k) scratch for the inner maximisation */
-    int32_t *yb = (int32_t *)(dl_in + R * k);    /* (R) labels */
+    float *g_in = dl_in + R * k;                 /* (B, C,H,W) its input gradient */
+    int32_t *yb = (int32_t *)(g_in + B * dim);   /* (R) labels */
     S.perm = yb + R;                             /* (n) shuffled order */
     S.hist = (double *)(void *)(((uintptr_t)(S.perm + n) + 15) & ~(uintptr_t)15); /* (2 epochs) */
     S.params = m->params;
@@ -393,7 +393,7 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
             int64_t rows = b;
             float *xa = xb + b * dim;
             if (adv) {
-                if ((st = craft(m, c, mode, eps_t, S.step, xb, yb, b, xa, pc, loss, dl_in))) break;
+                if ((st = craft(m, c, mode, eps_t, S.step, xb, yb, b, xa, pc, loss, dl_in, g_in))) break;
                 if (both) rows = 2 * b;
                 else xin = xa;
             }
