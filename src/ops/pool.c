@@ -331,33 +331,17 @@ static void maxpool_2x2s2_backward_write(float *dx, const float *dout, const int
     }
 }
 
-/* Write mode, any geometry: each plane zeroed, then dx[argmax] += dout. */
-static void maxpool_backward_write(float *dx, const float *dout, const int32_t *argmax, const advex_conv2d_p *p) {
-    int64_t NC = p->N * p->C, HW = p->H * p->W, P = p->OH * p->OW;
-#pragma omp parallel for schedule(static) if (NC * HW >= ADVEX_OMP_MIN)
-    for (int64_t nc = 0; nc < NC; nc++) {
-        float *dxp = dx + nc * HW;
-        const float *dop = dout + nc * P;
-        const int32_t *ap = argmax + nc * P;
-        memset(dxp, 0, (size_t)HW * sizeof(float));
-        for (int64_t i = 0; i < P; i++)
-            if (ap[i] >= 0) dxp[ap[i]] += dop[i];
-    }
-}
-
 void advex_maxpool_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_conv2d_p p;
     advex_value *X = &v[nd->in[0]];
     if (!X->grad || pool_geom(nd, v, "MaxPool", &p)) return;
     const int32_t *am = maxpool_argmax(nd, v);
-    if (X->grad_write && am) {
-        if (p.KH == 2 && p.KW == 2 && p.SH == 2 && p.SW == 2 && p.DH == 1 && p.DW == 1 && p.PT == 0 && p.PL == 0 &&
-            2 * p.OH <= p.H && 2 * p.OW <= p.W)
-            maxpool_2x2s2_backward_write(X->grad, v[nd->out[0]].grad, am, &p);
-        else
-            maxpool_backward_write(X->grad, v[nd->out[0]].grad, am, &p);
+    if (X->grad_write && am && p.KH == 2 && p.KW == 2 && p.SH == 2 && p.SW == 2 && p.DH == 1 && p.DW == 1 &&
+        p.PT == 0 && p.PL == 0 && 2 * p.OH <= p.H && 2 * p.OW <= p.W) {
+        maxpool_2x2s2_backward_write(X->grad, v[nd->out[0]].grad, am, &p);
         return;
     }
+    /* other geometries in write mode: zero, then the accumulating scatter */
     if (X->grad_write) memset(X->grad, 0, (size_t)advex_val_numel(X) * sizeof(float));
     advex_maxpool2d_backward(X->grad, v[nd->out[0]].grad, am, X->data, &p);
 }
