@@ -103,7 +103,8 @@ TEST(conv_fast_paths_vs_ref) {
 }
 
 /* Winograd directly: taken for the eligible shapes, error relative to the output's scale
- * close to float rounding, accumulate mode adds, and the gemm-only switch turns it off. */
+ * close to float rounding (forward, input gradient, weight gradient on 1 and 2 threads),
+ * accumulate mode adds, and the gemm-only switch turns it off. */
 TEST(winograd_vs_ref) {
     advex_rng r;
     advex_rng_seed(&r, 5);
@@ -131,6 +132,24 @@ TEST(winograd_vs_ref) {
         for (int64_t k = 0; k < no; k++) sy = fabsf(ry[k]) > sy ? fabsf(ry[k]) : sy;
         for (int64_t k = 0; k < nx; k++) sx = fabsf(rdx[k]) > sx ? fabsf(rdx[k]) : sx;
         float ey = maxdiff(y, ry, no) / sy, ex = maxdiff(dx, rdx, nx) / sx;
+        /* weight gradient: adds into dw; 1 and 2 threads */
+        float *rdw = zeros(nw), *dw0 = rnd(nw, &r, -1, 1), *dw = zeros(nw), sw = 0.0f, ew = 0.0f;
+        advex_conv2d_backward_ref(NULL, rdw, NULL, dy, x, w, &p);
+        for (int64_t k = 0; k < nw; k++) sw = fabsf(rdw[k]) > sw ? fabsf(rdw[k]) : sw;
+        for (int64_t k = 0; k < nw; k++) rdw[k] += dw0[k];
+        int64_t swn = advex_wino_dw_scratch(&p, 2);
+        float *sw_scratch = malloc((size_t)swn * sizeof(float));
+        int okw = 1;
+        for (int t = 1; t <= 2; t++) {
+            memcpy(dw, dw0, (size_t)nw * sizeof(float));
+            omp_set_num_threads(t);
+            okw &= advex_wino_backward_weights(dw, dy, x, &p, sw_scratch, swn);
+            float e = maxdiff(dw, rdw, nw) / sw;
+            ew = e > ew ? e : ew;
+        }
+        omp_set_num_threads(keep);
+        free(rdw); free(dw0); free(dw); free(sw_scratch);
+        ASSERT_MSG(okw && ew < 1e-5f, "shape %zu: Winograd weight gradient (taken %d) relative error %g", i, okw, ew);
         /* precise (the conv feeds a max-pool): F(2,3) forward, an order of magnitude closer */
         p.algo = ADVEX_CONV_PRECISE;
         advex_wino_forward(y, x, w, NULL, b, &p, scratch, sn);

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Generate src/ops/winograd_tf.h: the Winograd F(m, r) transform matrices in exact
 rational arithmetic (Toom-Cook at the points 0, 1, -1, 2, -2, 1/2, -1/2 and infinity), and
-straight-line 1-D data/output transforms that skip the zero entries (a compiler may not
+straight-line 1-D data/output transforms (and the transposed output transform A, which the
+weight gradient applies to output-gradient tiles) that skip the zero entries (a compiler may not
 drop x*0.0f without -ffast-math).
 
     /usr/bin/python3 tools/gen_winograd.py > src/ops/winograd_tf.h
@@ -106,6 +107,10 @@ def main():
         print(f"static inline void wg_at_{n}(v8f *restrict o, ptrdiff_t os, const v8f *restrict s, ptrdiff_t ss) {{")
         for i in range(m):
             print(f"    o[{i} * os] = {expr(AT[i], 's')};")
+        print("}")
+        print(f"static inline void wg_a_{n}(v8f *restrict o, ptrdiff_t os, const v8f *restrict s, ptrdiff_t ss) {{")
+        for i in range(a):
+            print(f"    o[{i} * os] = {expr([AT[k][i] for k in range(m)], 's')};")
         print("}\n")
     print("#endif")
 

@@ -284,6 +284,7 @@ void advex_conv2d_backward_mode(float *dx, float *dw, float *db, const float *do
                                 const float *U, const advex_conv2d_p *p, float *scratch, int64_t scratch_n,
                                 int write_dx) {
     if (dx && advex_wino_backward_data(dx, dout, w, U, p, !write_dx, scratch, scratch_n)) dx = NULL; /* dW below */
+    if (dw && advex_wino_backward_weights(dw, dout, x, p, scratch, scratch_n)) dw = NULL;
     if ((dx || dw) && advex_conv_s2_backward(dx, dw, dout, x, w, p, scratch, scratch_n, write_dx))
         dx = dw = NULL; /* db below */
     if (dx && write_dx) { /* the im2col path scatters with += */
@@ -472,7 +473,12 @@ advex_status advex_conv_infer(advex_node *nd, advex_value *v) {
 int64_t advex_conv_scratch(const advex_node *nd, const advex_value *v, int train) {
     advex_conv2d_p p;
     if (conv_geom(nd, v, &p)) return 0;
-    return advex_conv2d_scratch(&p, advex_threads());
+    int64_t n = advex_conv2d_scratch(&p, advex_threads());
+    if (train && n >= 0) { /* the Winograd weight gradient */
+        int64_t w = advex_wino_dw_scratch(&p, advex_threads());
+        if (w > n) n = w;
+    }
+    return n;
 }
 
 /* aux: a cache of the Winograd-transformed kernels, valid while the weights equal the copy

@@ -102,6 +102,14 @@ int advex_wino_forward(float *out, const float *x, const float *w, const float *
 int advex_wino_backward_data(float *dx, const float *dout, const float *w, const float *U, const advex_conv2d_p *p,
                              int accumulate, float *scratch, int64_t scratch_n);
 
+/* The weight gradient of the same geometries: dw (M,C,KH,KW) += dL/dw for output gradient
+ * dout and input x. Needs advex_wino_dw_scratch floats; returns 0, doing nothing, when not
+ * eligible or the scratch is too small. */
+int advex_wino_dw_ok(const advex_conv2d_p *p);
+int64_t advex_wino_dw_scratch(const advex_conv2d_p *p, int threads);
+int advex_wino_backward_weights(float *dw, const float *dout, const float *x, const advex_conv2d_p *p,
+                                float *scratch, int64_t scratch_n);
+
 /* ---- stride 2 through space-to-depth (conv_s2.c) ----------------------------------------- */
 
 int advex_conv_s2_ok(const advex_conv2d_p *p);

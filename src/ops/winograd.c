@@ -2,7 +2,7 @@
  * ungrouped convolutions with square 3x3 or 5x5 kernels: the forward pass and the
  * gradient with respect to the input (which is itself such a convolution of the output
  * gradient with the flipped, channel-transposed kernel). Attacks spend almost all their
- * time in these two; the weight gradient (training) stays on im2col + sgemm in conv.c.
+ * time in these two. Training also gets the weight gradient (the last section below).
  *
  * For an alpha x alpha input tile d (alpha = m + r - 1) and kernel g, one output tile is
  *     Y = A^T [ (G g G^T) .* (B^T d B) ] A
@@ -411,5 +411,230 @@ int advex_wino_backward_data(float *dx, const float *dout, const float *w, const
         U = scratch;
     }
     wg_run(dx, dout, U, NULL, accumulate, &q, scratch + un, T);
+    return 1;
+}
+
+/* ---- weight gradient ----------------------------------------------------------------------
+ *
+ * Differentiating the tile identity Y = A^T [(G g G^T) .* (B^T d B)] A with respect to g:
+ *     dg = G^T [ sum over tiles (A dY A^T) .* (B^T d B) ] G
+ * where dY is the output tile's gradient (zero past the plane's edge). Per position xi of the
+ * alpha x alpha tile the sum is a GEMM dU_xi (K x C) = Yd_xi (K x T) V_xi (C x T)^T whose long
+ * dimension is the tile count, so here the vector lanes run over channels (8 channels of one
+ * tile per vector): V is stored (xi, tile, C) and Yd (xi, tile, K), the GEMM broadcasts a
+ * panel of 6 output channels of Yd against 16 input channels of V and reduces over the
+ * tiles of a chunk. Each thread sums its own dU over contiguous chunks of tiles; the threads'
+ * sums are added in thread order, then transformed by G^T . G once per (k, c). */
+
+#define WG_TW 32 /* tiles per weight-gradient chunk: V and Yd of one xi stay in L1 */
+
+typedef struct wg_dwl {
+    int64_t LV, LY; /* V row: C rounded up to 8; Yd / dU row: K rounded up to 8, then to WG_MR */
+} wg_dwl;
+
+static wg_dwl wg_dw_layout(const wg_prob *q) {
+    wg_dwl d;
+    d.LV = (q->C + 7) / 8 * 8;
+    d.LY = ((q->K + 7) / 8 * 8 + WG_MR - 1) / WG_MR * WG_MR;
+    return d;
+}
+
+/* Floats per thread: V (a^2, TW, LV), Yd (a^2, TW, LY), dU (a^2, LY, LV). */
+static int64_t wg_dw_per_thread(const wg_prob *q) {
+    wg_dwl d = wg_dw_layout(q);
+    int64_t a2 = (int64_t)q->tf->a * q->tf->a;
+    return (a2 * (WG_TW * (d.LV + d.LY) + d.LY * d.LV) + 15) / 16 * 16;
+}
+
+/* Lanes l < nl of a vector from s[l * stride]; zero beyond. */
+static inline v8f wg_gather8(const float *s, int64_t stride, int nl) {
+    if (nl == WG_L)
+        return (v8f){s[0], s[stride], s[2 * stride], s[3 * stride], s[4 * stride], s[5 * stride], s[6 * stride],
+                     s[7 * stride]};
+    union { v8f v; float f[WG_L]; } u = {{0}};
+    for (int l = 0; l < nl; l++) u.f[l] = s[l * stride];
+    return u.v;
+}
+
+/* V[xi][lanes] = B^T d B for channels c0 .. c0+nl-1 of the input tile at output (oh0, ow0) of
+ * image n; entries in the padding are zero. */
+static inline __attribute__((always_inline)) void wg_dw_in_body(float *V, int64_t ldv, const float *x, int64_t n,
+                                                                  int64_t oh0, int64_t ow0, int64_t c0, int nl,
+                                                                  const wg_prob *q, const int a, const wg_1d bt) {
+    int64_t HW = q->H * q->W, ih0 = oh0 - q->PT, iw0 = ow0 - q->PL;
+    int64_t i0 = ih0 < 0 ? -ih0 : 0, i1 = q->H - ih0 < a ? q->H - ih0 : a;
+    int64_t j0 = iw0 < 0 ? -iw0 : 0, j1 = q->W - iw0 < a ? q->W - iw0 : a;
+    const float *xc = x + (n * q->C + c0) * HW;
+    v8f d[WG_MAXA * WG_MAXA], e[WG_MAXA * WG_MAXA], o[WG_MAXA];
+    for (int i = 0; i < a * a; i++) d[i] = (v8f){0};
+    for (int64_t i = i0; i < i1; i++)
+        for (int64_t j = j0; j < j1; j++) d[i * a + j] = wg_gather8(xc + (ih0 + i) * q->W + iw0 + j, HW, nl);
+    for (int j = 0; j < a; j++) bt(e + j, a, d + j, a);
+    for (int i = 0; i < a; i++) {
+        bt(o, 1, e + i * a, 1);
+        for (int j = 0; j < a; j++) memcpy(V + (int64_t)(i * a + j) * ldv, &o[j], sizeof(v8f));
+    }
+}
+
+/* Yd[xi][lanes] = A dY A^T for output channels k0 .. k0+nl-1 of the m x m output tile at
+ * (oh0, ow0) of image n; zero past the plane's edge. */
+static inline __attribute__((always_inline)) void wg_dw_dy_body(float *Yd, int64_t ldy, const float *dy, int64_t n,
+                                                                  int64_t oh0, int64_t ow0, int64_t k0, int nl,
+                                                                  const wg_prob *q, const int a, const int m,
+                                                                  const wg_1d at_t) {
+    int64_t P = q->OH * q->OW;
+    int64_t mh = q->OH - oh0 < m ? q->OH - oh0 : m, mw = q->OW - ow0 < m ? q->OW - ow0 : m;
+    const float *yc = dy + (n * q->K + k0) * P;
+    v8f s[WG_MAXA * WG_MAXA], e[WG_MAXA * WG_MAXA], o[WG_MAXA];
+    for (int i = 0; i < m * m; i++) s[i] = (v8f){0};
+    for (int64_t i = 0; i < mh; i++)
+        for (int64_t j = 0; j < mw; j++) s[i * m + j] = wg_gather8(yc + (oh0 + i) * q->OW + ow0 + j, P, nl);
+    for (int j = 0; j < m; j++) at_t(e + j, m, s + j, m); /* e (a x m) = A s */
+    for (int i = 0; i < a; i++) {                          /* Yd (a x a) = e A^T */
+        at_t(o, 1, e + i * m, 1);
+        for (int j = 0; j < a; j++) memcpy(Yd + (int64_t)(i * a + j) * ldy, &o[j], sizeof(v8f));
+    }
+}
+
+/* The tile transforms of one image position for all channels, per family. */
+typedef void (*wg_dw_tile_fn)(float *V, float *Yd, const float *x, const float *dy, int64_t n, int64_t oh0,
+                              int64_t ow0, const wg_prob *q, const wg_dwl *d);
+#define WG_DW_INST(M, R)                                                                                     \
+    static void wg_dw_tile_##M##_##R(float *V, float *Yd, const float *x, const float *dy, int64_t n,         \
+                                     int64_t oh0, int64_t ow0, const wg_prob *q, const wg_dwl *d) {          \
+        for (int64_t c = 0; c < q->C; c += WG_L)                                                            \
+            wg_dw_in_body(V + c, WG_TW * d->LV, x, n, oh0, ow0, c, q->C - c < WG_L ? (int)(q->C - c) : WG_L, \
+                          q, M + R - 1, wg_bt_##M##_##R);                                                   \
+        for (int64_t k = 0; k < q->K; k += WG_L)                                                            \
+            wg_dw_dy_body(Yd + k, WG_TW * d->LY, dy, n, oh0, ow0, k, q->K - k < WG_L ? (int)(q->K - k) : WG_L, \
+                          q, M + R - 1, M, wg_a_##M##_##R);                                                 \
+    }
+WG_DW_INST(2, 3)
+WG_DW_INST(4, 3)
+WG_DW_INST(2, 5)
+
+/* dU (LY x LV) += Yd^T V over tn tiles: Yd (tn, LY), V (tn, LV); 6 x 16 register tile. */
+static void wg_dw_gemm(float *restrict dU, const float *restrict Yd, const float *restrict V, int64_t tn, int64_t LY,
+                       int64_t LV) {
+    for (int64_t kb = 0; kb < LY; kb += WG_MR)
+        for (int64_t cb = 0; cb < LV; cb += 2 * WG_L) {
+            v8f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0}, c40 = {0},
+                c41 = {0}, c50 = {0}, c51 = {0};
+            const float *u = Yd + kb, *v = V + cb;
+            int two = LV - cb >= 2 * WG_L;
+            for (int64_t t = 0; t < tn; t++, u += LY, v += LV) {
+                v8f v0, v1 = {0};
+                memcpy(&v0, v, sizeof v0);
+                if (two) memcpy(&v1, v + WG_L, sizeof v1);
+                c00 += u[0] * v0; c01 += u[0] * v1;
+                c10 += u[1] * v0; c11 += u[1] * v1;
+                c20 += u[2] * v0; c21 += u[2] * v1;
+                c30 += u[3] * v0; c31 += u[3] * v1;
+                c40 += u[4] * v0; c41 += u[4] * v1;
+                c50 += u[5] * v0; c51 += u[5] * v1;
+            }
+            v8f acc[WG_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+            for (int i = 0; i < WG_MR; i++)
+                for (int h = 0; h < 1 + two; h++) {
+                    float *o = dU + (kb + i) * LV + cb + h * WG_L;
+                    v8f s;
+                    memcpy(&s, o, sizeof s);
+                    s += acc[i][h];
+                    memcpy(o, &s, sizeof s);
+                }
+        }
+}
+
+/* The family for the weight gradient (see advex_wino_backward_weights). */
+static const wg_tf *wg_pick_dw(int r, int64_t OH, int64_t OW) {
+    if (r == 5) return &tf_2_5;
+    if (r == 3) return (OH >= 6 && OW >= 6) ? &tf_4_3 : &tf_2_3;
+    return NULL;
+}
+
+static wg_dw_tile_fn wg_dw_tile(const wg_tf *t) {
+    return t == &tf_2_3 ? wg_dw_tile_2_3 : t == &tf_4_3 ? wg_dw_tile_4_3 : wg_dw_tile_2_5;
+}
+
+int advex_wino_dw_ok(const advex_conv2d_p *p) {
+    return p->algo != ADVEX_CONV_GEMM && wg_shape_ok(p) && p->C >= 8 && p->M >= 8;
+}
+
+static void dw_prob(wg_prob *q, const advex_conv2d_p *p) {
+    wg_prob_make(q, p->N, p->C, p->H, p->W, p->M, p->OH, p->OW, p->PT, p->PL, wg_pick_dw((int)p->KH, p->OH, p->OW));
+}
+
+int64_t advex_wino_dw_scratch(const advex_conv2d_p *p, int threads) {
+    if (!advex_wino_dw_ok(p)) return 0;
+    wg_prob q;
+    dw_prob(&q, p);
+    return wg_dw_per_thread(&q) * (threads < 1 ? 1 : threads);
+}
+
+int advex_wino_backward_weights(float *dw, const float *dout, const float *x, const advex_conv2d_p *p,
+                                float *scratch, int64_t scratch_n) {
+    if (!advex_wino_dw_ok(p)) return 0;
+    wg_prob q;
+    dw_prob(&q, p);
+    wg_dwl d = wg_dw_layout(&q);
+    int a = q.tf->a, r = q.tf->r, m = q.tf->m;
+    int64_t a2 = (int64_t)a * a, per = wg_dw_per_thread(&q), nchunks = (q.TT + WG_TW - 1) / WG_TW;
+    int64_t t = omp_get_max_threads();
+    if (t > scratch_n / per) t = scratch_n / per;
+    if (t > nchunks) t = nchunks;
+    if (t < 1) return 0;
+    int T = (int)t;
+    wg_dw_tile_fn tile = wg_dw_tile(q.tf);
+    int64_t LV = d.LV, LY = d.LY, dUn = a2 * LY * LV;
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        int tid = omp_get_thread_num();
+        float *V = scratch + (int64_t)tid * per; /* (a2, TW, LV) */
+        float *Yd = V + a2 * WG_TW * LV;         /* (a2, TW, LY) */
+        float *dU = Yd + a2 * WG_TW * LY;        /* (a2, LY, LV) */
+        memset(dU, 0, (size_t)dUn * sizeof(float));
+        /* Yd's columns past K rounded to 8 are never written by the transforms */
+        int64_t k8 = (q.K + 7) / 8 * 8;
+        if (LY > k8)
+            for (int64_t row = 0; row < a2 * WG_TW; row++) memset(Yd + row * LY + k8, 0, (size_t)(LY - k8) * sizeof(float));
+        int64_t c0, c1;
+        advex_share(nchunks, T, tid, &c0, &c1);
+        for (int64_t ch = c0; ch < c1; ch++) {
+            int64_t t0 = ch * WG_TW, tn = q.TT - t0 < WG_TW ? q.TT - t0 : WG_TW;
+            for (int64_t tl = 0; tl < tn; tl++) {
+                int64_t tt = t0 + tl, n = tt / q.TI, ti = tt % q.TI;
+                tile(V + tl * LV, Yd + tl * LY, x, dout, n, (ti / q.TW) * m, (ti % q.TW) * m, &q, &d);
+            }
+            for (int64_t xi = 0; xi < a2; xi++)
+                wg_dw_gemm(dU + xi * LY * LV, Yd + xi * WG_TW * LY, V + xi * WG_TW * LV, tn, LY, LV);
+        }
+    }
+    /* dw[k][c] += G^T (sum over threads of dU[.][k][c]) G */
+    int64_t KC = q.K * q.C;
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1 && KC * a2 >= ADVEX_OMP_MIN)
+    for (int64_t kc = 0; kc < KC; kc++) {
+        int64_t k = kc / q.C, c = kc % q.C;
+        float s[WG_MAXA][WG_MAXA], tmp[WG_MAXA][WG_MAXA];
+        for (int i = 0; i < a; i++)
+            for (int j = 0; j < a; j++) {
+                float v = 0.0f;
+                for (int th = 0; th < T; th++)
+                    v += scratch[(int64_t)th * per + a2 * WG_TW * (LV + LY) + ((int64_t)(i * a + j) * LY + k) * LV + c];
+                s[i][j] = v;
+            }
+        for (int i = 0; i < r; i++) /* tmp (r x a) = G^T s */
+            for (int j = 0; j < a; j++) {
+                float v = 0.0f;
+                for (int l = 0; l < a; l++) v += q.tf->G[l * r + i] * s[l][j];
+                tmp[i][j] = v;
+            }
+        float *o = dw + kc * r * r;
+        for (int i = 0; i < r; i++) /* dg (r x r) = tmp G */
+            for (int j = 0; j < r; j++) {
+                float v = 0.0f;
+                for (int l = 0; l < a; l++) v += tmp[i][l] * q.tf->G[l * r + j];
+                o[i * r + j] += v;
+            }
+    }
     return 1;
 }

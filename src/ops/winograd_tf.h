@@ -19,6 +19,12 @@ static inline void wg_at_2_3(v8f *restrict o, ptrdiff_t os, const v8f *restrict 
     o[0 * os] = s[0 * ss] + s[1 * ss] + s[2 * ss];
     o[1 * os] = s[1 * ss] - s[2 * ss] + s[3 * ss];
 }
+static inline void wg_a_2_3(v8f *restrict o, ptrdiff_t os, const v8f *restrict s, ptrdiff_t ss) {
+    o[0 * os] = s[0 * ss];
+    o[1 * os] = s[0 * ss] + s[1 * ss];
+    o[2 * os] = s[0 * ss] - s[1 * ss];
+    o[3 * os] = s[1 * ss];
+}
 
 /* F(4, 3), alpha 6 */
 static const float wg_G_4_3[6][3] = {
@@ -43,6 +49,14 @@ static inline void wg_at_4_3(v8f *restrict o, ptrdiff_t os, const v8f *restrict 
     o[2 * os] = s[1 * ss] + s[2 * ss] + 4.0f * s[3 * ss] + 4.0f * s[4 * ss];
     o[3 * os] = s[1 * ss] - s[2 * ss] + 8.0f * s[3 * ss] - 8.0f * s[4 * ss] + s[5 * ss];
 }
+static inline void wg_a_4_3(v8f *restrict o, ptrdiff_t os, const v8f *restrict s, ptrdiff_t ss) {
+    o[0 * os] = s[0 * ss];
+    o[1 * os] = s[0 * ss] + s[1 * ss] + s[2 * ss] + s[3 * ss];
+    o[2 * os] = s[0 * ss] - s[1 * ss] + s[2 * ss] - s[3 * ss];
+    o[3 * os] = s[0 * ss] + 2.0f * s[1 * ss] + 4.0f * s[2 * ss] + 8.0f * s[3 * ss];
+    o[4 * os] = s[0 * ss] - 2.0f * s[1 * ss] + 4.0f * s[2 * ss] - 8.0f * s[3 * ss];
+    o[5 * os] = s[3 * ss];
+}
 
 /* F(2, 5), alpha 6 */
 static const float wg_G_2_5[6][5] = {
@@ -64,6 +78,14 @@ static inline void wg_bt_2_5(v8f *restrict o, ptrdiff_t os, const v8f *restrict 
 static inline void wg_at_2_5(v8f *restrict o, ptrdiff_t os, const v8f *restrict s, ptrdiff_t ss) {
     o[0 * os] = s[0 * ss] + s[1 * ss] + s[2 * ss] + s[3 * ss] + s[4 * ss];
     o[1 * os] = s[1 * ss] - s[2 * ss] + 2.0f * s[3 * ss] - 2.0f * s[4 * ss] + s[5 * ss];
+}
+static inline void wg_a_2_5(v8f *restrict o, ptrdiff_t os, const v8f *restrict s, ptrdiff_t ss) {
+    o[0 * os] = s[0 * ss];
+    o[1 * os] = s[0 * ss] + s[1 * ss];
+    o[2 * os] = s[0 * ss] - s[1 * ss];
+    o[3 * os] = s[0 * ss] + 2.0f * s[1 * ss];
+    o[4 * os] = s[0 * ss] - 2.0f * s[1 * ss];
+    o[5 * os] = s[1 * ss];
 }
 
 #endif
