@@ -34,6 +34,11 @@ static const cshape shapes[] = {
     {2, 3, 9, 10, 4, 1, 4, 4, 2, 0, 1},
     {2, 2, 11, 12, 3, 1, 2, 2, 2, 0, 1},
     {2, 4, 8, 9, 5, 1, 6, 6, 2, 2, 1},
+    /* ... and odd kernels (no zero taps): resnet's 3x3/2 pad 1, odd planes, pad 0, 5x5 */
+    {5, 16, 28, 28, 32, 1, 3, 3, 2, 1, 1},
+    {3, 5, 15, 13, 6, 1, 3, 3, 2, 1, 1},
+    {2, 3, 9, 10, 4, 1, 3, 3, 2, 0, 1},
+    {2, 4, 13, 12, 5, 1, 5, 5, 2, 2, 1},
     /* Winograd-eligible (stride 1, 3x3 / 5x5, >= 8 channels each side) */
     {3, 16, 14, 14, 32, 1, 5, 5, 1, 2, 1}, /* conv2 of cnn: F(2,5) */
     {4, 16, 28, 28, 16, 1, 3, 3, 1, 1, 1}, /* resnet stage 1: F(4,3) */
@@ -108,7 +113,7 @@ TEST(conv_fast_paths_vs_ref) {
 TEST(winograd_vs_ref) {
     advex_rng r;
     advex_rng_seed(&r, 5);
-    size_t first = 11; /* the Winograd-eligible shapes */
+    size_t first = 15; /* the Winograd-eligible shapes */
     for (size_t i = first; i < sizeof shapes / sizeof *shapes; i++) {
         advex_conv2d_p p;
         geom(&shapes[i], &p);
