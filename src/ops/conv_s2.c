@@ -53,11 +53,118 @@ static s2_plan s2_make(const advex_conv2d_p *p) {
     return s;
 }
 
+/* ---- few taps (small's first conv: 1 input channel, 16 taps) ----------------------------
+ * With K = C*KH*KW this small, im2col + sgemm is all overhead (OpenBLAS packs a 16-deep
+ * product). In the full-width form each output plane (OH x Ws, junk columns included) is a
+ * sum of K scaled slices of the phase planes, summed here directly in registers: 4 output
+ * channels x 24 columns per block. The input gradient takes the transposed form: dX' (the 4C
+ * phase planes, on width Wd = Ws + B) is a sum of K2 = M*KH2*KW2 scaled slices of dY padded by
+ * A rows and B columns, with W''[(c,ph,pw)][(m,a,b)] = w[m][c][2a+ph][2b+pw] (0 past an odd
+ * kernel's edge); then back to the pixel grid. The weight gradient stays on the GEMM path. */
+#define S2_FEW_K 64
+#define S2_FEW_K2 256
+
+typedef float s2v8 __attribute__((vector_size(8 * sizeof(float))));
+
+typedef struct s2_direct {
+    int64_t KH2, KW2, A, B, Wd, K2, P2, dplane;
+    int64_t per_thread; /* max(x' + Y, dY padded + dX') */
+    int64_t wn;         /* W'' (C4, K2), shared */
+} s2_direct;
+
+static int s2_few_taps(const advex_conv2d_p *p) {
+    return advex_conv_s2_ok(p) && p->C * p->KH * p->KW <= S2_FEW_K &&
+           p->M * ((p->KH + 1) / 2) * ((p->KW + 1) / 2) <= S2_FEW_K2;
+}
+
+static s2_direct s2_direct_make(const advex_conv2d_p *p, const s2_plan *s) {
+    s2_direct d;
+    d.KH2 = (p->KH + 1) / 2;
+    d.KW2 = (p->KW + 1) / 2;
+    d.A = d.KH2 - 1;
+    d.B = d.KW2 - 1;
+    d.Wd = s->Ws + d.B;
+    d.K2 = p->M * d.KH2 * d.KW2;
+    d.P2 = s->Hs * d.Wd;
+    d.dplane = (s->Hs + d.A + 1) * d.Wd;
+    int64_t fwd = s->plane + p->M * s->P, bwd = p->M * d.dplane + s->C4 * d.P2;
+    d.per_thread = ((fwd > bwd ? fwd : bwd) + 15) / 16 * 16;
+    d.wn = (s->C4 * d.K2 + 15) / 16 * 16;
+    return d;
+}
+
+static inline s2v8 s2_ld(const float *p) {
+    s2v8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* out[r][i] (rows ldo apart) = sum_k Wt[r][k] * src[k][i], r < R, i < P (Wt is R x K) */
+static void s2_slice_sums(float *out, int64_t ldo, const float *Wt, int64_t R, int64_t K, const float *const *src,
+                          int64_t P) {
+    int64_t r = 0;
+    for (; r + 4 <= R; r += 4) {
+        const float *w0 = Wt + r * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+        float *o0 = out + r * ldo, *o1 = o0 + ldo, *o2 = o1 + ldo, *o3 = o2 + ldo;
+        int64_t i = 0;
+        for (; i + 24 <= P; i += 24) {
+            s2v8 a00 = {0}, a01 = {0}, a02 = {0}, a10 = {0}, a11 = {0}, a12 = {0}, a20 = {0}, a21 = {0}, a22 = {0},
+                 a30 = {0}, a31 = {0}, a32 = {0};
+            for (int64_t k = 0; k < K; k++) {
+                const float *sk = src[k] + i;
+                s2v8 s0 = s2_ld(sk), s1 = s2_ld(sk + 8), s2 = s2_ld(sk + 16);
+                float b0 = w0[k], b1 = w1[k], b2 = w2[k], b3 = w3[k];
+                a00 += b0 * s0; a01 += b0 * s1; a02 += b0 * s2;
+                a10 += b1 * s0; a11 += b1 * s1; a12 += b1 * s2;
+                a20 += b2 * s0; a21 += b2 * s1; a22 += b2 * s2;
+                a30 += b3 * s0; a31 += b3 * s1; a32 += b3 * s2;
+            }
+            memcpy(o0 + i, &a00, 32); memcpy(o0 + i + 8, &a01, 32); memcpy(o0 + i + 16, &a02, 32);
+            memcpy(o1 + i, &a10, 32); memcpy(o1 + i + 8, &a11, 32); memcpy(o1 + i + 16, &a12, 32);
+            memcpy(o2 + i, &a20, 32); memcpy(o2 + i + 8, &a21, 32); memcpy(o2 + i + 16, &a22, 32);
+            memcpy(o3 + i, &a30, 32); memcpy(o3 + i + 8, &a31, 32); memcpy(o3 + i + 16, &a32, 32);
+        }
+        for (; i + 8 <= P; i += 8) {
+            s2v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            for (int64_t k = 0; k < K; k++) {
+                s2v8 s0 = s2_ld(src[k] + i);
+                a0 += w0[k] * s0; a1 += w1[k] * s0; a2 += w2[k] * s0; a3 += w3[k] * s0;
+            }
+            memcpy(o0 + i, &a0, 32); memcpy(o1 + i, &a1, 32); memcpy(o2 + i, &a2, 32); memcpy(o3 + i, &a3, 32);
+        }
+        for (; i < P; i++) {
+            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+            for (int64_t k = 0; k < K; k++) {
+                float v = src[k][i];
+                a0 += w0[k] * v; a1 += w1[k] * v; a2 += w2[k] * v; a3 += w3[k] * v;
+            }
+            o0[i] = a0; o1[i] = a1; o2[i] = a2; o3[i] = a3;
+        }
+    }
+    for (; r < R; r++) {
+        const float *wr = Wt + r * K;
+        float *o = out + r * ldo;
+        for (int64_t i = 0; i < P; i++) o[i] = 0.0f;
+        for (int64_t k = 0; k < K; k++) {
+            const float *sk = src[k];
+            float b = wr[k];
+#pragma omp simd
+            for (int64_t i = 0; i < P; i++) o[i] += b * sk[i];
+        }
+    }
+}
+
 int64_t advex_conv_s2_scratch(const advex_conv2d_p *p, int threads) {
     if (!advex_conv_s2_ok(p)) return 0;
     if (p->C > (1LL << 24) || p->M > (1LL << 24) || p->OH > (1LL << 20) || p->OW > (1LL << 20)) return 0;
     s2_plan s = s2_make(p);
-    return s.per_thread * (threads < 1 ? 1 : threads);
+    int64_t n = s.per_thread * (threads < 1 ? 1 : threads);
+    if (s2_few_taps(p)) {
+        s2_direct d = s2_direct_make(p, &s);
+        int64_t dn = d.wn + d.per_thread * (threads < 1 ? 1 : threads);
+        if (dn > n) n = dn;
+    }
+    return n;
 }
 
 /* x' of one image (C,H,W) into xs (C4, Hs, Ws) + zero tail */
@@ -89,8 +196,10 @@ static void s2_in(float *xs, const float *x, const advex_conv2d_p *p, const s2_p
     memset(xs + s->C4 * s->Hs * s->Ws, 0, (size_t)(s->plane - s->C4 * s->Hs * s->Ws) * sizeof(float));
 }
 
-/* dx (C,H,W) (+)= the pixel-grid positions of dx' (C4, Hs, Ws) */
-static void s2_out(float *dx, const float *dxs, const advex_conv2d_p *p, const s2_plan *s, int write) {
+/* dx (C,H,W) (+)= the pixel-grid positions of dx' (C4 planes cs floats apart, Hs rows rw
+ * floats apart, of which the first Ws count) */
+static void s2_out(float *dx, const float *dxs, int64_t cs, int64_t rw, const advex_conv2d_p *p, const s2_plan *s,
+                   int write) {
     for (int64_t c = 0; c < p->C; c++) {
         float *dc = dx + c * p->H * p->W;
         for (int64_t ih = 0; ih < p->H; ih++) {
@@ -100,8 +209,8 @@ static void s2_out(float *dx, const float *dxs, const advex_conv2d_p *p, const s
                 if (write) memset(drow, 0, (size_t)p->W * sizeof(float));
                 continue;
             }
-            const float *r0 = dxs + ((c * 4 + ph * 2) * s->Hs + i) * s->Ws; /* phase pw = 0 */
-            const float *r1 = r0 + s->Hs * s->Ws;                         /* phase pw = 1 */
+            const float *r0 = dxs + (c * 4 + ph * 2) * cs + i * rw; /* phase pw = 0 */
+            const float *r1 = r0 + cs;                            /* phase pw = 1 */
             for (int64_t iw = 0; iw < p->W; iw++) {
                 int64_t b = iw + p->PL, j = b >> 1;
                 float v = j < s->Ws ? ((b & 1) ? r1[j] : r0[j]) : 0.0f;
@@ -140,6 +249,14 @@ static int s2_begin(s2_plan *s, const advex_conv2d_p *p, int64_t scratch_n) {
     return s2_threads(p, s, scratch_n);
 }
 
+/* Threads for the few-taps path (at most T, bounded by its scratch); 0 when it does not fit. */
+static int64_t s2_direct_threads(const advex_conv2d_p *p, const s2_direct *d, int T, int64_t scratch_n) {
+    int64_t t = (scratch_n - d->wn) / d->per_thread;
+    if (t > T) t = T;
+    if (t > p->N) t = p->N;
+    return t < 0 ? 0 : t;
+}
+
 /* col (K, ld) for images [n, n+nb) of x, x' of each built in xs */
 static void s2_fill(float *col, int64_t ld, float *xs, const float *x, int64_t n, int64_t nb,
                     const advex_conv2d_p *p, const s2_plan *s) {
@@ -155,6 +272,30 @@ int advex_conv_s2_forward(float *out, const float *x, const float *w, const floa
     int T = s2_begin(&s, p, scratch_n);
     if (!T) return 0;
     int64_t OHW = p->OH * p->OW;
+    if (s2_few_taps(p)) {
+        s2_direct d = s2_direct_make(p, &s);
+        int64_t Td = s2_direct_threads(p, &d, T, scratch_n);
+        if (Td) {
+#pragma omp parallel for schedule(static) num_threads((int)Td) if (Td > 1)
+            for (int64_t n = 0; n < p->N; n++) {
+                float *xs = scratch + d.wn + (int64_t)omp_get_thread_num() * d.per_thread, *yf = xs + s.plane;
+                const float *src[S2_FEW_K];
+                s2_in(xs, x + n * p->C * p->H * p->W, p, &s);
+                int64_t k = 0;
+                for (int64_t c = 0; c < p->C; c++)
+                    for (int64_t ki = 0; ki < p->KH; ki++)
+                        for (int64_t kj = 0; kj < p->KW; kj++) src[k++] = xs + s2_tap(c, ki, kj, &s);
+                s2_slice_sums(yf, s.P, w, p->M, s.K, src, s.P);
+                for (int64_t m = 0; m < p->M; m++) {
+                    float bv = b ? b[m] : 0.0f, *o = out + (n * p->M + m) * OHW;
+                    const float *y = yf + m * s.P;
+                    for (int64_t oh = 0; oh < p->OH; oh++)
+                        for (int64_t ow = 0; ow < p->OW; ow++) o[oh * p->OW + ow] = y[oh * s.Ws + ow] + bv;
+                }
+            }
+            return 1;
+        }
+    }
 #pragma omp parallel num_threads(T) if (T > 1)
     {
         int t = omp_get_thread_num();
@@ -186,6 +327,41 @@ int advex_conv_s2_backward(float *dx, float *dw, const float *dout, const float 
     int T = s2_begin(&s, p, scratch_n);
     if (!T) return 0;
     int64_t HW = p->H * p->W, OHW = p->OH * p->OW;
+    if (dx && s2_few_taps(p)) {
+        s2_direct d = s2_direct_make(p, &s);
+        int64_t Td = s2_direct_threads(p, &d, T, scratch_n);
+        if (Td) {
+            float *w2 = scratch; /* W'' (C4, K2) */
+            for (int64_t c = 0; c < p->C; c++)
+                for (int ph = 0; ph < 2; ph++)
+                    for (int pw = 0; pw < 2; pw++)
+                        for (int64_t m = 0; m < p->M; m++)
+                            for (int64_t a = 0; a < d.KH2; a++)
+                                for (int64_t bb = 0; bb < d.KW2; bb++) {
+                                    int64_t ki = 2 * a + ph, kj = 2 * bb + pw;
+                                    w2[(c * 4 + ph * 2 + pw) * d.K2 + (m * d.KH2 + a) * d.KW2 + bb] =
+                                        ki < p->KH && kj < p->KW ? w[((m * p->C + c) * p->KH + ki) * p->KW + kj] : 0.0f;
+                                }
+#pragma omp parallel for schedule(static) num_threads((int)Td) if (Td > 1)
+            for (int64_t n = 0; n < p->N; n++) {
+                float *dp = scratch + d.wn + (int64_t)omp_get_thread_num() * d.per_thread, *dx2 = dp + p->M * d.dplane;
+                const float *src[S2_FEW_K2];
+                memset(dp, 0, (size_t)(p->M * d.dplane) * sizeof(float));
+                for (int64_t m = 0; m < p->M; m++)
+                    for (int64_t oh = 0; oh < p->OH; oh++)
+                        memcpy(dp + m * d.dplane + (oh + d.A) * d.Wd + d.B, dout + ((n * p->M + m) * p->OH + oh) * p->OW,
+                               (size_t)p->OW * sizeof(float));
+                int64_t k = 0;
+                for (int64_t m = 0; m < p->M; m++)
+                    for (int64_t a = 0; a < d.KH2; a++)
+                        for (int64_t bb = 0; bb < d.KW2; bb++) src[k++] = dp + m * d.dplane + (d.A - a) * d.Wd + d.B - bb;
+                s2_slice_sums(dx2, d.P2, w2, s.C4, d.K2, src, d.P2);
+                s2_out(dx + n * p->C * HW, dx2, d.P2, d.Wd, p, &s, write_dx);
+            }
+            dx = NULL;
+            if (!dw) return 1;
+        }
+    }
 #pragma omp parallel num_threads(T) if (T > 1)
     {
         int t = omp_get_thread_num();
@@ -222,7 +398,7 @@ int advex_conv_s2_backward(float *dx, float *dw, const float *dout, const float 
 #pragma omp simd
                             for (int64_t i = 0; i < s.P; i++) d[i] += g[i];
                         }
-                s2_out(dx + (n + j) * p->C * HW, xs, p, &s, write_dx);
+                s2_out(dx + (n + j) * p->C * HW, xs, s.Hs * s.Ws, s.Ws, p, &s, write_dx);
             }
         }
     }
