@@ -141,6 +141,12 @@ typedef struct advex_node {
     advex_attrs a;
     float *aux;     /* per-plan state kept from forward to backward (points into arena) */
     int64_t aux_n;
+    /* Eval-mode BatchNorm folding (set at finalize, see mark_bn_folds in graph.c): on a Conv,
+     * 1 + the index of the BatchNorm it folds into, and that BatchNorm's output, scale, B,
+     * mean and var value ids and epsilon; on that BatchNorm, -1. */
+    int fold;
+    int fold_v[5];
+    float fold_eps;
 } advex_node;
 
 typedef struct advex_graph {

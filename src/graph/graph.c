@@ -307,6 +307,33 @@ static advex_status check_grads(const advex_model *m, const float *dlogits) {
  * elementwise ops (activations, BatchNorm, Add/Sub/Mul/Div, Pad, Concat, Dropout,
  * Identity): their forward values decide arg-maxes, so they keep to the most accurate fast
  * algorithm (advex_attrs.precise; see winograd.c). */
+/* A BatchNorm whose input is a Conv's output and that output's only use: in eval mode the
+ * Conv computes the BatchNorm's output itself with folded weights w * a and bias
+ * (b - mean) * a + B, a = scale / sqrt(var + eps) (conv.c caches them), and the BatchNorm's
+ * forward does nothing. Backward is unchanged: eval-mode BatchNorm backward reads only its
+ * output gradient, and Conv backward its input and weights, so the Conv's own output buffer
+ * is never read. Train mode ignores the mark. */
+static void mark_bn_folds(advex_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        advex_node *b = &g->nodes[i];
+        int v = b->n_in > 0 ? b->in[0] : -1;
+        if (b->op != ADVEX_OP_BATCHNORM || b->n_in < 5 || v < 0 || v == g->output || g->vals[v].kind != ADVEX_VAL_ACT)
+            continue;
+        int pi = g->vals[v].producer;
+        if (pi < 0 || g->nodes[pi].op != ADVEX_OP_CONV || g->nodes[pi].fold) continue;
+        int uses = 0;
+        for (int j = 0; j < g->n_nodes; j++)
+            for (int k = 0; k < g->nodes[j].n_in; k++) uses += g->nodes[j].in[k] == v;
+        if (uses != 1) continue;
+        advex_node *c = &g->nodes[pi];
+        c->fold = i + 1;
+        c->fold_v[0] = b->out[0];
+        for (int k = 1; k < 5; k++) c->fold_v[k] = b->in[k];
+        c->fold_eps = b->a.epsilon;
+        b->fold = -1;
+    }
+}
+
 static advex_status mark_precise_convs(advex_graph *g) {
     int *stack = malloc(((size_t)g->n_vals + 1) * sizeof(int));
     char *seen = calloc((size_t)g->n_vals + 1, 1);
@@ -370,6 +397,7 @@ advex_status advex_model_finalize(advex_model *m) {
     st = pack_storage(m);
     if (st) return st;
     if ((st = mark_precise_convs(g))) return st;
+    mark_bn_folds(g);
     st = check_weights(m);
     if (st) return st;
     for (int i = 0; i < 3; i++) m->in_chw[i] = in->dims[i + 1];

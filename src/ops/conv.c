@@ -1,6 +1,7 @@
 /* Conv (ONNX, 2-D): im2col + cblas_sgemm forward, sgemm + col2im backward, OpenMP over
  * the batch with one sgemm per chunk of images; dW only when asked for. Also the window geometry (strides, dilations, pads, auto_pad, ceil_mode)
  * that pool.c shares, and naive reference kernels the tests check the fast path against. */
+#include <math.h>
 #include <omp.h>
 #include <string.h>
 
@@ -483,23 +484,42 @@ int64_t advex_conv_scratch(const advex_node *nd, const advex_value *v, int train
 
 /* aux: a cache of the Winograd-transformed kernels, valid while the weights equal the copy
  * kept next to them (attacks call the same weights thousands of times; at batch 1 the
- * transform cost 10x the convolution). Layout: [valid, pad to 16][copy of w][U fwd][U grad].
- * advex_model_plan zeroes aux, so a new plan starts invalid; training changes the weights
- * every step and simply re-transforms (one memcmp more). */
+ * transform cost 10x the convolution). Layout: [valid, pad to 16][copy of w][U fwd][U grad],
+ * then in eval plans of a Conv that folds the BatchNorm after it (graph.c, mark_bn_folds)
+ * [copy of BatchNorm scale, B, mean, var and the conv bias][folded w][folded bias], U fwd
+ * then being the folded kernel's. advex_model_plan zeroes aux, so a new plan starts
+ * invalid; training changes the weights every step and simply re-transforms (one memcmp
+ * more). */
 typedef struct conv_cache {
     float *valid, *wcopy, *uf, *ub;
-    int64_t nw;
+    float *key, *wf, *bf; /* folding (NULL when not) */
+    int64_t nw, M;
 } conv_cache;
+
+static int64_t conv_cache_base(const advex_conv2d_p *p, int64_t nw) {
+    return 16 + (nw + 15) / 16 * 16 + advex_wino_u_size(p, 0) + advex_wino_u_size(p, 1);
+}
+
+static int64_t conv_cache_fold(int64_t nw, int64_t M) {
+    return (5 * M + 15) / 16 * 16 + (nw + 15) / 16 * 16 + (M + 15) / 16 * 16;
+}
 
 static int conv_cache_at(conv_cache *cc, const advex_node *nd, const advex_value *v, const advex_conv2d_p *p) {
     if (!nd->aux) return 0;
     const advex_value *W = &v[nd->in[1]];
     cc->nw = advex_numel(W->ndim, W->dims);
+    cc->M = p->M;
     cc->valid = nd->aux;
     cc->wcopy = nd->aux + 16;
-    int64_t nf = advex_wino_u_size(p, 0);
+    int64_t nf = advex_wino_u_size(p, 0), base = conv_cache_base(p, cc->nw);
     cc->uf = nf ? cc->wcopy + (cc->nw + 15) / 16 * 16 : NULL;
     cc->ub = advex_wino_u_size(p, 1) ? cc->wcopy + (cc->nw + 15) / 16 * 16 + nf : NULL;
+    cc->key = cc->wf = cc->bf = NULL;
+    if (nd->fold > 0 && nd->aux_n >= base + conv_cache_fold(cc->nw, p->M)) {
+        cc->key = nd->aux + base;
+        cc->wf = cc->key + (5 * p->M + 15) / 16 * 16;
+        cc->bf = cc->wf + (cc->nw + 15) / 16 * 16;
+    }
     return 1;
 }
 
@@ -507,15 +527,51 @@ int64_t advex_conv_aux(const advex_node *nd, const advex_value *v, int train) {
     advex_conv2d_p p;
     if (conv_geom(nd, v, &p)) return 0;
     int64_t nf = advex_wino_u_size(&p, 0), nb = advex_wino_u_size(&p, 1);
-    if (!nf && !nb) return 0;
+    int fold = !train && nd->fold > 0;
+    if (!nf && !nb && !fold) return 0;
     const advex_value *W = &v[nd->in[1]];
-    return 16 + (advex_numel(W->ndim, W->dims) + 15) / 16 * 16 + nf + nb;
+    int64_t nw = advex_numel(W->ndim, W->dims);
+    return conv_cache_base(&p, nw) + (fold ? conv_cache_fold(nw, p.M) : 0);
 }
 
-/* Transformed kernels for the current weights: from the cache, refreshed when w changed. */
-static void conv_cache_refresh(conv_cache *cc, const float *w, const advex_conv2d_p *p) {
-    if (cc->valid[0] == 1.0f && !memcmp(cc->wcopy, w, (size_t)cc->nw * sizeof(float))) return;
-    if (cc->uf) advex_wino_weights(cc->uf, w, p, 0);
+/* The folded BatchNorm's parameters and the conv bias equal the cached key? Copies them in
+ * when not. */
+static int fold_key_same(conv_cache *cc, const advex_node *nd, const advex_value *v, const float *b) {
+    int same = 1;
+    for (int k = 0; k < 5; k++) {
+        const float *src = k < 4 ? v[nd->fold_v[k + 1]].data : b;
+        float *dst = cc->key + k * cc->M;
+        if (!src) {
+            for (int64_t m = 0; m < cc->M; m++) {
+                same &= dst[m] == 0.0f;
+                dst[m] = 0.0f;
+            }
+        } else if (memcmp(dst, src, (size_t)cc->M * sizeof(float))) {
+            same = 0;
+            memcpy(dst, src, (size_t)cc->M * sizeof(float));
+        }
+    }
+    return same;
+}
+
+/* Transformed kernels (and folded weights) for the current weights: from the cache,
+ * refreshed when w (or the folded BatchNorm) changed. */
+static void conv_cache_refresh(conv_cache *cc, const advex_node *nd, const advex_value *v, const float *w,
+                               const float *b, const advex_conv2d_p *p) {
+    int same = cc->valid[0] == 1.0f && !memcmp(cc->wcopy, w, (size_t)cc->nw * sizeof(float));
+    if (cc->key) same &= fold_key_same(cc, nd, v, b); /* always run: it refreshes the key */
+    if (same) return;
+    if (cc->key) { /* BatchNorm(conv(x, w) + b) = conv(x, w a) + b a + (B - mean a), a = scale / sqrt(var + eps) */
+        const float *scale = cc->key, *bb = cc->key + cc->M, *mean = cc->key + 2 * cc->M, *var = cc->key + 3 * cc->M,
+                    *cb = cc->key + 4 * cc->M;
+        int64_t per = cc->nw / cc->M;
+        for (int64_t m = 0; m < cc->M; m++) {
+            float a = scale[m] * (1.0f / sqrtf(var[m] + nd->fold_eps));
+            for (int64_t i = 0; i < per; i++) cc->wf[m * per + i] = w[m * per + i] * a;
+            cc->bf[m] = cb[m] * a + (bb[m] - mean[m] * a);
+        }
+    }
+    if (cc->uf) advex_wino_weights(cc->uf, cc->key ? cc->wf : w, p, 0);
     if (cc->ub) advex_wino_weights(cc->ub, w, p, 1);
     memcpy(cc->wcopy, w, (size_t)cc->nw * sizeof(float));
     cc->valid[0] = 1.0f;
@@ -525,13 +581,19 @@ void advex_conv_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_conv2d_p p;
     if (conv_geom(nd, v, &p)) return;
     const float *b = (nd->n_in > 2 && nd->in[2] >= 0) ? v[nd->in[2]].data : NULL, *w = v[nd->in[1]].data;
+    float *out = v[nd->out[0]].data;
     conv_cache cc;
     const float *U = NULL;
     if (conv_cache_at(&cc, nd, v, &p)) {
-        conv_cache_refresh(&cc, w, &p);
+        conv_cache_refresh(&cc, nd, v, w, b, &p);
         U = cc.uf;
+        if (cc.key && !c->train) { /* the BatchNorm after it is folded in: write its output */
+            w = cc.wf;
+            b = cc.bf;
+            out = v[nd->fold_v[0]].data;
+        }
     }
-    advex_conv2d_forward_u(v[nd->out[0]].data, v[nd->in[0]].data, w, U, b, &p, c->scratch, c->scratch_n);
+    advex_conv2d_forward_u(out, v[nd->in[0]].data, w, U, b, &p, c->scratch, c->scratch_n);
 }
 
 void advex_conv_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
@@ -541,7 +603,8 @@ void advex_conv_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const float *w = v[nd->in[1]].data, *U = NULL;
     conv_cache cc;
     if (v[nd->in[0]].grad && conv_cache_at(&cc, nd, v, &p)) {
-        conv_cache_refresh(&cc, w, &p); /* w is the forward's (updates come after backward) */
+        /* w is the forward's (updates come after backward) */
+        conv_cache_refresh(&cc, nd, v, w, (nd->n_in > 2 && nd->in[2] >= 0) ? v[nd->in[2]].data : NULL, &p);
         U = cc.ub;
     }
     advex_conv2d_backward_mode(v[nd->in[0]].grad, v[nd->in[1]].grad, db, v[nd->out[0]].grad, v[nd->in[0]].data, w,

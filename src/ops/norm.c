@@ -46,6 +46,7 @@ static int bn_train(const advex_node *nd, const advex_value *v, const advex_op_c
 
 /* y = scale * (x - mean) / sqrt(var + eps) + B */
 void advex_batchnorm_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+    if (nd->fold < 0 && !c->train) return; /* the Conv before it wrote y (graph.c, mark_bn_folds) */
     const advex_value *X = &v[nd->in[0]];
     bn_p p = bn_dims(X);
     const float *x = X->data, *scale = v[nd->in[1]].data, *bias = v[nd->in[2]].data;
