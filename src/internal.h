@@ -147,6 +147,11 @@ typedef struct advex_node {
     int fold;
     int fold_v[5];
     float fold_eps;
+    /* ReLU fusion (set at finalize, see mark_relu_fusion in graph.c): relu_out on a Conv,
+     * BatchNorm or Add whose output's only use is a Relu: it stores max(0, y) itself; on that
+     * Relu, relu_fused: its output shares the producer's buffer and its forward does nothing.
+     * fold_relu on a Conv whose folded BatchNorm has relu_out (eval mode). */
+    int relu_out, relu_fused, fold_relu;
 } advex_node;
 
 typedef struct advex_graph {

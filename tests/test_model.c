@@ -585,8 +585,86 @@ TEST(lr_schedules) {
     ASSERT_STATUS(advex_lr_schedule_parse("linear", &s), ADVEX_ERR_ARG);
 }
 
+
+/* ---- eval-mode BatchNorm folding and Relu fusion (graph.c) ------------------------------ */
+
+/* Randomise every BatchNorm's scale, B, running mean and var (built models start at 1/0/0/1,
+ * which would make folding trivially right). */
+static void randomise_bn(advex_model *m, uint64_t seed) {
+    advex_rng r;
+    advex_rng_seed(&r, seed);
+    static const float lo[4] = {0.5f, -0.2f, -0.1f, 0.5f}, hi[4] = {1.5f, 0.2f, 0.1f, 2.0f};
+    for (int i = 0; i < m->g.n_nodes; i++) {
+        const advex_node *nd = &m->g.nodes[i];
+        if (nd->op != ADVEX_OP_BATCHNORM) continue;
+        for (int k = 1; k < 5; k++) {
+            advex_value *v = &m->g.vals[nd->in[k]];
+            for (int64_t j = 0; j < advex_numel(v->ndim, v->dims); j++)
+                v->data[j] = lo[k - 1] + (hi[k - 1] - lo[k - 1]) * advex_rng_uniform(&r);
+        }
+    }
+}
+
+static float rel_diff(const float *a, const float *b, int64_t n) {
+    float e = 0.0f, s = 1e-30f;
+    for (int64_t i = 0; i < n; i++) {
+        e = fabsf(a[i] - b[i]) > e ? fabsf(a[i] - b[i]) : e;
+        s = fabsf(b[i]) > s ? fabsf(b[i]) : s;
+    }
+    return e / s;
+}
+
+/* The fused graph (folded BatchNorms in eval mode, Relus stored by their producers) gives
+ * the logits, input gradients (eval) and parameter gradients (train) of the same graph with
+ * every mark cleared, to rounding; and the marks are there. */
+TEST(fusion_matches_unfused) {
+    const char *names[] = {"resnet", "small", "cnn", "wide"};
+    const int n = 3, d = 784;
+    int32_t y[3] = {1, 4, 9};
+    float *x = malloc(n * d * sizeof(float)), *ga = malloc(n * d * sizeof(float)), *gb = malloc(n * d * sizeof(float));
+    fill_uniform(x, n * d, 77);
+    for (int a = 0; a < 4; a++) {
+        advex_model *m = NULL, *u = NULL;
+        ASSERT_OK(advex_model_build(names[a], 5, &m));
+        ASSERT_OK(advex_model_build(names[a], 5, &u));
+        randomise_bn(m, 9);
+        randomise_bn(u, 9);
+        int folds = 0, relus = 0;
+        for (int i = 0; i < u->g.n_nodes; i++) {
+            advex_node *nd = &u->g.nodes[i];
+            folds += nd->fold > 0;
+            relus += nd->relu_fused;
+            nd->fold = nd->relu_out = nd->relu_fused = nd->fold_relu = 0;
+        }
+        u->plan_n = 0; /* re-plan without the marks */
+        ASSERT_MSG(relus > 0 && (a != 0 || (folds == 9 && relus == 7)), "%s: %d folds, %d fused relus", names[a], folds, relus);
+        float za[30], zb[30];
+        ASSERT_OK(advex_model_input_grad(m, x, y, n, ADVEX_LOSS_CE, ga, za, NULL));
+        ASSERT_OK(advex_model_input_grad(u, x, y, n, ADVEX_LOSS_CE, gb, zb, NULL));
+        float ez = rel_diff(za, zb, n * 10), eg = rel_diff(ga, gb, n * d);
+        ASSERT_MSG(ez < 1e-5f && eg < 1e-5f, "%s eval: logits %g, input gradient %g", names[a], ez, eg);
+        float dl[30], l[3];
+        float *pg = malloc(m->n_params * sizeof(float));
+        for (int k = 0; k < 2; k++) {
+            advex_model *t = k ? u : m;
+            ASSERT_OK(advex_model_plan(t, n, 1, 1));
+            advex_model_run_forward(t, x);
+            advex_loss_forward_backward(ADVEX_LOSS_CE, advex_model_logits(t), y, n, 10, l, dl);
+            memset(t->grads, 0, t->n_params * sizeof(float));
+            advex_model_run_backward(t, dl);
+            if (!k) memcpy(pg, m->grads, m->n_params * sizeof(float));
+        }
+        float ep = rel_diff(pg, u->grads, m->n_params);
+        free(pg);
+        advex_model_free(m);
+        advex_model_free(u);
+        ASSERT_MSG(ep < 1e-5f, "%s train: parameter gradients %g", names[a], ep);
+    }
+    free(x); free(ga); free(gb);
+}
+
 TEST_MAIN(TEST_ENTRY(lr_schedules), TEST_ENTRY(builds_all_archs), TEST_ENTRY(forward_batch_independent), TEST_ENTRY(input_grad_small),
           TEST_ENTRY(input_grad_cnn), TEST_ENTRY(input_grad_resnet), TEST_ENTRY(param_grad_resnet_train_mode),
           TEST_ENTRY(training_lowers_loss), TEST_ENTRY(training_deterministic), TEST_ENTRY(grad_write_mode_graph),
           TEST_ENTRY(grad_write_mode_archs),
-          TEST_ENTRY(grad_pool_memory), TEST_ENTRY(grad_pool_bit_identical))
+          TEST_ENTRY(grad_pool_memory), TEST_ENTRY(grad_pool_bit_identical), TEST_ENTRY(fusion_matches_unfused))

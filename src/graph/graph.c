@@ -307,6 +307,14 @@ static advex_status check_grads(const advex_model *m, const float *dlogits) {
  * elementwise ops (activations, BatchNorm, Add/Sub/Mul/Div, Pad, Concat, Dropout,
  * Identity): their forward values decide arg-maxes, so they keep to the most accurate fast
  * algorithm (advex_attrs.precise; see winograd.c). */
+/* Uses of value v as an input, over all nodes. */
+static int value_uses(const advex_graph *g, int v) {
+    int uses = 0;
+    for (int j = 0; j < g->n_nodes; j++)
+        for (int k = 0; k < g->nodes[j].n_in; k++) uses += g->nodes[j].in[k] == v;
+    return uses;
+}
+
 /* A BatchNorm whose input is a Conv's output and that output's only use: in eval mode the
  * Conv computes the BatchNorm's output itself with folded weights w * a and bias
  * (b - mean) * a + B, a = scale / sqrt(var + eps) (conv.c caches them), and the BatchNorm's
@@ -321,10 +329,7 @@ static void mark_bn_folds(advex_graph *g) {
             continue;
         int pi = g->vals[v].producer;
         if (pi < 0 || g->nodes[pi].op != ADVEX_OP_CONV || g->nodes[pi].fold) continue;
-        int uses = 0;
-        for (int j = 0; j < g->n_nodes; j++)
-            for (int k = 0; k < g->nodes[j].n_in; k++) uses += g->nodes[j].in[k] == v;
-        if (uses != 1) continue;
+        if (value_uses(g, v) != 1) continue;
         advex_node *c = &g->nodes[pi];
         c->fold = i + 1;
         c->fold_v[0] = b->out[0];
@@ -332,6 +337,29 @@ static void mark_bn_folds(advex_graph *g) {
         c->fold_eps = b->a.epsilon;
         b->fold = -1;
     }
+}
+
+/* A Relu whose input is a Conv's, BatchNorm's or Add's output and that output's only use:
+ * the producer stores max(0, y) in its own buffer, the Relu's output is that buffer, and the
+ * Relu's forward does nothing (one pass over the activation less, forward). Relu backward
+ * reads its input only as the mask x > 0, which max(0, x) > 0 gives the same; no producer
+ * reads its own output in backward. A folded BatchNorm's Conv applies it in eval mode. */
+static void mark_relu_fusion(advex_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        advex_node *r = &g->nodes[i];
+        int v = r->n_in > 0 ? r->in[0] : -1;
+        if (r->op != ADVEX_OP_RELU || v < 0 || v == g->output || g->vals[v].kind != ADVEX_VAL_ACT) continue;
+        int pi = g->vals[v].producer;
+        if (pi < 0) continue;
+        advex_node *p = &g->nodes[pi];
+        if (p->op != ADVEX_OP_CONV && p->op != ADVEX_OP_BATCHNORM && p->op != ADVEX_OP_ADD) continue;
+        if (p->out[0] != v || value_uses(g, v) != 1) continue;
+        p->relu_out = 1;
+        r->relu_fused = 1;
+    }
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == ADVEX_OP_CONV && g->nodes[i].fold > 0)
+            g->nodes[i].fold_relu = g->nodes[g->nodes[i].fold - 1].relu_out;
 }
 
 static advex_status mark_precise_convs(advex_graph *g) {
@@ -398,6 +426,7 @@ advex_status advex_model_finalize(advex_model *m) {
     if (st) return st;
     if ((st = mark_precise_convs(g))) return st;
     mark_bn_folds(g);
+    mark_relu_fusion(g);
     st = check_weights(m);
     if (st) return st;
     for (int i = 0; i < 3; i++) m->in_chw[i] = in->dims[i + 1];
@@ -620,7 +649,12 @@ advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_gra
         const advex_op_def *def = &advex_op_defs[nd->op];
         advex_value *o = &g->vals[nd->out[0]];
         int64_t per = (advex_numel(o->ndim, o->dims) + 15) / 16 * 16;
-        o->data = p; p += per;
+        if (nd->relu_fused) /* the producer's buffer (mark_relu_fusion) */
+            o->data = g->vals[nd->in[0]].data;
+        else {
+            o->data = p;
+            p += per;
+        }
         nd->aux_n = def->aux ? def->aux(nd, g->vals, train) : 0;
         nd->aux = nd->aux_n ? p : NULL;
         if (nd->aux) memset(nd->aux, 0, (size_t)nd->aux_n * sizeof(float)); /* caches start invalid */

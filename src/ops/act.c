@@ -30,6 +30,7 @@ static advex_status unary_infer(advex_node *nd, advex_value *v) {
 /* ---- Relu: f(x) = max(0, x); f'(x) = [x > 0] ----------------------------------------- */
 advex_status advex_relu_infer(advex_node *nd, advex_value *v) { return unary_infer(nd, v); }
 void advex_relu_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+    if (nd->relu_fused) return; /* the producer stored max(0, x) in the shared buffer */
     const float *x = v[nd->in[0]].data;
     float *y = v[nd->out[0]].data;
     int64_t n = advex_val_numel(&v[nd->out[0]]);

@@ -254,10 +254,10 @@ void advex_conv2d_forward_u(float *out, const float *x, const float *w, const fl
                         int64_t lds = P;
                         if (!c.direct) { im2col(col, nc, xs, Cg, p, oh0, oh1); src = col; lds = nc; }
                         advex_sgemm(0, 0, Mg, nc, K, 1.0f, wg, K, src, lds, 0.0f, og + oh0 * OW, P);
-                        if (b)
+                        if (b || p->relu)
                             for (int64_t m = 0; m < Mg; m++) {
-                                float bv = b[g * Mg + m], *o = og + m * P + oh0 * OW;
-                                for (int64_t i = 0; i < nc; i++) o[i] += bv;
+                                float bv = b ? b[g * Mg + m] : 0.0f, *o = og + m * P + oh0 * OW;
+                                for (int64_t i = 0; i < nc; i++) o[i] = advex_relu_if(o[i] + bv, p->relu);
                             }
                     }
                     continue;
@@ -269,7 +269,7 @@ void advex_conv2d_forward_u(float *out, const float *x, const float *w, const fl
                         float *o = out + ((n + j) * p->M + g * Mg + m) * P;
                         const float *s = yc + m * ld + j * P;
                         float bv = b ? b[g * Mg + m] : 0.0f;
-                        for (int64_t i = 0; i < P; i++) o[i] = s[i] + bv;
+                        for (int64_t i = 0; i < P; i++) o[i] = advex_relu_if(s[i] + bv, p->relu);
                     }
             }
         }
@@ -591,8 +591,10 @@ void advex_conv_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
             w = cc.wf;
             b = cc.bf;
             out = v[nd->fold_v[0]].data;
+            p.relu = nd->fold_relu;
         }
     }
+    if (out == v[nd->out[0]].data) p.relu = nd->relu_out;
     advex_conv2d_forward_u(out, v[nd->in[0]].data, w, U, b, &p, c->scratch, c->scratch_n);
 }
 

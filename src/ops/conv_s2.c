@@ -290,7 +290,8 @@ int advex_conv_s2_forward(float *out, const float *x, const float *w, const floa
                     float bv = b ? b[m] : 0.0f, *o = out + (n * p->M + m) * OHW;
                     const float *y = yf + m * s.P;
                     for (int64_t oh = 0; oh < p->OH; oh++)
-                        for (int64_t ow = 0; ow < p->OW; ow++) o[oh * p->OW + ow] = y[oh * s.Ws + ow] + bv;
+                        for (int64_t ow = 0; ow < p->OW; ow++)
+                            o[oh * p->OW + ow] = advex_relu_if(y[oh * s.Ws + ow] + bv, p->relu);
                 }
             }
             return 1;
@@ -311,7 +312,8 @@ int advex_conv_s2_forward(float *out, const float *x, const float *w, const floa
                     float bv = b ? b[m] : 0.0f, *o = out + ((n + j) * p->M + m) * OHW;
                     const float *y = yc + m * ld + j * s.P;
                     for (int64_t oh = 0; oh < p->OH; oh++)
-                        for (int64_t ow = 0; ow < p->OW; ow++) o[oh * p->OW + ow] = y[oh * s.Ws + ow] + bv;
+                        for (int64_t ow = 0; ow < p->OW; ow++)
+                            o[oh * p->OW + ow] = advex_relu_if(y[oh * s.Ws + ow] + bv, p->relu);
                 }
         }
     }

@@ -62,6 +62,7 @@ void advex_binary_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const float *a = v[nd->in[0]].data, *b = v[nd->in[1]].data;
     float *y = v[nd->out[0]].data;
     advex_op_type op = nd->op;
+    int relu = nd->relu_out; /* a fused Relu (graph.c, mark_relu_fusion; Add only) */
     int64_t la = p.nd ? p.sa[p.nd - 1] : 0, lb = p.nd ? p.sb[p.nd - 1] : 0, L = p.last;
 #pragma omp parallel for schedule(static) if (p.n >= ADVEX_OMP_MIN)
     for (int64_t r = 0; r < p.rows; r++) {
@@ -70,8 +71,16 @@ void advex_binary_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
         const float *ar = a + ao, *br = b + bo;
         float *yr = y + r * L;
         if (op == ADVEX_OP_ADD && la == 1 && lb == 1) { /* same shape: contiguous, vectorised */
+            if (relu) {
 #pragma omp simd
-            for (int64_t j = 0; j < L; j++) yr[j] = ar[j] + br[j];
+                for (int64_t j = 0; j < L; j++) {
+                    float t = ar[j] + br[j];
+                    yr[j] = t > 0.0f ? t : 0.0f;
+                }
+            } else {
+#pragma omp simd
+                for (int64_t j = 0; j < L; j++) yr[j] = ar[j] + br[j];
+            }
             continue;
         }
         switch (op) {
@@ -80,6 +89,8 @@ void advex_binary_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
         case ADVEX_OP_MUL: for (int64_t j = 0; j < L; j++) yr[j] = ar[j * la] * br[j * lb]; break;
         default: for (int64_t j = 0; j < L; j++) yr[j] = ar[j * la] / br[j * lb]; break;
         }
+        if (relu)
+            for (int64_t j = 0; j < L; j++) yr[j] = yr[j] > 0.0f ? yr[j] : 0.0f;
     }
 }
 

@@ -50,7 +50,10 @@ typedef struct advex_conv2d_p {
     int64_t OH, OW;          /* output spatial size */
     int algo;                /* ADVEX_CONV_AUTO, ADVEX_CONV_PRECISE (forward on the smallest,
                                 most accurate Winograd tiles) or ADVEX_CONV_GEMM (im2col + sgemm) */
+    int relu;                /* forward stores max(0, conv + bias) (a fused Relu) */
 } advex_conv2d_p;
+
+static inline float advex_relu_if(float v, int relu) { return relu && !(v > 0.0f) ? 0.0f : v; }
 
 enum { ADVEX_CONV_AUTO = 0, ADVEX_CONV_GEMM = 1, ADVEX_CONV_PRECISE = 2 };
 

@@ -95,8 +95,16 @@ void advex_batchnorm_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
         for (int64_t n = 0; n < p.N; n++) {
             const float *xp = x + (n * p.C + ch) * p.S;
             float *yp = y + (n * p.C + ch) * p.S;
+            if (nd->relu_out) { /* a fused Relu (graph.c, mark_relu_fusion) */
 #pragma omp simd
-            for (int64_t i = 0; i < p.S; i++) yp[i] = xp[i] * a + b;
+                for (int64_t i = 0; i < p.S; i++) {
+                    float t = xp[i] * a + b;
+                    yp[i] = t > 0.0f ? t : 0.0f;
+                }
+            } else {
+#pragma omp simd
+                for (int64_t i = 0; i < p.S; i++) yp[i] = xp[i] * a + b;
+            }
         }
     }
 }

@@ -57,6 +57,7 @@ struct wg_prob {
     int64_t TH, TW, TI, TT; /* tiles per column/row, per image, in all */
     int64_t Tc;             /* tiles per chunk (WG_TC) */
     int64_t Kp;             /* K rounded up to the GEMM kernel's WG_MR rows */
+    int relu;               /* store max(0, y) (a fused Relu; never with accumulate) */
 };
 typedef struct wg_prob wg_prob;
 
@@ -77,6 +78,7 @@ static void wg_prob_make(wg_prob *q, int64_t N, int64_t C, int64_t H, int64_t W,
     q->TT = N * q->TI;
     q->Tc = WG_TC;
     q->Kp = (K + WG_MR - 1) / WG_MR * WG_MR;
+    q->relu = 0;
 }
 
 /* Floats per thread: V (a^2, C, Tc) and Mx (a^2, Kp, Tc). */
@@ -196,6 +198,8 @@ static inline __attribute__((always_inline)) void wg_out_tf_body(float *out, con
             float *orow = o + (L[l].oh + i) * q->OW + L[l].ow;
             if (accumulate)
                 for (int64_t j = 0; j < mw; j++) orow[j] += y.f[i * m + j][l];
+            else if (q->relu)
+                for (int64_t j = 0; j < mw; j++) orow[j] = y.f[i * m + j][l] > 0.0f ? y.f[i * m + j][l] : 0.0f;
             else
                 for (int64_t j = 0; j < mw; j++) orow[j] = y.f[i * m + j][l];
         }
@@ -387,6 +391,7 @@ int advex_wino_forward(float *out, const float *x, const float *w, const float *
     if (!advex_wino_forward_ok(p)) return 0;
     wg_prob q;
     fwd_prob(&q, p);
+    q.relu = p->relu;
     int T = wg_threads(&q, scratch_n);
     if (!T) return 0;
     int64_t un = advex_wino_u_size(p, 0);
