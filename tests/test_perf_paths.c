@@ -23,6 +23,8 @@ typedef struct { int64_t N, C, H, W, M, G, KH, KW, S, P, D; } cshape;
 
 static const cshape shapes[] = {
     {7, 1, 28, 28, 16, 1, 4, 4, 2, 1, 1},  /* conv1 of small: many images per chunk, odd N */
+    {3, 1, 28, 28, 32, 1, 5, 5, 1, 2, 1},  /* conv1 of cnn: few taps, stride 1 */
+    {2, 2, 9, 7, 5, 1, 3, 3, 1, 0, 1},     /* few taps, stride 1, no padding, 5 output channels */
     {5, 3, 13, 11, 6, 1, 3, 3, 1, 1, 1},   /* odd sizes */
     {9, 4, 7, 7, 8, 2, 3, 3, 1, 1, 1},     /* groups, small planes */
     {3, 6, 9, 9, 5, 1, 1, 1, 1, 0, 1},     /* 1x1 direct, batched */
@@ -113,7 +115,7 @@ TEST(conv_fast_paths_vs_ref) {
 TEST(winograd_vs_ref) {
     advex_rng r;
     advex_rng_seed(&r, 5);
-    size_t first = 15; /* the Winograd-eligible shapes */
+    size_t first = 17; /* the Winograd-eligible shapes */
     for (size_t i = first; i < sizeof shapes / sizeof *shapes; i++) {
         advex_conv2d_p p;
         geom(&shapes[i], &p);

@@ -136,6 +136,8 @@ int64_t advex_conv2d_scratch(const advex_conv2d_p *p, int threads) {
         if (wn > t) t = wn;
         int64_t sn = advex_conv_s2_scratch(p, threads);
         if (sn > t) t = sn;
+        sn = advex_conv_few_s1_scratch(p, threads);
+        if (sn > t) t = sn;
     }
     return t;
 }
@@ -231,6 +233,7 @@ void advex_conv2d_forward_u(float *out, const float *x, const float *w, const fl
                             const advex_conv2d_p *p, float *scratch, int64_t scratch_n) {
     if (advex_wino_forward(out, x, w, U, b, p, scratch, scratch_n)) return;
     if (advex_conv_s2_forward(out, x, w, b, p, scratch, scratch_n)) return;
+    if (advex_conv_few_s1_forward(out, x, w, b, p, scratch, scratch_n)) return;
     conv_plan c = conv_plan_make(p);
     int T = conv_threads(p, &c, scratch_n);
     int64_t K = c.K, P = c.P, Mg = c.Mg, Cg = c.Cg, HW = p->H * p->W, OW = p->OW;

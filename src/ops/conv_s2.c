@@ -414,3 +414,69 @@ int advex_conv_s2_backward(float *dx, float *dw, const float *dout, const float 
     }
     return 1;
 }
+
+/* ---- few taps, stride 1 (cnn's and resnet's first conv: one input channel) --------------
+ * The same register-blocked slice sums over the zero-padded input planes (Hp x Wp, the
+ * output computed on the full width Wp = OW + KW - 1): the forward pass only; the input
+ * gradient stays on im2col + sgemm, whose depth there is the output channel count. */
+typedef struct s1_few {
+    int64_t Hp, Wp, K, P, plane, per_thread;
+} s1_few;
+
+int advex_conv_few_s1_ok(const advex_conv2d_p *p) {
+    return p->algo != ADVEX_CONV_GEMM && p->G == 1 && p->SH == 1 && p->SW == 1 && p->DH == 1 && p->DW == 1 &&
+           p->OH > 0 && p->OW > 0 && (p->KH > 1 || p->KW > 1) && p->C * p->KH * p->KW <= S2_FEW_K &&
+           p->PT < p->KH && p->PL < p->KW;
+}
+
+static s1_few s1_make(const advex_conv2d_p *p) {
+    s1_few f;
+    f.Hp = p->OH + p->KH - 1;
+    f.Wp = p->OW + p->KW - 1;
+    f.K = p->C * p->KH * p->KW;
+    f.P = p->OH * f.Wp;
+    f.plane = (p->C * f.Hp * f.Wp + p->KW + 15) / 16 * 16;
+    f.per_thread = f.plane + (p->M * f.P + 15) / 16 * 16;
+    return f;
+}
+
+int64_t advex_conv_few_s1_scratch(const advex_conv2d_p *p, int threads) {
+    if (!advex_conv_few_s1_ok(p) || p->M > (1LL << 24) || p->OH > (1LL << 20) || p->OW > (1LL << 20)) return 0;
+    return s1_make(p).per_thread * (threads < 1 ? 1 : threads);
+}
+
+int advex_conv_few_s1_forward(float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p,
+                              float *scratch, int64_t scratch_n) {
+    if (!advex_conv_few_s1_ok(p)) return 0;
+    s1_few f = s1_make(p);
+    int64_t T = scratch_n / f.per_thread, OHW = p->OH * p->OW, HW = p->H * p->W;
+    if (T > omp_get_max_threads()) T = omp_get_max_threads();
+    if (T > p->N) T = p->N;
+    if (T < 1) return 0;
+#pragma omp parallel for schedule(static) num_threads((int)T) if (T > 1)
+    for (int64_t n = 0; n < p->N; n++) {
+        float *xp = scratch + (int64_t)omp_get_thread_num() * f.per_thread, *yf = xp + f.plane;
+        const float *src[S2_FEW_K];
+        memset(xp, 0, (size_t)f.plane * sizeof(float));
+        for (int64_t c = 0; c < p->C; c++) /* xp[c][i][j] = x[c][i - PT][j - PL] */
+            for (int64_t ih = 0; ih < p->H; ih++) {
+                int64_t i = ih + p->PT;
+                if (i >= f.Hp) break;
+                int64_t j0 = p->PL, nw = p->W < f.Wp - j0 ? p->W : f.Wp - j0;
+                if (nw > 0)
+                    memcpy(xp + (c * f.Hp + i) * f.Wp + j0, x + (n * p->C + c) * HW + ih * p->W, (size_t)nw * sizeof(float));
+            }
+        int64_t k = 0;
+        for (int64_t c = 0; c < p->C; c++)
+            for (int64_t ki = 0; ki < p->KH; ki++)
+                for (int64_t kj = 0; kj < p->KW; kj++) src[k++] = xp + (c * f.Hp + ki) * f.Wp + kj;
+        s2_slice_sums(yf, f.P, w, p->M, f.K, src, f.P);
+        for (int64_t m = 0; m < p->M; m++) {
+            float bv = b ? b[m] : 0.0f, *o = out + (n * p->M + m) * OHW;
+            const float *y = yf + m * f.P;
+            for (int64_t oh = 0; oh < p->OH; oh++)
+                for (int64_t ow = 0; ow < p->OW; ow++) o[oh * p->OW + ow] = advex_relu_if(y[oh * f.Wp + ow] + bv, p->relu);
+        }
+    }
+    return 1;
+}

@@ -116,6 +116,11 @@ int advex_wino_backward_weights(float *dw, const float *dout, const float *x, co
 /* ---- stride 2 through space-to-depth (conv_s2.c) ----------------------------------------- */
 
 int advex_conv_s2_ok(const advex_conv2d_p *p);
+/* Stride-1 convolutions with at most 64 taps (C*KH*KW): direct forward (conv_s2.c). */
+int advex_conv_few_s1_ok(const advex_conv2d_p *p);
+int64_t advex_conv_few_s1_scratch(const advex_conv2d_p *p, int threads);
+int advex_conv_few_s1_forward(float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p,
+                              float *scratch, int64_t scratch_n);
 int64_t advex_conv_s2_scratch(const advex_conv2d_p *p, int threads);
 /* Return 0, doing nothing, when not eligible or the scratch is too small. */
 int advex_conv_s2_forward(float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p,

@@ -37,7 +37,8 @@ static void maxpool_2x2s2(float *out, int32_t *argmax, const float *x, const adv
             for (int64_t ow = 0; ow < p->OW; ow++) {
                 int32_t i = (int32_t)(2 * ow), bi = i;
                 float v0 = r0[i], v1 = r0[i + 1], v2 = r1[i], v3 = r1[i + 1];
-                float best = fmaxf(fmaxf(v0, v1), fmaxf(v2, v3)), t = tie_floor(best);
+                float m01 = v0 > v1 ? v0 : v1, m23 = v2 > v3 ? v2 : v3; /* fmaxf was a libm call here */
+                float best = m01 > m23 ? m01 : m23, t = tie_floor(best);
                 /* first of the four (row-major) reaching the tie floor */
                 bi = v3 >= t ? w32 + i + 1 : bi;
                 bi = v2 >= t ? w32 + i : bi;
