@@ -9,7 +9,8 @@ PyTorch first on odd ones), each process timing --reps repetitions; images/s is 
 median over all repetitions of all rounds. Peak RSS is each process's ru_maxrss (wait4).
 The sgemm peak (bench/sgemm_peak.c, OpenBLAS, same thread count) is measured at the start
 and the end of the run; advex's GFLOP/s is reported as a share of the higher one. A
-1-thread pass at batch 256 gives the 2-thread scaling. Results: bench/results/*.json, .md.
+1-thread pass at batch 256, each round interleaved with the same runs at T threads, gives the
+2-thread scaling. Results: bench/results/*.json, .md.
 """
 import argparse
 import json
@@ -109,8 +110,17 @@ def main():
         adv_cmd = [advex, "bench", "--arch", arch, "--json"] + common
         pt_cmd = [PY, os.path.join(HERE, "torch_bench.py"), "--arch", arch] + common
         runs = {"advex": [], "pytorch": []}
+        # a 1-thread case runs interleaved with the same case at T threads, so the scaling
+        # compares runs made side by side (the machine's speed drifts over minutes)
+        paired = th == 1 and T > 1
+        if paired:
+            tcommon = common[:common.index("--threads") + 1] + [str(T)] + common[common.index("--threads") + 2:]
+            runs.update({"advex_T": [], "pytorch_T": []})
         for r in range(rounds):
             order = [("advex", adv_cmd), ("pytorch", pt_cmd)]
+            if paired:
+                order += [("advex_T", [advex, "bench", "--arch", arch, "--json"] + tcommon),
+                          ("pytorch_T", [PY, os.path.join(HERE, "torch_bench.py"), "--arch", arch] + tcommon)]
             if r % 2:
                 order.reverse()
             for name, cmd in order:
@@ -123,6 +133,10 @@ def main():
         row["advex"]["gflops"] = statistics.median(run["gflops"] for run in runs["advex"]) * \
             row["advex"]["images_per_second"] / statistics.median(run["images_per_second"] for run in runs["advex"])
         row["ratio"] = row["advex"]["images_per_second"] / row["pytorch"]["images_per_second"]
+        if paired:
+            row["paired_T_images_per_second"] = {
+                name: statistics.median([x for run in runs[name + "_T"] for x in run["rates"]])
+                for name in ("advex", "pytorch")}
         results.append(row)
         print(f"{arch:7s} {attack:7s} b{batch:<4d} K{steps:<3d} T{th}: advex {row['advex']['images_per_second']:9.1f}/s"
               f"  pytorch {row['pytorch']['images_per_second']:9.1f}/s  ratio {row['ratio']:5.2f}x"
@@ -135,12 +149,9 @@ def main():
         row["advex"]["share_of_sgemm_peak"] = row["advex"]["gflops"] / peak[row["threads"]]
     scaling = {}
     for row in results:
-        if row["threads"] == 1:
-            two = next((r for r in results if r["threads"] == T and r["arch"] == row["arch"] and
-                        r["attack"] == row["attack"] and r["batch"] == row["batch"]), None)
-            if two:
-                scaling[row["arch"]] = {tool: two[tool]["images_per_second"] / row[tool]["images_per_second"]
-                                        for tool in ("advex", "pytorch")}
+        if row["threads"] == 1 and "paired_T_images_per_second" in row:
+            scaling[row["arch"]] = {tool: row["paired_T_images_per_second"][tool] / row[tool]["images_per_second"]
+                                    for tool in ("advex", "pytorch")}
     import torch  # noqa: E402  (version for the record)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "threads": T, "rounds": rounds, "reps": a.reps,
             "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
