@@ -93,11 +93,9 @@ static s2_direct s2_direct_make(const advex_conv2d_p *p, const s2_plan *s) {
     return d;
 }
 
-static inline s2v8 s2_ld(const float *p) {
-    s2v8 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+/* (through a pointer: returning an AVX vector by value changes the ABI without -mavx, which
+ * clang's -Wpsabi rejects in the portable builds) */
+static inline void s2_ld(s2v8 *v, const float *p) { memcpy(v, p, sizeof *v); }
 
 /* out[r][i] (rows ldo apart) = sum_k Wt[r][k] * src[k][i], r < R, i < P (Wt is R x K) */
 static void s2_slice_sums(float *out, int64_t ldo, const float *Wt, int64_t R, int64_t K, const float *const *src,
@@ -112,7 +110,10 @@ static void s2_slice_sums(float *out, int64_t ldo, const float *Wt, int64_t R, i
                  a30 = {0}, a31 = {0}, a32 = {0};
             for (int64_t k = 0; k < K; k++) {
                 const float *sk = src[k] + i;
-                s2v8 s0 = s2_ld(sk), s1 = s2_ld(sk + 8), s2 = s2_ld(sk + 16);
+                s2v8 s0, s1, s2;
+                s2_ld(&s0, sk);
+                s2_ld(&s1, sk + 8);
+                s2_ld(&s2, sk + 16);
                 float b0 = w0[k], b1 = w1[k], b2 = w2[k], b3 = w3[k];
                 a00 += b0 * s0; a01 += b0 * s1; a02 += b0 * s2;
                 a10 += b1 * s0; a11 += b1 * s1; a12 += b1 * s2;
@@ -127,7 +128,8 @@ static void s2_slice_sums(float *out, int64_t ldo, const float *Wt, int64_t R, i
         for (; i + 8 <= P; i += 8) {
             s2v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
             for (int64_t k = 0; k < K; k++) {
-                s2v8 s0 = s2_ld(src[k] + i);
+                s2v8 s0;
+                s2_ld(&s0, src[k] + i);
                 a0 += w0[k] * s0; a1 += w1[k] * s0; a2 += w2[k] * s0; a3 += w3[k] * s0;
             }
             memcpy(o0 + i, &a0, 32); memcpy(o1 + i, &a1, 32); memcpy(o2 + i, &a2, 32); memcpy(o3 + i, &a3, 32);

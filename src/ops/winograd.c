@@ -503,14 +503,16 @@ static int64_t wg_dw_per_thread(const wg_prob *q) {
     return (a2 * (WG_TW * (d.LV + d.LY) + d.LY * d.LV) + 15) / 16 * 16;
 }
 
-/* Lanes l < nl of a vector from s[l * stride]; zero beyond. */
-static inline v8f wg_gather8(const float *s, int64_t stride, int nl) {
-    if (nl == WG_L)
-        return (v8f){s[0], s[stride], s[2 * stride], s[3 * stride], s[4 * stride], s[5 * stride], s[6 * stride],
-                     s[7 * stride]};
+/* *o = lanes l < nl from s[l * stride], zero beyond (through a pointer: see conv_s2.c's s2_ld) */
+static inline void wg_gather8(v8f *o, const float *s, int64_t stride, int nl) {
+    if (nl == WG_L) {
+        *o = (v8f){s[0], s[stride], s[2 * stride], s[3 * stride], s[4 * stride], s[5 * stride], s[6 * stride],
+                   s[7 * stride]};
+        return;
+    }
     union { v8f v; float f[WG_L]; } u = {{0}};
     for (int l = 0; l < nl; l++) u.f[l] = s[l * stride];
-    return u.v;
+    *o = u.v;
 }
 
 /* V[xi][lanes] = B^T d B for channels c0 .. c0+nl-1 of the input tile at output (oh0, ow0) of
@@ -525,7 +527,7 @@ static inline __attribute__((always_inline)) void wg_dw_in_body(float *V, int64_
     v8f d[WG_MAXA * WG_MAXA], e[WG_MAXA * WG_MAXA], o[WG_MAXA];
     for (int i = 0; i < a * a; i++) d[i] = (v8f){0};
     for (int64_t i = i0; i < i1; i++)
-        for (int64_t j = j0; j < j1; j++) d[i * a + j] = wg_gather8(xc + (ih0 + i) * q->W + iw0 + j, HW, nl);
+        for (int64_t j = j0; j < j1; j++) wg_gather8(&d[i * a + j], xc + (ih0 + i) * q->W + iw0 + j, HW, nl);
     for (int j = 0; j < a; j++) bt(e + j, a, d + j, a);
     for (int i = 0; i < a; i++) {
         bt(o, 1, e + i * a, 1);
@@ -545,7 +547,7 @@ static inline __attribute__((always_inline)) void wg_dw_dy_body(float *Yd, int64
     v8f s[WG_MAXA * WG_MAXA], e[WG_MAXA * WG_MAXA], o[WG_MAXA];
     for (int i = 0; i < m * m; i++) s[i] = (v8f){0};
     for (int64_t i = 0; i < mh; i++)
-        for (int64_t j = 0; j < mw; j++) s[i * m + j] = wg_gather8(yc + (oh0 + i) * q->OW + ow0 + j, P, nl);
+        for (int64_t j = 0; j < mw; j++) wg_gather8(&s[i * m + j], yc + (oh0 + i) * q->OW + ow0 + j, P, nl);
     for (int j = 0; j < m; j++) at_t(e + j, m, s + j, m); /* e (a x m) = A s */
     for (int i = 0; i < a; i++) {                          /* Yd (a x a) = e A^T */
         at_t(o, 1, e + i * m, 1);
