@@ -275,43 +275,46 @@ static const wg_tf *wg_pick(int r, int64_t OH, int64_t OW, int precise) {
     return NULL;
 }
 
-/* Mx (Kp, WG_TC) = U (packed WG_MR-row panels, (Kp/WG_MR, C, WG_MR)) V (C, WG_TC): 6 x 16
- * register tile (12 accumulators), no packing of V (a chunk is already L1/L2 resident), no
- * zeroing pass. nv = 1 computes only the first 8 columns. */
+/* The 6x16 register tile shared by the forward GEMM (reducing over channels) and the weight
+ * gradient (reducing over tiles): acc[i][h] = sum_{n < len} u[n us + i] v[n vs + 8h .. 8h+8]
+ * for h < nv (1 or 2; acc[i][1] is left 0 when nv is 1). */
+static inline __attribute__((always_inline)) void wg_tile(v8f acc[WG_MR][2], const float *restrict u, int64_t us,
+                                                         const float *restrict v, int64_t vs, int64_t len, int nv) {
+    v8f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0}, c40 = {0},
+        c41 = {0}, c50 = {0}, c51 = {0};
+    if (nv == 2) {
+        for (int64_t n = 0; n < len; n++, u += us, v += vs) {
+            v8f v0, v1;
+            memcpy(&v0, v, sizeof v0);
+            memcpy(&v1, v + WG_L, sizeof v1);
+            c00 += u[0] * v0; c01 += u[0] * v1;
+            c10 += u[1] * v0; c11 += u[1] * v1;
+            c20 += u[2] * v0; c21 += u[2] * v1;
+            c30 += u[3] * v0; c31 += u[3] * v1;
+            c40 += u[4] * v0; c41 += u[4] * v1;
+            c50 += u[5] * v0; c51 += u[5] * v1;
+        }
+    } else {
+        for (int64_t n = 0; n < len; n++, u += us, v += vs) {
+            v8f v0;
+            memcpy(&v0, v, sizeof v0);
+            c00 += u[0] * v0; c10 += u[1] * v0; c20 += u[2] * v0;
+            c30 += u[3] * v0; c40 += u[4] * v0; c50 += u[5] * v0;
+        }
+    }
+    acc[0][0] = c00; acc[0][1] = c01; acc[1][0] = c10; acc[1][1] = c11; acc[2][0] = c20; acc[2][1] = c21;
+    acc[3][0] = c30; acc[3][1] = c31; acc[4][0] = c40; acc[4][1] = c41; acc[5][0] = c50; acc[5][1] = c51;
+}
+
+/* Mx (Kp, WG_TC) = U (packed WG_MR-row panels, (Kp/WG_MR, C, WG_MR)) V (C, WG_TC): no
+ * packing of V (a chunk is already L1/L2 resident), no zeroing pass. nv = 1 computes only the
+ * first 8 columns. */
 static void wg_gemm(float *restrict Mx, const float *restrict U, const float *restrict V, int64_t Kp, int64_t C,
                     int nv) {
     for (int64_t kb = 0; kb < Kp; kb += WG_MR) {
-        const float *u = U + kb * C;
-        const float *v = V;
-        v8f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0}, c40 = {0},
-            c41 = {0}, c50 = {0}, c51 = {0};
-        if (nv == 2) {
-            for (int64_t c = 0; c < C; c++, u += WG_MR, v += WG_TC) {
-                v8f v0, v1;
-                memcpy(&v0, v, sizeof v0);
-                memcpy(&v1, v + WG_L, sizeof v1);
-                c00 += u[0] * v0; c01 += u[0] * v1;
-                c10 += u[1] * v0; c11 += u[1] * v1;
-                c20 += u[2] * v0; c21 += u[2] * v1;
-                c30 += u[3] * v0; c31 += u[3] * v1;
-                c40 += u[4] * v0; c41 += u[4] * v1;
-                c50 += u[5] * v0; c51 += u[5] * v1;
-            }
-        } else {
-            for (int64_t c = 0; c < C; c++, u += WG_MR, v += WG_TC) {
-                v8f v0;
-                memcpy(&v0, v, sizeof v0);
-                c00 += u[0] * v0; c10 += u[1] * v0; c20 += u[2] * v0;
-                c30 += u[3] * v0; c40 += u[4] * v0; c50 += u[5] * v0;
-            }
-        }
-        float *o = Mx + kb * WG_TC;
-        memcpy(o + 0 * WG_TC, &c00, sizeof c00); memcpy(o + 0 * WG_TC + WG_L, &c01, sizeof c01);
-        memcpy(o + 1 * WG_TC, &c10, sizeof c10); memcpy(o + 1 * WG_TC + WG_L, &c11, sizeof c11);
-        memcpy(o + 2 * WG_TC, &c20, sizeof c20); memcpy(o + 2 * WG_TC + WG_L, &c21, sizeof c21);
-        memcpy(o + 3 * WG_TC, &c30, sizeof c30); memcpy(o + 3 * WG_TC + WG_L, &c31, sizeof c31);
-        memcpy(o + 4 * WG_TC, &c40, sizeof c40); memcpy(o + 4 * WG_TC + WG_L, &c41, sizeof c41);
-        memcpy(o + 5 * WG_TC, &c50, sizeof c50); memcpy(o + 5 * WG_TC + WG_L, &c51, sizeof c51);
+        v8f acc[WG_MR][2];
+        wg_tile(acc, U + kb * C, WG_MR, V, WG_TC, C, nv);
+        for (int i = 0; i < WG_MR; i++) memcpy(Mx + (kb + i) * WG_TC, acc[i], sizeof acc[i]);
     }
 }
 
@@ -577,22 +580,9 @@ static void wg_dw_gemm(float *restrict dU, const float *restrict Yd, const float
                        int64_t LV) {
     for (int64_t kb = 0; kb < LY; kb += WG_MR)
         for (int64_t cb = 0; cb < LV; cb += 2 * WG_L) {
-            v8f c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0}, c40 = {0},
-                c41 = {0}, c50 = {0}, c51 = {0};
-            const float *u = Yd + kb, *v = V + cb;
             int two = LV - cb >= 2 * WG_L;
-            for (int64_t t = 0; t < tn; t++, u += LY, v += LV) {
-                v8f v0, v1 = {0};
-                memcpy(&v0, v, sizeof v0);
-                if (two) memcpy(&v1, v + WG_L, sizeof v1);
-                c00 += u[0] * v0; c01 += u[0] * v1;
-                c10 += u[1] * v0; c11 += u[1] * v1;
-                c20 += u[2] * v0; c21 += u[2] * v1;
-                c30 += u[3] * v0; c31 += u[3] * v1;
-                c40 += u[4] * v0; c41 += u[4] * v1;
-                c50 += u[5] * v0; c51 += u[5] * v1;
-            }
-            v8f acc[WG_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+            v8f acc[WG_MR][2];
+            wg_tile(acc, Yd + kb, LY, V + cb, LV, tn, two ? 2 : 1);
             for (int i = 0; i < WG_MR; i++)
                 for (int h = 0; h < 1 + two; h++) {
                     float *o = dU + (kb + i) * LV + cb + h * WG_L;
