@@ -227,6 +227,18 @@ static inline int64_t s2_tap(int64_t c, int64_t ki, int64_t kj, const s2_plan *s
     return ((c * 4 + (ki & 1) * 2 + (kj & 1)) * s->Hs + ki / 2) * s->Ws + kj / 2;
 }
 
+/* out (M, OH, OW) of one image = y's M full-width planes (ldy floats apart, rows rw floats
+ * apart, of which the first OW count) + bias, through the fused Relu when p->relu */
+static void s2_store(float *out, const float *y, int64_t ldy, int64_t rw, const float *b, const advex_conv2d_p *p) {
+    int64_t OHW = p->OH * p->OW;
+    for (int64_t m = 0; m < p->M; m++) {
+        float bv = b ? b[m] : 0.0f, *o = out + m * OHW;
+        const float *ym = y + m * ldy;
+        for (int64_t oh = 0; oh < p->OH; oh++)
+            for (int64_t ow = 0; ow < p->OW; ow++) o[oh * p->OW + ow] = advex_relu_if(ym[oh * rw + ow] + bv, p->relu);
+    }
+}
+
 /* col (K, ld) columns [j*P, (j+1)*P) <- x' of one image: one slice per tap */
 static void s2_col(float *col, int64_t ld, const float *xs, const advex_conv2d_p *p, const s2_plan *s) {
     int64_t r = 0;
@@ -288,13 +300,7 @@ int advex_conv_s2_forward(float *out, const float *x, const float *w, const floa
                     for (int64_t ki = 0; ki < p->KH; ki++)
                         for (int64_t kj = 0; kj < p->KW; kj++) src[k++] = xs + s2_tap(c, ki, kj, &s);
                 s2_slice_sums(yf, s.P, w, p->M, s.K, src, s.P);
-                for (int64_t m = 0; m < p->M; m++) {
-                    float bv = b ? b[m] : 0.0f, *o = out + (n * p->M + m) * OHW;
-                    const float *y = yf + m * s.P;
-                    for (int64_t oh = 0; oh < p->OH; oh++)
-                        for (int64_t ow = 0; ow < p->OW; ow++)
-                            o[oh * p->OW + ow] = advex_relu_if(y[oh * s.Ws + ow] + bv, p->relu);
-                }
+                s2_store(out + n * p->M * OHW, yf, s.P, s.Ws, b, p);
             }
             return 1;
         }
@@ -309,14 +315,7 @@ int advex_conv_s2_forward(float *out, const float *x, const float *w, const floa
             int64_t nb = n1 - n < s.nb ? n1 - n : s.nb, ld = nb * s.P;
             s2_fill(col, ld, xs, x, n, nb, p, &s);
             advex_sgemm(0, 0, p->M, ld, s.K, 1.0f, w, s.K, col, ld, 0.0f, yc, ld);
-            for (int64_t j = 0; j < nb; j++)
-                for (int64_t m = 0; m < p->M; m++) {
-                    float bv = b ? b[m] : 0.0f, *o = out + ((n + j) * p->M + m) * OHW;
-                    const float *y = yc + m * ld + j * s.P;
-                    for (int64_t oh = 0; oh < p->OH; oh++)
-                        for (int64_t ow = 0; ow < p->OW; ow++)
-                            o[oh * p->OW + ow] = advex_relu_if(y[oh * s.Ws + ow] + bv, p->relu);
-                }
+            for (int64_t j = 0; j < nb; j++) s2_store(out + (n + j) * p->M * OHW, yc + j * s.P, ld, s.Ws, b, p);
         }
     }
     return 1;
@@ -473,12 +472,7 @@ int advex_conv_few_s1_forward(float *out, const float *x, const float *w, const 
             for (int64_t ki = 0; ki < p->KH; ki++)
                 for (int64_t kj = 0; kj < p->KW; kj++) src[k++] = xp + (c * f.Hp + ki) * f.Wp + kj;
         s2_slice_sums(yf, f.P, w, p->M, f.K, src, f.P);
-        for (int64_t m = 0; m < p->M; m++) {
-            float bv = b ? b[m] : 0.0f, *o = out + (n * p->M + m) * OHW;
-            const float *y = yf + m * f.P;
-            for (int64_t oh = 0; oh < p->OH; oh++)
-                for (int64_t ow = 0; ow < p->OW; ow++) o[oh * p->OW + ow] = advex_relu_if(y[oh * f.Wp + ow] + bv, p->relu);
-        }
+        s2_store(out + n * p->M * OHW, yf, f.P, f.Wp, b, p);
     }
     return 1;
 }
