@@ -152,6 +152,12 @@ typedef struct advex_node {
      * Relu, relu_fused: its output shares the producer's buffer and its forward does nothing.
      * fold_relu on a Conv whose folded BatchNorm has relu_out (eval mode). */
     int relu_out, relu_fused, fold_relu;
+    /* Buffer aliases (set at finalize, see mark_aliases in graph.c). alias_data: the output
+     * is input 0's buffer (Flatten, Reshape, Identity: a view), the forward does nothing.
+     * alias_grad: input 0's gradient is the output's gradient buffer and the backward does
+     * nothing; on a fused Relu its producer (a Conv) masks that gradient itself: relu_mask on
+     * the Conv (dY[i] counts only where its stored output max(0, y)[i] > 0). */
+    int alias_data, alias_grad, relu_mask;
 } advex_node;
 
 typedef struct advex_graph {

@@ -41,6 +41,9 @@ static const cshape shapes[] = {
     {3, 5, 15, 13, 6, 1, 3, 3, 2, 1, 1},
     {2, 3, 9, 10, 4, 1, 3, 3, 2, 0, 1},
     {2, 4, 13, 12, 5, 1, 5, 5, 2, 2, 1},
+    /* ... past the direct path's 256 taps: the im2col + sgemm form (resnet's 32->64 3x3/2) */
+    {3, 32, 14, 14, 64, 1, 3, 3, 2, 1, 1},
+    {2, 17, 11, 9, 6, 1, 4, 4, 2, 1, 1},
     /* Winograd-eligible (stride 1, 3x3 / 5x5, >= 8 channels each side) */
     {3, 16, 14, 14, 32, 1, 5, 5, 1, 2, 1}, /* conv2 of cnn: F(2,5) */
     {4, 16, 28, 28, 16, 1, 3, 3, 1, 1, 1}, /* resnet stage 1: F(4,3) */
@@ -115,7 +118,7 @@ TEST(conv_fast_paths_vs_ref) {
 TEST(winograd_vs_ref) {
     advex_rng r;
     advex_rng_seed(&r, 5);
-    size_t first = 17; /* the Winograd-eligible shapes */
+    size_t first = 19; /* the Winograd-eligible shapes */
     for (size_t i = first; i < sizeof shapes / sizeof *shapes; i++) {
         advex_conv2d_p p;
         geom(&shapes[i], &p);

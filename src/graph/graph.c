@@ -362,6 +362,31 @@ static void mark_relu_fusion(advex_graph *g) {
             g->nodes[i].fold_relu = g->nodes[g->nodes[i].fold - 1].relu_out;
 }
 
+/* Views and fused Relus that need no buffer of their own. A Flatten, Reshape or Identity of
+ * an activation whose only use it is: its output is the same floats (alias_data) and the
+ * gradient of its input is its output's gradient (alias_grad), so neither pass copies. A
+ * fused Relu (relu_fused) after a Conv: the Relu's output gradient, unmasked, becomes the
+ * Conv's output gradient, and the Conv's backward applies the mask [y > 0] (relu_mask) as it
+ * reads dY (a pass and a buffer less: conv_s2.c folds it into its dY copy). Not for the
+ * graph output (its gradient is dlogits, checked after backward). */
+static void mark_aliases(advex_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        advex_node *nd = &g->nodes[i];
+        int u = nd->n_in > 0 ? nd->in[0] : -1, o = nd->out[0];
+        if (u < 0 || u == g->output || o == g->output || g->vals[u].kind != ADVEX_VAL_ACT || value_uses(g, u) != 1)
+            continue;
+        if (nd->n_in > 1 && nd->in[1] >= 0 && g->vals[nd->in[1]].kind == ADVEX_VAL_ACT) continue; /* (its grad) */
+        if (nd->op == ADVEX_OP_FLATTEN || nd->op == ADVEX_OP_RESHAPE || nd->op == ADVEX_OP_IDENTITY) {
+            nd->alias_data = nd->alias_grad = 1;
+        } else if (nd->op == ADVEX_OP_RELU && nd->relu_fused) {
+            advex_node *p = &g->nodes[g->vals[u].producer];
+            if (p->op != ADVEX_OP_CONV) continue;
+            p->relu_mask = 1;
+            nd->alias_grad = 1;
+        }
+    }
+}
+
 static advex_status mark_precise_convs(advex_graph *g) {
     int *stack = malloc(((size_t)g->n_vals + 1) * sizeof(int));
     char *seen = calloc((size_t)g->n_vals + 1, 1);
@@ -427,6 +452,7 @@ advex_status advex_model_finalize(advex_model *m) {
     if ((st = mark_precise_convs(g))) return st;
     mark_bn_folds(g);
     mark_relu_fusion(g);
+    mark_aliases(g);
     st = check_weights(m);
     if (st) return st;
     for (int i = 0; i < 3; i++) m->in_chw[i] = in->dims[i + 1];
@@ -558,6 +584,10 @@ static void plan_grad_pool(advex_model *m, int64_t *goff, int64_t *pool_n) {
             goff[o] = grad_pool_alloc(&p, GRAD_BLOCK(o));
             zid[nz++] = o;
         }
+        if (nd->alias_grad) { /* input 0 (this node its only use) takes over the output's block */
+            goff[nd->in[0]] = goff[o];
+            continue;
+        }
         for (int k = 0; k < nd->n_in; k++) {
             int u = nd->in[k];
             if (u < 0 || g->vals[u].kind != ADVEX_VAL_ACT || goff[u] >= 0) continue;
@@ -649,7 +679,7 @@ advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_gra
         const advex_op_def *def = &advex_op_defs[nd->op];
         advex_value *o = &g->vals[nd->out[0]];
         int64_t per = (advex_numel(o->ndim, o->dims) + 15) / 16 * 16;
-        if (nd->relu_fused) /* the producer's buffer (mark_relu_fusion) */
+        if (nd->relu_fused || nd->alias_data) /* the producer's buffer (mark_relu_fusion, mark_aliases) */
             o->data = g->vals[nd->in[0]].data;
         else {
             o->data = p;

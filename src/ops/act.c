@@ -38,7 +38,7 @@ void advex_relu_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
 }
 void advex_relu_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     float *dx = v[nd->in[0]].grad;
-    if (!dx) return;
+    if (!dx || nd->alias_grad) return; /* (aliased: the producer applies the mask) */
     const float *x = v[nd->in[0]].data, *dy = v[nd->out[0]].grad;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
     UNARY_GRAD_(v[nd->in[0]].grad_write, n, x[i] > 0.0f ? dy[i] : 0.0f);
@@ -135,7 +135,7 @@ void advex_identity_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
 }
 void advex_identity_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     float *dx = v[nd->in[0]].grad;
-    if (!dx) return;
+    if (!dx || nd->alias_grad) return; /* (aliased: dx is dy) */
     const float *dy = v[nd->out[0]].grad;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
     if (v[nd->in[0]].grad_write) {

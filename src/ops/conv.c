@@ -612,6 +612,20 @@ void advex_conv_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
         conv_cache_refresh(&cc, nd, v, w, (nd->n_in > 2 && nd->in[2] >= 0) ? v[nd->in[2]].data : NULL, &p);
         U = cc.ub;
     }
-    advex_conv2d_backward_mode(v[nd->in[0]].grad, v[nd->in[1]].grad, db, v[nd->out[0]].grad, v[nd->in[0]].data, w,
-                               U, &p, c->scratch, c->scratch_n, v[nd->in[0]].grad_write);
+    float *dy = v[nd->out[0]].grad;
+    if (nd->relu_mask) { /* a fused Relu's backward (graph.c, mark_aliases): dY *= [y > 0] */
+        const float *y = v[nd->out[0]].data;
+        if (!db && advex_conv_s2_backward(NULL, NULL, NULL, NULL, NULL, &p, c->scratch, c->scratch_n, 0))
+            p.dmask = y; /* applied as the stride-2 path copies dY */
+        else {
+            int64_t n = p.N * p.M * p.OH * p.OW;
+#pragma omp parallel for simd schedule(static) if (n >= ADVEX_OMP_MIN)
+            for (int64_t i = 0; i < n; i++) {
+                float g = dy[i]; /* (read unconditionally: a plain vector load) */
+                dy[i] = y[i] > 0.0f ? g : 0.0f;
+            }
+        }
+    }
+    advex_conv2d_backward_mode(v[nd->in[0]].grad, v[nd->in[1]].grad, db, dy, v[nd->in[0]].data, w, U, &p, c->scratch,
+                               c->scratch_n, v[nd->in[0]].grad_write);
 }

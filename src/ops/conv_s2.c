@@ -53,16 +53,20 @@ static s2_plan s2_make(const advex_conv2d_p *p) {
     return s;
 }
 
-/* ---- few taps (small's first conv: 1 input channel, 16 taps) ----------------------------
- * With K = C*KH*KW this small, im2col + sgemm is all overhead (OpenBLAS packs a 16-deep
- * product). In the full-width form each output plane (OH x Ws, junk columns included) is a
- * sum of K scaled slices of the phase planes, summed here directly in registers: 4 output
- * channels x 24 columns per block. The input gradient takes the transposed form: dX' (the 4C
- * phase planes, on width Wd = Ws + B) is a sum of K2 = M*KH2*KW2 scaled slices of dY padded by
- * A rows and B columns, with W''[(c,ph,pw)][(m,a,b)] = w[m][c][2a+ph][2b+pw] (0 past an odd
- * kernel's edge); then back to the pixel grid. The weight gradient stays on the GEMM path. */
-#define S2_FEW_K 64
+/* ---- few taps (small's two convs: 16 and 256 taps) ---------------------------------------
+ * With K = C*KH*KW up to a few hundred, im2col + sgemm is mostly overhead: the im2col copy
+ * (K floats per output position, 50 KB per image for small's conv2) streams through L2 and
+ * OpenBLAS packs a shallow product. In the full-width form each output plane (OH x Ws, junk
+ * columns included) is a sum of K scaled slices of the phase planes, summed here directly in
+ * registers (s2_tile*: 4 output channels x 24 columns per block). The input gradient takes
+ * the transposed form: dX' (the 4C phase planes, on width Wd = Ws) is a sum of K2 =
+ * M*KH2*KW2 scaled slices of dY padded by A rows and B columns, with W''[(c,ph,pw)][(m,a,b)] =
+ * w[m][c][2a+ph][2b+pw] (0 past an odd kernel's edge); then back to the pixel grid. The
+ * weight gradient stays on the GEMM path. Small's conv2 (batch 128, 1 thread): forward 4.3
+ * -> 2.4 ms, input gradient 4.3 -> 2.9 ms against im2col + sgemm. */
+#define S2_FEW_K 256  /* stride 2: up to small's second conv (16 channels, 4x4) */
 #define S2_FEW_K2 256
+#define S1_FEW_K 64   /* stride 1 (above it Winograd wins) */
 
 typedef float s2v8 __attribute__((vector_size(8 * sizeof(float))));
 
@@ -77,17 +81,24 @@ static int s2_few_taps(const advex_conv2d_p *p) {
            p->M * ((p->KH + 1) / 2) * ((p->KW + 1) / 2) <= S2_FEW_K2;
 }
 
+/* The transposed form sums KH2*KW2 taps per output channel: an odd kernel's W'' is a
+ * quarter or more zeros (16 for a 3x3's 9), which only pays while the im2col overhead
+ * dominates (resnet's 16-channel 3x3/2: 10.4 ms on the GEMM path, 11.5 ms direct, at batch 128). */
+static int s2_few_taps_dx(const advex_conv2d_p *p) {
+    return s2_few_taps(p) && (p->C * p->KH * p->KW <= S1_FEW_K || (p->KH % 2 == 0 && p->KW % 2 == 0));
+}
+
 static s2_direct s2_direct_make(const advex_conv2d_p *p, const s2_plan *s) {
     s2_direct d;
     d.KH2 = (p->KH + 1) / 2;
     d.KW2 = (p->KW + 1) / 2;
     d.A = d.KH2 - 1;
     d.B = d.KW2 - 1;
-    d.Wd = s->Ws + d.B;
+    d.Wd = s->Ws; /* B + OW = Ws: a row's last slices run into the next row's B zero columns */
     d.K2 = p->M * d.KH2 * d.KW2;
     d.P2 = s->Hs * d.Wd;
     d.dplane = (s->Hs + d.A + 1) * d.Wd;
-    int64_t fwd = s->plane + p->M * s->P, bwd = p->M * d.dplane + s->C4 * d.P2;
+    int64_t fwd = s->plane + p->M * s->P, bwd = p->M * d.dplane + s->C4 * d.P2 + p->M * p->OH * p->OW;
     d.per_thread = ((fwd > bwd ? fwd : bwd) + 15) / 16 * 16;
     d.wn = (s->C4 * d.K2 + 15) / 16 * 16;
     return d;
@@ -97,53 +108,103 @@ static s2_direct s2_direct_make(const advex_conv2d_p *p, const s2_plan *s) {
  * clang's -Wpsabi rejects in the portable builds) */
 static inline void s2_ld(s2v8 *v, const float *p) { memcpy(v, p, sizeof *v); }
 
+static inline void s2_st(float *p, const s2v8 *v) { memcpy(p, v, sizeof *v); }
+
+/* The register tiles of s2_slice_sums: rows [r, r+RB) (weights Wt + r*K, outputs out + r*ldo)
+ * by columns [i, i+8*VB), reduced over all K taps. Each tap loads VB slice vectors and
+ * broadcasts RB weights for RB*VB FMAs, with RB*VB (>= 8) independent sums in flight: 4x3
+ * over the bulk of a plane; the last one or two vectors of a row take 8x1 or 4x2 (a 4x1
+ * tail waits on FMA latency, 4 sums for 4-cycle FMAs: a third of conv2's time in `small`). */
+static void s2_tile4x3(float *o, int64_t ldo, const float *w, int64_t K, const float *const *src, int64_t i) {
+    const float *w0 = w, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+    s2v8 a00 = {0}, a01 = {0}, a02 = {0}, a10 = {0}, a11 = {0}, a12 = {0}, a20 = {0}, a21 = {0}, a22 = {0}, a30 = {0},
+         a31 = {0}, a32 = {0};
+    for (int64_t k = 0; k < K; k++) {
+        const float *sk = src[k] + i;
+        s2v8 s0, s1, s2;
+        s2_ld(&s0, sk);
+        s2_ld(&s1, sk + 8);
+        s2_ld(&s2, sk + 16);
+        float b0 = w0[k], b1 = w1[k], b2 = w2[k], b3 = w3[k];
+        a00 += b0 * s0; a01 += b0 * s1; a02 += b0 * s2;
+        a10 += b1 * s0; a11 += b1 * s1; a12 += b1 * s2;
+        a20 += b2 * s0; a21 += b2 * s1; a22 += b2 * s2;
+        a30 += b3 * s0; a31 += b3 * s1; a32 += b3 * s2;
+    }
+    float *o0 = o + i, *o1 = o0 + ldo, *o2 = o1 + ldo, *o3 = o2 + ldo;
+    s2_st(o0, &a00); s2_st(o0 + 8, &a01); s2_st(o0 + 16, &a02);
+    s2_st(o1, &a10); s2_st(o1 + 8, &a11); s2_st(o1 + 16, &a12);
+    s2_st(o2, &a20); s2_st(o2 + 8, &a21); s2_st(o2 + 16, &a22);
+    s2_st(o3, &a30); s2_st(o3 + 8, &a31); s2_st(o3 + 16, &a32);
+}
+
+static void s2_tile4x2(float *o, int64_t ldo, const float *w, int64_t K, const float *const *src, int64_t i) {
+    const float *w0 = w, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+    s2v8 a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
+    for (int64_t k = 0; k < K; k++) {
+        const float *sk = src[k] + i;
+        s2v8 s0, s1;
+        s2_ld(&s0, sk);
+        s2_ld(&s1, sk + 8);
+        float b0 = w0[k], b1 = w1[k], b2 = w2[k], b3 = w3[k];
+        a00 += b0 * s0; a01 += b0 * s1;
+        a10 += b1 * s0; a11 += b1 * s1;
+        a20 += b2 * s0; a21 += b2 * s1;
+        a30 += b3 * s0; a31 += b3 * s1;
+    }
+    float *o0 = o + i, *o1 = o0 + ldo, *o2 = o1 + ldo, *o3 = o2 + ldo;
+    s2_st(o0, &a00); s2_st(o0 + 8, &a01);
+    s2_st(o1, &a10); s2_st(o1 + 8, &a11);
+    s2_st(o2, &a20); s2_st(o2 + 8, &a21);
+    s2_st(o3, &a30); s2_st(o3 + 8, &a31);
+}
+
+static void s2_tile8x1(float *o, int64_t ldo, const float *w, int64_t K, const float *const *src, int64_t i) {
+    s2v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+    for (int64_t k = 0; k < K; k++) {
+        s2v8 s0;
+        s2_ld(&s0, src[k] + i);
+        a0 += w[k] * s0; a1 += w[K + k] * s0; a2 += w[2 * K + k] * s0; a3 += w[3 * K + k] * s0;
+        a4 += w[4 * K + k] * s0; a5 += w[5 * K + k] * s0; a6 += w[6 * K + k] * s0; a7 += w[7 * K + k] * s0;
+    }
+    o += i;
+    s2_st(o, &a0); s2_st(o + ldo, &a1); s2_st(o + 2 * ldo, &a2); s2_st(o + 3 * ldo, &a3);
+    s2_st(o + 4 * ldo, &a4); s2_st(o + 5 * ldo, &a5); s2_st(o + 6 * ldo, &a6); s2_st(o + 7 * ldo, &a7);
+}
+
+static void s2_tile4x1(float *o, int64_t ldo, const float *w, int64_t K, const float *const *src, int64_t i) {
+    s2v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    for (int64_t k = 0; k < K; k++) {
+        s2v8 s0;
+        s2_ld(&s0, src[k] + i);
+        a0 += w[k] * s0; a1 += w[K + k] * s0; a2 += w[2 * K + k] * s0; a3 += w[3 * K + k] * s0;
+    }
+    o += i;
+    s2_st(o, &a0); s2_st(o + ldo, &a1); s2_st(o + 2 * ldo, &a2); s2_st(o + 3 * ldo, &a3);
+}
+
 /* out[r][i] (rows ldo apart) = sum_k Wt[r][k] * src[k][i], r < R, i < P (Wt is R x K) */
 static void s2_slice_sums(float *out, int64_t ldo, const float *Wt, int64_t R, int64_t K, const float *const *src,
                           int64_t P) {
-    int64_t r = 0;
-    for (; r + 4 <= R; r += 4) {
-        const float *w0 = Wt + r * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
-        float *o0 = out + r * ldo, *o1 = o0 + ldo, *o2 = o1 + ldo, *o3 = o2 + ldo;
-        int64_t i = 0;
-        for (; i + 24 <= P; i += 24) {
-            s2v8 a00 = {0}, a01 = {0}, a02 = {0}, a10 = {0}, a11 = {0}, a12 = {0}, a20 = {0}, a21 = {0}, a22 = {0},
-                 a30 = {0}, a31 = {0}, a32 = {0};
-            for (int64_t k = 0; k < K; k++) {
-                const float *sk = src[k] + i;
-                s2v8 s0, s1, s2;
-                s2_ld(&s0, sk);
-                s2_ld(&s1, sk + 8);
-                s2_ld(&s2, sk + 16);
-                float b0 = w0[k], b1 = w1[k], b2 = w2[k], b3 = w3[k];
-                a00 += b0 * s0; a01 += b0 * s1; a02 += b0 * s2;
-                a10 += b1 * s0; a11 += b1 * s1; a12 += b1 * s2;
-                a20 += b2 * s0; a21 += b2 * s1; a22 += b2 * s2;
-                a30 += b3 * s0; a31 += b3 * s1; a32 += b3 * s2;
-            }
-            memcpy(o0 + i, &a00, 32); memcpy(o0 + i + 8, &a01, 32); memcpy(o0 + i + 16, &a02, 32);
-            memcpy(o1 + i, &a10, 32); memcpy(o1 + i + 8, &a11, 32); memcpy(o1 + i + 16, &a12, 32);
-            memcpy(o2 + i, &a20, 32); memcpy(o2 + i + 8, &a21, 32); memcpy(o2 + i + 16, &a22, 32);
-            memcpy(o3 + i, &a30, 32); memcpy(o3 + i + 8, &a31, 32); memcpy(o3 + i + 16, &a32, 32);
-        }
-        for (; i + 8 <= P; i += 8) {
-            s2v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-            for (int64_t k = 0; k < K; k++) {
-                s2v8 s0;
-                s2_ld(&s0, src[k] + i);
-                a0 += w0[k] * s0; a1 += w1[k] * s0; a2 += w2[k] * s0; a3 += w3[k] * s0;
-            }
-            memcpy(o0 + i, &a0, 32); memcpy(o1 + i, &a1, 32); memcpy(o2 + i, &a2, 32); memcpy(o3 + i, &a3, 32);
-        }
-        for (; i < P; i++) {
-            float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
-            for (int64_t k = 0; k < K; k++) {
-                float v = src[k][i];
-                a0 += w0[k] * v; a1 += w1[k] * v; a2 += w2[k] * v; a3 += w3[k] * v;
-            }
-            o0[i] = a0; o1[i] = a1; o2[i] = a2; o3[i] = a3;
+    int64_t R4 = R / 4 * 4, R8 = R / 8 * 8, P24 = P / 24 * 24, P8 = P / 8 * 8;
+    for (int64_t r = 0; r < R4; r += 4)
+        for (int64_t i = 0; i < P24; i += 24) s2_tile4x3(out + r * ldo, ldo, Wt + r * K, K, src, i);
+    if (P8 - P24 == 16) {
+        for (int64_t r = 0; r < R4; r += 4) s2_tile4x2(out + r * ldo, ldo, Wt + r * K, K, src, P24);
+    } else if (P8 - P24 == 8) {
+        for (int64_t r = 0; r < R8; r += 8) s2_tile8x1(out + r * ldo, ldo, Wt + r * K, K, src, P24);
+        for (int64_t r = R8; r < R4; r += 4) s2_tile4x1(out + r * ldo, ldo, Wt + r * K, K, src, P24);
+    }
+    for (int64_t r = 0; r < R4; r++) { /* the last P - P8 columns */
+        const float *wr = Wt + r * K;
+        float *o = out + r * ldo;
+        for (int64_t i = P8; i < P; i++) {
+            float acc = 0.0f;
+            for (int64_t k = 0; k < K; k++) acc += wr[k] * src[k][i];
+            o[i] = acc;
         }
     }
-    for (; r < R; r++) {
+    for (int64_t r = R4; r < R; r++) { /* the last R - R4 rows, all columns */
         const float *wr = Wt + r * K;
         float *o = out + r * ldo;
         for (int64_t i = 0; i < P; i++) o[i] = 0.0f;
@@ -169,57 +230,88 @@ int64_t advex_conv_s2_scratch(const advex_conv2d_p *p, int threads) {
     return n;
 }
 
-/* x' of one image (C,H,W) into xs (C4, Hs, Ws) + zero tail */
+/* Input column iw lands in phase (iw+PL)&1 at column (iw+PL)>>1: even columns 2t in phase
+ * PL&1 at t + PL/2, odd ones 2t+1 in the other phase at t + (PL+1)/2. Only the first wn
+ * columns (and hn rows) reach x' (the rest fall past Ws or Hs). */
+typedef struct s2_cols {
+    int64_t wn, hn, oe, oo;
+    int swap; /* even columns go to phase pw = 1 */
+} s2_cols;
+
+static s2_cols s2_cols_of(const advex_conv2d_p *p, const s2_plan *s) {
+    s2_cols k;
+    k.wn = 2 * s->Ws - p->PL < p->W ? 2 * s->Ws - p->PL : p->W;
+    k.hn = 2 * s->Hs - p->PT < p->H ? 2 * s->Hs - p->PT : p->H;
+    k.oe = p->PL >> 1;
+    k.oo = (p->PL + 1) >> 1;
+    k.swap = (int)(p->PL & 1);
+    return k;
+}
+
+/* x' of one image (C,H,W) into xs (C4, Hs, Ws) + zero tail: zero it, then each input row
+ * splits into its two phase rows (one pass; the even/odd split vectorises on wide rows) */
 static void s2_in(float *xs, const float *x, const advex_conv2d_p *p, const s2_plan *s) {
-    for (int64_t c = 0; c < p->C; c++) {
-        const float *xc = x + c * p->H * p->W;
-        for (int ph = 0; ph < 2; ph++)
-            for (int pw = 0; pw < 2; pw++) {
-                float *o = xs + (c * 4 + ph * 2 + pw) * s->Hs * s->Ws;
-                /* columns j with 0 <= 2j+pw-PL < W */
-                int64_t off = pw - p->PL;
-                int64_t j0 = off >= 0 ? 0 : (-off + 1) / 2, j1 = (p->W - off + 1) / 2;
-                if (j1 > s->Ws) j1 = s->Ws;
-                if (j0 > j1) j0 = j1;
-                for (int64_t i = 0; i < s->Hs; i++) {
-                    int64_t ih = 2 * i + ph - p->PT;
-                    float *orow = o + i * s->Ws;
-                    if (ih < 0 || ih >= p->H) {
-                        memset(orow, 0, (size_t)s->Ws * sizeof(float));
-                        continue;
-                    }
-                    const float *xr = xc + ih * p->W;
-                    for (int64_t j = 0; j < j0; j++) orow[j] = 0.0f;
-                    for (int64_t j = j0; j < j1; j++) orow[j] = xr[2 * j + off];
-                    for (int64_t j = j1; j < s->Ws; j++) orow[j] = 0.0f;
-                }
+    s2_cols k = s2_cols_of(p, s);
+    int64_t HsWs = s->Hs * s->Ws, half = k.wn >> 1;
+    memset(xs, 0, (size_t)s->plane * sizeof(float));
+    for (int64_t c = 0; c < p->C; c++)
+        for (int64_t ih = 0; ih < k.hn; ih++) {
+            int64_t a = ih + p->PT;
+            const float *restrict xr = x + (c * p->H + ih) * p->W;
+            float *r0 = xs + (c * 4 + (a & 1) * 2) * HsWs + (a >> 1) * s->Ws, *r1 = r0 + HsWs;
+            float *restrict e = (k.swap ? r1 : r0) + k.oe, *restrict o = (k.swap ? r0 : r1) + k.oo;
+            for (int64_t t = 0; t < half; t++) {
+                e[t] = xr[2 * t];
+                o[t] = xr[2 * t + 1];
             }
-    }
-    memset(xs + s->C4 * s->Hs * s->Ws, 0, (size_t)(s->plane - s->C4 * s->Hs * s->Ws) * sizeof(float));
+            if (k.wn & 1) e[half] = xr[k.wn - 1];
+        }
 }
 
 /* dx (C,H,W) (+)= the pixel-grid positions of dx' (C4 planes cs floats apart, Hs rows rw
- * floats apart, of which the first Ws count) */
+ * floats apart, of which the first Ws count): the inverse of s2_in's split */
 static void s2_out(float *dx, const float *dxs, int64_t cs, int64_t rw, const advex_conv2d_p *p, const s2_plan *s,
                    int write) {
-    for (int64_t c = 0; c < p->C; c++) {
-        float *dc = dx + c * p->H * p->W;
+    s2_cols k = s2_cols_of(p, s);
+    int64_t half = k.wn >> 1;
+    for (int64_t c = 0; c < p->C; c++)
         for (int64_t ih = 0; ih < p->H; ih++) {
-            int64_t a = ih + p->PT, i = a >> 1, ph = a & 1;
-            float *drow = dc + ih * p->W;
-            if (i >= s->Hs) { /* rows no output window reaches */
-                if (write) memset(drow, 0, (size_t)p->W * sizeof(float));
+            float *restrict d = dx + (c * p->H + ih) * p->W;
+            if (ih >= k.hn) { /* rows no output window reaches */
+                if (write) memset(d, 0, (size_t)p->W * sizeof(float));
                 continue;
             }
-            const float *r0 = dxs + (c * 4 + ph * 2) * cs + i * rw; /* phase pw = 0 */
-            const float *r1 = r0 + cs;                            /* phase pw = 1 */
-            for (int64_t iw = 0; iw < p->W; iw++) {
-                int64_t b = iw + p->PL, j = b >> 1;
-                float v = j < s->Ws ? ((b & 1) ? r1[j] : r0[j]) : 0.0f;
-                drow[iw] = write ? v : drow[iw] + v;
+            int64_t a = ih + p->PT;
+            const float *r0 = dxs + (c * 4 + (a & 1) * 2) * cs + (a >> 1) * rw, *r1 = r0 + cs;
+            const float *restrict e = (k.swap ? r1 : r0) + k.oe, *restrict o = (k.swap ? r0 : r1) + k.oo;
+            if (write) {
+                for (int64_t t = 0; t < half; t++) {
+                    d[2 * t] = e[t];
+                    d[2 * t + 1] = o[t];
+                }
+                if (k.wn & 1) d[k.wn - 1] = e[half];
+                for (int64_t iw = k.wn; iw < p->W; iw++) d[iw] = 0.0f;
+            } else {
+                for (int64_t t = 0; t < half; t++) {
+                    d[2 * t] += e[t];
+                    d[2 * t + 1] += o[t];
+                }
+                if (k.wn & 1) d[k.wn - 1] += e[half];
             }
         }
-    }
+}
+
+/* d[i] = dY[i], or 0 where a fused Relu's mask m (its output) is not positive (vectorised: a
+ * branch on the mask mispredicts half the time) */
+static inline void s2_dy(float *restrict d, const float *restrict g, const float *restrict m, int64_t n) {
+    if (m) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            float v = g[i]; /* (read unconditionally: a plain load, not a masked one) */
+            d[i] = m[i] > 0.0f ? v : 0.0f;
+        }
+    } else
+        for (int64_t i = 0; i < n; i++) d[i] = g[i];
 }
 
 /* Where tap (c, ki, kj)'s slice starts in x' */
@@ -232,10 +324,16 @@ static inline int64_t s2_tap(int64_t c, int64_t ki, int64_t kj, const s2_plan *s
 static void s2_store(float *out, const float *y, int64_t ldy, int64_t rw, const float *b, const advex_conv2d_p *p) {
     int64_t OHW = p->OH * p->OW;
     for (int64_t m = 0; m < p->M; m++) {
-        float bv = b ? b[m] : 0.0f, *o = out + m * OHW;
-        const float *ym = y + m * ldy;
-        for (int64_t oh = 0; oh < p->OH; oh++)
-            for (int64_t ow = 0; ow < p->OW; ow++) o[oh * p->OW + ow] = advex_relu_if(ym[oh * rw + ow] + bv, p->relu);
+        float bv = b ? b[m] : 0.0f, *restrict o = out + m * OHW;
+        const float *restrict ym = y + m * ldy;
+        for (int64_t oh = 0; oh < p->OH; oh++, o += p->OW, ym += rw)
+            if (p->relu) {
+#pragma omp simd
+                for (int64_t ow = 0; ow < p->OW; ow++) o[ow] = advex_relu_if(ym[ow] + bv, 1);
+            } else {
+#pragma omp simd
+                for (int64_t ow = 0; ow < p->OW; ow++) o[ow] = ym[ow] + bv;
+            }
     }
 }
 
@@ -321,8 +419,9 @@ int advex_conv_s2_forward(float *out, const float *x, const float *w, const floa
     return 1;
 }
 
-/* dx (written when write_dx, else accumulated) and dw (accumulated) of a stride-2 conv; db is
- * left to the caller. */
+/* dx (written when write_dx, else accumulated) and dw (accumulated) of a stride-2 conv, dY
+ * masked by p->dmask when set; db is left to the caller. With dx and dw NULL: whether this
+ * path takes the convolution (scratch_n floats of scratch). */
 int advex_conv_s2_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
                            const advex_conv2d_p *p, float *scratch, int64_t scratch_n, int write_dx) {
     if (!dx && !dw) return advex_conv_s2_ok(p) && scratch_n >= advex_conv_s2_scratch(p, 1);
@@ -330,7 +429,7 @@ int advex_conv_s2_backward(float *dx, float *dw, const float *dout, const float 
     int T = s2_begin(&s, p, scratch_n);
     if (!T) return 0;
     int64_t HW = p->H * p->W, OHW = p->OH * p->OW;
-    if (dx && s2_few_taps(p)) {
+    if (dx && s2_few_taps_dx(p)) {
         s2_direct d = s2_direct_make(p, &s);
         int64_t Td = s2_direct_threads(p, &d, T, scratch_n);
         if (Td) {
@@ -350,9 +449,15 @@ int advex_conv_s2_backward(float *dx, float *dw, const float *dout, const float 
                 float *dp = scratch + d.wn + (int64_t)omp_get_thread_num() * d.per_thread, *dx2 = dp + p->M * d.dplane;
                 const float *src[S2_FEW_K2];
                 memset(dp, 0, (size_t)(p->M * d.dplane) * sizeof(float));
+                const float *g = dout + n * p->M * OHW;
+                if (p->dmask) { /* this image's dY, masked (one vectorised pass in L1) */
+                    float *gm = dx2 + s.C4 * d.P2;
+                    s2_dy(gm, g, p->dmask + n * p->M * OHW, p->M * OHW);
+                    g = gm;
+                }
                 for (int64_t m = 0; m < p->M; m++)
                     for (int64_t oh = 0; oh < p->OH; oh++)
-                        memcpy(dp + m * d.dplane + (oh + d.A) * d.Wd + d.B, dout + ((n * p->M + m) * p->OH + oh) * p->OW,
+                        memcpy(dp + m * d.dplane + (oh + d.A) * d.Wd + d.B, g + (m * p->OH + oh) * p->OW,
                                (size_t)p->OW * sizeof(float));
                 int64_t k = 0;
                 for (int64_t m = 0; m < p->M; m++)
@@ -378,9 +483,9 @@ int advex_conv_s2_backward(float *dx, float *dw, const float *dout, const float 
             for (int64_t j = 0; j < nb; j++) /* dY' (M, ld): full width, junk columns 0 */
                 for (int64_t m = 0; m < p->M; m++) {
                     float *d = dyc + m * ld + j * s.P;
-                    const float *g = dout + ((n + j) * p->M + m) * OHW;
+                    int64_t o = ((n + j) * p->M + m) * OHW;
                     for (int64_t oh = 0; oh < p->OH; oh++) {
-                        memcpy(d + oh * s.Ws, g + oh * p->OW, (size_t)p->OW * sizeof(float));
+                        s2_dy(d + oh * s.Ws, dout + o + oh * p->OW, p->dmask ? p->dmask + o + oh * p->OW : NULL, p->OW);
                         for (int64_t ow = p->OW; ow < s.Ws; ow++) d[oh * s.Ws + ow] = 0.0f;
                     }
                 }
@@ -426,7 +531,7 @@ typedef struct s1_few {
 
 int advex_conv_few_s1_ok(const advex_conv2d_p *p) {
     return p->algo != ADVEX_CONV_GEMM && p->G == 1 && p->SH == 1 && p->SW == 1 && p->DH == 1 && p->DW == 1 &&
-           p->OH > 0 && p->OW > 0 && (p->KH > 1 || p->KW > 1) && p->C * p->KH * p->KW <= S2_FEW_K &&
+           p->OH > 0 && p->OW > 0 && (p->KH > 1 || p->KW > 1) && p->C * p->KH * p->KW <= S1_FEW_K &&
            p->PT < p->KH && p->PL < p->KW;
 }
 
@@ -457,7 +562,7 @@ int advex_conv_few_s1_forward(float *out, const float *x, const float *w, const 
 #pragma omp parallel for schedule(static) num_threads((int)T) if (T > 1)
     for (int64_t n = 0; n < p->N; n++) {
         float *xp = scratch + (int64_t)omp_get_thread_num() * f.per_thread, *yf = xp + f.plane;
-        const float *src[S2_FEW_K];
+        const float *src[S1_FEW_K];
         memset(xp, 0, (size_t)f.plane * sizeof(float));
         for (int64_t c = 0; c < p->C; c++) /* xp[c][i][j] = x[c][i - PT][j - PL] */
             for (int64_t ih = 0; ih < p->H; ih++) {

@@ -51,6 +51,8 @@ typedef struct advex_conv2d_p {
     int algo;                /* ADVEX_CONV_AUTO, ADVEX_CONV_PRECISE (forward on the smallest,
                                 most accurate Winograd tiles) or ADVEX_CONV_GEMM (im2col + sgemm) */
     int relu;                /* forward stores max(0, conv + bias) (a fused Relu) */
+    const float *dmask;      /* backward, stride-2 path only (advex_conv_s2_backward): dY counts
+                                only where dmask > 0 (a fused Relu's output, graph.c) */
 } advex_conv2d_p;
 
 static inline float advex_relu_if(float v, int relu) { return relu && !(v > 0.0f) ? 0.0f : v; }

@@ -15,7 +15,7 @@ static void copy_forward(advex_node *nd, advex_value *v) {
 
 static void copy_backward(advex_node *nd, advex_value *v) {
     float *dx = v[nd->in[0]].grad;
-    if (!dx) return;
+    if (!dx || nd->alias_grad) return; /* (aliased: dx is dy) */
     const float *dy = v[nd->out[0]].grad;
     int64_t n = advex_val_numel(&v[nd->in[0]]);
     if (v[nd->in[0]].grad_write) {
