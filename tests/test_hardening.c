@@ -144,6 +144,32 @@ TEST(overflowing_logits_and_gradients_reported) {
     advex_model_free(m);
 }
 
+/* A NaN or Inf input is refused with the example it is in, on the threaded check (batches of
+ * 65536 floats and more) and the plain one, by forward and by the input gradient. */
+TEST(nonfinite_input_named) {
+    advex_model *m = NULL;
+    ASSERT_OK(advex_model_build("small", 3, &m));
+    const int64_t n = 100, d = 784;
+    float *x = calloc((size_t)(n * d), sizeof(float)), *g = calloc((size_t)(n * d), sizeof(float));
+    float z[1000];
+    int32_t y[100] = {0};
+    ASSERT_OK(advex_model_forward(m, x, n, z));
+    x[97 * d + 5] = NAN;
+    ASSERT_STATUS(advex_model_forward(m, x, n, z), ADVEX_ERR_NUMERIC);
+    ASSERT_MSG(strstr(advex_last_error(), "input example 97 contains NaN"), "%s", advex_last_error());
+    x[3 * d + 783] = -INFINITY; /* the first offender is named */
+    ASSERT_STATUS(advex_model_input_grad(m, x, y, n, ADVEX_LOSS_CE, g, NULL, NULL), ADVEX_ERR_NUMERIC);
+    ASSERT_MSG(strstr(advex_last_error(), "input example 3 contains Inf"), "%s", advex_last_error());
+    x[97 * d + 5] = 0.0f;
+    x[3 * d + 783] = 0.0f;
+    x[1 * d] = INFINITY; /* 2 examples: below the threaded check's size */
+    ASSERT_STATUS(advex_model_forward(m, x, 2, z), ADVEX_ERR_NUMERIC);
+    ASSERT_MSG(strstr(advex_last_error(), "input example 1 contains Inf"), "%s", advex_last_error());
+    free(x);
+    free(g);
+    advex_model_free(m);
+}
+
 TEST(idx_empty_body_regression) {
     /* fuzz/regressions/idx/labels-truncated-empty-body-ub: a label header promising 2048
      * labels and no data did pointer arithmetic on NULL (UBSan) */
@@ -178,5 +204,5 @@ TEST(falloc_overflow_and_accounting) {
 }
 
 TEST_MAIN(TEST_ENTRY(parse_size), TEST_ENTRY(memory_limit_load_and_plan), TEST_ENTRY(nan_weight_named_at_load),
-          TEST_ENTRY(overflowing_logits_and_gradients_reported), TEST_ENTRY(idx_empty_body_regression),
+          TEST_ENTRY(overflowing_logits_and_gradients_reported), TEST_ENTRY(idx_empty_body_regression), TEST_ENTRY(nonfinite_input_named),
           TEST_ENTRY(falloc_overflow_and_accounting))

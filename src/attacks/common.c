@@ -172,7 +172,7 @@ advex_status advex_parse_eps_list(const char *s, float *out, int max, int *count
  * sign(0) = sign(NaN) = 0, a NaN x leaves the eps-projection out and a NaN xa stays NaN
  * (comparisons with NaN are false). */
 void advex_sign_step(float *xa, const float *x, const float *g, int64_t n, float step, float eps) {
-#pragma omp simd
+#pragma omp parallel for simd schedule(static) if (n >= 65536)
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i];
         float s = (float)((gi > 0.0f) - (gi < 0.0f)); /* sign(0) = 0 */
