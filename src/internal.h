@@ -155,8 +155,8 @@ typedef struct advex_node {
     /* Buffer aliases (set at finalize, see mark_aliases in graph.c). alias_data: the output
      * is input 0's buffer (Flatten, Reshape, Identity: a view), the forward does nothing.
      * alias_grad: input 0's gradient is the output's gradient buffer and the backward does
-     * nothing; on a fused Relu its producer (a Conv) masks that gradient itself: relu_mask on
-     * the Conv (dY[i] counts only where its stored output max(0, y)[i] > 0). */
+     * nothing; on a fused Relu its producer (Conv, BatchNorm, Add) masks that gradient itself:
+     * relu_mask on the producer (dY[i] counts only where its stored output max(0, y)[i] > 0). */
     int alias_data, alias_grad, relu_mask;
 } advex_node;
 

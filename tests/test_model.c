@@ -463,9 +463,10 @@ static const char *pool_overlap(const advex_model *m) {
     return bad;
 }
 
-/* The arena of resnet at batch 64 with gradients is at least 30% smaller than with a grad
- * buffer per activation (grad_noshare), and the pool keeps lifetimes apart (eval and train
- * plans of every built-in architecture). */
+/* The activation gradients of resnet at batch 64 take at least 60% less memory pooled than
+ * with a buffer per gradient (grad_noshare; aliased gradients share one either way), the
+ * arena shrinks by exactly that, and the pool keeps lifetimes apart (eval and train plans
+ * of every built-in architecture). */
 TEST(grad_pool_memory) {
     advex_model *sh = NULL, *ns = NULL;
     ASSERT_OK(advex_model_build("resnet", 3, &sh));
@@ -485,8 +486,8 @@ TEST(grad_pool_memory) {
            cap_sh * 4e-6, cap_ns * 4e-6, all * 4e-6, pool * 4e-6);
     ASSERT_EQ_INT(ns->plan_grad_pool, all);
     ASSERT_EQ_INT(cap_ns - cap_sh, all - pool);
-    ASSERT_MSG(cap_sh <= 0.7 * cap_ns, "arena %lld floats shared, %lld unshared: less than 30%% saved",
-               (long long)cap_sh, (long long)cap_ns);
+    ASSERT_MSG(pool <= 0.4 * all, "gradient pool %lld floats, %lld with a buffer per gradient: less than 60%% saved",
+               (long long)pool, (long long)all);
     const char *bad = pool_overlap(sh);
     ASSERT_MSG(!bad, "resnet eval plan: %s", bad);
     advex_model_free(sh);
@@ -626,7 +627,8 @@ static float rel_diff(const float *a, const float *b, int64_t n) {
 }
 
 /* The fused graph (folded BatchNorms in eval mode, Relus stored by their producers, views and
- * Relu gradients sharing buffers: small has a Flatten and two masking Convs) gives
+ * Relu gradients sharing buffers, every fused Relu's mask applied by its producer: small has
+ * a Flatten and two masking Convs, resnet masking BatchNorms and Adds) gives
  * the logits, input gradients (eval) and parameter gradients (train) of the same graph with
  * every mark cleared, to rounding; and the marks are there. */
 TEST(fusion_matches_unfused) {
@@ -651,7 +653,7 @@ TEST(fusion_matches_unfused) {
             nd->alias_data = nd->alias_grad = nd->relu_mask = 0;
         }
         u->plan_n = 0; /* re-plan without the marks */
-        ASSERT_MSG(relus > 0 && (a != 0 || (folds == 9 && relus == 7)) && (a != 1 || aliases == 3),
+        ASSERT_MSG(relus > 0 && (a != 0 || (folds == 9 && relus == 7)) && (a != 1 || aliases == 3) && aliases >= relus,
                    "%s: %d folds, %d fused relus, %d aliases", names[a], folds, relus, aliases);
         float za[30], zb[30];
         ASSERT_OK(advex_model_input_grad(m, x, y, n, ADVEX_LOSS_CE, ga, za, NULL));

@@ -365,9 +365,10 @@ static void mark_relu_fusion(advex_graph *g) {
 /* Views and fused Relus that need no buffer of their own. A Flatten, Reshape or Identity of
  * an activation whose only use it is: its output is the same floats (alias_data) and the
  * gradient of its input is its output's gradient (alias_grad), so neither pass copies. A
- * fused Relu (relu_fused) after a Conv: the Relu's output gradient, unmasked, becomes the
- * Conv's output gradient, and the Conv's backward applies the mask [y > 0] (relu_mask) as it
- * reads dY (a pass and a buffer less: conv_s2.c folds it into its dY copy). Not for the
+ * fused Relu (relu_fused, after a Conv, BatchNorm or Add): the Relu's output gradient,
+ * unmasked, becomes the producer's output gradient, and the producer's backward applies the
+ * mask [y > 0] (relu_mask) as it reads dY (a pass and a buffer less: conv_s2.c folds it into
+ * its dY copy, BatchNorm into its first pass, Add into its copies). Not for the
  * graph output (its gradient is dlogits, checked after backward). */
 static void mark_aliases(advex_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
@@ -378,10 +379,8 @@ static void mark_aliases(advex_graph *g) {
         if (nd->n_in > 1 && nd->in[1] >= 0 && g->vals[nd->in[1]].kind == ADVEX_VAL_ACT) continue; /* (its grad) */
         if (nd->op == ADVEX_OP_FLATTEN || nd->op == ADVEX_OP_RESHAPE || nd->op == ADVEX_OP_IDENTITY) {
             nd->alias_data = nd->alias_grad = 1;
-        } else if (nd->op == ADVEX_OP_RELU && nd->relu_fused) {
-            advex_node *p = &g->nodes[g->vals[u].producer];
-            if (p->op != ADVEX_OP_CONV) continue;
-            p->relu_mask = 1;
+        } else if (nd->op == ADVEX_OP_RELU && nd->relu_fused) { /* producer: Conv, BatchNorm or Add */
+            g->nodes[g->vals[u].producer].relu_mask = 1;
             nd->alias_grad = 1;
         }
     }

@@ -156,7 +156,40 @@ void advex_binary_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     bin_p p;
     if (bin_geom(nd, v, &p)) return;
     const advex_value *A = &v[nd->in[0]], *B = &v[nd->in[1]];
-    const float *dy = v[nd->out[0]].grad;
+    float *dy = v[nd->out[0]].grad;
+    if (nd->relu_mask) { /* a fused Relu's backward (graph.c, mark_aliases): dy *= [y > 0] */
+        const float *y = v[nd->out[0]].data;
+        int64_t n = advex_val_numel(&v[nd->out[0]]);
+        float *ga = A->grad, *gb = B->grad;
+        if (nd->op == ADVEX_OP_ADD && p.a_full && p.b_full && ga && gb && ga != gb && p.nd && p.sa[p.nd - 1] == 1 &&
+            p.sb[p.nd - 1] == 1) { /* residual Add (same shapes): one pass, each grad stored or added */
+#define ADD_MASKED_(A_, B_)                                                          \
+    _Pragma("omp parallel for simd schedule(static) if (n >= ADVEX_OMP_MIN)")        \
+    for (int64_t i = 0; i < n; i++) {                                                \
+        float g = dy[i];                                                             \
+        g = y[i] > 0.0f ? g : 0.0f;                                                  \
+        ga[i] = A_;                                                                  \
+        gb[i] = B_;                                                                  \
+    }
+            int wa = A->grad_write, wb = B->grad_write;
+            if (wa && wb) {
+                ADD_MASKED_(g, g)
+            } else if (wa) {
+                ADD_MASKED_(g, gb[i] + g)
+            } else if (wb) {
+                ADD_MASKED_(ga[i] + g, g)
+            } else {
+                ADD_MASKED_(ga[i] + g, gb[i] + g)
+            }
+#undef ADD_MASKED_
+            return;
+        }
+#pragma omp parallel for simd schedule(static) if (n >= ADVEX_OMP_MIN)
+        for (int64_t i = 0; i < n; i++) {
+            float g = dy[i];
+            dy[i] = y[i] > 0.0f ? g : 0.0f;
+        }
+    }
     if (A->grad) bin_grad(&p, nd->op, 0, A->grad, dy, A->data, B->data, advex_val_numel(A), A->grad_write);
     if (B->grad) bin_grad(&p, nd->op, 1, B->grad, dy, A->data, B->data, advex_val_numel(B), B->grad_write);
 }

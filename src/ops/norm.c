@@ -117,7 +117,10 @@ void advex_batchnorm_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
 void advex_batchnorm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const advex_value *X = &v[nd->in[0]];
     bn_p p = bn_dims(X);
-    const float *x = X->data, *dy = v[nd->out[0]].grad, *scale = v[nd->in[1]].data;
+    const float *x = X->data, *scale = v[nd->in[1]].data;
+    float *dy = v[nd->out[0]].grad;
+    /* a fused Relu's backward (graph.c, mark_aliases): dy *= [y > 0], y our stored output */
+    const float *mk = nd->relu_mask ? v[nd->out[0]].data : NULL;
     float *dx = X->grad, *dscale = v[nd->in[1]].grad, *dbias = v[nd->in[2]].grad;
     float *dmean = v[nd->in[3]].grad, *dvar = v[nd->in[4]].grad;
     const float *rmean = v[nd->in[3]].data, *rvar = v[nd->in[4]].data;
@@ -135,6 +138,23 @@ void advex_batchnorm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
             for (int64_t n = 0; n < p.N; n++) {
                 const float *dp = dy + (n * p.C + ch) * p.S;
                 float *dxp = dx + (n * p.C + ch) * p.S;
+                if (mk) {
+                    const float *mp = mk + (n * p.C + ch) * p.S;
+                    if (wx) {
+#pragma omp simd
+                        for (int64_t i = 0; i < p.S; i++) {
+                            float g = a * dp[i];
+                            dxp[i] = mp[i] > 0.0f ? g : 0.0f;
+                        }
+                    } else {
+#pragma omp simd
+                        for (int64_t i = 0; i < p.S; i++) {
+                            float g = a * dp[i];
+                            dxp[i] += mp[i] > 0.0f ? g : 0.0f;
+                        }
+                    }
+                    continue;
+                }
                 if (wx) {
 #pragma omp simd
                     for (int64_t i = 0; i < p.S; i++) dxp[i] = a * dp[i];
@@ -147,8 +167,17 @@ void advex_batchnorm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
         }
         double sdy = 0.0, sdyx = 0.0; /* per plane vectorised float sums (see forward) */
         for (int64_t n = 0; n < p.N; n++) {
-            const float *xp = x + (n * p.C + ch) * p.S, *dp = dy + (n * p.C + ch) * p.S;
+            const float *xp = x + (n * p.C + ch) * p.S;
+            float *dp = dy + (n * p.C + ch) * p.S;
             float a1 = 0.0f, a2 = 0.0f;
+            if (mk) { /* masked in place: the dx pass below reads it again */
+                const float *mp = mk + (n * p.C + ch) * p.S;
+#pragma omp simd
+                for (int64_t i = 0; i < p.S; i++) {
+                    float g = dp[i];
+                    dp[i] = mp[i] > 0.0f ? g : 0.0f;
+                }
+            }
 #pragma omp simd reduction(+ : a1, a2)
             for (int64_t i = 0; i < p.S; i++) {
                 a1 += dp[i];
