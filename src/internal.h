@@ -22,6 +22,7 @@ int advex_mul_i64(int64_t a, int64_t b, int64_t *out);
 int advex_add_i64(int64_t a, int64_t b, int64_t *out);
 /* numel of dims, -1 on overflow or negative dim. */
 int64_t advex_numel(int ndim, const int64_t *dims);
+int64_t advex_find_nonfinite(const float *p, int64_t n); /* first NaN/Inf index or -1 */
 
 /* Aligned (64-byte) allocation of n floats, counted against the memory cap
  * (src/core/memory.c); NULL on failure, overflow or past the cap. Free with advex_ffree

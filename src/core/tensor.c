@@ -19,6 +19,23 @@ advex_status advex_tensor_alloc(advex_tensor *t, int ndim, const int64_t *dims) 
     return ADVEX_OK;
 }
 
+/* Index of the first NaN or Inf in p[0..n), or -1. The common case (none) is one
+ * vectorised pass over the exponent bits, threaded on large arrays (attack steps check
+ * every input and input gradient); the offender is looked up only when there is one. */
+int64_t advex_find_nonfinite(const float *p, int64_t n) {
+    int bad = 0;
+#pragma omp parallel for simd schedule(static) reduction(| : bad) if (n >= 65536)
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, p + i, sizeof b);
+        bad |= (b & 0x7f800000u) == 0x7f800000u;
+    }
+    if (!bad) return -1;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) return i;
+    return -1;
+}
+
 void advex_tensor_free(advex_tensor *t) {
     if (!t) return;
     advex_ffree(t->data);

@@ -285,20 +285,19 @@ static advex_status check_grads(const advex_model *m, const float *dlogits) {
         }
     if (in->grad) {
         int64_t ni = advex_numel(4, in->dims), d = ni / (in->dims[0] > 0 ? in->dims[0] : 1);
-        for (int64_t k = 0; k < ni; k++)
-            if (!isfinite(in->grad[k]))
-                return advex_set_error(ADVEX_ERR_NUMERIC, "gradient with respect to the input: example %lld is %s",
-                                       (long long)(m->ex_base + k / d), nonfinite_name(in->grad[k]));
+        int64_t k = advex_find_nonfinite(in->grad, ni);
+        if (k >= 0)
+            return advex_set_error(ADVEX_ERR_NUMERIC, "gradient with respect to the input: example %lld is %s",
+                                   (long long)(m->ex_base + k / d), nonfinite_name(in->grad[k]));
     }
     if (m->plan_train)
         for (int i = 0; i < g->n_vals; i++) {
             const advex_value *v = &g->vals[i];
             if (v->kind != ADVEX_VAL_PARAM || !v->grad) continue;
-            int64_t n = advex_numel(v->ndim, v->dims);
-            for (int64_t k = 0; k < n; k++)
-                if (!isfinite(v->grad[k]))
-                    return advex_set_error(ADVEX_ERR_NUMERIC, "gradient of weight '%s': element %lld is %s", v->name,
-                                           (long long)k, nonfinite_name(v->grad[k]));
+            int64_t k = advex_find_nonfinite(v->grad, advex_numel(v->ndim, v->dims));
+            if (k >= 0)
+                return advex_set_error(ADVEX_ERR_NUMERIC, "gradient of weight '%s': element %lld is %s", v->name,
+                                       (long long)k, nonfinite_name(v->grad[k]));
         }
     return ADVEX_OK;
 }

@@ -1,7 +1,6 @@
 /* Public model API on top of the graph runner: forward, input gradients and
  * vector-Jacobian products in eval mode, processed in chunks of bounded size. */
 #include <math.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,20 +31,10 @@ static int64_t example_size(const advex_model *m) {
 static advex_status check_inputs(const advex_model *m, const float *x, int64_t n) {
     int64_t d = example_size(m);
     if (!x || n < 0) return advex_set_error(ADVEX_ERR_ARG, "forward: no input or negative batch");
-    /* one vectorised, threaded pass over the exponent bits (this runs on every attack step);
-     * the first offender is looked up only when there is one */
-    int bad = 0;
-#pragma omp parallel for simd schedule(static) reduction(| : bad) if (n * d >= 65536)
-    for (int64_t i = 0; i < n * d; i++) {
-        uint32_t b;
-        memcpy(&b, x + i, sizeof b);
-        bad |= (b & 0x7f800000u) == 0x7f800000u;
-    }
-    if (!bad) return ADVEX_OK;
-    for (int64_t i = 0; i < n * d; i++)
-        if (!isfinite(x[i]))
-            return advex_set_error(ADVEX_ERR_NUMERIC, "input example %lld contains %s",
-                                   (long long)(i / d), isnan(x[i]) ? "NaN" : "Inf");
+    int64_t i = advex_find_nonfinite(x, n * d);
+    if (i >= 0)
+        return advex_set_error(ADVEX_ERR_NUMERIC, "input example %lld contains %s", (long long)(i / d),
+                               isnan(x[i]) ? "NaN" : "Inf");
     return ADVEX_OK;
 }
 
