@@ -10,7 +10,9 @@ median over all repetitions of all rounds. Peak RSS is each process's ru_maxrss 
 The sgemm peak (bench/sgemm_peak.c, OpenBLAS, same thread count) is measured at the start
 and the end of the run; advex's GFLOP/s is reported as a share of the higher one. A
 1-thread pass at batch 256, each round interleaved with the same runs at T threads, gives the
-2-thread scaling. Results: bench/results/*.json, .md.
+2-thread scaling, as the ratio of the overall medians and as the median of the per-round
+ratios (runs seconds apart: the machine's drift over minutes cancels). --scaling runs only
+that pass. Results: bench/results/*.json, .md.
 """
 import argparse
 import json
@@ -85,6 +87,8 @@ def main():
     ap.add_argument("--min-time", type=float, default=0.3)
     ap.add_argument("--archs", default="small,cnn,resnet")
     ap.add_argument("--quick", action="store_true", help="1 round, FGSM cases only")
+    ap.add_argument("--scaling", action="store_true",
+                    help="only the 1-thread FGSM batch-256 cases, each round paired with T threads")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     a = ap.parse_args()
     advex = find_advex(a.advex)
@@ -93,7 +97,7 @@ def main():
     T = a.threads
     archs = a.archs.split(",")
     cases = []  # (arch, attack, batch, steps, threads)
-    for arch in archs:
+    for arch in ([] if a.scaling else archs):
         cases += [(arch, "fgsm", 1, 1, T), (arch, "fgsm", 256, 1, T)]
         if not a.quick:
             cases += [(arch, "pgd", 256, 10, T), (arch, "train", 128, 1, T), (arch, "forward", 256, 1, T)]
@@ -137,6 +141,11 @@ def main():
             row["paired_T_images_per_second"] = {
                 name: statistics.median([x for run in runs[name + "_T"] for x in run["rates"]])
                 for name in ("advex", "pytorch")}
+            # per round: T-thread median over 1-thread median of runs made seconds apart
+            # (drift over minutes cancels; the ratio of the overall medians above does not)
+            row["paired_round_ratios"] = {
+                name: [statistics.median(t["rates"]) / statistics.median(o["rates"])
+                       for o, t in zip(runs[name], runs[name + "_T"])] for name in ("advex", "pytorch")}
         results.append(row)
         print(f"{arch:7s} {attack:7s} b{batch:<4d} K{steps:<3d} T{th}: advex {row['advex']['images_per_second']:9.1f}/s"
               f"  pytorch {row['pytorch']['images_per_second']:9.1f}/s  ratio {row['ratio']:5.2f}x"
@@ -152,6 +161,8 @@ def main():
         if row["threads"] == 1 and "paired_T_images_per_second" in row:
             scaling[row["arch"]] = {tool: row["paired_T_images_per_second"][tool] / row[tool]["images_per_second"]
                                     for tool in ("advex", "pytorch")}
+            for tool in ("advex", "pytorch"):
+                scaling[row["arch"]][tool + "_per_round_median"] = statistics.median(row["paired_round_ratios"][tool])
     import torch  # noqa: E402  (version for the record)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "threads": T, "rounds": rounds, "reps": a.reps,
             "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
@@ -160,7 +171,8 @@ def main():
     meta["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     out = {"meta": meta, "results": results, "scaling_2_over_1_threads_fgsm_b256": scaling}
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    jpath = os.path.join(a.out, f"compare-{stamp}.json")
+    kind = "scaling" if a.scaling else "compare"
+    jpath = os.path.join(a.out, f"{kind}-{stamp}.json")
     with open(jpath, "w") as f:
         json.dump(out, f, indent=1)
     md = [f"advex vs PyTorch {torch.__version__}, {meta['cpu']} ({meta['nproc']} cores), {meta['date']}; "
@@ -176,14 +188,17 @@ def main():
                   f"{r['pytorch']['peak_rss_kb'] / 1024:.0f} | {r['advex']['gflops']:.1f} "
                   f"({100 * r['advex']['share_of_sgemm_peak']:.0f}%) |")
     if scaling:
-        md += ["", f"{T} threads over 1 thread, FGSM batch 256:", ""]
+        md += ["", f"{T} threads over 1 thread, FGSM batch 256 (ratio of the medians; median of the {rounds} "
+                   f"per-round ratios, each round's runs made seconds apart):", ""]
         for arch, s in scaling.items():
-            md.append(f"- {arch}: advex {s['advex']:.2f}x, PyTorch {s['pytorch']:.2f}x")
-    mpath = os.path.join(a.out, f"compare-{stamp}.md")
+            md.append(f"- {arch}: advex {s['advex']:.2f}x (per round {s['advex_per_round_median']:.2f}x), "
+                      f"PyTorch {s['pytorch']:.2f}x (per round {s['pytorch_per_round_median']:.2f}x)")
+    mpath = os.path.join(a.out, f"{kind}-{stamp}.md")
     with open(mpath, "w") as f:
         f.write("\n".join(md) + "\n")
-    shutil.copyfile(jpath, os.path.join(a.out, "latest.json"))
-    shutil.copyfile(mpath, os.path.join(a.out, "latest.md"))
+    if not a.scaling:  # latest.* is the newest full comparison
+        shutil.copyfile(jpath, os.path.join(a.out, "latest.json"))
+        shutil.copyfile(mpath, os.path.join(a.out, "latest.md"))
     print("\n".join(md))
     print(f"\nwrote {jpath} and {mpath}")
 
