@@ -174,6 +174,43 @@ TEST(winograd_vs_ref) {
     }
 }
 
+/* The stride-2 path's fused ReLU mask (p->dmask, set by a Conv whose Relu hands it its
+ * gradient): dx and dW equal the reference's on dY * [mask > 0], on the direct and the
+ * im2col paths, 1 and 2 threads. */
+TEST(conv_s2_relu_mask_vs_ref) {
+    advex_rng r;
+    advex_rng_seed(&r, 13);
+    int checked = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        advex_conv2d_p p;
+        geom(&shapes[i], &p);
+        if (!advex_conv_s2_ok(&p)) continue;
+        int64_t no = p.N * p.M * p.OH * p.OW, nx = p.N * p.C * p.H * p.W, nw = p.M * p.C * p.KH * p.KW;
+        float *x = rnd(nx, &r, -1, 1), *w = rnd(nw, &r, -0.5f, 0.5f), *dy = rnd(no, &r, -1, 1);
+        float *mask = rnd(no, &r, -1, 1), *dym = zeros(no), *rdx = zeros(nx), *rdw = zeros(nw);
+        for (int64_t k = 0; k < no; k++) dym[k] = mask[k] > 0.0f ? dy[k] : 0.0f;
+        advex_conv2d_backward_ref(rdx, rdw, NULL, dym, x, w, &p);
+        for (int t = 1; t <= 2; t++) {
+            int64_t sn = advex_conv2d_scratch(&p, t);
+            float *scratch = malloc((size_t)sn * sizeof(float)), *dx = zeros(nx), *dw = zeros(nw);
+            advex_conv2d_p pm = p;
+            pm.dmask = mask;
+            int keep = omp_get_max_threads();
+            omp_set_num_threads(t);
+            int ok = advex_conv_s2_backward(dx, dw, dy, x, w, &pm, scratch, sn, 1);
+            omp_set_num_threads(keep);
+            float ex = maxdiff(rdx, dx, nx), ew = maxdiff(rdw, dw, nw);
+            free(scratch); free(dx); free(dw);
+            ASSERT_MSG(ok, "shape %zu: stride-2 path not taken", i);
+            ASSERT_MSG(ex < 1e-4f * (float)(p.M * p.KH * p.KW) && ew < 1e-4f * (float)(p.N * p.OH * p.OW),
+                       "shape %zu, %d thread(s): masked dx %g dW %g", i, t, ex, ew);
+        }
+        free(x); free(w); free(dy); free(mask); free(dym); free(rdx); free(rdw);
+        checked++;
+    }
+    ASSERT_MSG(checked >= 8, "only %d stride-2 shapes", checked);
+}
+
 TEST(conv_scratch_limits_threads) {
     /* scratch for one thread only: the kernel must fall back to one thread, not overrun */
     advex_rng r;
@@ -245,5 +282,5 @@ TEST(maxpool_2x2_fast_vs_ref) {
     }
 }
 
-TEST_MAIN(TEST_ENTRY(conv_fast_paths_vs_ref), TEST_ENTRY(winograd_vs_ref), TEST_ENTRY(conv_scratch_limits_threads), TEST_ENTRY(sgemm_split_vs_ref),
+TEST_MAIN(TEST_ENTRY(conv_fast_paths_vs_ref), TEST_ENTRY(winograd_vs_ref), TEST_ENTRY(conv_s2_relu_mask_vs_ref), TEST_ENTRY(conv_scratch_limits_threads), TEST_ENTRY(sgemm_split_vs_ref),
           TEST_ENTRY(maxpool_2x2_fast_vs_ref))
