@@ -44,6 +44,14 @@ void advex_relu_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     UNARY_GRAD_(v[nd->in[0]].grad_write, n, x[i] > 0.0f ? dy[i] : 0.0f);
 }
 
+void advex_relu_mask(float *dy, const float *y, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= ADVEX_OMP_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        float g = dy[i]; /* (read unconditionally: a plain vector load, not a masked one) */
+        dy[i] = y[i] > 0.0f ? g : 0.0f;
+    }
+}
+
 /* ---- LeakyRelu: f(x) = x if x > 0 else alpha x ---------------------------------------- */
 advex_status advex_leaky_relu_infer(advex_node *nd, advex_value *v) { return unary_infer(nd, v); }
 void advex_leaky_relu_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {

@@ -617,14 +617,8 @@ void advex_conv_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
         const float *y = v[nd->out[0]].data;
         if (!db && advex_conv_s2_backward(NULL, NULL, NULL, NULL, NULL, &p, c->scratch, c->scratch_n, 0))
             p.dmask = y; /* applied as the stride-2 path copies dY */
-        else {
-            int64_t n = p.N * p.M * p.OH * p.OW;
-#pragma omp parallel for simd schedule(static) if (n >= ADVEX_OMP_MIN)
-            for (int64_t i = 0; i < n; i++) {
-                float g = dy[i]; /* (read unconditionally: a plain vector load) */
-                dy[i] = y[i] > 0.0f ? g : 0.0f;
-            }
-        }
+        else
+            advex_relu_mask(dy, y, p.N * p.M * p.OH * p.OW);
     }
     advex_conv2d_backward_mode(v[nd->in[0]].grad, v[nd->in[1]].grad, db, dy, v[nd->in[0]].data, w, U, &p, c->scratch,
                                c->scratch_n, v[nd->in[0]].grad_write);

@@ -184,11 +184,7 @@ void advex_binary_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
 #undef ADD_MASKED_
             return;
         }
-#pragma omp parallel for simd schedule(static) if (n >= ADVEX_OMP_MIN)
-        for (int64_t i = 0; i < n; i++) {
-            float g = dy[i];
-            dy[i] = y[i] > 0.0f ? g : 0.0f;
-        }
+        advex_relu_mask(dy, y, n);
     }
     if (A->grad) bin_grad(&p, nd->op, 0, A->grad, dy, A->data, B->data, advex_val_numel(A), A->grad_write);
     if (B->grad) bin_grad(&p, nd->op, 1, B->grad, dy, A->data, B->data, advex_val_numel(B), B->grad_write);

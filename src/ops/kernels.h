@@ -56,6 +56,9 @@ typedef struct advex_conv2d_p {
 } advex_conv2d_p;
 
 static inline float advex_relu_if(float v, int relu) { return relu && !(v > 0.0f) ? 0.0f : v; }
+/* dy[i] = 0 where y[i] <= 0 (a fused Relu's backward applied by its producer: y is the
+ * producer's stored max(0, .)); threaded from ADVEX_OMP_MIN elements, vectorised (act.c) */
+void advex_relu_mask(float *dy, const float *y, int64_t n);
 
 enum { ADVEX_CONV_AUTO = 0, ADVEX_CONV_GEMM = 1, ADVEX_CONV_PRECISE = 2 };
 

@@ -170,14 +170,7 @@ void advex_batchnorm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
             const float *xp = x + (n * p.C + ch) * p.S;
             float *dp = dy + (n * p.C + ch) * p.S;
             float a1 = 0.0f, a2 = 0.0f;
-            if (mk) { /* masked in place: the dx pass below reads it again */
-                const float *mp = mk + (n * p.C + ch) * p.S;
-#pragma omp simd
-                for (int64_t i = 0; i < p.S; i++) {
-                    float g = dp[i];
-                    dp[i] = mp[i] > 0.0f ? g : 0.0f;
-                }
-            }
+            if (mk) advex_relu_mask(dp, mk + (n * p.C + ch) * p.S, p.S); /* in place: the dx pass reads it again */
 #pragma omp simd reduction(+ : a1, a2)
             for (int64_t i = 0; i < p.S; i++) {
                 a1 += dp[i];
