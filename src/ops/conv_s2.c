@@ -81,9 +81,10 @@ static int s2_few_taps(const advex_conv2d_p *p) {
            p->M * ((p->KH + 1) / 2) * ((p->KW + 1) / 2) <= S2_FEW_K2;
 }
 
-/* The transposed form sums KH2*KW2 taps per output channel: an odd kernel's W'' is a
- * quarter or more zeros (16 for a 3x3's 9), which only pays while the im2col overhead
- * dominates (resnet's 16-channel 3x3/2: 10.4 ms on the GEMM path, 11.5 ms direct, at batch 128). */
+/* The transposed form sums 4*KH2*KW2 taps per (input, output) channel pair: an odd kernel
+ * leaves a quarter or more of them zero (a 3x3 fills 9 of 16), which only pays while the
+ * im2col overhead dominates (resnet's 16-channel 3x3/2 input gradient at batch 128: 10.4 ms
+ * on the GEMM path, 11.5 ms direct). */
 static int s2_few_taps_dx(const advex_conv2d_p *p) {
     return s2_few_taps(p) && (p->C * p->KH * p->KW <= S1_FEW_K || (p->KH % 2 == 0 && p->KW % 2 == 0));
 }
