@@ -72,7 +72,7 @@ typedef float s2v8 __attribute__((vector_size(8 * sizeof(float))));
 
 typedef struct s2_direct {
     int64_t KH2, KW2, A, B, Wd, K2, P2, dplane;
-    int64_t per_thread; /* max(x' + Y, dY padded + dX') */
+    int64_t per_thread; /* max(x' + Y, dY padded + dX' + one image's masked dY) */
     int64_t wn;         /* W'' (C4, K2), shared */
 } s2_direct;
 
