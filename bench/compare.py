@@ -8,11 +8,15 @@ bench/torch_bench.py as separate processes, alternating (advex first on even rou
 PyTorch first on odd ones), each process timing --reps repetitions; images/s is the
 median over all repetitions of all rounds. Peak RSS is each process's ru_maxrss (wait4).
 The sgemm peak (bench/sgemm_peak.c, OpenBLAS, same thread count) is measured at the start
-and the end of the run; advex's GFLOP/s is reported as a share of the higher one. A
-1-thread pass at batch 256, each round interleaved with the same runs at T threads, gives the
-2-thread scaling, as the ratio of the overall medians and as the median of the per-round
-ratios (runs seconds apart: the machine's drift over minutes cancels). --scaling runs only
-that pass. Results: bench/results/*.json, .md.
+and the end of the run; advex's GFLOP/s is reported as a share of the higher one.
+
+Scaling (T threads over 1, FGSM batch 256): each process times pairs of repetitions, one at
+1 thread beside one at T (`advex bench --scaling`, `torch_bench.py --scaling`), so the two
+halves of a pair run within a second of each other; the figure is the median of all pairs
+of all rounds. The same pairs of OpenBLAS sgemm runs (`sgemm_peak T SIZE PAIRS`), made in
+each round beside them, give the machine's own scaling on a kernel with no serial part:
+the ceiling at that moment on a shared host. The 1-thread rows of the table come from the
+same processes. --scaling runs only this pass. Results: bench/results/*.json, .md.
 """
 import argparse
 import json
@@ -88,7 +92,8 @@ def main():
     ap.add_argument("--archs", default="small,cnn,resnet")
     ap.add_argument("--quick", action="store_true", help="1 round, FGSM cases only")
     ap.add_argument("--scaling", action="store_true",
-                    help="only the 1-thread FGSM batch-256 cases, each round paired with T threads")
+                    help="only the scaling pass (FGSM batch 256, 1 thread beside T threads)")
+    ap.add_argument("--scaling-reps", type=int, default=8, help="1-vs-T pairs per process in the scaling pass")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     a = ap.parse_args()
     advex = find_advex(a.advex)
@@ -101,7 +106,7 @@ def main():
         cases += [(arch, "fgsm", 1, 1, T), (arch, "fgsm", 256, 1, T)]
         if not a.quick:
             cases += [(arch, "pgd", 256, 10, T), (arch, "train", 128, 1, T), (arch, "forward", 256, 1, T)]
-    if T > 1:
+    if T > 1:  # the scaling pass (1 thread beside T in every process)
         cases += [(arch, "fgsm", 256, 1, 1) for arch in archs]
     rounds = 1 if a.quick else a.rounds
     peaks = {T: [sgemm_peak(probe, T)], 1: [sgemm_peak(probe, 1)]}
@@ -109,48 +114,50 @@ def main():
     results = []
     t0 = time.time()
     for arch, attack, batch, steps, th in cases:
-        common = ["--attack", attack, "--batch", str(batch), "--steps", str(steps), "--threads", str(th),
-                  "--reps", str(a.reps), "--min-time", str(a.min_time)]
+        paired = th == 1 and T > 1
+        common = ["--attack", attack, "--batch", str(batch), "--steps", str(steps),
+                  "--threads", str(T if paired else th), "--min-time", str(a.min_time),
+                  "--reps", str(a.scaling_reps if paired else a.reps)] + (["--scaling"] if paired else [])
         adv_cmd = [advex, "bench", "--arch", arch, "--json"] + common
         pt_cmd = [PY, os.path.join(HERE, "torch_bench.py"), "--arch", arch] + common
-        runs = {"advex": [], "pytorch": []}
-        # a 1-thread case runs interleaved with the same case at T threads, so the scaling
-        # compares runs made side by side (the machine's speed drifts over minutes)
-        paired = th == 1 and T > 1
-        if paired:
-            tcommon = common[:common.index("--threads") + 1] + [str(T)] + common[common.index("--threads") + 2:]
-            runs.update({"advex_T": [], "pytorch_T": []})
+        runs = {"advex": [], "pytorch": [], "sgemm": []}
         for r in range(rounds):
             order = [("advex", adv_cmd), ("pytorch", pt_cmd)]
-            if paired:
-                order += [("advex_T", [advex, "bench", "--arch", arch, "--json"] + tcommon),
-                          ("pytorch_T", [PY, os.path.join(HERE, "torch_bench.py"), "--arch", arch] + tcommon)]
+            if paired:  # the machine's own scaling, measured the same way beside them
+                order.append(("sgemm", [probe, str(T), "1536", str(a.scaling_reps), str(a.min_time)]))
             if r % 2:
                 order.reverse()
             for name, cmd in order:
                 runs[name].append(run_measured(cmd))
         row = {"arch": arch, "attack": attack, "batch": batch, "steps": steps, "threads": th}
+        # in the scaling pass the rows are the 1-thread halves of the pairs
+        key = "rates_1_thread" if paired else "rates"
         for name in ("advex", "pytorch"):
-            rates = [x for run in runs[name] for x in run["rates"]]
+            rates = [x for run in runs[name] for x in (run["scaling"] if paired else run)[key]]
             row[name] = {"images_per_second": statistics.median(rates), "rates": rates,
                          "peak_rss_kb": max(run["peak_rss_kb_wait4"] for run in runs[name])}
-        row["advex"]["gflops"] = statistics.median(run["gflops"] for run in runs["advex"]) * \
-            row["advex"]["images_per_second"] / statistics.median(run["images_per_second"] for run in runs["advex"])
+        gf = [run["gflops"] / run["images_per_second"] for run in runs["advex"]]  # GFLOP per image
+        row["advex"]["gflops"] = statistics.median(gf) * row["advex"]["images_per_second"]
         row["ratio"] = row["advex"]["images_per_second"] / row["pytorch"]["images_per_second"]
         if paired:
-            row["paired_T_images_per_second"] = {
-                name: statistics.median([x for run in runs[name + "_T"] for x in run["rates"]])
-                for name in ("advex", "pytorch")}
-            # per round: T-thread median over 1-thread median of runs made seconds apart
-            # (drift over minutes cancels; the ratio of the overall medians above does not)
-            row["paired_round_ratios"] = {
-                name: [statistics.median(t["rates"]) / statistics.median(o["rates"])
-                       for o, t in zip(runs[name], runs[name + "_T"])] for name in ("advex", "pytorch")}
+            row["scaling"] = {}
+            for name in ("advex", "pytorch", "sgemm"):
+                pr = [x for run in runs[name] for x in (run["scaling"] if name != "sgemm" else run)["pair_ratios"]]
+                row["scaling"][name] = {"median_pair_ratio": statistics.median(pr), "pair_ratios": pr}
+            for name in ("advex", "pytorch"):
+                tr = [x for run in runs[name] for x in run["rates"]]
+                row["scaling"][name]["images_per_second_T"] = statistics.median(tr)
+                row["scaling"][name]["ratio_of_medians"] = statistics.median(tr) / row[name]["images_per_second"]
         results.append(row)
         print(f"{arch:7s} {attack:7s} b{batch:<4d} K{steps:<3d} T{th}: advex {row['advex']['images_per_second']:9.1f}/s"
               f"  pytorch {row['pytorch']['images_per_second']:9.1f}/s  ratio {row['ratio']:5.2f}x"
               f"  RSS {row['advex']['peak_rss_kb'] / 1024:6.1f} / {row['pytorch']['peak_rss_kb'] / 1024:6.1f} MiB"
               f"  advex {row['advex']['gflops']:6.1f} GFLOP/s", flush=True)
+        if paired:
+            sc = row["scaling"]
+            print(f"        scaling T{T}/T1 (median of {len(sc['advex']['pair_ratios'])} pairs): advex "
+                  f"{sc['advex']['median_pair_ratio']:.2f}x  pytorch {sc['pytorch']['median_pair_ratio']:.2f}x  "
+                  f"sgemm {sc['sgemm']['median_pair_ratio']:.2f}x", flush=True)
     peaks[T].append(sgemm_peak(probe, T))
     peaks[1].append(sgemm_peak(probe, 1))
     peak = {t: max(v) for t, v in peaks.items()}
@@ -158,11 +165,12 @@ def main():
         row["advex"]["share_of_sgemm_peak"] = row["advex"]["gflops"] / peak[row["threads"]]
     scaling = {}
     for row in results:
-        if row["threads"] == 1 and "paired_T_images_per_second" in row:
-            scaling[row["arch"]] = {tool: row["paired_T_images_per_second"][tool] / row[tool]["images_per_second"]
-                                    for tool in ("advex", "pytorch")}
-            for tool in ("advex", "pytorch"):
-                scaling[row["arch"]][tool + "_per_round_median"] = statistics.median(row["paired_round_ratios"][tool])
+        if "scaling" in row:
+            sc = row["scaling"]
+            scaling[row["arch"]] = {name: sc[name]["median_pair_ratio"] for name in ("advex", "pytorch", "sgemm")}
+            scaling[row["arch"]]["pairs"] = len(sc["advex"]["pair_ratios"])
+            for name in ("advex", "pytorch"):
+                scaling[row["arch"]][name + "_ratio_of_medians"] = sc[name]["ratio_of_medians"]
     import torch  # noqa: E402  (version for the record)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "threads": T, "rounds": rounds, "reps": a.reps,
             "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
@@ -188,11 +196,13 @@ def main():
                   f"{r['pytorch']['peak_rss_kb'] / 1024:.0f} | {r['advex']['gflops']:.1f} "
                   f"({100 * r['advex']['share_of_sgemm_peak']:.0f}%) |")
     if scaling:
-        md += ["", f"{T} threads over 1 thread, FGSM batch 256 (ratio of the medians; median of the {rounds} "
-                   f"per-round ratios, each round's runs made seconds apart):", ""]
-        for arch, s in scaling.items():
-            md.append(f"- {arch}: advex {s['advex']:.2f}x (per round {s['advex_per_round_median']:.2f}x), "
-                      f"PyTorch {s['pytorch']:.2f}x (per round {s['pytorch_per_round_median']:.2f}x)")
+        md += ["", f"{T} threads over 1 thread, FGSM batch 256: median of the 1-vs-{T} pairs (each pair's runs "
+                   f"within a second of each other, in one process); in brackets the ratio of the medians. "
+                   f"OpenBLAS sgemm, paired the same way in the same rounds, is the machine's own scaling:", ""]
+        for arch, sc in scaling.items():
+            md.append(f"- {arch} ({sc['pairs']} pairs): advex {sc['advex']:.2f}x ({sc['advex_ratio_of_medians']:.2f}x), "
+                      f"PyTorch {sc['pytorch']:.2f}x ({sc['pytorch_ratio_of_medians']:.2f}x), "
+                      f"sgemm {sc['sgemm']:.2f}x")
     mpath = os.path.join(a.out, f"{kind}-{stamp}.md")
     with open(mpath, "w") as f:
         f.write("\n".join(md) + "\n")

@@ -67,7 +67,11 @@ def main():
     ap.add_argument("--min-time", type=float, default=0.3)
     ap.add_argument("--eps", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--scaling", action="store_true",
+                    help="also time 1 thread, one repetition beside each --threads one (as advex bench --scaling)")
     a = ap.parse_args()
+    if a.scaling and a.threads < 2:
+        raise SystemExit("torch_bench: --scaling needs --threads 2 or more")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     model = build(a.arch)
@@ -109,9 +113,7 @@ def main():
         model.eval()
         return loss
 
-    run()  # warm-up
-    rates = []
-    for _ in range(a.reps):
+    def timed():
         t0 = time.perf_counter()
         it = 0
         while True:
@@ -119,13 +121,31 @@ def main():
             it += 1
             el = time.perf_counter() - t0
             if el >= a.min_time:
-                break
-        rates.append(it * a.batch / el)
+                return it * a.batch / el
+
+    if a.scaling:  # warm the 1-thread path too
+        torch.set_num_threads(1)
+        run()
+        torch.set_num_threads(a.threads)
+    run()  # warm-up
+    rates, rates1 = [], []
+    for r in range(a.reps):
+        # --scaling: the 1-thread repetition first on even reps, second on odd ones
+        for single in ((True, False) if r % 2 == 0 else (False, True)) if a.scaling else (False,):
+            torch.set_num_threads(1 if single else a.threads)
+            (rates1 if single else rates).append(timed())
+    torch.set_num_threads(a.threads)
     med = statistics.median(rates)
-    print(json.dumps({"tool": "pytorch", "torch": torch.__version__, "model": a.arch, "attack": a.attack,
-                      "steps": steps, "batch": a.batch, "threads": torch.get_num_threads(), "reps": a.reps,
-                      "images_per_second": med, "rates": rates,
-                      "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+    out = {"tool": "pytorch", "torch": torch.__version__, "model": a.arch, "attack": a.attack,
+           "steps": steps, "batch": a.batch, "threads": torch.get_num_threads(), "reps": a.reps,
+           "images_per_second": med, "rates": rates,
+           "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    if a.scaling:
+        ratios = [t / o for t, o in zip(rates, rates1)]
+        out["scaling"] = {"threads": a.threads, "images_per_second_1_thread": statistics.median(rates1),
+                          "median_pair_ratio": statistics.median(ratios), "rates_1_thread": rates1,
+                          "pair_ratios": ratios}
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

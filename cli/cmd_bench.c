@@ -27,6 +27,13 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+static double median(const double *v, long long n) {
+    double sorted[1000];
+    memcpy(sorted, v, (size_t)n * sizeof(double));
+    qsort(sorted, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+}
+
 /* Multiply-adds per example of one forward pass (Conv and Gemm/MatMul nodes). */
 static double forward_macs(advex_model *m) {
     if (advex_model_plan(m, 1, 0, 0)) return 0;
@@ -91,6 +98,21 @@ static advex_status run_once(bench_ctx *b) {
     return ADVEX_OK;
 }
 
+/* One timed repetition: the workload repeated for at least min_time seconds. */
+static advex_status timed_rep(bench_ctx *b, double min_time, double *rate, int64_t *iters) {
+    double t0 = cli_now(), el;
+    int64_t it = 0;
+    do {
+        advex_status st = run_once(b);
+        if (st) return st;
+        it++;
+        el = cli_now() - t0;
+    } while (el < min_time && !cli_interrupted);
+    *rate = (double)(it * b->n) / el;
+    *iters = it;
+    return ADVEX_OK;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench";
     cli_flag f[] = {
@@ -104,6 +126,8 @@ int cmd_bench(int argc, char **argv) {
         {"--min-time", "S", "each repetition repeats the workload for at least S seconds", "0.3", 0},
         {"--eps", "E", "perturbation size (L-inf)", "0.1", 0},
         {"--seed", "S", "seed for weights, inputs and labels", "0", 0},
+        {"--scaling", NULL, "also time 1 thread, one repetition beside each T-thread one, and report T/1 "
+                            "(median of the per-pair ratios)", NULL, 0},
         {"--json", NULL, "print one JSON object instead of text", NULL, 0},
     };
     int r = cli_parse(cmd, "--arch A|--model M.onnx --attack fgsm|pgd|train|forward [options]",
@@ -125,12 +149,15 @@ int cmd_bench(int argc, char **argv) {
         cli_threads(cmd, CLI_GET(f, "--threads")))
         return CLI_EXIT_USAGE;
     const char *model_path = CLI_GET(f, "--model")->value, *arch = CLI_GET(f, "--arch")->value;
-    int json = CLI_GET(f, "--json")->seen;
+    int json = CLI_GET(f, "--json")->seen, scaling = CLI_GET(f, "--scaling")->seen;
+    if (scaling && advex_get_threads() < 2)
+        return cli_error(cmd, CLI_EXIT_USAGE, "--scaling: needs --threads 2 or more (this run has %d)",
+                         advex_get_threads());
     bench_ctx b;
     memset(&b, 0, sizeof b);
     if ((r = cli_load_model(cmd, model_path, model_path ? NULL : arch, (uint64_t)seed, &b.m))) return r;
     int rc = CLI_EXIT_FAIL;
-    double *rates = NULL;
+    double *rates = NULL, *rates1 = NULL, *ratios = NULL;
     int64_t chw[3];
     advex_model_input_shape(b.m, chw);
     b.kind = kind;
@@ -149,7 +176,9 @@ int cmd_bench(int argc, char **argv) {
     b.y = malloc((size_t)b.n * sizeof(int32_t));
     b.mom = calloc((size_t)(b.m->n_params ? b.m->n_params : 1), sizeof(float));
     rates = malloc((size_t)reps * sizeof(double));
-    if (!b.x || !b.xa || !b.g || !b.logits || !b.dl || !b.loss || !b.y || !b.mom || !rates) {
+    rates1 = malloc((size_t)reps * sizeof(double));
+    ratios = malloc((size_t)reps * sizeof(double));
+    if (!b.x || !b.xa || !b.g || !b.logits || !b.dl || !b.loss || !b.y || !b.mom || !rates || !rates1 || !ratios) {
         rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
         goto done;
     }
@@ -162,22 +191,34 @@ int cmd_bench(int argc, char **argv) {
     double flop_per_image = 2.0 * macs * passes;
     advex_status st;
     if ((st = run_once(&b))) { rc = cli_fail(cmd, st); goto done; } /* warm-up: plans, page faults */
+    int threads = advex_get_threads();
+    if (scaling) { /* warm the 1-thread path too (its own plan), then come back */
+        advex_set_threads(1);
+        st = run_once(&b);
+        advex_set_threads(threads);
+        if (st) { rc = cli_fail(cmd, st); goto done; }
+    }
     int64_t iters_total = 0;
     for (long long rep = 0; rep < reps && !cli_interrupted; rep++) {
-        double t0 = cli_now(), el;
-        int64_t it = 0;
-        do {
-            if ((st = run_once(&b))) { rc = cli_fail(cmd, st); goto done; }
-            it++;
-            el = cli_now() - t0;
-        } while (el < min_time && !cli_interrupted);
-        rates[rep] = (double)(it * b.n) / el;
-        iters_total += it;
+        /* --scaling: a 1-thread repetition beside each T-thread one, in alternating order,
+         * so each pair is timed within ~2 min-times of the machine's state */
+        int one_first = scaling && rep % 2 == 0;
+        for (int k = 0; k < (scaling ? 2 : 1); k++) {
+            int single = scaling && (k == 0) == one_first;
+            advex_set_threads(single ? 1 : threads);
+            double rate;
+            int64_t it;
+            if ((st = timed_rep(&b, min_time, &rate, &it))) { rc = cli_fail(cmd, st); goto done; }
+            if (single) rates1[rep] = rate;
+            else rates[rep] = rate;
+            iters_total += it;
+        }
+        advex_set_threads(threads);
+        if (scaling) ratios[rep] = rates[rep] / rates1[rep];
     }
-    double sorted[1000];
-    memcpy(sorted, rates, (size_t)reps * sizeof(double));
-    qsort(sorted, (size_t)reps, sizeof(double), cmp_double);
-    double med = reps % 2 ? sorted[reps / 2] : 0.5 * (sorted[reps / 2 - 1] + sorted[reps / 2]);
+    advex_set_threads(threads);
+    double med = median(rates, reps), med1 = scaling ? median(rates1, reps) : 0,
+           medr = scaling ? median(ratios, reps) : 0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     const char *name = model_path ? model_path : arch;
@@ -188,8 +229,17 @@ int cmd_bench(int argc, char **argv) {
                            "\"seconds_per_batch\": %.6f, \"rates\": [",
                        name, attack, (long long)b.steps, batch, advex_get_threads(), reps, med, med, (double)batch / med);
         for (long long i = 0; i < reps; i++) cli_buf_printf(&o, "%s%.3f", i ? ", " : "", rates[i]);
-        cli_buf_printf(&o, "], \"gflop_per_image\": %.6f, \"gflops\": %.3f, \"peak_rss_kb\": %ld, \"iterations\": %lld}\n",
+        cli_buf_printf(&o, "], \"gflop_per_image\": %.6f, \"gflops\": %.3f, \"peak_rss_kb\": %ld, \"iterations\": %lld",
                        flop_per_image * 1e-9, flop_per_image * med * 1e-9, ru.ru_maxrss, (long long)iters_total);
+        if (scaling) {
+            cli_buf_printf(&o, ", \"scaling\": {\"threads\": %d, \"images_per_second_1_thread\": %.3f, "
+                               "\"median_pair_ratio\": %.4f, \"rates_1_thread\": [", threads, med1, medr);
+            for (long long i = 0; i < reps; i++) cli_buf_printf(&o, "%s%.3f", i ? ", " : "", rates1[i]);
+            cli_buf_printf(&o, "], \"pair_ratios\": [");
+            for (long long i = 0; i < reps; i++) cli_buf_printf(&o, "%s%.4f", i ? ", " : "", ratios[i]);
+            cli_buf_printf(&o, "]}");
+        }
+        cli_buf_printf(&o, "}\n");
         if (o.oom) { cli_buf_free(&o); rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
         fputs(o.s, stdout);
         cli_buf_free(&o);
@@ -197,11 +247,14 @@ int cmd_bench(int argc, char **argv) {
         printf("%s %s (steps %lld) batch %lld, %d threads: %.1f images/s (median of %lld; %.2f ms/batch, %.2f GFLOP/s, peak RSS %.1f MiB)\n",
                name, attack, (long long)b.steps, batch, advex_get_threads(), med, reps, 1e3 * (double)batch / med,
                flop_per_image * med * 1e-9, (double)ru.ru_maxrss / 1024.0);
+        if (scaling)
+            printf("1 thread: %.1f images/s; %d threads / 1 thread: %.2fx (median of %lld side-by-side pairs)\n",
+                   med1, threads, medr, reps);
     }
     rc = CLI_EXIT_OK;
 done:
     free(b.x); free(b.xa); free(b.g); free(b.logits); free(b.dl); free(b.loss); free(b.y); free(b.mom);
-    free(rates);
+    free(rates); free(rates1); free(ratios);
     advex_model_free(b.m);
     return rc;
 }
