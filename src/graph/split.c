@@ -213,6 +213,9 @@ advex_status advex_model_eval_forward(advex_model *m, const float *x, int64_t b,
     fwd_args a = {x, b, want_grad};
     if ((st = run_parts(m, parts, part_forward, &a))) {
         m->split = 0;
+        /* give back what the parts that did plan hold (a memory limit may have stopped the
+         * others: a smaller batch must still fit afterwards) */
+        advex_model_free_replicas(m);
         return st;
     }
     *z = m->zbuf;

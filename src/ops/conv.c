@@ -477,9 +477,12 @@ advex_status advex_conv_infer(advex_node *nd, advex_value *v) {
 int64_t advex_conv_scratch(const advex_node *nd, const advex_value *v, int train) {
     advex_conv2d_p p;
     if (conv_geom(nd, v, &p)) return 0;
-    int64_t n = advex_conv2d_scratch(&p, advex_threads());
+    /* for the threads the kernels will see: one inside a batch-parallel part (split.c plans
+     * its replicas there), the process's count elsewhere */
+    int threads = omp_get_max_threads();
+    int64_t n = advex_conv2d_scratch(&p, threads);
     if (train && n >= 0) { /* the Winograd weight gradient */
-        int64_t w = advex_wino_dw_scratch(&p, advex_threads());
+        int64_t w = advex_wino_dw_scratch(&p, threads);
         if (w > n) n = w;
     }
     return n;
