@@ -76,8 +76,7 @@ static advex_status run_once(bench_ctx *b) {
     case B_FGSM:
         st = advex_model_input_grad(b->m, b->x, b->y, b->n, ADVEX_LOSS_CE, b->g, NULL, NULL);
         if (st) return st;
-        memcpy(b->xa, b->x, (size_t)nd * sizeof(float));
-        advex_sign_step(b->xa, b->x, b->g, nd, b->eps, b->eps);
+        advex_sign_step_from(b->xa, b->x, b->x, b->g, nd, b->eps, b->eps);
         return ADVEX_OK;
     case B_PGD: { /* L-inf PGD, random start, step 2.5 eps / K (Madry et al.) */
         float alpha = 2.5f * b->eps / (float)b->steps;

@@ -96,6 +96,19 @@ TEST(fgsm_matches_definition) {
         float want = fminf(1.0f, fmaxf(0.0f, x[i] + c.eps * s));
         ASSERT_MSG(xa[i] == want, "element %d: got %g want %g (g %g)", i, xa[i], want, g[i]);
     }
+    /* in place (x_adv == x): the step reads each element before it writes it; also for
+     * FGSM-RS, whose step starts from its random point */
+    float *xi = malloc(N * D * sizeof(float)), *xr = malloc(N * D * sizeof(float));
+    ASSERT(xi && xr);
+    advex_attack_kind kinds[] = {ADVEX_ATTACK_FGSM, ADVEX_ATTACK_FGSM_RS};
+    for (int k = 0; k < 2; k++) {
+        c.kind = kinds[k];
+        ASSERT_OK(advex_attack_batch(m, &c, x, y, N, 0, xr));
+        memcpy(xi, x, N * D * sizeof(float));
+        ASSERT_OK(advex_attack_batch(m, &c, xi, y, N, 0, xi));
+        ASSERT_MSG(memcmp(xi, xr, N * D * sizeof(float)) == 0, "%s in place differs", k ? "FGSM-RS" : "FGSM");
+    }
+    free(xi); free(xr);
     free(x); free(xa); free(g);
     advex_model_free(m);
 }
@@ -255,7 +268,7 @@ static void sign_step_scalar(float *xa, const float *x, const float *g, int64_t 
 
 TEST(sign_step_matches_scalar) {
     enum { M = 1003 };
-    static float x[M], g[M], xa[M], xb[M];
+    static float x[M], g[M], xa[M], xb[M], xc[M], xf[M];
     static const float specials[] = {0.0f, -0.0f, NAN, 1.0f, -1.0f, 1e-30f, -1e-30f, 0.5f, 2.0f, -0.5f};
     static const float eps[] = {0.1f, 0.0f, 0.3f, -0.05f, NAN};
     static const float step[] = {0.25f, -0.25f, 0.0f, 0.01f};
@@ -271,12 +284,17 @@ TEST(sign_step_matches_scalar) {
                 xa[i] = k == 2 ? specials[advex_rng_below(&r, ns)] : x[i] + 0.4f * (advex_rng_uniform(&r) - 0.5f);
                 xb[i] = xa[i];
             }
+            memcpy(xf, xa, sizeof xf);
+            advex_sign_step_from(xc, xf, x, g, M, step[t], eps[e]); /* into another buffer */
             advex_sign_step(xa, x, g, M, step[t], eps[e]);
             sign_step_scalar(xb, x, g, M, step[t], eps[e]);
-            for (int i = 0; i < M; i++)
+            for (int i = 0; i < M; i++) {
                 ASSERT_MSG(memcmp(&xa[i], &xb[i], sizeof(float)) == 0 || (isnan(xa[i]) && isnan(xb[i])),
                            "eps %g step %g element %d (x %g g %g): %.9g, scalar %.9g", eps[e], step[t], i, x[i], g[i],
                            xa[i], xb[i]);
+                ASSERT_MSG(memcmp(&xc[i], &xb[i], sizeof(float)) == 0 || (isnan(xc[i]) && isnan(xb[i])),
+                           "sign_step_from: element %d %.9g, scalar %.9g", i, xc[i], xb[i]);
+            }
         }
 }
 

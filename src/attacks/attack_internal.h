@@ -13,6 +13,8 @@
 /* xa <- clip(proj_{x,eps}(xa + step * sign(g)), 0, 1) elementwise; sign(0) = 0.
  * step may be negative (targeted attacks descend). */
 void advex_sign_step(float *xa, const float *x, const float *g, int64_t n, float step, float eps);
+void advex_sign_step_from(float *out, const float *from, const float *x, const float *g, int64_t n, float step,
+                          float eps);
 
 /* The loss an attack maximises, per example.
  *   CE     untargeted CE(z, y)              targeted -CE(z, t)

@@ -41,7 +41,13 @@ advex_status atk_fgsm(advex_model *m, const advex_attack_config *c, const float 
         from = start;
     }
     if ((st = advex_model_input_grad(m, from, labels, n, ADVEX_LOSS_CE, grad, NULL, NULL))) return st;
-    if (from != x_adv) memmove(x_adv, from, (size_t)(n * d) * sizeof(float));
-    advex_sign_step(x_adv, x, grad, n * d, dir * step, c->eps);
+    size_t bytes = (size_t)(n * d) * sizeof(float);
+    const char *o = (const char *)x_adv, *f = (const char *)from, *xs = (const char *)x;
+    int partial = (o != f && o < f + bytes && f < o + bytes) || (o != xs && o < xs + bytes && xs < o + bytes);
+    if (partial) { /* a shifted overlap: step in place after a copy */
+        memmove(x_adv, from, bytes);
+        from = x_adv;
+    }
+    advex_sign_step_from(x_adv, from, x, grad, n * d, dir * step, c->eps);
     return ADVEX_OK;
 }
