@@ -184,7 +184,8 @@ def main():
     with open(jpath, "w") as f:
         json.dump(out, f, indent=1)
     md = [f"advex vs PyTorch {torch.__version__}, {meta['cpu']} ({meta['nproc']} cores), {meta['date']}; "
-          f"medians of {rounds} alternating rounds x {a.reps} reps; sgemm peak {peak[T]:.1f} GFLOP/s at {T} threads, "
+          f"medians of {rounds} alternating rounds x {a.reps} reps (the 1-thread rows: the 1-thread halves of "
+          f"{a.scaling_reps} pairs per process); sgemm peak {peak[T]:.1f} GFLOP/s at {T} threads, "
           f"{peak[1]:.1f} at 1.", "",
           "| arch | workload | batch | threads | advex img/s | PyTorch img/s | advex/PyTorch | advex RSS MiB | PyTorch RSS MiB | advex GFLOP/s (% of sgemm peak) |",
           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
