@@ -216,6 +216,11 @@ int cmd_bench(int argc, char **argv) {
         if (scaling) ratios[rep] = rates[rep] / rates1[rep];
     }
     advex_set_threads(threads);
+    if (cli_interrupted) { /* the repetitions are incomplete: no figures */
+        cli_error(cmd, 0, "interrupted");
+        rc = 130;
+        goto done;
+    }
     double med = median(rates, reps), med1 = scaling ? median(rates1, reps) : 0,
            medr = scaling ? median(ratios, reps) : 0;
     struct rusage ru;

@@ -1,7 +1,8 @@
 #!/bin/bash
 # advex bench: the JSON it prints (keys, one rate per repetition, the median, GFLOP/s from the
 # model's multiply-adds), --scaling (one 1-thread repetition beside each T-thread one, the pair
-# ratios and their median consistent with the rates), and its usage errors. Timings are not
+# ratios and their median consistent with the rates), its usage errors and ^C (exit 130, no
+# figures from incomplete repetitions). Timings are not
 # judged here (bench/compare.py measures them); only that the report is self-consistent.
 # Usage: bench.sh ADVEX SRCDIR
 set -u
@@ -64,6 +65,17 @@ usage() {
 usage "--scaling on 1 thread" --scaling --arch small --threads 1 --scaling
 usage "unknown workload" --attack --arch small --attack cw
 usage "zero reps" --reps --arch small --reps 0
+
+# ^C during the repetitions: exit 130, "interrupted" on stderr, no figures on stdout
+"$ADVEX" bench --arch small --batch 32 --threads 2 --reps 3 --min-time 30 --json >"$T/i.out" 2>"$T/i.err" &
+pid=$!
+sleep 1.5
+kill -INT $pid
+wait $pid
+rc=$?
+check "bench ^C: exit 130 (got $rc)" test $rc -eq 130
+check "bench ^C: says interrupted ($(cat "$T/i.err"))" grep -qx "advex bench: interrupted" "$T/i.err"
+check "bench ^C: no JSON" test ! -s "$T/i.out"
 
 echo "$pass passed, $fail failed"
 test $fail -eq 0
