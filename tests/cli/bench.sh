@@ -2,8 +2,8 @@
 # advex bench: the JSON it prints (keys, one rate per repetition, the median, GFLOP/s from the
 # model's multiply-adds), --scaling (one 1-thread repetition beside each T-thread one, the pair
 # ratios and their median consistent with the rates), its usage errors and ^C (exit 130, no
-# figures from incomplete repetitions). Timings are not
-# judged here (bench/compare.py measures them); only that the report is self-consistent.
+# figures from incomplete repetitions). Timings are not judged here (bench/compare.py
+# measures them); only that the report is self-consistent.
 # Usage: bench.sh ADVEX SRCDIR
 set -u
 ADVEX=$1
