@@ -5,15 +5,7 @@
 # figures from incomplete repetitions). Timings are not judged here (bench/compare.py
 # measures them); only that the report is self-consistent.
 # Usage: bench.sh ADVEX SRCDIR
-set -u
-ADVEX=$1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-PY=/usr/bin/python3
-pass=0; fail=0
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
-check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+. "$(dirname "$0")/harness.bash"
 
 "$ADVEX" bench --arch small --attack fgsm --batch 32 --threads 2 --reps 3 --min-time 0.01 --json >"$T/b.json" 2>"$T/b.err"
 check "bench --json exits 0 ($(cat "$T/b.err"))" test $? -eq 0
@@ -77,5 +69,4 @@ check "bench ^C: exit 130 (got $rc)" test $rc -eq 130
 check "bench ^C: says interrupted ($(cat "$T/i.err"))" grep -qx "advex bench: interrupted" "$T/i.err"
 check "bench ^C: no JSON" test ! -s "$T/i.out"
 
-echo "$pass passed, $fail failed"
-test $fail -eq 0
+finish

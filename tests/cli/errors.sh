@@ -1,12 +1,7 @@
 #!/bin/bash
 # CLI error handling: every bad input gives one clear line on stderr naming the file or
 # flag, the documented exit code, and no output file. Usage: errors.sh ADVEX SRCDIR
-set -u
-ADVEX=$1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-PY=/usr/bin/python3
-pass=0; fail=0
+. "$(dirname "$0")/harness.bash"
 
 # expect CODE PATTERN OUTFILE -- command...
 expect() {
@@ -84,5 +79,4 @@ for c in "" train attack eval predict info demo; do
     "$ADVEX" $c --help >"$T/stdout" 2>&1
     if [ $? -eq 0 ] && grep -q "usage" "$T/stdout"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: advex $c --help"; fi
 done
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

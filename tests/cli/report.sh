@@ -4,15 +4,7 @@
 # image loaded and no console messages, a screenshot), attack --input PNG, advex png, and the
 # progress display (bar on a terminal, plain lines otherwise, nothing with --quiet).
 # Usage: report.sh ADVEX SRCDIR. ADVEX_REPORT_KEEP=DIR keeps the report and screenshot there.
-set -u
-ADVEX=$1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-PY=/usr/bin/python3
-pass=0; fail=0
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
-check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+. "$(dirname "$0")/harness.bash"
 
 "$ADVEX" train --arch small --data fashion-mnist:train --limit 600 --epochs 1 --out "$T/m.onnx" --quiet >/dev/null 2>&1 \
     || { echo "FAIL: could not train the fixture model"; echo "0 passed, 1 failed"; exit 1; }
@@ -165,5 +157,4 @@ if command -v script >/dev/null; then
     check "progress on a terminal: a bar with rate and ETA" grep -Eq $'\r''fgsm eps=0.1 \[#+\] 64/64 [0-9]+/s ETA' "$T/tty.out"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
