@@ -3,6 +3,7 @@
  *   targeted    x' = clip(x - eps * sign(grad_x CE(f(x), t)), 0, 1)
  *   FGSM-RS     d ~ U[-eps,eps]; d <- proj_eps(d + alpha * sign(grad at x+d)); x' = clip(x + d) */
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "attacks/attack_internal.h"
@@ -41,10 +42,11 @@ advex_status atk_fgsm(advex_model *m, const advex_attack_config *c, const float 
         from = start;
     }
     if ((st = advex_model_input_grad(m, from, labels, n, ADVEX_LOSS_CE, grad, NULL, NULL))) return st;
+    /* x_adv shifted against the start point (overlapping, not the same buffer): copy first,
+     * then step in place */
     size_t bytes = (size_t)(n * d) * sizeof(float);
-    const char *o = (const char *)x_adv, *f = (const char *)from, *xs = (const char *)x;
-    int partial = (o != f && o < f + bytes && f < o + bytes) || (o != xs && o < xs + bytes && xs < o + bytes);
-    if (partial) { /* a shifted overlap: step in place after a copy */
+    uintptr_t o = (uintptr_t)x_adv, f = (uintptr_t)from;
+    if (o != f && o < f + bytes && f < o + bytes) {
         memmove(x_adv, from, bytes);
         from = x_adv;
     }
