@@ -45,18 +45,28 @@ int cli_float(const char *cmd, const cli_flag *f, double lo, double hi, double *
 
 /* Load a model from --model FILE or build --arch NAME (seeded). */
 int cli_load_model(const char *cmd, const char *model_path, const char *arch, uint64_t seed, advex_model **m);
-/* Load --data SPEC with --data-dir and --limit. */
+/* Load --data SPEC with --data-dir and --limit; a bare named set means its test split
+ * (cli_load_data) or `split` (cli_load_data_split: "train" for training). */
 int cli_load_data(const char *cmd, const char *spec, const char *data_dir, long long limit, advex_dataset *d);
-/* Apply --threads (0 = all cores). */
-int cli_threads(const char *cmd, const cli_flag *f);
+int cli_load_data_split(const char *cmd, const char *spec, const char *split, const char *data_dir, long long limit,
+                        advex_dataset *d);
+/* The flags every command takes (cli_parse fills this; it also applies --threads and
+ * --max-memory): --quiet, --threads T (0 = all cores). */
+typedef struct cli_common {
+    int quiet;
+    int threads;
+    int threads_seen;
+} cli_common;
+extern cli_common cli_opts;
 
-/* Progress display on stderr: a bar with rate and ETA on a terminal, a plain line every
- * ~10% otherwise, nothing when quiet. */
+/* Progress display on stderr: a bar with rate and ETA on a terminal; otherwise a plain line
+ * after the first update and then every ~10%; nothing when quiet. */
 typedef struct cli_progress {
     const char *label;
     int quiet, tty;
     double t0, last;
     int last_decile;
+    int printed;          /* a plain line was printed (not a terminal) */
 } cli_progress;
 void cli_progress_init(cli_progress *p, const char *label, int quiet);
 void cli_progress_update(cli_progress *p, int64_t done, int64_t total, const char *extra);

@@ -99,14 +99,12 @@ int cmd_attack(int argc, char **argv) {
         {"--target", "T", "targeted attack: a class, next, least-likely or random", NULL, 0},
         {"--batch", "B", "batch size", "256", 0},
         {"--seed", "S", "seed for random starts and random targets", "0", 0},
-        {"--threads", "T", "threads (0 = all cores)", "0", 0},
         {"--out", "FILE", "write the adversarial examples here: .npy (float32 N x C x H x W) or .png (the image "
                           "with --input, else a grid)", NULL, 0},
         {"--input", "FILE", "attack one PNG image (grey or RGB) instead of --data", NULL, 0},
         {"--resize", NULL, "--input: resize (bilinear) to the model's input size instead of failing", NULL, 0},
         {"--label", "K", "--input: the true class (default: the model's prediction)", NULL, 0},
         {"--class-names", "LIST", "comma-separated class names for printing, or fashion-mnist", NULL, 0},
-        {"--quiet", NULL, "no progress output", NULL, 0},
         CLI_ATTACK_FLAGS,
     };
     const int nf = (int)(sizeof f / sizeof *f);
@@ -121,7 +119,7 @@ int cmd_attack(int argc, char **argv) {
     long long limit, batch, seed;
     advex_status st;
     if (cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit) || cli_int(cmd, CLI_GET(f, "--batch"), 1, 1 << 20, &batch) ||
-        cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed) || cli_threads(cmd, CLI_GET(f, "--threads")))
+        cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed))
         return CLI_EXIT_USAGE;
     if ((st = advex_attack_parse(CLI_GET(f, "--attack")->value, &ac.kind)))
         return cli_error(cmd, CLI_EXIT_USAGE, "--attack: %s", advex_last_error());
@@ -134,7 +132,7 @@ int cmd_attack(int argc, char **argv) {
     if ((r = cli_attack_options(cmd, f, nf, &ac))) return r;
     ac.seed = (uint64_t)seed;
     if (out && cli_check_writable(cmd, out)) return CLI_EXIT_FAIL;
-    int quiet = CLI_GET(f, "--quiet")->seen;
+    int quiet = cli_opts.quiet;
 
     advex_model *m = NULL, *sur = NULL;
     advex_dataset d = {0};

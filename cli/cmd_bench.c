@@ -120,7 +120,6 @@ int cmd_bench(int argc, char **argv) {
         {"--attack", "W", "workload: fgsm, pgd, train (one FGSM-RS training step) or forward", "fgsm", 0},
         {"--steps", "K", "PGD steps", "10", 0},
         {"--batch", "B", "batch size", "256", 0},
-        {"--threads", "T", "threads (0 = all cores)", "0", 0},
         {"--reps", "R", "timed repetitions (median reported)", "5", 0},
         {"--min-time", "S", "each repetition repeats the workload for at least S seconds", "0.3", 0},
         {"--eps", "E", "perturbation size (L-inf)", "0.1", 0},
@@ -144,8 +143,7 @@ int cmd_bench(int argc, char **argv) {
     double min_time, eps;
     if (cli_int(cmd, CLI_GET(f, "--steps"), 1, 100000, &steps) || cli_int(cmd, CLI_GET(f, "--batch"), 1, 1 << 20, &batch) ||
         cli_int(cmd, CLI_GET(f, "--reps"), 1, 1000, &reps) || cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed) ||
-        cli_float(cmd, CLI_GET(f, "--min-time"), 0, 3600, &min_time) || cli_float(cmd, CLI_GET(f, "--eps"), 0, 1, &eps) ||
-        cli_threads(cmd, CLI_GET(f, "--threads")))
+        cli_float(cmd, CLI_GET(f, "--min-time"), 0, 3600, &min_time) || cli_float(cmd, CLI_GET(f, "--eps"), 0, 1, &eps))
         return CLI_EXIT_USAGE;
     const char *model_path = CLI_GET(f, "--model")->value, *arch = CLI_GET(f, "--arch")->value;
     int json = CLI_GET(f, "--json")->seen, scaling = CLI_GET(f, "--scaling")->seen;
@@ -197,6 +195,8 @@ int cmd_bench(int argc, char **argv) {
         advex_set_threads(threads);
         if (st) { rc = cli_fail(cmd, st); goto done; }
     }
+    if (!cli_opts.quiet) /* the warm-up is done: what a caller waiting to interrupt us can see */
+        fprintf(stderr, "advex bench: timing %lld repetitions of at least %g s\n", reps, min_time);
     int64_t iters_total = 0;
     for (long long rep = 0; rep < reps && !cli_interrupted; rep++) {
         /* --scaling: a 1-thread repetition beside each T-thread one, in alternating order,

@@ -48,8 +48,6 @@ int cmd_demo(int argc, char **argv) {
         {"--retrain", NULL, "train again even if a cached model exists", NULL, 0},
         {"--epochs", "N", "training epochs", "3", 0},
         {"--limit", "N", "evaluate on the first N test images (0 = all 10000)", "0", 0},
-        {"--threads", "T", "threads (0 = all cores)", "0", 0},
-        {"--quiet", NULL, "no progress output", NULL, 0},
     };
     int r = cli_parse(cmd, "[options]",
                       "Train the small model (Wong et al. 2020's MNIST net) on Fashion-MNIST, cache it, and print the\n"
@@ -57,10 +55,9 @@ int cmd_demo(int argc, char **argv) {
                       argc, argv, f, (int)(sizeof f / sizeof *f));
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     long long epochs, limit;
-    if (cli_int(cmd, CLI_GET(f, "--epochs"), 1, 1000, &epochs) || cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit) ||
-        cli_threads(cmd, CLI_GET(f, "--threads")))
+    if (cli_int(cmd, CLI_GET(f, "--epochs"), 1, 1000, &epochs) || cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit))
         return CLI_EXIT_USAGE;
-    int quiet = CLI_GET(f, "--quiet")->seen;
+    int quiet = cli_opts.quiet;
     const char *data_dir = CLI_GET(f, "--data-dir")->value;
     char cache[3000], path[3100];
     if (CLI_GET(f, "--cache")->value) snprintf(cache, sizeof cache, "%s", CLI_GET(f, "--cache")->value);

@@ -22,12 +22,10 @@ int cmd_eval(int argc, char **argv) {
         {"--target", "T", "targeted attack: a class, next, least-likely or random", NULL, 0},
         {"--batch", "B", "batch size", "256", 0},
         {"--seed", "S", "seed for random starts and random targets", "0", 0},
-        {"--threads", "T", "threads (0 = all cores)", "0", 0},
         {"--json", "FILE", "also write the results as JSON", NULL, 0},
         {"--report", "DIR", "write report.html with plots, image grids, per-class accuracy, confusion matrices, "
                             "results.json and results.csv into DIR", NULL, 0},
         {"--report-examples", "N", "rows of examples in each report image grid", "8", 0},
-        {"--quiet", NULL, "no progress output", NULL, 0},
         CLI_ATTACK_FLAGS,
     };
     const int nf = (int)(sizeof f / sizeof *f);
@@ -47,7 +45,7 @@ int cmd_eval(int argc, char **argv) {
     long long limit, batch, seed;
     advex_status st;
     if (cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit) || cli_int(cmd, CLI_GET(f, "--batch"), 1, 1 << 20, &batch) ||
-        cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed) || cli_threads(cmd, CLI_GET(f, "--threads")))
+        cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed))
         return CLI_EXIT_USAGE;
     {
         const char *p = CLI_GET(f, "--attack")->value;
@@ -71,7 +69,7 @@ int cmd_eval(int argc, char **argv) {
     ac.seed = (uint64_t)seed;
     const char *json = CLI_GET(f, "--json")->value;
     if (json && cli_check_writable(cmd, json)) return CLI_EXIT_FAIL;
-    int quiet = CLI_GET(f, "--quiet")->seen;
+    int quiet = cli_opts.quiet;
     const char *report = CLI_GET(f, "--report")->value;
     long long grid_rows;
     if (cli_int(cmd, CLI_GET(f, "--report-examples"), 1, 1000, &grid_rows)) return CLI_EXIT_USAGE;

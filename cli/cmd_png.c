@@ -52,6 +52,6 @@ int cmd_png(int argc, char **argv) {
              : advex_grid_png(out, x, n, c, h, w, (int)cols, (int)scale, CLI_GET(f, "--normalize")->seen);
     free(x);
     if (st) return cli_fail(cmd, st);
-    printf("wrote %s (%lld image%s of %lldx%lld)\n", out, (long long)n, n == 1 ? "" : "s", (long long)w, (long long)h);
+    if (!cli_opts.quiet) printf("wrote %s (%lld image%s of %lldx%lld)\n", out, (long long)n, n == 1 ? "" : "s", (long long)w, (long long)h);
     return CLI_EXIT_OK;
 }

@@ -10,7 +10,6 @@ int cmd_predict(int argc, char **argv) {
         {"--data", "D", "data spec", "fashion-mnist:test", 0},
         {"--data-dir", "DIR", "directory of the named data set", NULL, 0},
         {"--limit", "N", "the first N examples (0 = all)", "0", 0},
-        {"--threads", "T", "threads (0 = all cores)", "0", 0},
         {"--out", "FILE", "where to write the logits (.npy)", NULL, 0},
     };
     int r = cli_parse(cmd, "--model M.onnx --data D --out logits.npy", "Write a model's logits (float32, N x classes).",
@@ -20,7 +19,7 @@ int cmd_predict(int argc, char **argv) {
     if (!model_path) return cli_error(cmd, CLI_EXIT_USAGE, "--model FILE is required");
     if (!out) return cli_error(cmd, CLI_EXIT_USAGE, "--out FILE is required");
     long long limit;
-    if (cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit) || cli_threads(cmd, CLI_GET(f, "--threads")))
+    if (cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit))
         return CLI_EXIT_USAGE;
     if (cli_check_writable(cmd, out)) return CLI_EXIT_FAIL;
     advex_model *m = NULL;
@@ -53,7 +52,7 @@ int cmd_predict(int argc, char **argv) {
     }
     int64_t dims[2] = {d.n, k};
     if ((st = advex_npy_save_f32(out, logits, 2, dims))) { rc = cli_fail(cmd, st); goto done; }
-    printf("wrote %s (%lld x %lld logits)\n", out, (long long)d.n, (long long)k);
+    if (!cli_opts.quiet) printf("wrote %s (%lld x %lld logits)\n", out, (long long)d.n, (long long)k);
     rc = CLI_EXIT_OK;
 done:
     free(logits); free(pred);

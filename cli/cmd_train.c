@@ -43,13 +43,32 @@ static int on_progress(void *user, const advex_train_progress *p) {
     return cli_interrupted;
 }
 
+/* The test data must not be the training data: all of it inside the training set is
+ * refused (the "test accuracy" would be a training accuracy), some of it is a warning. */
+static int check_held_out(const char *cmd, const advex_dataset *train, const char *train_spec,
+                          const advex_dataset *test, const char *test_spec) {
+    int64_t shared;
+    advex_status st = advex_dataset_overlap(train, test, &shared);
+    if (st) return cli_fail(cmd, st);
+    if (shared == test->n)
+        return cli_error(cmd, CLI_EXIT_USAGE, "--test-data %s: all %lld test examples are also in the training data "
+                         "(--data %s): its accuracy would be a training accuracy; give held-out data or --test-data none",
+                         test_spec, (long long)test->n, train_spec);
+    if (shared > 0)
+        fprintf(stderr, "advex %s: WARNING: %lld of the %lld test examples (%.1f%%) of %s are also in the training data "
+                "(%s): the reported test accuracy overstates generalisation\n", cmd, (long long)shared,
+                (long long)test->n, 100.0 * (double)shared / (double)test->n, test_spec, train_spec);
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
     cli_flag f[] = {
         {"--preset", "P", "a named recipe (fmnist-robust, fmnist-fast; docs/training.md); other flags override it", NULL, 0},
         {"--arch", "A", "architecture: small, cnn, wide, resnet", "small", 0},
-        {"--data", "D", "training data spec", "fashion-mnist:train", 0},
-        {"--test-data", "D", "data for the final accuracy (default: the test split of a named set; 'none' to skip)", NULL, 0},
+        {"--data", "D", "training data spec (a bare named set means its training split)", "fashion-mnist", 0},
+        {"--test-data", "D", "data for the final accuracy (default: the test split of a named set; 'none' to skip); "
+                             "refused when it is the training data", NULL, 0},
         {"--data-dir", "DIR", "directory of the named data set (default $ADVEX_DATA or /usr/share/datasets/fashion-mnist)", NULL, 0},
         {"--limit", "N", "use the first N training examples (0 = all)", "0", 0},
         {"--epochs", "N", "passes over the training data", "3", 0},
@@ -75,9 +94,7 @@ int cmd_train(int argc, char **argv) {
         {"--checkpoint", "FILE", "checkpoint written after every epoch (default: OUT.ckpt; 'none' for none)", NULL, 0},
         {"--resume", NULL, "continue from the checkpoint if it exists", NULL, 0},
         {"--seed", "S", "seed for initialisation, shuffling and attacks", "0", 0},
-        {"--threads", "T", "threads (0 = all cores)", "0", 0},
         {"--out", "FILE", "where to write the trained model (.onnx)", NULL, 0},
-        {"--quiet", NULL, "no progress output", NULL, 0},
     };
     int r = cli_parse(cmd, "--arch A --out M.onnx [options]", "Train a built-in architecture (clean or adversarially) and save it as ONNX.",
                       argc, argv, f, (int)(sizeof f / sizeof *f));
@@ -155,11 +172,7 @@ int cmd_train(int argc, char **argv) {
     long long holdout = -1;
     if (CLI_GET(f, "--holdout")->value && cli_int(cmd, CLI_GET(f, "--holdout"), 0, INT64_MAX, &holdout)) return CLI_EXIT_USAGE;
 #undef TAKE
-    if (CLI_GET(f, "--threads")->seen || !preset) {
-        if (cli_threads(cmd, CLI_GET(f, "--threads"))) return CLI_EXIT_USAGE;
-    } else {
-        advex_set_threads(preset_threads);
-    }
+    if (preset && !cli_opts.threads_seen) advex_set_threads(preset_threads);
     tc.resume = CLI_GET(f, "--resume")->seen;
     const char *ckpt_flag = CLI_GET(f, "--checkpoint")->value;
     char *ckpt = NULL;
@@ -174,7 +187,7 @@ int cmd_train(int argc, char **argv) {
     tc.checkpoint = ckpt;
     advex_status pst = advex_train_config_check(&tc);
     if (pst) { free(ckpt); return cli_error(cmd, CLI_EXIT_USAGE, "%s", advex_last_error()); }
-    int quiet = CLI_GET(f, "--quiet")->seen;
+    int quiet = cli_opts.quiet;
     const char *data_spec = CLI_GET(f, "--data")->value, *data_dir = CLI_GET(f, "--data-dir")->value;
     const char *test_spec = CLI_GET(f, "--test-data")->value;
     if (!test_spec && strncmp(data_spec, "fashion-mnist", 13) == 0) test_spec = "fashion-mnist:test";
@@ -185,8 +198,9 @@ int cmd_train(int argc, char **argv) {
     int rc = CLI_EXIT_FAIL;
     if (cli_check_writable(cmd, out) || (ckpt && cli_check_writable(cmd, ckpt))) goto done;
     if ((r = cli_load_model(cmd, NULL, arch, (uint64_t)seed, &m))) { rc = r; goto done; }
-    if ((r = cli_load_data(cmd, data_spec, data_dir, limit, &train))) { rc = r; goto done; }
+    if ((r = cli_load_data_split(cmd, data_spec, "train", data_dir, limit, &train))) { rc = r; goto done; }
     if (test_spec && (r = cli_load_data(cmd, test_spec, data_dir, 0, &test))) { rc = r; goto done; }
+    if (test_spec && (r = check_held_out(cmd, &train, data_spec, &test, test_spec))) { rc = r; goto done; }
     if (holdout >= 0) tc.holdout = holdout;
     else if (!preset || tc.adv == ADVEX_ADV_NONE) tc.holdout = tc.adv != ADVEX_ADV_NONE ? 1000 : 0;
     if (tc.holdout > 0 && tc.holdout * 2 > train.n) {

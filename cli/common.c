@@ -68,12 +68,44 @@ static void print_help(FILE *f, const char *cmd, const char *usage, const char *
         if (flags[i].metavar && flags[i].value) fprintf(f, " (default: %s)", flags[i].value);
         fputc('\n', f);
     }
+    fprintf(f, "\ncommon options (every command):\n");
+    fprintf(f, "  %-22s %s\n", "--threads T", "threads (0 = all cores; default 0)");
+    fprintf(f, "  %-22s %s\n", "--quiet", "no progress bars or status lines (results, warnings and errors stay)");
     fprintf(f, "  %-22s %s\n", "--max-memory SIZE", "cap the model's memory (weights, activations, workspaces): 512M, 2G");
     fprintf(f, "  %-22s %s\n", "-h, --help", "show this help");
 }
 
+cli_common cli_opts;
+
+/* --quiet, --threads T and --max-memory SIZE: taken by every command (not in its table). */
+static int parse_common(const char *cmd, const char *a, const char *eq, size_t len, int argc, char **argv, int *i) {
+    if (len == 7 && strncmp(a, "--quiet", 7) == 0) {
+        if (eq) { cli_error(cmd, 0, "flag --quiet takes no value"); return -1; }
+        cli_opts.quiet = 1;
+        return 1;
+    }
+    int threads = len == 9 && strncmp(a, "--threads", 9) == 0;
+    if (!threads && !(len == 12 && strncmp(a, "--max-memory", 12) == 0)) return 0;
+    const char *name = threads ? "--threads" : "--max-memory";
+    const char *v = eq ? eq + 1 : (*i + 1 < argc ? argv[++*i] : NULL);
+    if (!v) { cli_error(cmd, 0, "flag %s needs a value (%s)", name, threads ? "T" : "SIZE, e.g. 512M"); return -1; }
+    if (threads) {
+        cli_flag fl = {"--threads", "T", "", v, 1};
+        long long t;
+        if (cli_int(cmd, &fl, 0, 1024, &t)) return -1;
+        cli_opts.threads = (int)t;
+        cli_opts.threads_seen = 1;
+        return 1;
+    }
+    int64_t bytes;
+    if (advex_parse_size(v, &bytes)) { cli_error(cmd, 0, "--max-memory: %s", advex_last_error()); return -1; }
+    advex_set_memory_limit(bytes);
+    return 1;
+}
+
 int cli_parse(const char *cmd, const char *usage, const char *summary, int argc, char **argv, cli_flag *flags,
               int nflags) {
+    memset(&cli_opts, 0, sizeof cli_opts);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -89,13 +121,10 @@ int cli_parse(const char *cmd, const char *usage, const char *summary, int argc,
         cli_flag *f = NULL;
         for (int k = 0; k < nflags; k++)
             if (strlen(flags[k].name) == len && strncmp(flags[k].name, a, len) == 0) f = &flags[k];
-        if (!f && len == 12 && strncmp(a, "--max-memory", 12) == 0) { /* every command takes it */
-            const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-            int64_t bytes;
-            if (!v) { cli_error(cmd, 0, "flag --max-memory needs a value (SIZE, e.g. 512M)"); return -1; }
-            if (advex_parse_size(v, &bytes)) { cli_error(cmd, 0, "--max-memory: %s", advex_last_error()); return -1; }
-            advex_set_memory_limit(bytes);
-            continue;
+        if (!f) {
+            int c = parse_common(cmd, a, eq, len, argc, argv, &i);
+            if (c < 0) return -1;
+            if (c) continue;
         }
         if (!f) {
             cli_error(cmd, 0, "unknown flag '%.*s' (see advex %s --help)", (int)len, a, cmd);
@@ -112,6 +141,7 @@ int cli_parse(const char *cmd, const char *usage, const char *summary, int argc,
         }
         f->seen = 1;
     }
+    advex_set_threads(cli_opts.threads);
     return 0;
 }
 
@@ -139,13 +169,6 @@ int cli_float(const char *cmd, const cli_flag *f, double lo, double hi, double *
     return 0;
 }
 
-int cli_threads(const char *cmd, const cli_flag *f) {
-    long long t = 0;
-    if (f && f->value && cli_int(cmd, f, 0, 1024, &t)) return -1;
-    advex_set_threads((int)t);
-    return 0;
-}
-
 int cli_load_model(const char *cmd, const char *model_path, const char *arch, uint64_t seed, advex_model **m) {
     advex_status st;
     if (model_path && *model_path) {
@@ -165,7 +188,12 @@ int cli_load_model(const char *cmd, const char *model_path, const char *arch, ui
 }
 
 int cli_load_data(const char *cmd, const char *spec, const char *data_dir, long long limit, advex_dataset *d) {
-    advex_status st = advex_dataset_load(spec, data_dir, limit, d);
+    return cli_load_data_split(cmd, spec, "test", data_dir, limit, d);
+}
+
+int cli_load_data_split(const char *cmd, const char *spec, const char *split, const char *data_dir, long long limit,
+                        advex_dataset *d) {
+    advex_status st = advex_dataset_load_split(spec, split, data_dir, limit, d);
     if (st) return cli_fail(cmd, st);
     if (d->n == 0) return cli_error(cmd, CLI_EXIT_FAIL, "%s: no examples", spec);
     return 0;
@@ -195,7 +223,9 @@ void cli_progress_update(cli_progress *p, int64_t done, int64_t total, const cha
                 (long long)total, rate, eta, extra ? extra : "");
     } else {
         int dec = (int)(10 * done / total);
-        if (dec <= p->last_decile && done < total) return;
+        /* the first update, then every ~10%: a long run shows it started at once */
+        if (dec <= p->last_decile && done < total && p->printed) return;
+        p->printed = 1;
         p->last_decile = dec;
         fprintf(stderr, "%s %lld/%lld (%.0f/s, %.1fs) %s\n", p->label, (long long)done, (long long)total, rate, el,
                 extra ? extra : "");

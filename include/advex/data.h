@@ -19,7 +19,7 @@ typedef struct advex_dataset {
 } advex_dataset;
 
 /* Load from a spec string:
- *   "fashion-mnist" | "fashion-mnist:train" | "fashion-mnist:test"  (default: test)
+ *   "fashion-mnist" | "fashion-mnist:train" | "fashion-mnist:test"  (bare name: test)
  *   "npy:X.npy,Y.npy"       float32 (N,C,H,W) / (N,H,W) / uint8 (scaled 1/255);
  *                           labels int64/int32/uint8 (N)
  *   "idx:IMAGES,LABELS"     IDX files, gzip or raw
@@ -27,7 +27,16 @@ typedef struct advex_dataset {
  * /usr/share/datasets/fashion-mnist). limit > 0 keeps the first `limit` examples. */
 advex_status advex_dataset_load(const char *spec, const char *data_dir, int64_t limit,
                                 advex_dataset *out);
+/* advex_dataset_load where a named set given without a split ("fashion-mnist") means its
+ * `default_split` ("train" or "test"; NULL: "test"). Training takes a bare name as the
+ * training split, evaluation as the test split. */
+advex_status advex_dataset_load_split(const char *spec, const char *default_split, const char *data_dir,
+                                      int64_t limit, advex_dataset *out);
 void advex_dataset_free(advex_dataset *d);
+
+/* Examples of b whose image is also in a, bit for bit (*count, 0..b->n); 0 when the image
+ * shapes differ. For "is this test set really held out?". */
+advex_status advex_dataset_overlap(const advex_dataset *a, const advex_dataset *b, int64_t *count);
 
 /* IDX reader: images (N, 1, H, W) scaled to [0,1] or labels. Gzip detected by magic. */
 advex_status advex_idx_load_images(const char *path, float **x, int64_t *n, int64_t *h,

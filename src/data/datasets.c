@@ -202,12 +202,17 @@ static advex_status split_pair(const char *rest, const char *spec, char **x, cha
 
 advex_status advex_dataset_load(const char *spec, const char *data_dir, int64_t limit,
                                 advex_dataset *out) {
+    return advex_dataset_load_split(spec, "test", data_dir, limit, out);
+}
+
+advex_status advex_dataset_load_split(const char *spec, const char *default_split, const char *data_dir,
+                                      int64_t limit, advex_dataset *out) {
     if (!out) return advex_set_error(ADVEX_ERR_ARG, "advex_dataset_load: NULL output");
     memset(out, 0, sizeof *out);
     if (!spec) spec = "";
     advex_status s;
     if (strcmp(spec, "fashion-mnist") == 0) {
-        s = load_fashion_mnist(NULL, data_dir, limit, out);
+        s = load_fashion_mnist(default_split ? default_split : "test", data_dir, limit, out);
     } else if (strncmp(spec, "fashion-mnist:", 14) == 0) {
         s = load_fashion_mnist(spec + 14, data_dir, limit, out);
     } else if (strncmp(spec, "npy:", 4) == 0 || strncmp(spec, "idx:", 4) == 0) {

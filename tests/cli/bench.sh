@@ -59,14 +59,16 @@ usage "unknown workload" --attack --arch small --attack cw
 usage "zero reps" --reps --arch small --reps 0
 
 # ^C during the repetitions: exit 130, "interrupted" on stderr, no figures on stdout
+# (interrupted once its repetitions have begun: 3 x 30 s cannot finish first)
 "$ADVEX" bench --arch small --batch 32 --threads 2 --reps 3 --min-time 30 --json >"$T/i.out" 2>"$T/i.err" &
 pid=$!
-sleep 1.5
+check "bench: says when timing starts" wait_for "$T/i.err" "timing 3 repetitions" $pid
 kill -INT $pid
 wait $pid
 rc=$?
 check "bench ^C: exit 130 (got $rc)" test $rc -eq 130
 check "bench ^C: says interrupted ($(cat "$T/i.err"))" grep -qx "advex bench: interrupted" "$T/i.err"
 check "bench ^C: no JSON" test ! -s "$T/i.out"
+check "bench --quiet: no status line" bash -c "\"$ADVEX\" bench --arch small --batch 2 --reps 1 --min-time 0 --quiet --json 2>&1 >/dev/null | grep -c . | grep -qx 0"
 
 finish

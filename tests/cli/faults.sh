@@ -3,21 +3,18 @@
 # output paths, SIGINT during long eval/attack runs, --max-memory, and non-finite
 # weights. Each must give a clear error, the documented exit code and no output file
 # (not even a partial or temporary one). Usage: faults.sh ADVEX SRCDIR
-set -u
-ADVEX=$1
+# Signals go out when the run shows it is under way (wait_for: a progress line, a checkpoint
+# file), to work that cannot finish first, never after a fixed sleep.
 SRC=$2
-T=$(mktemp -d)
+. "$(dirname "$0")/harness.bash"
 mounts=""
 cleanup() {
     for m in $mounts; do umount "$m" 2>/dev/null; done
     rm -rf "$T"
 }
 trap cleanup EXIT
-PY=/usr/bin/python3
 M="$SRC/tests/fixtures/onnx/small_torch.onnx"
-pass=0; fail=0; skip=0
-
-ok() { pass=$((pass+1)); }
+skip=0
 bad() { fail=$((fail+1)); echo "FAIL: $*"; sed 's/^/  stderr: /' "$T/stderr" 2>/dev/null | head -5; }
 # no file at $1 and no temporary file beside it
 clean_dir() { [ ! -e "$1" ] && ! ls -a "$(dirname "$1")" | grep -q '\.tmp'; }
@@ -74,56 +71,74 @@ expect 1 "Not a directory" - -- "$ADVEX" attack --model "$M" --data "$D" --limit
 expect 1 "cannot write" - -- "$ADVEX" eval --model "$M" --data "$D" --limit 10 --eps 0.1 --quiet --json "$T/nodir/r.json"
 
 # ---- SIGINT: stop cleanly, exit 130, no output -------------------------------------------------
-sigint() { # name outfile -- command...
+sigint() { # name outfile -- command...   (the command prints progress lines to stderr)
     local name=$1 out=$2; shift 3
     "$@" >"$T/stdout" 2>"$T/stderr" &
     local pid=$! i rc
-    sleep 2
+    if ! wait_for "$T/stderr" "^pgd.* [0-9]*/3000" "$pid"; then
+        kill -KILL "$pid" 2>/dev/null; wait "$pid"; bad "$name: no progress line before SIGINT"; return
+    fi
     kill -INT "$pid" 2>/dev/null
-    for i in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; wait "$pid"; bad "$name: still running 30 s after SIGINT"; return; fi
+    for i in $(seq 1 1200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; wait "$pid"; bad "$name: still running 120 s after SIGINT"; return; fi
     wait "$pid"; rc=$?
     if [ "$rc" -ne 130 ]; then bad "$name: exit $rc after SIGINT, want 130"; return; fi
     grep -q "interrupted" "$T/stderr" || { bad "$name: no 'interrupted' message"; return; }
     clean_dir "$out" || { bad "$name: output or temporary file left after SIGINT"; return; }
     ok
 }
-sigint eval "$T/int.json" -- "$ADVEX" eval --model "$M" --data "$D" --attack pgd --steps 2000 --eps 0.1 --threads 1 \
-    --json "$T/int.json"
-sigint attack "$T/int.npy" -- "$ADVEX" attack --model "$M" --data "$D" --attack pgd --steps 2000 --eps 0.1 --threads 1 \
-    --out "$T/int.npy"
+# work that cannot end early: labelled with the model's own predictions, every example is
+# classified correctly, and at eps 1e-6 PGD fools (almost) none, so each runs all its 300 steps
+# (3000 examples, one per batch: a minute or more), while the first batch reports at once
+"$ADVEX" predict --model "$M" --data "$D" --quiet --out "$T/logits.npy" >/dev/null &&
+    $PY -c "import numpy as np, sys; np.save(sys.argv[2], np.load(sys.argv[1]).argmax(1).astype(np.int64))" \
+        "$T/logits.npy" "$T/ypred.npy" || { echo "FAIL: own-prediction labels"; exit 1; }
+DP="npy:$T/x.npy,$T/ypred.npy"
+sigint eval "$T/int.json" -- "$ADVEX" eval --model "$M" --data "$DP" --attack pgd --steps 300 --eps 1e-6 --batch 1 \
+    --threads 1 --no-checks --json "$T/int.json"
+sigint attack "$T/int.npy" -- "$ADVEX" attack --model "$M" --data "$DP" --attack pgd --steps 300 --eps 1e-6 --batch 1 \
+    --threads 1 --out "$T/int.npy"
 
 # ---- training: SIGKILL at any point resumes from the last checkpoint; SIGINT keeps it ----------------
 if "$ADVEX" train --help 2>/dev/null | grep -q -- "--resume"; then
-    TR="$ADVEX train --arch small --data $D --limit 1000 --epochs 4 --batch 50 --test-data none --threads 1 --quiet"
+    TR="$ADVEX train --arch small --data $D --limit 1000 --epochs 4 --batch 50 --test-data none --threads 1"
     rm -f "$T/k.onnx"*
     kills=0
-    for delay in 1.5 2.5 3.5 4.5; do   # kill -9 mid-epoch, repeatedly, each time resuming
+    # kill -9 mid-run, repeatedly, each time resuming: after the first progress line of the
+    # resumed run, then after its n-th (later each round: training goes on between kills)
+    for lines in 1 3 6 12; do
         $TR --out "$T/k.onnx" --resume >"$T/stdout" 2>"$T/stderr" &
         pid=$!
-        sleep "$delay"
+        wait_for "$T/stderr" "^train" "$pid"
+        for i in $(seq 1 6000); do
+            [ "$(grep -c '^train' "$T/stderr")" -ge "$lines" ] || ! kill -0 "$pid" 2>/dev/null && break
+            sleep 0.05
+        done
         kill -KILL "$pid" 2>/dev/null && kills=$((kills+1))
         wait "$pid" 2>/dev/null
-        if grep -q "checkpoint" "$T/stderr" && ! grep -q "resum" "$T/stderr"; then bad "checkpoint unreadable after SIGKILL"; fi
+        if grep -q "checkpoint" "$T/stderr" && grep -qi "corrupt\|cannot read\|malformed" "$T/stderr"; then
+            bad "checkpoint unreadable after SIGKILL"
+        fi
     done
-    if $TR --out "$T/k.onnx" --resume >"$T/stdout" 2>"$T/stderr" && "$ADVEX" info "$T/k.onnx" >/dev/null 2>>"$T/stderr"; then
+    if $TR --quiet --out "$T/k.onnx" --resume >"$T/stdout" 2>"$T/stderr" && "$ADVEX" info "$T/k.onnx" >/dev/null 2>>"$T/stderr"; then
         ok
     else
         bad "training did not resume to completion after $kills SIGKILLs"
     fi
     # SIGINT: exit 130, the last complete checkpoint stays, no model file
     rm -f "$T/k2.onnx"*
-    $TR --epochs 50 --out "$T/k2.onnx" >"$T/stdout" 2>"$T/stderr" &
+    $TR --quiet --epochs 50 --out "$T/k2.onnx" >"$T/stdout" 2>"$T/stderr" &
     pid=$!
-    for i in $(seq 1 200); do [ -e "$T/k2.onnx.ckpt" ] && break; sleep 0.1; done
+    for i in $(seq 1 6000); do [ -e "$T/k2.onnx.ckpt" ] || ! kill -0 "$pid" 2>/dev/null && break; sleep 0.05; done
     kill -INT "$pid"
     wait "$pid"; rc=$?
     if [ "$rc" -eq 130 ] && [ -s "$T/k2.onnx.ckpt" ] && [ ! -e "$T/k2.onnx" ]; then ok; else bad "train SIGINT: exit $rc"; fi
     # and the kept checkpoint resumes
-    if $TR --epochs 50 --out "$T/k2.onnx" --resume >/dev/null 2>"$T/stderr" & then
-        pid=$!; sleep 2; kill -INT "$pid"; wait "$pid"; rc=$?
-        if [ "$rc" -eq 130 ] || [ "$rc" -eq 0 ]; then ok; else bad "train resume after SIGINT: exit $rc"; fi
-    fi
+    $TR --epochs 50 --out "$T/k2.onnx" --resume >/dev/null 2>"$T/stderr" &
+    pid=$!
+    wait_for "$T/stderr" "^train" "$pid"
+    kill -INT "$pid"; wait "$pid"; rc=$?
+    if [ "$rc" -eq 130 ] && grep -q "resum" "$T/stderr" && [ ! -e "$T/k2.onnx" ]; then ok; else bad "train resume after SIGINT: exit $rc"; fi
 else
     skip=$((skip+3)); echo "skip: advex train has no --resume"
 fi
