@@ -306,11 +306,14 @@ static advex_status check_grads(const advex_model *m, const float *dlogits) {
  * elementwise ops (activations, BatchNorm, Add/Sub/Mul/Div, Pad, Concat, Dropout,
  * Identity): their forward values decide arg-maxes, so they keep to the most accurate fast
  * algorithm (advex_attrs.precise; see winograd.c). */
-/* Uses of value v as an input, over all nodes. */
-static int value_uses(const advex_graph *g, int v) {
-    int uses = 0;
+/* uses[v]: how many input slots over all nodes read value v (one pass over the edges, so
+ * the marking passes below stay linear in the graph's size). NULL when out of memory. */
+static int *value_uses(const advex_graph *g) {
+    int *uses = calloc((size_t)g->n_vals + 1, sizeof(int));
+    if (!uses) return NULL;
     for (int j = 0; j < g->n_nodes; j++)
-        for (int k = 0; k < g->nodes[j].n_in; k++) uses += g->nodes[j].in[k] == v;
+        for (int k = 0; k < g->nodes[j].n_in; k++)
+            if (g->nodes[j].in[k] >= 0) uses[g->nodes[j].in[k]]++;
     return uses;
 }
 
@@ -320,7 +323,7 @@ static int value_uses(const advex_graph *g, int v) {
  * forward does nothing. Backward is unchanged: eval-mode BatchNorm backward reads only its
  * output gradient, and Conv backward its input and weights, so the Conv's own output buffer
  * is never read. Train mode ignores the mark. */
-static void mark_bn_folds(advex_graph *g) {
+static void mark_bn_folds(advex_graph *g, const int *uses) {
     for (int i = 0; i < g->n_nodes; i++) {
         advex_node *b = &g->nodes[i];
         int v = b->n_in > 0 ? b->in[0] : -1;
@@ -328,7 +331,7 @@ static void mark_bn_folds(advex_graph *g) {
             continue;
         int pi = g->vals[v].producer;
         if (pi < 0 || g->nodes[pi].op != ADVEX_OP_CONV || g->nodes[pi].fold) continue;
-        if (value_uses(g, v) != 1) continue;
+        if (uses[v] != 1) continue;
         advex_node *c = &g->nodes[pi];
         c->fold = i + 1;
         c->fold_v[0] = b->out[0];
@@ -343,7 +346,7 @@ static void mark_bn_folds(advex_graph *g) {
  * Relu's forward does nothing (one pass over the activation less, forward). Relu backward
  * reads its input only as the mask x > 0, which max(0, x) > 0 gives the same; no producer
  * reads its own output in backward. A folded BatchNorm's Conv applies it in eval mode. */
-static void mark_relu_fusion(advex_graph *g) {
+static void mark_relu_fusion(advex_graph *g, const int *uses) {
     for (int i = 0; i < g->n_nodes; i++) {
         advex_node *r = &g->nodes[i];
         int v = r->n_in > 0 ? r->in[0] : -1;
@@ -352,7 +355,7 @@ static void mark_relu_fusion(advex_graph *g) {
         if (pi < 0) continue;
         advex_node *p = &g->nodes[pi];
         if (p->op != ADVEX_OP_CONV && p->op != ADVEX_OP_BATCHNORM && p->op != ADVEX_OP_ADD) continue;
-        if (p->out[0] != v || value_uses(g, v) != 1) continue;
+        if (p->out[0] != v || uses[v] != 1) continue;
         p->relu_out = 1;
         r->relu_fused = 1;
     }
@@ -369,11 +372,11 @@ static void mark_relu_fusion(advex_graph *g) {
  * mask [y > 0] (relu_mask) as it reads dY (a pass and a buffer less: conv_s2.c folds it into
  * its dY copy, BatchNorm into its first pass, Add into its copies). Not for the
  * graph output (its gradient is dlogits, checked after backward). */
-static void mark_aliases(advex_graph *g) {
+static void mark_aliases(advex_graph *g, const int *uses) {
     for (int i = 0; i < g->n_nodes; i++) {
         advex_node *nd = &g->nodes[i];
         int u = nd->n_in > 0 ? nd->in[0] : -1, o = nd->out[0];
-        if (u < 0 || u == g->output || o == g->output || g->vals[u].kind != ADVEX_VAL_ACT || value_uses(g, u) != 1)
+        if (u < 0 || u == g->output || o == g->output || g->vals[u].kind != ADVEX_VAL_ACT || uses[u] != 1)
             continue;
         if (nd->n_in > 1 && nd->in[1] >= 0 && g->vals[nd->in[1]].kind == ADVEX_VAL_ACT) continue; /* (its grad) */
         if (nd->op == ADVEX_OP_FLATTEN || nd->op == ADVEX_OP_RESHAPE || nd->op == ADVEX_OP_IDENTITY) {
@@ -448,9 +451,12 @@ advex_status advex_model_finalize(advex_model *m) {
     st = pack_storage(m);
     if (st) return st;
     if ((st = mark_precise_convs(g))) return st;
-    mark_bn_folds(g);
-    mark_relu_fusion(g);
-    mark_aliases(g);
+    int *uses = value_uses(g);
+    if (!uses) return advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory");
+    mark_bn_folds(g, uses);
+    mark_relu_fusion(g, uses);
+    mark_aliases(g, uses);
+    free(uses);
     st = check_weights(m);
     if (st) return st;
     for (int i = 0; i < 3; i++) m->in_chw[i] = in->dims[i + 1];
