@@ -603,6 +603,16 @@ static advex_status load_buffer(importer *im_in, const void *buf, size_t len, co
     *out = NULL;
     im.name = name;
     if (!buf || len == 0) return advex_set_error(ADVEX_ERR_FORMAT, "%s: empty file (not an ONNX model)", name);
+    /* protobuf-c unpacks recursively and allocates per message: bound both first */
+    onnx_wire_stats ws;
+    advex_status wst = onnx_wire_scan(buf, len, &onnx__model_proto__descriptor, &ws);
+    if (wst) return advex_error_prefix(wst, name);
+    if (!advex_mem_fits(ws.bytes)) {
+        char a[32], b[32];
+        return advex_set_error(ADVEX_ERR_LIMIT, "%s: memory limit: parsing the file needs about %s, over the limit "
+                               "of %s (raise --max-memory / advex_set_memory_limit)", name,
+                               advex_fmt_bytes(ws.bytes, a), advex_fmt_bytes(advex_get_memory_limit(), b));
+    }
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
     if (!mp) return advex_set_error(ADVEX_ERR_FORMAT, "%s: not a valid ONNX model (protobuf parse failed)", name);
     advex_status st = import_model(&im, mp);

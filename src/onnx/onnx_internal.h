@@ -14,6 +14,8 @@
 #define ADVEX_ONNX_MAX_NODES 100000              /* graph nodes */
 #define ADVEX_ONNX_MAX_NUMEL ((int64_t)1 << 31)  /* floats in one initializer */
 #define ADVEX_ONNX_MAX_FOLD ((int64_t)1 << 26)   /* elements of one folded result */
+#define ADVEX_ONNX_MAX_DEPTH 100                 /* protobuf message nesting (protobuf's own default) */
+#define ADVEX_ONNX_MAX_MESSAGES ((int64_t)1 << 22) /* protobuf messages in one file */
 #define ADVEX_ONNX_MIN_OPSET 7
 #define ADVEX_ONNX_MAX_OPSET 17
 
@@ -30,6 +32,21 @@ int onnx_map_init(onnx_map *m, size_t expected);   /* 0 ok, -1 out of memory */
 int onnx_map_get(const onnx_map *m, const char *key); /* -1 when absent */
 int onnx_map_put(onnx_map *m, const char *key, int val); /* insert or replace; -1 nomem */
 void onnx_map_free(onnx_map *m);
+
+/* ---- wire pre-scan (wire.c) ----------------------------------------------------------- */
+
+typedef struct onnx_wire_stats {
+    int depth;          /* deepest message nesting (the root message is 0) */
+    int64_t messages;   /* messages the unpacker would allocate */
+    int64_t bytes;      /* an upper estimate of the unpacked size */
+} onnx_wire_stats;
+
+/* Walk protobuf wire data of message type root without recursion, along the descriptors'
+ * message-typed fields: ADVEX_ERR_LIMIT past ADVEX_ONNX_MAX_DEPTH levels, more than
+ * ADVEX_ONNX_MAX_MESSAGES messages or a graph of more than ADVEX_ONNX_MAX_NODES nodes or
+ * initializers; ADVEX_ERR_FORMAT on malformed wire data. The error detail has no file name. */
+advex_status onnx_wire_scan(const void *buf, size_t len, const ProtobufCMessageDescriptor *root,
+                            onnx_wire_stats *out);
 
 /* ---- load-time constants (fold.c) ------------------------------------------------------ */
 
