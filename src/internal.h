@@ -296,6 +296,22 @@ int advex_graph_add_node(advex_graph *g, advex_op_type op, const char *name, int
  * storage, record in_chw and classes (plan at n=1 to learn them). */
 advex_status advex_model_finalize(advex_model *m);
 
+/* Per-example bounds (src/graph/checks.c): input values, and floats of activations,
+ * per-op state and scratch in a plan (at 4 bytes each: 4 GiB). A hostile file can declare
+ * a 1x65536x65536 input or a Pad that multiplies a tiny input; these are refused before
+ * anything is allocated, whatever --max-memory says. */
+#define ADVEX_MAX_EXAMPLE_INPUT ((int64_t)1 << 26)
+#define ADVEX_MAX_EXAMPLE_FLOATS ((int64_t)1 << 30)
+/* ADVEX_ERR_LIMIT naming the input or the largest activation when one example of a plan
+ * of batch n needing `floats` floats passes those bounds. */
+advex_status advex_check_example_size(const advex_model *m, int64_t n, int64_t floats);
+/* Weights and constants finite, BatchNorm statistics usable (var + eps > 0, finite scale);
+ * errors name the node and tensor. At finalize and after restoring saved state. */
+advex_status advex_model_check_weights(const advex_model *m);
+/* After a backward pass: loss gradient, input gradient and (training) every parameter
+ * gradient finite, else an error naming which. */
+advex_status advex_model_check_grads(const advex_model *m, const float *dlogits);
+
 /* Prepare buffers for batch n in the given mode; no-op when unchanged. want_grad: allocate
  * activation gradients (backward possible). Parameter grads are used when train != 0. */
 advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_grad);

@@ -249,59 +249,6 @@ static advex_status pack_storage(advex_model *m) {
     return ADVEX_OK;
 }
 
-static const char *nonfinite_name(float v) { return v != v ? "NaN" : v > 0 ? "+Inf" : "-Inf"; }
-
-/* Weights from a file are untrusted: a NaN or Inf in one would poison every result. */
-static advex_status check_weights(const advex_model *m) {
-    const advex_graph *g = &m->g;
-    for (int i = 0; i < g->n_vals; i++) {
-        const advex_value *v = &g->vals[i];
-        if (v->kind < ADVEX_VAL_PARAM || !v->data) continue;
-        int64_t n = advex_numel(v->ndim, v->dims);
-        for (int64_t k = 0; k < n; k++)
-            if (!isfinite(v->data[k]))
-                return advex_set_error(ADVEX_ERR_NUMERIC, "%s '%s': element %lld is %s", 
-                                       v->kind == ADVEX_VAL_PARAM ? "weight" : "constant", v->name, (long long)k,
-                                       nonfinite_name(v->data[k]));
-    }
-    return ADVEX_OK;
-}
-
-/* After a backward pass: the loss gradient, the input gradient and (training) every
- * parameter gradient must be finite; else say which, rather than let NaN flow into
- * adversarial examples or weights. */
-static advex_status check_grads(const advex_model *m, const float *dlogits) {
-    const advex_graph *g = &m->g;
-    const advex_value *out = &g->vals[g->output], *in = &g->vals[g->input];
-    int64_t no = advex_numel(out->ndim, out->dims), c = out->ndim == 2 ? out->dims[1] : 1;
-    for (int64_t k = 0; k < no; k++)
-        if (!isfinite(dlogits[k])) {
-            const float *z = out->data;
-            int bad_logits = 0;
-            for (int64_t j = (k / c) * c; j < (k / c + 1) * c && j < no; j++) bad_logits |= !isfinite(z[j]);
-            return advex_set_error(ADVEX_ERR_NUMERIC, "loss gradient of example %lld is %s%s", (long long)(m->ex_base + k / c),
-                                   nonfinite_name(dlogits[k]),
-                                   bad_logits ? " (its logits are not finite: the model overflows on this input)" : "");
-        }
-    if (in->grad) {
-        int64_t ni = advex_numel(4, in->dims), d = ni / (in->dims[0] > 0 ? in->dims[0] : 1);
-        int64_t k = advex_find_nonfinite(in->grad, ni);
-        if (k >= 0)
-            return advex_set_error(ADVEX_ERR_NUMERIC, "gradient with respect to the input: example %lld is %s",
-                                   (long long)(m->ex_base + k / d), nonfinite_name(in->grad[k]));
-    }
-    if (m->plan_train)
-        for (int i = 0; i < g->n_vals; i++) {
-            const advex_value *v = &g->vals[i];
-            if (v->kind != ADVEX_VAL_PARAM || !v->grad) continue;
-            int64_t k = advex_find_nonfinite(v->grad, advex_numel(v->ndim, v->dims));
-            if (k >= 0)
-                return advex_set_error(ADVEX_ERR_NUMERIC, "gradient of weight '%s': element %lld is %s", v->name,
-                                       (long long)k, nonfinite_name(v->grad[k]));
-        }
-    return ADVEX_OK;
-}
-
 /* Mark the convolutions whose outputs reach a MaxPool through value-preserving or
  * elementwise ops (activations, BatchNorm, Add/Sub/Mul/Div, Pad, Concat, Dropout,
  * Identity): their forward values decide arg-maxes, so they keep to the most accurate fast
@@ -457,7 +404,7 @@ advex_status advex_model_finalize(advex_model *m) {
     mark_relu_fusion(g, uses);
     mark_aliases(g, uses);
     free(uses);
-    st = check_weights(m);
+    st = advex_model_check_weights(m);
     if (st) return st;
     for (int i = 0; i < 3; i++) m->in_chw[i] = in->dims[i + 1];
     st = advex_model_plan(m, 1, 0, 0);
@@ -665,6 +612,8 @@ advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_gra
     }
     if (!advex_add_i64(total, (scratch + 15) / 16 * 16, &total))
         return advex_set_error(ADVEX_ERR_LIMIT, "model activations overflow");
+    advex_status sz = advex_check_example_size(m, n, total);
+    if (sz) return sz;
     if (total > m->arena_cap) {
         float *a = advex_falloc(total);
         if (!a) {
@@ -748,7 +697,7 @@ advex_status advex_model_run_backward(advex_model *m, const float *dlogits) {
         advex_node *nd = &g->nodes[i];
         advex_op_defs[nd->op].backward(nd, g->vals, &c);
     }
-    return check_grads(m, dlogits);
+    return advex_model_check_grads(m, dlogits);
 }
 
 float *advex_model_workspace(advex_model *m, int64_t n) {

@@ -151,6 +151,19 @@ advex_status advex_ckpt_load(const char *path, train_state *s) {
     float *arr[6] = {s->params, s->m1, s->m2, s->best_params, s->consts, s->best_consts};
     for (int i = 0; i < 6; i++) get(&b, arr[i], (size_t)(i < 4 ? s->n_params : s->n_consts) * sizeof(float));
     get(&b, s->perm, (size_t)s->n_train * sizeof(int32_t));
+    /* a checksum is no proof of sanity: NaN weights would resume as "training diverged" */
+    static const char *const what[6] = {"weights", "first optimiser moments", "second optimiser moments",
+                                        "best-epoch weights", "constants", "best-epoch constants"};
+    for (int i = 0; i < 6; i++) {
+        int64_t n = i < 4 ? s->n_params : s->n_consts, k = advex_find_nonfinite(arr[i], n);
+        if (k < 0 && i == 2)
+            for (int64_t j = 0; j < n && k < 0; j++) k = arr[i][j] < 0 ? j : -1;
+        if (k >= 0) {
+            st = advex_set_error(ADVEX_ERR_FORMAT, "%s: corrupt checkpoint: %s element %lld is %g (delete it or "
+                                 "train without --resume)", path, what[i], (long long)k, (double)arr[i][k]);
+            goto done;
+        }
+    }
     for (int64_t i = 0; i < s->n_train; i++)
         if (s->perm[i] < 0 || s->perm[i] >= s->n_train) {
             st = advex_set_error(ADVEX_ERR_FORMAT, "%s: corrupt checkpoint (permutation entry out of range)", path);

@@ -358,6 +358,10 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
     p.epochs = c->epochs;
     if (c->resume && c->checkpoint && file_exists(c->checkpoint)) {
         if ((st = advex_ckpt_load(c->checkpoint, &S))) goto out;
+        if ((st = advex_model_check_weights(m))) { /* BatchNorm statistics from the file */
+            advex_error_prefix(st, c->checkpoint);
+            goto out;
+        }
         m->rng = S.model_rng;
         p.resumed_from = S.epochs_done;
         if (S.overfit) S.epochs_done = c->epochs; /* it had stopped: nothing left to do */
