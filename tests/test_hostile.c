@@ -369,5 +369,41 @@ TEST(nan_checkpoint_is_corrupt) {
                "%s: %s", advex_status_str(st), advex_last_error());
 }
 
-TEST_MAIN(TEST_ENTRY(nan_checkpoint_is_corrupt), TEST_ENTRY(batchnorm_bad_statistics_refused), TEST_ENTRY(graph_of_100k_nodes), TEST_ENTRY(pb_encoder_model_loads), TEST_ENTRY(huge_input_refused), TEST_ENTRY(huge_activation_refused),
+static int ends_with(const char *s, const char *end) {
+    size_t a = strlen(s), b = strlen(end);
+    return a >= b && strcmp(s + a - b, end) == 0;
+}
+
+/* The error detail was cut at 1 KiB, so a long path lost the reason. Paths up to PATH_MAX
+ * fit whole now, and a longer message loses its middle, never its end. */
+TEST(long_path_keeps_the_reason) {
+    char *p = malloc(30000);
+    ASSERT(p);
+    for (size_t len = 3000; len < 30000; len += 20000) {
+        snprintf(p, 30000, "%s/", advex_test_tmpdir());
+        size_t n = strlen(p);
+        while (n < len) { p[n] = (n % 100 == 99) ? '/' : 'a'; n++; }
+        memcpy(p + n, "/x.npy", 7);
+        float *x = NULL;
+        int nd;
+        int64_t dims[6];
+        ASSERT(advex_npy_load_f32(p, &x, &nd, dims) != ADVEX_OK);
+        const char *e = advex_last_error();
+        ASSERT_MSG(ends_with(e, ": No such file or directory") || ends_with(e, ": File name too long"), "%.80s...%s",
+                   e, strlen(e) > 80 ? e + strlen(e) - 80 : "");
+        ASSERT(strncmp(e, p, 200) == 0); /* the path's start is there too */
+        if (len < 4096) ASSERT(strstr(e, p) == e); /* whole */
+    }
+    /* a long prefix (the model file) in front of a detail */
+    memset(p, 'b', 20000);
+    p[20000] = '\0';
+    advex_model *m = NULL;
+    ASSERT(advex_model_load_onnx_buffer("garbage", 7, p, &m) == ADVEX_ERR_FORMAT);
+    ASSERT_MSG(strncmp(advex_last_error(), "bbbb", 4) == 0 &&
+                   ends_with(advex_last_error(), ": not a valid ONNX model (protobuf wire type 7)"),
+               "%.100s", advex_last_error());
+    free(p);
+}
+
+TEST_MAIN(TEST_ENTRY(long_path_keeps_the_reason), TEST_ENTRY(nan_checkpoint_is_corrupt), TEST_ENTRY(batchnorm_bad_statistics_refused), TEST_ENTRY(graph_of_100k_nodes), TEST_ENTRY(pb_encoder_model_loads), TEST_ENTRY(huge_input_refused), TEST_ENTRY(huge_activation_refused),
           TEST_ENTRY(nested_protobuf_refused), TEST_ENTRY(nested_protobuf_at_limit), TEST_ENTRY(wire_scan_malformed))

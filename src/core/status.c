@@ -5,7 +5,12 @@
 
 #include "internal.h"
 
-static _Thread_local char err_detail[1024];
+/* Room for two file paths (PATH_MAX 4096 each) and a reason. A longer message loses its
+ * middle, never its end: the reason comes last ("path: reason", "cannot create path:
+ * reason"), and advex_error_prefix keeps the whole detail after a long prefix. */
+#define ERR_CAP 12288
+#define ERR_HEAD 2048 /* characters kept from the start of an over-long message */
+static _Thread_local char err_detail[ERR_CAP];
 
 const char *advex_status_str(advex_status s) {
     switch (s) {
@@ -20,20 +25,53 @@ const char *advex_last_error(void) { return err_detail; }
 
 void advex_clear_error(void) { err_detail[0] = '\0'; }
 
+/* Store a message of len characters into err_detail: as is when it fits, else its first
+ * ERR_HEAD characters, "...", and as much of its end as fits. */
+static void store(const char *msg, size_t len) {
+    if (len < ERR_CAP) {
+        memmove(err_detail, msg, len + 1);
+        return;
+    }
+    size_t tail = ERR_CAP - 1 - ERR_HEAD - 3;
+    memmove(err_detail, msg, ERR_HEAD);
+    memcpy(err_detail + ERR_HEAD, "...", 3);
+    memmove(err_detail + ERR_HEAD + 3, msg + len - tail, tail);
+    err_detail[ERR_CAP - 1] = '\0';
+}
+
 advex_status advex_set_error(advex_status s, const char *fmt, ...) {
-    va_list ap;
+    /* formatted aside first: an argument may be advex_last_error() itself */
+    va_list ap, ap2;
+    char small[512];
     va_start(ap, fmt);
-    vsnprintf(err_detail, sizeof err_detail, fmt, ap);
+    va_copy(ap2, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
+    if (n < 0) {
+        store("(unprintable error message)", 27);
+    } else if ((size_t)n < sizeof small) {
+        store(small, (size_t)n);
+    } else {
+        char *big = malloc((size_t)n + 1);
+        if (big) vsnprintf(big, (size_t)n + 1, fmt, ap2);
+        store(big ? big : small, big ? (size_t)n : sizeof small - 1);
+        free(big);
+    }
+    va_end(ap2);
     return s;
 }
 
 advex_status advex_error_prefix(advex_status s, const char *prefix) {
-    char tmp[2 * sizeof err_detail + 8];
     if (!prefix || !*prefix) return s;
-    snprintf(tmp, sizeof tmp, "%.1000s: %.1000s", prefix, err_detail[0] ? err_detail : advex_status_str(s));
-    memcpy(err_detail, tmp, sizeof err_detail - 1);
-    err_detail[sizeof err_detail - 1] = '\0';
+    const char *detail = err_detail[0] ? err_detail : advex_status_str(s);
+    size_t a = strlen(prefix), b = strlen(detail);
+    char *tmp = malloc(a + b + 3);
+    if (!tmp) return s;
+    memcpy(tmp, prefix, a);
+    memcpy(tmp + a, ": ", 2);
+    memcpy(tmp + a + 2, detail, b + 1);
+    store(tmp, a + b + 2);
+    free(tmp);
     return s;
 }
 
