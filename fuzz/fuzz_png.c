@@ -1,4 +1,4 @@
-/* Fuzz target: the PNG reader (advex_png_decode, libpng's simplified API underneath). */
+/* Fuzz target: the PNG reader (advex_png_decode, libpng's low-level API underneath). */
 #include <stdlib.h>
 
 #include "advex/advex.h"

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -405,5 +406,124 @@ TEST(long_path_keeps_the_reason) {
     free(p);
 }
 
-TEST_MAIN(TEST_ENTRY(long_path_keeps_the_reason), TEST_ENTRY(nan_checkpoint_is_corrupt), TEST_ENTRY(batchnorm_bad_statistics_refused), TEST_ENTRY(graph_of_100k_nodes), TEST_ENTRY(pb_encoder_model_loads), TEST_ENTRY(huge_input_refused), TEST_ENTRY(huge_activation_refused),
+/* ---- PNG --------------------------------------------------------------------------------- */
+
+static void be32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16); p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+}
+
+/* Append a chunk; `claim` (when nonzero) is written as its length instead of n. */
+static void png_chunk(pbuf *b, const char *type, const void *d, size_t n, uint32_t claim) {
+    unsigned char h[8];
+    be32(h, claim ? claim : (uint32_t)n);
+    memcpy(h + 4, type, 4);
+    pb_raw(b, h, 8);
+    if (n) pb_raw(b, d, n);
+    uLong crc = crc32(crc32(0, (const Bytef *)type, 4), d, (uInt)n);
+    be32(h, (uint32_t)crc);
+    pb_raw(b, h, 4);
+}
+
+/* A w x h PNG of the given depth and colour type from filtered rows `raw`; `mid` (may be
+ * NULL) is called between IHDR and IDAT to add chunks. */
+static pbuf png_file(uint32_t w, uint32_t h, int depth, int ctype, const unsigned char *raw, size_t rawlen,
+                     void (*mid)(pbuf *)) {
+    pbuf b = {0};
+    unsigned char ihdr[13] = {0};
+    be32(ihdr, w);
+    be32(ihdr + 4, h);
+    ihdr[8] = (unsigned char)depth;
+    ihdr[9] = (unsigned char)ctype;
+    pb_raw(&b, "\x89PNG\r\n\x1a\n", 8);
+    png_chunk(&b, "IHDR", ihdr, 13, 0);
+    if (mid) mid(&b);
+    uLongf zl = compressBound((uLong)rawlen);
+    unsigned char *z = malloc(zl);
+    compress(z, &zl, raw, (uLong)rawlen);
+    png_chunk(&b, "IDAT", z, zl, 0);
+    free(z);
+    png_chunk(&b, "IEND", NULL, 0, 0);
+    return b;
+}
+
+/* 16-bit samples went through the simplified API's linear-to-sRGB conversion: 0x8000 read
+ * as 0.737 instead of 0.50001. Now every depth reads exactly v / (2^depth - 1). */
+TEST(png_16bit_exact) {
+    float *x = NULL;
+    int64_t c, h, w;
+    const uint16_t v[4] = {0x8000, 0x4000, 0x1234, 0xfffe};
+    unsigned char grey[9] = {0}, rgb[13] = {0}, rgba[17] = {0};
+    for (int i = 0; i < 4; i++) { grey[1 + 2 * i] = (unsigned char)(v[i] >> 8); grey[2 + 2 * i] = (unsigned char)v[i]; }
+    pbuf b = png_file(4, 1, 16, 0, grey, sizeof grey, NULL);
+    ASSERT_OK(advex_png_decode(b.p, b.n, &x, &c, &h, &w));
+    free(b.p);
+    ASSERT_EQ_INT(c, 1);
+    for (int i = 0; i < 4; i++) ASSERT_NEAR(x[i], v[i] / 65535.0, 1e-7);
+    free(x);
+    /* 2 pixels RGB16: (v0, v1, v2), (v3, v0, v1) */
+    for (int i = 0; i < 6; i++) { rgb[1 + 2 * i] = (unsigned char)(v[i % 4] >> 8); rgb[2 + 2 * i] = (unsigned char)v[i % 4]; }
+    b = png_file(2, 1, 16, 2, rgb, sizeof rgb, NULL);
+    ASSERT_OK(advex_png_decode(b.p, b.n, &x, &c, &h, &w));
+    free(b.p);
+    ASSERT_EQ_INT(c, 3);
+    ASSERT_NEAR(x[0], v[0] / 65535.0, 1e-7); /* R of pixel 0 */
+    ASSERT_NEAR(x[1], v[3] / 65535.0, 1e-7); /* R of pixel 1 */
+    ASSERT_NEAR(x[2 + 1], v[0] / 65535.0, 1e-7); /* G of pixel 1 */
+    free(x);
+    /* RGBA16: opaque pixel exact, half-transparent black over white = 1 - a */
+    const uint16_t px[8] = {0x1234, 0x4000, 0x8000, 0xffff, 0, 0, 0, 0x8000};
+    for (int i = 0; i < 8; i++) { rgba[1 + 2 * i] = (unsigned char)(px[i] >> 8); rgba[2 + 2 * i] = (unsigned char)px[i]; }
+    b = png_file(2, 1, 16, 6, rgba, sizeof rgba, NULL);
+    ASSERT_OK(advex_png_decode(b.p, b.n, &x, &c, &h, &w));
+    free(b.p);
+    ASSERT_NEAR(x[0], 0x1234 / 65535.0, 1e-7);
+    ASSERT_NEAR(x[4], 0x8000 / 65535.0, 1e-7);
+    ASSERT_NEAR(x[1], 1.0 - 0x8000 / 65535.0, 1e-6);
+    free(x);
+}
+
+static void mid_text_claim(pbuf *b) { png_chunk(b, "tEXt", "k\0vvvv", 6, 0x7fffff00u); }
+static void mid_texts(pbuf *b) {
+    unsigned char *big = calloc(1, 3u << 20);
+    unsigned long zl = compressBound(3u << 20);
+    unsigned char *z = malloc(zl + 4);
+    memcpy(z, "k\0\0", 3); /* keyword, NUL, compression method 0 */
+    compress(z + 3, &zl, big, 3u << 20);
+    for (int i = 0; i < 4; i++) png_chunk(b, "zTXt", z, zl + 3, 0);
+    memcpy(big, "comment\0", 8);
+    png_chunk(b, "tEXt", big, 2u << 20, 0); /* an honest 2 MiB text */
+    png_chunk(b, "iTXt", "k\0\0\0\0\0text", 10, 0);
+    free(big);
+    free(z);
+}
+
+static long max_rss_kib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* A tEXt chunk claiming 2 GiB in a 100-byte file cost 2 GiB (libpng zeroes the buffer it
+ * reads the chunk into). Text chunks are skipped unread now: the file is just truncated. */
+TEST(png_text_chunks_cost_nothing) {
+    unsigned char raw[3] = {0, 10, 20};
+    float *x = NULL;
+    int64_t c, h, w;
+    long before = max_rss_kib();
+    pbuf b = png_file(2, 1, 8, 0, raw, sizeof raw, mid_text_claim);
+    advex_status st = advex_png_decode(b.p, b.n, &x, &c, &h, &w);
+    free(b.p);
+    ASSERT_MSG(st == ADVEX_ERR_FORMAT && strstr(advex_last_error(), "PNG: not a readable PNG: truncated PNG data"), "%s",
+               advex_last_error());
+    ASSERT_MSG(max_rss_kib() - before < (256 << 10), "peak memory grew by %ld KiB", max_rss_kib() - before);
+    /* zTXt bombs, a large honest tEXt and an iTXt: skipped, the pixels decode */
+    b = png_file(2, 1, 8, 0, raw, sizeof raw, mid_texts);
+    ASSERT_OK(advex_png_decode(b.p, b.n, &x, &c, &h, &w));
+    free(b.p);
+    ASSERT(c == 1 && h == 1 && w == 2);
+    ASSERT_NEAR(x[1], 20 / 255.0, 1e-7);
+    free(x);
+}
+
+TEST_MAIN(TEST_ENTRY(png_16bit_exact), TEST_ENTRY(png_text_chunks_cost_nothing), TEST_ENTRY(long_path_keeps_the_reason), TEST_ENTRY(nan_checkpoint_is_corrupt), TEST_ENTRY(batchnorm_bad_statistics_refused), TEST_ENTRY(graph_of_100k_nodes), TEST_ENTRY(pb_encoder_model_loads), TEST_ENTRY(huge_input_refused), TEST_ENTRY(huge_activation_refused),
           TEST_ENTRY(nested_protobuf_refused), TEST_ENTRY(nested_protobuf_at_limit), TEST_ENTRY(wire_scan_malformed))

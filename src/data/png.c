@@ -1,6 +1,6 @@
-/* PNG in and out through libpng's simplified API: any PNG read as float (C,H,W) in [0,1]
- * (grey stays grey, colour becomes RGB, alpha composited onto white), 8-bit grey/RGB written
- * atomically through the advex_afile helpers. */
+/* PNG in and out through libpng: any PNG read as float (C,H,W) in [0,1] with exact sample
+ * values (grey stays grey, colour becomes RGB, alpha composited onto white), 8-bit grey/RGB
+ * written atomically through the advex_afile helpers (the simplified API). */
 #include <errno.h>
 #include <math.h>
 #include <png.h>
@@ -10,63 +10,141 @@
 #include "data/data_internal.h"
 #include "advex/report.h"
 
-static advex_status finish_read(png_image *im, const char *what, float **x, int64_t *c, int64_t *h, int64_t *w) {
-    if (PNG_IMAGE_FAILED(*im)) {
-        advex_status st = advex_set_error(ADVEX_ERR_FORMAT, "%s: not a readable PNG: %s", what, im->message);
-        png_image_free(im);
-        return st;
-    }
-    if (im->width == 0 || im->height == 0 || (int64_t)im->width * (int64_t)im->height > ADVEX_PNG_MAX_PIXELS) {
-        advex_status st = advex_set_error(ADVEX_ERR_FORMAT, "%s: PNG of %ux%u pixels (at most %lld pixels)", what,
-                                          (unsigned)im->width, (unsigned)im->height,
-                                          (long long)ADVEX_PNG_MAX_PIXELS);
-        png_image_free(im);
-        return st;
-    }
-    int colour = (im->format & PNG_FORMAT_FLAG_COLOR) != 0;
-    im->format = colour ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-    int64_t ch = colour ? 3 : 1, hh = im->height, ww = im->width, npx = hh * ww;
-    unsigned char *buf = malloc((size_t)PNG_IMAGE_SIZE(*im));
-    float *out = malloc((size_t)(npx * ch) * sizeof(float));
-    if (!buf || !out) {
-        free(buf);
-        free(out);
-        png_image_free(im);
-        return advex_set_error(ADVEX_ERR_NOMEM, "%s: out of memory for a %lldx%lld image", what, (long long)ww,
-                               (long long)hh);
-    }
-    png_color background = {255, 255, 255};
-    if (!png_image_finish_read(im, &background, buf, 0, NULL)) {
-        advex_status st = advex_set_error(ADVEX_ERR_FORMAT, "%s: bad PNG data: %s", what, im->message);
-        free(buf);
-        free(out);
-        png_image_free(im);
-        return st;
-    }
-    /* interleaved HWC bytes -> planar CHW floats */
-    for (int64_t k = 0; k < ch; k++) {
-        unsigned char plane_px;
-        for (int64_t p = 0; p < npx; p++) {
-            plane_px = buf[p * ch + k];
-            out[k * npx + p] = (float)plane_px / 255.0f;
+/* Reading goes through libpng's low-level API, not the simplified one: that one converts
+ * 16-bit samples as linear light to 8-bit sRGB (a value could move by 0.33) and reads every
+ * text chunk into memory (a tEXt chunk claiming 2 GiB cost 2 GiB, zTXt chunks inflate).
+ * Here samples are read exactly (v / 255 or v / 65535), only IHDR, PLTE, tRNS and IDAT are
+ * looked at, and every other ancillary chunk is skipped unread, checked by its CRC only. */
+typedef struct png_reader {
+    const char *what;       /* file name for messages */
+    const unsigned char *mem; /* memory source, or NULL with fp */
+    size_t n, off;
+    FILE *fp;
+    int pixels;             /* past the header: errors are "bad PNG data" */
+    char msg[160];          /* libpng's error text */
+    unsigned char *buf;     /* decoded rows */
+    png_bytep *rows;
+    float *out;
+} png_reader;
+
+static void on_error(png_structp png, png_const_charp msg) {
+    png_reader *r = png_get_error_ptr(png);
+    snprintf(r->msg, sizeof r->msg, "%s", msg ? msg : "libpng error");
+    png_longjmp(png, 1);
+}
+
+static void on_warning(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
+
+static void mem_read(png_structp png, png_bytep out, size_t n) {
+    png_reader *r = png_get_io_ptr(png);
+    if (n > r->n - r->off) png_error(png, "truncated PNG data");
+    memcpy(out, r->mem + r->off, n);
+    r->off += n;
+}
+
+static void file_read(png_structp png, png_bytep out, size_t n) {
+    png_reader *r = png_get_io_ptr(png);
+    if (fread(out, 1, n, r->fp) != n) png_error(png, ferror(r->fp) ? strerror(errno) : "truncated PNG data");
+}
+
+/* The chunks a reader of pixel values does not need: never read into memory. */
+static const png_byte skip_chunks[] = "bKGD\0cHRM\0cICP\0eXIf\0gAMA\0hIST\0iCCP\0iTXt\0oFFs\0pCAL\0pHYs\0"
+                                      "sBIT\0sCAL\0sPLT\0sRGB\0sTER\0tEXt\0tIME\0zTXt\0";
+
+/* Interleaved rows (8 or 16 bits, 1-4 channels) -> planar floats in [0,1], alpha composited
+ * onto white: a * v + (1 - a). */
+static void to_planar(const png_reader *r, int64_t h, int64_t w, int chans, int depth, int ch, float *out) {
+    int alpha = chans == 2 || chans == 4;
+    double maxv = depth == 16 ? 65535.0 : 255.0;
+    int64_t npx = h * w;
+    for (int64_t y = 0; y < h; y++) {
+        const unsigned char *row = r->rows[y];
+        for (int64_t x = 0; x < w; x++) {
+            const unsigned char *px = row + x * chans * (depth / 8);
+            double s[4];
+            for (int k = 0; k < chans; k++)
+                s[k] = depth == 16 ? (double)((const uint16_t *)(const void *)px)[k] : (double)px[k];
+            double a = alpha ? s[chans - 1] / maxv : 1.0;
+            for (int k = 0; k < ch; k++) {
+                double v = s[k] / maxv;
+                out[k * npx + y * w + x] = alpha && a < 1.0 ? (float)(a * v + (1.0 - a)) : (float)v;
+            }
         }
     }
-    free(buf);
-    png_image_free(im);
-    *x = out;
+}
+
+/* Decode with r's source set up; called once per png_struct (setjmp lives here). */
+static advex_status decode(png_reader *r, float **x, int64_t *c, int64_t *h, int64_t *w) {
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, r, on_error, on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return advex_set_error(ADVEX_ERR_NOMEM, "%s: out of memory", r->what);
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        free(r->buf); free(r->rows); free(r->out);
+        return advex_set_error(ADVEX_ERR_FORMAT, "%s: %s: %s", r->what, r->pixels ? "bad PNG data" : "not a readable PNG",
+                               r->msg);
+    }
+    if (r->mem) png_set_read_fn(png, r, mem_read);
+    else png_set_read_fn(png, r, file_read);
+    png_set_user_limits(png, 1u << 26, 1u << 26);
+    png_set_chunk_cache_max(png, 16);
+    png_set_chunk_malloc_max(png, 1u << 20);
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, 0);
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, skip_chunks, (int)(sizeof skip_chunks / 5));
+    png_read_info(png, info);
+    png_uint_32 pw = png_get_image_width(png, info), ph = png_get_image_height(png, info);
+    int type = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+    if (pw == 0 || ph == 0 || (int64_t)pw * (int64_t)ph > ADVEX_PNG_MAX_PIXELS) {
+        snprintf(r->msg, sizeof r->msg, "PNG of %ux%u pixels (at most %lld pixels)", (unsigned)pw, (unsigned)ph,
+                 (long long)ADVEX_PNG_MAX_PIXELS);
+        png_longjmp(png, 1);
+    }
+    if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+    if (depth == 16 && advex_host_is_le()) png_set_swap(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    int chans = png_get_channels(png, info), odepth = png_get_bit_depth(png, info);
+    size_t rowbytes = png_get_rowbytes(png, info);
+    int ch = (type & PNG_COLOR_MASK_COLOR) ? 3 : 1;
+    if ((odepth != 8 && odepth != 16) || chans < 1 || chans > 4 || rowbytes != (size_t)pw * (size_t)chans * (size_t)(odepth / 8)) {
+        snprintf(r->msg, sizeof r->msg, "unexpected PNG layout (%d channels of %d bits)", chans, odepth);
+        png_longjmp(png, 1);
+    }
+    int64_t npx = (int64_t)pw * (int64_t)ph;
+    r->pixels = 1;
+    r->buf = malloc(rowbytes * ph);
+    r->rows = malloc(ph * sizeof *r->rows);
+    r->out = malloc((size_t)(npx * ch) * sizeof(float));
+    if (!r->buf || !r->rows || !r->out) {
+        snprintf(r->msg, sizeof r->msg, "out of memory for a %ux%u image", (unsigned)pw, (unsigned)ph);
+        png_longjmp(png, 1);
+    }
+    for (png_uint_32 y = 0; y < ph; y++) r->rows[y] = r->buf + (size_t)y * rowbytes;
+    png_read_image(png, r->rows);
+    to_planar(r, ph, pw, chans, odepth, ch, r->out);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(r->buf);
+    free(r->rows);
+    *x = r->out;
     *c = ch;
-    *h = hh;
-    *w = ww;
+    *h = ph;
+    *w = pw;
     return ADVEX_OK;
 }
 
 advex_status advex_png_decode(const void *data, size_t n, float **x, int64_t *c, int64_t *h, int64_t *w) {
-    png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
     if (!data || n == 0) return advex_set_error(ADVEX_ERR_FORMAT, "PNG: empty input");
-    png_image_begin_read_from_memory(&im, data, n);
-    return finish_read(&im, "PNG", x, c, h, w);
+    png_reader r;
+    memset(&r, 0, sizeof r);
+    r.what = "PNG";
+    r.mem = data;
+    r.n = n;
+    return decode(&r, x, c, h, w);
 }
 
 advex_status advex_png_read(const char *path, float **x, int64_t *c, int64_t *h, int64_t *w) {
@@ -79,11 +157,11 @@ advex_status advex_png_read(const char *path, float **x, int64_t *c, int64_t *h,
         return advex_set_error(ADVEX_ERR_FORMAT, "%s: not a PNG file (bad signature)", path);
     }
     rewind(f);
-    png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
-    png_image_begin_read_from_stdio(&im, f);
-    advex_status st = finish_read(&im, path, x, c, h, w);
+    png_reader r;
+    memset(&r, 0, sizeof r);
+    r.what = path;
+    r.fp = f;
+    advex_status st = decode(&r, x, c, h, w);
     fclose(f);
     return st;
 }
