@@ -58,6 +58,11 @@ typedef struct cli_common {
     int threads_seen;
 } cli_common;
 extern cli_common cli_opts;
+/* The same for model m (split: what a bare named set means, "test" or "train"): the image
+ * shape and labels are checked against it while loading (IDX headers before any data is
+ * inflated), errors naming the file. */
+int cli_load_data_for(const char *cmd, const char *spec, const char *split, const char *data_dir, long long limit,
+                      const advex_model *m, advex_dataset *d);
 
 /* Progress display on stderr: a bar with rate and ETA on a terminal; otherwise a plain line
  * after the first update and then every ~10%; nothing when quiet. */

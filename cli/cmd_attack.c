@@ -147,7 +147,7 @@ int cmd_attack(int argc, char **argv) {
     const char *input = CLI_GET(f, "--input")->value;
     if (input) {
         if ((r = load_input(cmd, input, CLI_GET(f, "--resize")->seen, CLI_GET(f, "--label"), m, &d))) { rc = r; goto done; }
-    } else if ((r = cli_load_data(cmd, CLI_GET(f, "--data")->value, CLI_GET(f, "--data-dir")->value, limit, &d))) {
+    } else if ((r = cli_load_data_for(cmd, CLI_GET(f, "--data")->value, "test", CLI_GET(f, "--data-dir")->value, limit, m, &d))) {
         rc = r;
         goto done;
     }

@@ -88,7 +88,7 @@ int cmd_eval(int argc, char **argv) {
     if (!res) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
     if ((r = cli_load_model(cmd, model_path, NULL, 0, &m))) { rc = r; goto done; }
     if ((r = cli_load_surrogate(cmd, f, nf, m, &sur))) { rc = r; goto done; }
-    if ((r = cli_load_data(cmd, CLI_GET(f, "--data")->value, CLI_GET(f, "--data-dir")->value, limit, &d))) { rc = r; goto done; }
+    if ((r = cli_load_data_for(cmd, CLI_GET(f, "--data")->value, "test", CLI_GET(f, "--data-dir")->value, limit, m, &d))) { rc = r; goto done; }
     if (ac.target == ADVEX_TARGET_LABEL && ac.target_label >= advex_model_num_classes(m)) {
         rc = cli_error(cmd, CLI_EXIT_USAGE, "--target: class %d but the model has %lld classes", ac.target_label,
                        (long long)advex_model_num_classes(m));

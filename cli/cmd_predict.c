@@ -29,7 +29,7 @@ int cmd_predict(int argc, char **argv) {
     int rc = CLI_EXIT_FAIL;
     advex_status st;
     if ((r = cli_load_model(cmd, model_path, NULL, 0, &m))) { rc = r; goto done; }
-    if ((r = cli_load_data(cmd, CLI_GET(f, "--data")->value, CLI_GET(f, "--data-dir")->value, limit, &d))) { rc = r; goto done; }
+    if ((r = cli_load_data_for(cmd, CLI_GET(f, "--data")->value, "test", CLI_GET(f, "--data-dir")->value, limit, m, &d))) { rc = r; goto done; }
     int64_t k = advex_model_num_classes(m);
     if (d.c != 0) {
         int64_t chw[3];

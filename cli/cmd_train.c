@@ -198,8 +198,8 @@ int cmd_train(int argc, char **argv) {
     int rc = CLI_EXIT_FAIL;
     if (cli_check_writable(cmd, out) || (ckpt && cli_check_writable(cmd, ckpt))) goto done;
     if ((r = cli_load_model(cmd, NULL, arch, (uint64_t)seed, &m))) { rc = r; goto done; }
-    if ((r = cli_load_data_split(cmd, data_spec, "train", data_dir, limit, &train))) { rc = r; goto done; }
-    if (test_spec && (r = cli_load_data(cmd, test_spec, data_dir, 0, &test))) { rc = r; goto done; }
+    if ((r = cli_load_data_for(cmd, data_spec, "train", data_dir, limit, m, &train))) { rc = r; goto done; }
+    if (test_spec && (r = cli_load_data_for(cmd, test_spec, "test", data_dir, 0, m, &test))) { rc = r; goto done; }
     if (test_spec && (r = check_held_out(cmd, &train, data_spec, &test, test_spec))) { rc = r; goto done; }
     if (holdout >= 0) tc.holdout = holdout;
     else if (!preset || tc.adv == ADVEX_ADV_NONE) tc.holdout = tc.adv != ADVEX_ADV_NONE ? 1000 : 0;

@@ -188,12 +188,23 @@ int cli_load_model(const char *cmd, const char *model_path, const char *arch, ui
 }
 
 int cli_load_data(const char *cmd, const char *spec, const char *data_dir, long long limit, advex_dataset *d) {
-    return cli_load_data_split(cmd, spec, "test", data_dir, limit, d);
+    return cli_load_data_for(cmd, spec, "test", data_dir, limit, NULL, d);
 }
 
 int cli_load_data_split(const char *cmd, const char *spec, const char *split, const char *data_dir, long long limit,
                         advex_dataset *d) {
-    advex_status st = advex_dataset_load_split(spec, split, data_dir, limit, d);
+    return cli_load_data_for(cmd, spec, split, data_dir, limit, NULL, d);
+}
+
+int cli_load_data_for(const char *cmd, const char *spec, const char *split, const char *data_dir, long long limit,
+                      const advex_model *m, advex_dataset *d) {
+    advex_data_expect want = {0, 0, 0, 0};
+    if (m) {
+        int64_t chw[3];
+        advex_model_input_shape(m, chw);
+        want = (advex_data_expect){chw[0], chw[1], chw[2], advex_model_num_classes(m)};
+    }
+    advex_status st = advex_dataset_load_expect(spec, split, data_dir, limit, m ? &want : NULL, d);
     if (st) return cli_fail(cmd, st);
     if (d->n == 0) return cli_error(cmd, CLI_EXIT_FAIL, "%s: no examples", spec);
     return 0;
@@ -416,16 +427,15 @@ int cli_load_surrogate(const char *cmd, cli_flag *f, int nf, advex_model *target
     if (!fl || !fl->value) return 0;
     int r = cli_load_model(cmd, fl->value, NULL, 0, s);
     if (r) return r;
-    int64_t a[3], b[3];
+    int64_t a[3], b[3], ka = advex_model_num_classes(*s), kb = advex_model_num_classes(target);
     advex_model_input_shape(*s, a);
     advex_model_input_shape(target, b);
-    if (memcmp(a, b, sizeof a) != 0 || advex_model_num_classes(*s) != advex_model_num_classes(target)) {
+    if (memcmp(a, b, sizeof a) != 0 || ka != kb) { /* every number read before the surrogate is freed */
         advex_model_free(*s);
         *s = NULL;
         return cli_error(cmd, CLI_EXIT_FAIL, "%s: surrogate takes %lldx%lldx%lld with %lld classes but the model takes "
                          "%lldx%lldx%lld with %lld classes", fl->value, (long long)a[0], (long long)a[1], (long long)a[2],
-                         (long long)advex_model_num_classes(*s ? *s : target), (long long)b[0], (long long)b[1],
-                         (long long)b[2], (long long)advex_model_num_classes(target));
+                         (long long)ka, (long long)b[0], (long long)b[1], (long long)b[2], (long long)kb);
     }
     return 0;
 }
@@ -440,7 +450,8 @@ int cli_uap_prepare(const char *cmd, cli_flag *f, int nf, advex_model *m, advex_
     const char *out = (fl = cli_get(f, nf, "--uap-out")) ? fl->value : NULL;
     if (out && cli_check_writable(cmd, out)) return CLI_EXIT_FAIL;
     advex_dataset u = {0};
-    int r = cli_load_data(cmd, spec && spec->value ? spec->value : "fashion-mnist:train", dir ? dir->value : NULL, limit, &u);
+    const char *uspec = spec && spec->value ? spec->value : "fashion-mnist:train";
+    int r = cli_load_data_for(cmd, uspec, "test", dir ? dir->value : NULL, limit, m, &u);
     if (r) return r;
     int64_t chw[3];
     advex_model_input_shape(m, chw);
@@ -449,9 +460,9 @@ int cli_uap_prepare(const char *cmd, cli_flag *f, int nf, advex_model *m, advex_
     *delta = malloc((size_t)dim * sizeof(float));
     advex_status st;
     if (!*delta) { advex_dataset_free(&u); return cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); }
-    if (u.c != chw[0] || u.h != chw[1] || u.w != chw[2] || !u.y) {
+    if (!u.y) {
         advex_dataset_free(&u);
-        return cli_error(cmd, CLI_EXIT_FAIL, "--uap-data: images or labels do not fit the model");
+        return cli_error(cmd, CLI_EXIT_FAIL, "--uap-data %s: no labels (give npy:X,Y or idx:IMAGES,LABELS)", uspec);
     }
     st = advex_uap_compute(m, c, u.x, u.y, u.n, (int32_t)epochs, batch, *delta);
     advex_dataset_free(&u);

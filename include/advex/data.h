@@ -32,6 +32,20 @@ advex_status advex_dataset_load(const char *spec, const char *data_dir, int64_t 
  * training split, evaluation as the test split. */
 advex_status advex_dataset_load_split(const char *spec, const char *default_split, const char *data_dir,
                                       int64_t limit, advex_dataset *out);
+
+/* What the consumer of a data set takes (a zero field: anything). */
+typedef struct advex_data_expect {
+    int64_t c, h, w;   /* image shape */
+    int64_t classes;   /* labels must be in [0, classes) */
+} advex_data_expect;
+/* advex_dataset_load_split, checking the data against `want` (may be NULL) with errors that name
+ * the file: "x.npy: images are 1x32x32 but the model expects 1x28x28", "y.npy: label 12
+ * of example 3 is outside the model's 10 classes". IDX headers are checked before their
+ * (possibly gzip-compressed) data is read, and only the first `limit` examples are
+ * inflated. Every source checks the size of what it keeps against the memory cap
+ * (advex_set_memory_limit) and the machine's memory first. */
+advex_status advex_dataset_load_expect(const char *spec, const char *default_split, const char *data_dir,
+                                       int64_t limit, const advex_data_expect *want, advex_dataset *out);
 void advex_dataset_free(advex_dataset *d);
 
 /* Examples of b whose image is also in a, bit for bit (*count, 0..b->n); 0 when the image

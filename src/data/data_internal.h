@@ -43,4 +43,16 @@ advex_status advex_data_errno(const char *path, int err);
  * (ADVEX_ERR_FORMAT). */
 advex_status advex_data_check_unit(const char *what, const float *x, int64_t n);
 
+/* Before reading a data set's body: `count` items (`what`: "examples") of `each` bytes (as loaded) must fit
+ * under the memory cap (--max-memory, beside what the engine holds) and in this machine's
+ * physical memory, else ADVEX_ERR_LIMIT naming path, the sizes and --limit. The data is
+ * not counted against the cap afterwards. */
+advex_status advex_data_size_check(const char *path, int64_t count, int64_t each, const char *what);
+
+/* IDX images and labels (ypath may be NULL) checked header first (src/data/idx.c): fills
+ * d->x, y, n, c, h, w with the first `limit` examples (0: all); *ymax gets the largest
+ * label in the whole file. */
+advex_status advex_idx_load_pair(const char *xpath, const char *ypath, int64_t limit, const advex_data_expect *want,
+                                 advex_dataset *d, int *ymax);
+
 #endif

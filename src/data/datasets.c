@@ -43,6 +43,32 @@ static char *join_path(const char *dir, const char *name) {
     return p;
 }
 
+/* num_classes from the largest label (over the whole file, before `limit`), or a check
+ * of it against a named set's count. */
+static advex_status set_classes(advex_dataset *d, const char *yname, int32_t ymax) {
+    if (!d->y) return ADVEX_OK;
+    if (!d->class_names) d->num_classes = (int64_t)ymax + 1;
+    else if (ymax >= d->num_classes)
+        return advex_set_error(ADVEX_ERR_FORMAT, "%s: label %d out of range (this set has %lld classes)", yname,
+                               (int)ymax, (long long)d->num_classes);
+    return ADVEX_OK;
+}
+
+/* The kept examples against what the consumer takes; errors name the file. */
+static advex_status check_expect(const advex_dataset *d, const char *xname, const char *yname,
+                                 const advex_data_expect *want) {
+    if (!want) return ADVEX_OK;
+    if ((want->c && want->c != d->c) || (want->h && want->h != d->h) || (want->w && want->w != d->w))
+        return advex_set_error(ADVEX_ERR_SHAPE, "%s: images are %lldx%lldx%lld but the model expects %lldx%lldx%lld",
+                               xname, (long long)d->c, (long long)d->h, (long long)d->w, (long long)want->c,
+                               (long long)want->h, (long long)want->w);
+    for (int64_t i = 0; d->y && want->classes > 0 && i < d->n; i++)
+        if (d->y[i] >= want->classes)
+            return advex_set_error(ADVEX_ERR_FORMAT, "%s: label %d of example %lld is outside the model's %lld classes",
+                                   yname, (int)d->y[i], (long long)i, (long long)want->classes);
+    return ADVEX_OK;
+}
+
 /* Images and labels are both loaded; check they agree and fill in the dataset. */
 static advex_status finish(advex_dataset *d, const char *xname, const char *yname, int64_t ny,
                            int64_t limit) {
@@ -59,10 +85,8 @@ static advex_status finish(advex_dataset *d, const char *xname, const char *ynam
                                        (long long)i, (int)d->y[i]);
             if (d->y[i] > mx) mx = d->y[i];
         }
-        if (!d->class_names) d->num_classes = (int64_t)mx + 1;
-        else if (mx >= d->num_classes)
-            return advex_set_error(ADVEX_ERR_FORMAT, "%s: label %d out of range (this set has %lld classes)",
-                                   yname, (int)mx, (long long)d->num_classes);
+        advex_status s = set_classes(d, yname, mx);
+        if (s) return s;
     }
     if (limit > 0 && limit < d->n) { /* keep the first `limit`, give the rest back */
         int64_t chw = d->c * d->h * d->w; /* fits: n*chw was allocated */
@@ -78,17 +102,15 @@ static advex_status finish(advex_dataset *d, const char *xname, const char *ynam
 }
 
 static advex_status load_idx_pair(const char *xpath, const char *ypath, int64_t limit,
-                                  advex_dataset *d) {
-    advex_status s = advex_idx_load_images(xpath, &d->x, &d->n, &d->h, &d->w);
-    if (s != ADVEX_OK) return s;
-    d->c = 1;
-    int64_t ny = 0;
-    if (ypath && (s = advex_idx_load_labels(ypath, &d->y, &ny)) != ADVEX_OK) return s;
-    return finish(d, xpath, ypath, ny, limit);
+                                  const advex_data_expect *want, advex_dataset *d) {
+    int ymax = 0;
+    advex_status s = advex_idx_load_pair(xpath, ypath, limit, want, d, &ymax);
+    if (!s) s = set_classes(d, ypath, ymax);
+    return s ? s : check_expect(d, xpath, ypath, want);
 }
 
 static advex_status load_npy_pair(const char *xpath, const char *ypath, int64_t limit,
-                                  advex_dataset *d) {
+                                  const advex_data_expect *want, advex_dataset *d) {
     int ndim = 0;
     int64_t dims[6];
     advex_status s = advex_npy_load_f32(xpath, &d->x, &ndim, dims);
@@ -112,12 +134,13 @@ static advex_status load_npy_pair(const char *xpath, const char *ypath, int64_t 
     int64_t ny = 0;
     if (ypath && (s = advex_npy_load_labels(ypath, &d->y, &ny)) != ADVEX_OK) return s;
     if ((s = finish(d, xpath, ypath, ny, limit)) != ADVEX_OK) return s;
+    if ((s = check_expect(d, xpath, ypath, want)) != ADVEX_OK) return s;
     /* only the examples kept after `limit` are checked (and used) */
     return advex_data_check_unit(xpath, d->x, d->n * d->c * d->h * d->w);
 }
 
 static advex_status load_fashion_mnist(const char *split, const char *data_dir, int64_t limit,
-                                       advex_dataset *d) {
+                                       const advex_data_expect *want, advex_dataset *d) {
     const char *ximg, *ylab;
     if (!split || strcmp(split, "test") == 0) {
         ximg = "t10k-images-idx3-ubyte.gz";
@@ -129,52 +152,34 @@ static advex_status load_fashion_mnist(const char *split, const char *data_dir, 
         return advex_set_error(ADVEX_ERR_ARG, "unknown fashion-mnist split '%s' (expected train or test)",
                                split);
     }
-    /* where: the caller's directory only; else $ADVEX_DATA, then the system package */
-    const char *env = getenv("ADVEX_DATA");
-    const char *dirs[2];
-    int ndirs = 0;
-    if (data_dir && *data_dir) dirs[ndirs++] = data_dir;
-    else {
-        if (env && *env) dirs[ndirs++] = env;
-        dirs[ndirs++] = FMNIST_SYSTEM_DIR;
+    /* where: the caller's directory, else $ADVEX_DATA, else the system package; one place
+     * only: a set but wrong $ADVEX_DATA is an error, not a silent fall back */
+    const char *env = getenv("ADVEX_DATA"), *dir, *from;
+    if (data_dir && *data_dir) { dir = data_dir; from = "the data directory"; }
+    else if (env && *env) { dir = env; from = "$ADVEX_DATA"; }
+    else { dir = FMNIST_SYSTEM_DIR; from = NULL; }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        int e = stat(dir, &sb) == 0 ? ENOTDIR : errno;
+        if (from && from[0] == '$')
+            return advex_set_error(ADVEX_ERR_IO, "fashion-mnist: $ADVEX_DATA is '%s': %s (unset it to use %s)", dir,
+                                   strerror(e), FMNIST_SYSTEM_DIR);
+        return advex_set_error(ADVEX_ERR_IO, "fashion-mnist: %s: %s%s", dir, strerror(e),
+                               from ? "" : " (install the Fashion-MNIST data, set $ADVEX_DATA or pass a data directory)");
     }
-    char *xpath = NULL, *ypath = NULL;
-    for (int i = 0; i < ndirs; i++) {
-        free(xpath);
-        xpath = join_path(dirs[i], ximg);
-        if (!xpath) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
-        if (file_exists(xpath)) break;
-    }
+    char *xpath = join_path(dir, ximg), *ypath = NULL;
+    if (!xpath) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     if (!file_exists(xpath)) {
-        advex_status s;
-        if (data_dir && *data_dir)
-            s = advex_set_error(ADVEX_ERR_IO, "fashion-mnist: %s not found in %s", ximg, data_dir);
-        else if (env && *env)
-            s = advex_set_error(ADVEX_ERR_IO,
-                                "fashion-mnist: %s not found in $ADVEX_DATA (%s) or %s (install "
-                                "the Fashion-MNIST data or pass a data directory)",
-                                ximg, env, FMNIST_SYSTEM_DIR);
-        else
-            s = advex_set_error(ADVEX_ERR_IO,
-                                "fashion-mnist: %s not found in %s (install the Fashion-MNIST "
-                                "data, set $ADVEX_DATA or pass a data directory)",
-                                ximg, FMNIST_SYSTEM_DIR);
+        advex_status s = advex_set_error(ADVEX_ERR_IO, "fashion-mnist: %s not found in %s%s%s%s", ximg, dir,
+                                         from ? " (" : "", from ? from : "", from ? ")" : "");
         free(xpath);
         return s;
     }
-    /* labels live beside the images */
-    const char *slash = strrchr(xpath, '/');
-    char *dir = malloc((size_t)(slash - xpath) + 1);
-    if (dir) {
-        memcpy(dir, xpath, (size_t)(slash - xpath));
-        dir[slash - xpath] = '\0';
-        ypath = join_path(dir, ylab);
-        free(dir);
-    }
+    ypath = join_path(dir, ylab); /* labels live beside the images */
     if (!ypath) { free(xpath); return advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); }
     d->num_classes = 10;
     d->class_names = advex_fashion_mnist_classes;
-    advex_status s = load_idx_pair(xpath, ypath, limit, d);
+    advex_status s = load_idx_pair(xpath, ypath, limit, want, d);
     free(xpath);
     free(ypath);
     return s;
@@ -202,24 +207,29 @@ static advex_status split_pair(const char *rest, const char *spec, char **x, cha
 
 advex_status advex_dataset_load(const char *spec, const char *data_dir, int64_t limit,
                                 advex_dataset *out) {
-    return advex_dataset_load_split(spec, "test", data_dir, limit, out);
+    return advex_dataset_load_expect(spec, "test", data_dir, limit, NULL, out);
 }
 
 advex_status advex_dataset_load_split(const char *spec, const char *default_split, const char *data_dir,
                                       int64_t limit, advex_dataset *out) {
+    return advex_dataset_load_expect(spec, default_split, data_dir, limit, NULL, out);
+}
+
+advex_status advex_dataset_load_expect(const char *spec, const char *default_split, const char *data_dir,
+                                       int64_t limit, const advex_data_expect *want, advex_dataset *out) {
     if (!out) return advex_set_error(ADVEX_ERR_ARG, "advex_dataset_load: NULL output");
     memset(out, 0, sizeof *out);
     if (!spec) spec = "";
     advex_status s;
     if (strcmp(spec, "fashion-mnist") == 0) {
-        s = load_fashion_mnist(default_split ? default_split : "test", data_dir, limit, out);
+        s = load_fashion_mnist(default_split ? default_split : "test", data_dir, limit, want, out);
     } else if (strncmp(spec, "fashion-mnist:", 14) == 0) {
-        s = load_fashion_mnist(spec + 14, data_dir, limit, out);
+        s = load_fashion_mnist(spec + 14, data_dir, limit, want, out);
     } else if (strncmp(spec, "npy:", 4) == 0 || strncmp(spec, "idx:", 4) == 0) {
         char *x, *y;
         s = split_pair(spec + 4, spec, &x, &y);
         if (s == ADVEX_OK) {
-            s = spec[0] == 'n' ? load_npy_pair(x, y, limit, out) : load_idx_pair(x, y, limit, out);
+            s = spec[0] == 'n' ? load_npy_pair(x, y, limit, want, out) : load_idx_pair(x, y, limit, want, out);
             free(x); /* y points into x */
         }
     } else {

@@ -137,48 +137,60 @@ static int grow(void **buf, int64_t *cap, int64_t need, int64_t total, size_t el
     return 1;
 }
 
-/* Read exactly `total` u8 values, converting each into the output (float /255 or int32);
- * then insist on end of file. */
-static advex_status idx_body(idx_file *f, int64_t total, int as_float, void **out,
-                             const char *what) {
+/* What idx_body reads: `total` u8 values in the file, of which the first `keep` are
+ * converted and stored (float /255 or int32); `stop`: read no further than keep (the rest
+ * of the file stays unread: a decompression bomb behind them is never inflated); else read
+ * to the end, insist on end of file, and report the largest value in *maxv. */
+typedef struct idx_want {
+    int64_t total, keep;
+    int as_float, stop;
+    const char *what;
+} idx_want;
+
+static advex_status idx_body(idx_file *f, const idx_want *q, void **out, int *maxv) {
     unsigned char *chunk = malloc(IDX_CHUNK);
     void *buf = NULL;
-    int64_t cap = 0, done = 0;
+    int64_t cap = 0, done = 0, end = q->stop ? q->keep : q->total;
+    int mx = 0;
     advex_status st = ADVEX_OK;
     if (!chunk) return advex_set_error(ADVEX_ERR_NOMEM, "%s: out of memory", f->path);
-    while (done < total) {
-        size_t want = total - done > IDX_CHUNK ? IDX_CHUNK : (size_t)(total - done);
+    while (done < end) {
+        size_t want = end - done > IDX_CHUNK ? IDX_CHUNK : (size_t)(end - done);
         int64_t got = idx_read(f, chunk, want);
         if (got < 0) { st = ADVEX_ERR_FORMAT; goto fail; }
-        if (got > 0 && !grow(&buf, &cap, done + got, total, as_float ? sizeof(float) : sizeof(int32_t))) {
-            st = advex_set_error(ADVEX_ERR_NOMEM, "%s: cannot allocate %lld %s", f->path,
-                                 (long long)total, what);
+        int64_t store = done >= q->keep ? 0 : (q->keep - done < got ? q->keep - done : got);
+        if (store > 0 && !grow(&buf, &cap, done + store, q->keep, q->as_float ? sizeof(float) : sizeof(int32_t))) {
+            st = advex_set_error(ADVEX_ERR_NOMEM, "%s: cannot allocate %lld %s", f->path, (long long)q->keep, q->what);
             goto fail;
         }
-        if (got == 0) {
-            /* nothing arrived: buf may still be NULL (no pointer arithmetic on it) */
-        } else if (as_float) {
-            advex_u8_to_unit((float *)buf + done, chunk, got);
+        if (store <= 0) {
+            /* nothing to keep: buf may still be NULL (no pointer arithmetic on it) */
+        } else if (q->as_float) {
+            advex_u8_to_unit((float *)buf + done, chunk, store);
         } else {
             int32_t *y = (int32_t *)buf + done;
-            for (int64_t i = 0; i < got; i++) y[i] = chunk[i];
+            for (int64_t i = 0; i < store; i++) y[i] = chunk[i];
         }
+        for (int64_t i = 0; maxv && i < got; i++) if (chunk[i] > mx) mx = chunk[i];
         done += got;
         if ((size_t)got < want) {
             st = advex_set_error(ADVEX_ERR_FORMAT, "%s: truncated: header promises %lld bytes of %s, file has %lld",
-                                 f->path, (long long)total, what, (long long)done);
+                                 f->path, (long long)q->total, q->what, (long long)done);
             goto fail;
         }
     }
-    int64_t extra = idx_read(f, chunk, 1);
-    if (extra < 0) { st = ADVEX_ERR_FORMAT; goto fail; }
-    if (extra > 0) {
-        st = advex_set_error(ADVEX_ERR_FORMAT, "%s: unexpected data after the %lld bytes of %s the header declares",
-                             f->path, (long long)total, what);
-        goto fail;
+    if (!q->stop || q->keep == q->total) {
+        int64_t extra = idx_read(f, chunk, 1);
+        if (extra < 0) { st = ADVEX_ERR_FORMAT; goto fail; }
+        if (extra > 0) {
+            st = advex_set_error(ADVEX_ERR_FORMAT, "%s: unexpected data after the %lld bytes of %s the header declares",
+                                 f->path, (long long)q->total, q->what);
+            goto fail;
+        }
     }
     free(chunk);
     *out = buf;
+    if (maxv) *maxv = mx;
     return ADVEX_OK;
 fail:
     free(chunk);
@@ -199,7 +211,8 @@ advex_status advex_idx_load_images(const char *path, float **x, int64_t *n, int6
                            !advex_mul_i64(total, dims[2], &total)))
         st = advex_set_error(ADVEX_ERR_LIMIT, "%s: image data size overflows", path);
     void *buf = NULL;
-    if (st == ADVEX_OK) st = idx_body(&f, total, 1, &buf, "pixels");
+    idx_want q = {total, total, 1, 0, "pixels"};
+    if (st == ADVEX_OK) st = idx_body(&f, &q, &buf, NULL);
     idx_close(&f);
     if (st != ADVEX_OK) return st;
     *x = buf;
@@ -218,10 +231,62 @@ advex_status advex_idx_load_labels(const char *path, int32_t **y, int64_t *n) {
     int64_t dims[1] = {0};
     st = idx_header(&f, IDX_MAGIC_LABELS, dims);
     void *buf = NULL;
-    if (st == ADVEX_OK) st = idx_body(&f, dims[0], 0, &buf, "labels");
+    idx_want q = {dims[0], dims[0], 0, 0, "labels"};
+    if (st == ADVEX_OK) st = idx_body(&f, &q, &buf, NULL);
     idx_close(&f);
     if (st != ADVEX_OK) return st;
     *y = buf;
     *n = dims[0];
     return ADVEX_OK;
+}
+
+/* Images and labels together, headers first: the image size is checked against `want`, the
+ * counts against each other and the memory the kept examples need against --max-memory and
+ * the machine, all before any image data is inflated. Labels are streamed through (their
+ * largest value, over the whole file, goes to *ymax); only the first `limit` of each kept. */
+advex_status advex_idx_load_pair(const char *xpath, const char *ypath, int64_t limit, const advex_data_expect *want,
+                                 advex_dataset *d, int *ymax) {
+    idx_file fx, fy = {NULL, NULL};
+    int64_t dx[3] = {0, 0, 0}, dy[1] = {0}, keep, px;
+    void *xb = NULL, *yb = NULL;
+    advex_status st = idx_open(&fx, xpath);
+    if (st) return st;
+    if ((st = idx_header(&fx, IDX_MAGIC_IMAGES, dx))) goto done;
+    if (want && ((want->h && want->h != dx[1]) || (want->w && want->w != dx[2]) || (want->c && want->c != 1))) {
+        st = advex_set_error(ADVEX_ERR_SHAPE, "%s: images are 1x%lldx%lld but the model expects %lldx%lldx%lld", xpath,
+                             (long long)dx[1], (long long)dx[2], (long long)want->c, (long long)want->h,
+                             (long long)want->w);
+        goto done;
+    }
+    if (ypath) {
+        if ((st = idx_open(&fy, ypath)) || (st = idx_header(&fy, IDX_MAGIC_LABELS, dy))) goto done;
+        if (dy[0] != dx[0]) {
+            st = advex_set_error(ADVEX_ERR_SHAPE, "image/label count mismatch: %s has %lld, %s has %lld", xpath,
+                                 (long long)dx[0], ypath, (long long)dy[0]);
+            goto done;
+        }
+    }
+    keep = limit > 0 && limit < dx[0] ? limit : dx[0];
+    px = dx[1] * dx[2]; /* each at most 65536 */
+    st = advex_data_size_check(xpath, keep, px * (int64_t)sizeof(float) + (ypath ? 4 : 0), "examples");
+    if (st) goto done;
+    if (ypath) {
+        idx_want q = {dy[0], keep, 0, 0, "labels"};
+        if ((st = idx_body(&fy, &q, &yb, ymax))) goto done;
+    }
+    idx_want q = {dx[0] * px, keep * px, 1, 1, "pixels"};
+    if ((st = idx_body(&fx, &q, &xb, NULL))) goto done;
+    d->x = xb;
+    d->y = yb;
+    xb = yb = NULL;
+    d->n = keep;
+    d->c = 1;
+    d->h = dx[1];
+    d->w = dx[2];
+done:
+    free(xb);
+    free(yb);
+    idx_close(&fx);
+    if (fy.gz) idx_close(&fy);
+    return st;
 }

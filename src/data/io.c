@@ -137,3 +137,27 @@ advex_status advex_data_check_unit(const char *what, const float *x, int64_t n) 
                                what, (double)lo, (double)hi);
     return ADVEX_OK;
 }
+
+/* Physical memory of this machine in bytes, 0 when unknown. */
+static int64_t phys_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    int64_t b;
+    return pages > 0 && size > 0 && advex_mul_i64(pages, size, &b) ? b : 0;
+}
+
+advex_status advex_data_size_check(const char *path, int64_t count, int64_t each, const char *what) {
+    int64_t bytes;
+    char a[32], b[32], c[32];
+    if (!advex_mul_i64(count, each, &bytes))
+        return advex_set_error(ADVEX_ERR_LIMIT, "%s: %lld %s: data size overflows", path, (long long)count, what);
+    if (!advex_mem_fits(bytes))
+        return advex_set_error(ADVEX_ERR_LIMIT, "%s: memory limit: %lld %s need %s with %s already in use, over the "
+                               "limit of %s (raise --max-memory or pass --limit)", path, (long long)count, what,
+                               advex_fmt_bytes(bytes, a), advex_fmt_bytes(advex_memory_in_use(), b),
+                               advex_fmt_bytes(advex_get_memory_limit(), c));
+    int64_t phys = phys_bytes();
+    if (phys > 0 && bytes > phys)
+        return advex_set_error(ADVEX_ERR_LIMIT, "%s: %lld %s need %s, more than this machine's memory (%s); pass "
+                               "--limit", path, (long long)count, what, advex_fmt_bytes(bytes, a), advex_fmt_bytes(phys, b));
+    return ADVEX_OK;
+}

@@ -340,6 +340,7 @@ advex_status advex_npy_load_f32(const char *path, float **data, int *ndim, int64
         s = advex_set_error(ADVEX_ERR_UNSUPPORTED, "%s: unsupported dtype '%s' (want %sfloat32 or uint8)",
                             path, in.descr, in.big ? "little-endian " : "");
     float *x = NULL;
+    if (s == ADVEX_OK) s = advex_data_size_check(path, in.numel, sizeof(float), "values");
     if (s == ADVEX_OK) {
         x = malloc((size_t)(in.numel ? in.numel : 1) * sizeof(float));
         if (!x) s = advex_set_error(ADVEX_ERR_NOMEM, "%s: cannot allocate %lld floats", path,
