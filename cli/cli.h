@@ -82,8 +82,30 @@ double cli_now(void);
 /* Write text atomically (temporary file + rename). 0 on success, else prints an error. */
 int cli_write_file_atomic(const char *cmd, const char *path, const char *text, size_t len);
 
-/* Fail early (before long work) when path cannot be created. */
+/* Fail early (before long work) when output path (given by flag, may be NULL) cannot be
+ * written: it exists and is not a regular file (exit 2; /dev/null is accepted and
+ * discards), or no file can be created beside it (exit 1). Returns 0 or the exit code
+ * after printing one line. cli_check_writable: the same without a flag name. */
+int cli_check_output(const char *cmd, const char *flag, const char *path);
 int cli_check_writable(const char *cmd, const char *path);
+
+/* Every file a command reads and writes, checked together before any work (cli/outputs.c):
+ * each output as by cli_check_output, and no output the same file as an input or as
+ * another output (by device and inode when both exist, else by their canonical paths:
+ * other spellings, symlinks and ../ included): exit 2 naming both flags. */
+#define CLI_MAX_FILES 48
+typedef struct cli_files {
+    struct { const char *flag; char *path; int kind; } f[CLI_MAX_FILES];
+    int n;
+} cli_files;
+void cli_files_in(cli_files *fs, const char *flag, const char *path);
+/* The files a data spec reads: npy:X,Y / idx:X,Y, or the named set's files in its directory. */
+void cli_files_data(cli_files *fs, const char *flag, const char *spec, const char *data_dir);
+void cli_files_out(cli_files *fs, const char *flag, const char *path);
+/* An output checked only against the others (its directory is checked elsewhere). */
+void cli_files_out_unprobed(cli_files *fs, const char *flag, const char *path);
+/* Run the checks; frees what the list holds. 0 or an exit code (one line printed). */
+int cli_files_check(const char *cmd, cli_files *fs);
 
 /* Growable string buffer for JSON/CSV output. */
 typedef struct cli_buf { char *s; size_t len, cap; int oom; } cli_buf;
@@ -158,13 +180,22 @@ typedef struct cli_report {
     unsigned warnings;
     int64_t grid_rows;               /* examples per grid */
     int grid_w, grid_h;              /* grid PNG size */
+    char *stage;                     /* DIR.tmp.XXXXXX while the report is being written */
 } cli_report;
-/* Create DIR (one level) and check it can be written; 0 or an exit code. */
-int cli_report_mkdir(const char *cmd, const char *dir);
-/* grid_<attack>.png for run idx from its adversarial examples and confidences; 0 or an exit code. */
-int cli_report_grid(const char *cmd, const cli_report *r, int idx, const float *xadv, const float *adv_conf);
-/* curve.svg, curve.png, results.json, results.csv, report.html; 0 or an exit code. */
-int cli_report_write(const char *cmd, const cli_report *r);
+/* The report's files (DIR/report.html, ..., grid_<attack>.png) as outputs of a command,
+ * for the same-file checks. */
+void cli_report_files(cli_files *fs, const char *dir, const advex_attack_kind *kinds, int nk);
+/* Before any work: DIR is a writable directory or does not exist, and a staging directory
+ * can be made beside it. Creates nothing; 0 or an exit code. */
+int cli_report_check(const char *cmd, const char *dir);
+/* grid_<attack>.png for run idx from its adversarial examples and confidences, into the
+ * staging directory (made on first use); 0 or an exit code. */
+int cli_report_grid(const char *cmd, cli_report *r, int idx, const float *xadv, const float *adv_conf);
+/* curve.svg, curve.png, results.json, results.csv, report.html, then all of them moved into
+ * DIR at once; on failure nothing changes in DIR. 0 or an exit code. */
+int cli_report_write(const char *cmd, cli_report *r);
+/* Remove the staging directory and what is in it (after a failure or ^C); safe to repeat. */
+void cli_report_abort(cli_report *r);
 
 int cmd_png(int argc, char **argv);
 

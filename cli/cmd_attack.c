@@ -131,7 +131,17 @@ int cmd_attack(int argc, char **argv) {
     }
     if ((r = cli_attack_options(cmd, f, nf, &ac))) return r;
     ac.seed = (uint64_t)seed;
-    if (out && cli_check_writable(cmd, out)) return CLI_EXIT_FAIL;
+    cli_files fs = {.n = 0};
+    cli_files_in(&fs, "--model", model_path);
+    cli_files_in(&fs, "--surrogate", CLI_GET(f, "--surrogate")->value);
+    cli_files_in(&fs, "--input", CLI_GET(f, "--input")->value);
+    if (!CLI_GET(f, "--input")->value)
+        cli_files_data(&fs, "--data", CLI_GET(f, "--data")->value, CLI_GET(f, "--data-dir")->value);
+    if (ac.kind == ADVEX_ATTACK_UAP)
+        cli_files_data(&fs, "--uap-data", CLI_GET(f, "--uap-data")->value, CLI_GET(f, "--data-dir")->value);
+    cli_files_out(&fs, "--out", out);
+    cli_files_out(&fs, "--uap-out", CLI_GET(f, "--uap-out")->value);
+    if ((r = cli_files_check(cmd, &fs))) return r;
     int quiet = cli_opts.quiet;
 
     advex_model *m = NULL, *sur = NULL;

@@ -22,13 +22,17 @@ static int mkdir_p(const char *path) {
     return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-static void default_cache_dir(char *out, size_t n) {
+/* $ADVEX_CACHE, $XDG_CACHE_HOME/advex, $HOME/.cache/advex; 0, or -1 when none is set. Never
+ * a shared fallback like /tmp/.cache: anyone could create it first and plant the "cached"
+ * model there. */
+static int default_cache_dir(char *out, size_t n) {
     const char *c = getenv("ADVEX_CACHE");
-    if (c && *c) { snprintf(out, n, "%s", c); return; }
+    if (c && *c) { snprintf(out, n, "%s", c); return 0; }
     c = getenv("XDG_CACHE_HOME");
-    if (c && *c) { snprintf(out, n, "%s/advex", c); return; }
+    if (c && *c) { snprintf(out, n, "%s/advex", c); return 0; }
     c = getenv("HOME");
-    snprintf(out, n, "%s/.cache/advex", c && *c ? c : "/tmp");
+    if (c && *c) { snprintf(out, n, "%s/.cache/advex", c); return 0; }
+    return -1;
 }
 
 static int on_train(void *user, const advex_train_progress *p) {
@@ -61,7 +65,9 @@ int cmd_demo(int argc, char **argv) {
     const char *data_dir = CLI_GET(f, "--data-dir")->value;
     char cache[3000], path[3100];
     if (CLI_GET(f, "--cache")->value) snprintf(cache, sizeof cache, "%s", CLI_GET(f, "--cache")->value);
-    else default_cache_dir(cache, sizeof cache);
+    else if (default_cache_dir(cache, sizeof cache))
+        return cli_error(cmd, CLI_EXIT_USAGE, "no cache directory: $HOME is not set; set $ADVEX_CACHE or "
+                         "$XDG_CACHE_HOME, or pass --cache DIR");
     snprintf(path, sizeof path, "%s/small-fashion-mnist-e%lld.onnx", cache, epochs);
 
     advex_model *m = NULL;

@@ -68,12 +68,24 @@ int cmd_eval(int argc, char **argv) {
     if ((r = cli_attack_options(cmd, f, nf, &ac))) return r;
     ac.seed = (uint64_t)seed;
     const char *json = CLI_GET(f, "--json")->value;
-    if (json && cli_check_writable(cmd, json)) return CLI_EXIT_FAIL;
     int quiet = cli_opts.quiet;
     const char *report = CLI_GET(f, "--report")->value;
     long long grid_rows;
     if (cli_int(cmd, CLI_GET(f, "--report-examples"), 1, 1000, &grid_rows)) return CLI_EXIT_USAGE;
-    if (report && cli_report_mkdir(cmd, report)) return CLI_EXIT_FAIL;
+    {
+        cli_files fs = {.n = 0};
+        int uap = 0;
+        for (int a = 0; a < nk; a++) uap |= kinds[a] == ADVEX_ATTACK_UAP;
+        cli_files_in(&fs, "--model", model_path);
+        cli_files_in(&fs, "--surrogate", CLI_GET(f, "--surrogate")->value);
+        cli_files_data(&fs, "--data", CLI_GET(f, "--data")->value, CLI_GET(f, "--data-dir")->value);
+        if (uap) cli_files_data(&fs, "--uap-data", CLI_GET(f, "--uap-data")->value, CLI_GET(f, "--data-dir")->value);
+        cli_files_out(&fs, "--json", json);
+        cli_files_out(&fs, "--uap-out", CLI_GET(f, "--uap-out")->value);
+        if (report) cli_report_files(&fs, report, kinds, nk);
+        if ((r = cli_files_check(cmd, &fs))) return r;
+    }
+    if (report && (r = cli_report_check(cmd, report))) return r;
 
     advex_model *m = NULL, *sur = NULL;
     advex_dataset d = {0};
@@ -191,6 +203,7 @@ int cmd_eval(int argc, char **argv) {
     }
     rc = CLI_EXIT_OK;
 done:
+    cli_report_abort(&rep); /* a report not committed leaves nothing behind */
     free(clean_pred); free(adv_pred); free(clean_conf); free(adv_conf); free(xadv);
     cli_buf_free(&jb);
     free(res);

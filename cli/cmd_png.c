@@ -26,7 +26,10 @@ int cmd_png(int argc, char **argv) {
     if (cli_int(cmd, CLI_GET(f, "--cols"), 0, 100000, &cols) || cli_int(cmd, CLI_GET(f, "--scale"), 1, 64, &scale) ||
         cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit))
         return CLI_EXIT_USAGE;
-    if (cli_check_writable(cmd, out)) return CLI_EXIT_FAIL;
+    cli_files fs = {.n = 0};
+    cli_files_in(&fs, "--npy", npy);
+    cli_files_out(&fs, "--out", out);
+    if ((r = cli_files_check(cmd, &fs))) return r;
     float *x = NULL;
     int ndim = 0;
     int64_t dims[6] = {0};

@@ -21,7 +21,11 @@ int cmd_predict(int argc, char **argv) {
     long long limit;
     if (cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit))
         return CLI_EXIT_USAGE;
-    if (cli_check_writable(cmd, out)) return CLI_EXIT_FAIL;
+    cli_files fs = {.n = 0};
+    cli_files_in(&fs, "--model", model_path);
+    cli_files_data(&fs, "--data", CLI_GET(f, "--data")->value, CLI_GET(f, "--data-dir")->value);
+    cli_files_out(&fs, "--out", out);
+    if ((r = cli_files_check(cmd, &fs))) return r;
     advex_model *m = NULL;
     advex_dataset d = {0};
     float *logits = NULL;

@@ -196,7 +196,12 @@ int cmd_train(int argc, char **argv) {
     advex_model *m = NULL;
     advex_dataset train = {0}, test = {0};
     int rc = CLI_EXIT_FAIL;
-    if (cli_check_writable(cmd, out) || (ckpt && cli_check_writable(cmd, ckpt))) goto done;
+    cli_files fs = {.n = 0};
+    cli_files_data(&fs, "--data", data_spec, data_dir);
+    if (test_spec) cli_files_data(&fs, "--test-data", test_spec, data_dir);
+    cli_files_out(&fs, "--out", out);
+    cli_files_out(&fs, ckpt_flag ? "--checkpoint" : "--checkpoint (default OUT.ckpt)", ckpt);
+    if ((r = cli_files_check(cmd, &fs))) { rc = r; goto done; }
     if ((r = cli_load_model(cmd, NULL, arch, (uint64_t)seed, &m))) { rc = r; goto done; }
     if ((r = cli_load_data_for(cmd, data_spec, "train", data_dir, limit, m, &train))) { rc = r; goto done; }
     if (test_spec && (r = cli_load_data_for(cmd, test_spec, "test", data_dir, 0, m, &test))) { rc = r; goto done; }

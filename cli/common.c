@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -366,7 +367,17 @@ void cli_eval_json(cli_buf *b, const char *model, const char *data, int64_t n, i
     cli_buf_printf(b, "\n  ]\n}\n");
 }
 
-int cli_check_writable(const char *cmd, const char *path) {
+int cli_check_output(const char *cmd, const char *flag, const char *path) {
+    const char *f = flag ? flag : "", *sep = flag ? " " : "";
+    if (!*path) return cli_error(cmd, CLI_EXIT_USAGE, "%s%s'': empty file name", f, sep);
+    struct stat sb, nul;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        /* a device, directory, pipe or socket: rename() would replace the node itself */
+        if (S_ISCHR(sb.st_mode) && stat("/dev/null", &nul) == 0 && sb.st_rdev == nul.st_rdev) return 0;
+        return cli_error(cmd, CLI_EXIT_USAGE, "%s%s%s: exists and is not a regular file (%s); advex replaces only "
+                         "regular files (/dev/null discards)", f, sep, path, S_ISDIR(sb.st_mode) ? "a directory" :
+                         S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ? "a device" : "a pipe or socket");
+    }
     size_t n = strlen(path) + 16;
     char *tmp = malloc(n);
     if (!tmp) return cli_error(cmd, CLI_EXIT_FAIL, "%s: out of memory", path);
@@ -382,6 +393,8 @@ int cli_check_writable(const char *cmd, const char *path) {
     free(tmp);
     return 0;
 }
+
+int cli_check_writable(const char *cmd, const char *path) { return cli_check_output(cmd, NULL, path); }
 
 /* ---- attack options shared by attack and eval ---------------------------------------- */
 
@@ -448,10 +461,11 @@ int cli_uap_prepare(const char *cmd, cli_flag *f, int nf, advex_model *m, advex_
     if ((fl = cli_get(f, nf, "--uap-limit")) && fl->value && cli_int(cmd, fl, 0, INT64_MAX, &limit)) return CLI_EXIT_USAGE;
     if ((fl = cli_get(f, nf, "--uap-epochs")) && fl->value && cli_int(cmd, fl, 1, 100000, &epochs)) return CLI_EXIT_USAGE;
     const char *out = (fl = cli_get(f, nf, "--uap-out")) ? fl->value : NULL;
-    if (out && cli_check_writable(cmd, out)) return CLI_EXIT_FAIL;
+    int r;
+    if (out && (r = cli_check_output(cmd, "--uap-out", out))) return r;
     advex_dataset u = {0};
     const char *uspec = spec && spec->value ? spec->value : "fashion-mnist:train";
-    int r = cli_load_data_for(cmd, uspec, "test", dir ? dir->value : NULL, limit, m, &u);
+    r = cli_load_data_for(cmd, uspec, "test", dir ? dir->value : NULL, limit, m, &u);
     if (r) return r;
     int64_t chw[3];
     advex_model_input_shape(m, chw);

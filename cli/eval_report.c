@@ -2,22 +2,123 @@
  * no network), accuracy-vs-eps curves (SVG and PNG), image grids, per-class robust accuracy,
  * confusion matrices under attack, results.json and results.csv. Every number in the HTML is
  * printed from the same values, with the same format, as results.json. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
-int cli_report_mkdir(const char *cmd, const char *dir) {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return cli_error(cmd, CLI_EXIT_FAIL, "%s: cannot create the report directory: %s", dir, strerror(errno));
+/* ---- all or nothing: the files are written into DIR.tmp.XXXXXX beside DIR (made when the
+ * first result exists), then moved into place at the end: the staging directory renamed to
+ * DIR when DIR does not exist or is empty, else each file renamed into DIR. A failure (a
+ * full disk, ^C) removes the staging directory and leaves DIR as it was. */
+
+static const char *const report_names[] = {"report.html", "results.json", "results.csv", "curve.svg", "curve.png"};
+#define N_REPORT_NAMES (int)(sizeof report_names / sizeof *report_names)
+
+void cli_report_files(cli_files *fs, const char *dir, const advex_attack_kind *kinds, int nk) {
+    char p[4200];
+    for (int i = 0; i < N_REPORT_NAMES + nk; i++) {
+        if (i < N_REPORT_NAMES) snprintf(p, sizeof p, "%s/%s", dir, report_names[i]);
+        else snprintf(p, sizeof p, "%s/grid_%s.png", dir, advex_attack_name(kinds[i - N_REPORT_NAMES]));
+        cli_files_out_unprobed(fs, "--report", p);
+    }
+}
+
+/* dirname of path into out (".", "/" or the part before the last slash). */
+static void parent_of(const char *path, char *out, size_t n) {
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') len--; /* "rep/" */
+    const char *slash = NULL;
+    for (size_t i = 0; i < len; i++) if (path[i] == '/') slash = path + i;
+    if (!slash) snprintf(out, n, ".");
+    else if (slash == path) snprintf(out, n, "/");
+    else snprintf(out, n, "%.*s", (int)(slash - path), path);
+}
+
+int cli_report_check(const char *cmd, const char *dir) {
     struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return cli_error(cmd, CLI_EXIT_FAIL, "%s: not a directory", dir);
-    char probe[4096];
-    snprintf(probe, sizeof probe, "%s/report.html", dir);
-    return cli_check_writable(cmd, probe) ? CLI_EXIT_FAIL : 0;
+    char probe[4400], parent[4200];
+    int exists = stat(dir, &sb) == 0;
+    if (exists && !S_ISDIR(sb.st_mode))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--report %s: exists and is not a directory", dir);
+    if (!exists && errno != ENOENT) return cli_error(cmd, CLI_EXIT_FAIL, "--report %s: %s", dir, strerror(errno));
+    /* the staging directory goes beside DIR: its parent must be writable either way */
+    parent_of(dir, parent, sizeof parent);
+    snprintf(probe, sizeof probe, "%s/.advex-report", parent);
+    int r = cli_check_output(cmd, "--report", probe);
+    if (r || !exists) return r;
+    snprintf(probe, sizeof probe, "%s/report.html", dir); /* and files moved into DIR replace its old ones */
+    return cli_check_output(cmd, "--report", probe);
+}
+
+/* Create the staging directory on first use; 0 or an exit code. */
+static int report_stage(const char *cmd, cli_report *r) {
+    if (r->stage) return 0;
+    size_t n = strlen(r->dir);
+    while (n > 1 && r->dir[n - 1] == '/') n--;
+    r->stage = malloc(n + sizeof ".tmp.XXXXXX");
+    if (!r->stage) return cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
+    memcpy(r->stage, r->dir, n);
+    memcpy(r->stage + n, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
+    if (!mkdtemp(r->stage)) {
+        int e = errno;
+        free(r->stage);
+        r->stage = NULL;
+        return cli_error(cmd, CLI_EXIT_FAIL, "--report %s: cannot create a directory beside it: %s", r->dir, strerror(e));
+    }
+    mode_t um = umask(0); /* mkdtemp makes 0700: give the report the mode mkdir would */
+    umask(um);
+    chmod(r->stage, 0777 & ~um);
+    return 0;
+}
+
+void cli_report_abort(cli_report *r) {
+    if (!r->stage) return;
+    DIR *d = opendir(r->stage);
+    struct dirent *e;
+    char p[4200];
+    while (d && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(p, sizeof p, "%s/%s", r->stage, e->d_name);
+        unlink(p);
+    }
+    if (d) closedir(d);
+    rmdir(r->stage);
+    free(r->stage);
+    r->stage = NULL;
+}
+
+/* Move the staged files into DIR; 0 or an exit code (the staging directory removed). */
+static int report_commit(const char *cmd, cli_report *r) {
+    if (rename(r->stage, r->dir) == 0) { /* DIR did not exist, or was empty */
+        free(r->stage);
+        r->stage = NULL;
+        return 0;
+    }
+    if (errno != ENOTEMPTY && errno != EEXIST) {
+        int e = errno;
+        cli_report_abort(r);
+        return cli_error(cmd, CLI_EXIT_FAIL, "--report %s: cannot move the report into place: %s", r->dir, strerror(e));
+    }
+    DIR *d = opendir(r->stage);
+    struct dirent *e;
+    char from[4200], to[4200];
+    int rc = 0;
+    while (!rc && d && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(from, sizeof from, "%s/%s", r->stage, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", r->dir, e->d_name);
+        if (rename(from, to) != 0)
+            rc = cli_error(cmd, CLI_EXIT_FAIL, "--report %s: cannot move %s into place: %s", r->dir, e->d_name,
+                           strerror(errno));
+    }
+    if (d) closedir(d);
+    cli_report_abort(r);
+    return rc;
 }
 
 static void path_in(char *out, size_t n, const char *dir, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
@@ -28,7 +129,7 @@ static const char *class_label(const cli_report *r, int64_t k, char *buf, size_t
     return buf;
 }
 
-int cli_report_grid(const char *cmd, const cli_report *r, int idx, const float *xadv, const float *adv_conf) {
+int cli_report_grid(const char *cmd, cli_report *r, int idx, const float *xadv, const float *adv_conf) {
     const advex_dataset *d = r->d;
     int64_t n = d->n, dim = d->c * d->h * d->w, rows = r->grid_rows;
     const int32_t *ap = r->adv_pred + (int64_t)idx * n;
@@ -40,6 +141,7 @@ int cli_report_grid(const char *cmd, const cli_report *r, int idx, const float *
     float *cf = malloc((size_t)rows * 2 * sizeof(float));
     int rc = 0;
     if (!pick || !x || !xa || !y || !cf) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
+    if ((rc = report_stage(cmd, r))) goto done;
     /* successes first (clean-correct, now misclassified), then the rest in order */
     int64_t m = 0;
     for (int pass = 0; pass < 2 && m < rows; pass++)
@@ -61,7 +163,7 @@ int cli_report_grid(const char *cmd, const cli_report *r, int idx, const float *
                          r->class_names, r->num_names, r->res[idx].eps, 0};
     char path[4096], name[64];
     snprintf(name, sizeof name, "grid_%s.png", advex_attack_name(r->res[idx].attack));
-    path_in(path, sizeof path, r->dir, name);
+    path_in(path, sizeof path, r->stage, name);
     advex_status st = advex_grid_adv_png(path, &g);
     if (st) rc = cli_fail(cmd, st);
 done:
@@ -102,7 +204,7 @@ static int top_run(const cli_report *r, int a) {
 
 static double frac(int64_t a, int64_t b) { return b ? (double)a / (double)b : 0.0; }
 
-int cli_report_write(const char *cmd, const cli_report *r) {
+int cli_report_write(const char *cmd, cli_report *r) {
     int64_t k = r->k, n = r->d->n;
     int nres = r->nk * r->neps, rc = CLI_EXIT_FAIL;
     int64_t *total = calloc((size_t)k, sizeof *total), *robust = calloc((size_t)(k * nres), sizeof *robust);
@@ -113,6 +215,8 @@ int cli_report_write(const char *cmd, const cli_report *r) {
     cli_buf j = {0}, c = {0}, h = {0};
     advex_status st;
     if (!total || !robust || !conf || !cv || !pts) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
+    if ((rc = report_stage(cmd, r))) goto done;
+    rc = CLI_EXIT_FAIL;
     for (int i = 0; i < nres; i++)
         if ((st = advex_class_counts(r->d->y, r->clean_pred, r->adv_pred + (int64_t)i * n, n, k, total,
                                      robust + (int64_t)i * k, NULL))) { rc = cli_fail(cmd, st); goto done; }
@@ -136,9 +240,9 @@ int cli_report_write(const char *cmd, const cli_report *r) {
     }
     const char *xl = r->res[0].norm == ADVEX_NORM_L2 ? "eps (L2)" : "eps (L-inf)";
     if ((st = advex_plot_svg(cv, r->nk, "Robust accuracy vs eps", xl, 720, 440, &svg))) { rc = cli_fail(cmd, st); goto done; }
-    path_in(path, sizeof path, r->dir, "curve.svg");
+    path_in(path, sizeof path, r->stage, "curve.svg");
     if (cli_write_file_atomic(cmd, path, svg, strlen(svg))) goto done;
-    path_in(path, sizeof path, r->dir, "curve.png");
+    path_in(path, sizeof path, r->stage, "curve.png");
     if ((st = advex_plot_png(cv, r->nk, "Robust accuracy vs eps", xl, 720, 440, path))) { rc = cli_fail(cmd, st); goto done; }
 
     /* results.json: the eval JSON plus class names, per-class counts and confusion matrices */
@@ -300,14 +404,15 @@ int cli_report_write(const char *cmd, const cli_report *r) {
         "  document.body.dataset.images = String(imgs.length);\n"
         "});\n</script>\n</body>\n</html>\n", ADVEX_VERSION);
     if (j.oom || c.oom || h.oom) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
-    path_in(path, sizeof path, r->dir, "results.json");
+    path_in(path, sizeof path, r->stage, "results.json");
     if (cli_write_file_atomic(cmd, path, j.s, j.len)) goto done;
-    path_in(path, sizeof path, r->dir, "results.csv");
+    path_in(path, sizeof path, r->stage, "results.csv");
     if (cli_write_file_atomic(cmd, path, c.s, c.len)) goto done;
-    path_in(path, sizeof path, r->dir, "report.html");
+    path_in(path, sizeof path, r->stage, "report.html");
     if (cli_write_file_atomic(cmd, path, h.s, h.len)) goto done;
-    rc = 0;
+    rc = report_commit(cmd, r);
 done:
+    if (rc) cli_report_abort(r);
     free(total); free(robust); free(conf); free(cv); free(pts); free(svg);
     cli_buf_free(&j); cli_buf_free(&c); cli_buf_free(&h);
     return rc;

@@ -10,7 +10,9 @@
 
 /* Atomic writer: data goes to "<path>.tmp.XXXXXX" in the same directory; commit fsyncs
  * and renames it over path, abort (or any failed write) removes it. On failure nothing
- * is left at path that was not there before, and the error detail names path. */
+ * is left at path that was not there before, and the error detail names path. A path that
+ * exists and is not a regular file is refused (ADVEX_ERR_ARG), except the null device,
+ * which is written to directly (tmp stays NULL). */
 typedef struct advex_afile {
     int fd;           /* -1 once closed */
     char *tmp;        /* temporary name (owned), NULL once consumed */

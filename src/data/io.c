@@ -31,11 +31,27 @@ static mode_t current_umask(void) {
     return m;
 }
 
+/* 1 when st is the null device (by device number, whatever the path's spelling). */
+static int is_dev_null(const struct stat *st) {
+    struct stat nul;
+    return S_ISCHR(st->st_mode) && stat("/dev/null", &nul) == 0 && S_ISCHR(nul.st_mode) && st->st_rdev == nul.st_rdev;
+}
+
 advex_status advex_afile_open(advex_afile *f, const char *path) {
     f->fd = -1;
     f->tmp = NULL;
     f->path = path;
     if (!path || !*path) return advex_set_error(ADVEX_ERR_ARG, "empty output file name");
+    /* rename() over a device, directory or pipe would replace the node itself (as root,
+     * /dev/sda by a regular file): refused. The null device is written through. */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        if (!is_dev_null(&sb))
+            return advex_set_error(ADVEX_ERR_ARG, "%s: exists and is not a regular file; advex replaces only regular "
+                                   "files", path);
+        f->fd = open(path, O_WRONLY);
+        return f->fd < 0 ? advex_data_errno(path, errno) : ADVEX_OK;
+    }
     size_t len = strlen(path);
     f->tmp = malloc(len + sizeof ".tmp.XXXXXX");
     if (!f->tmp) return advex_set_error(ADVEX_ERR_NOMEM, "%s: out of memory", path);
@@ -103,6 +119,11 @@ static void sync_parent_dir(const char *path) {
 
 advex_status advex_afile_commit(advex_afile *f) {
     if (f->fd < 0) return advex_set_error(ADVEX_ERR_INTERNAL, "%s: commit after close", f->path);
+    if (!f->tmp) { /* the null device: nothing to sync or rename */
+        close(f->fd);
+        f->fd = -1;
+        return ADVEX_OK;
+    }
     if (fsync(f->fd) != 0) return afile_fail(f, "write", errno);
     int rc = close(f->fd);
     f->fd = -1;

@@ -616,6 +616,9 @@ static advex_status load_buffer(importer *im_in, const void *buf, size_t len, co
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
     if (!mp) return advex_set_error(ADVEX_ERR_FORMAT, "%s: not a valid ONNX model (protobuf parse failed)", name);
     advex_status st = import_model(&im, mp);
+    /* what the file holds is never a caller's bad argument (an op's attribute check may say
+     * ARG, e.g. Clip min > max): a bad model file is a runtime error, exit 1 in the CLI */
+    if (st == ADVEX_ERR_ARG && !im.general) st = ADVEX_ERR_FORMAT;
     if (st) {
         if (!advex_last_error()[0]) advex_set_error(st, "%s", advex_status_str(st));
         advex_error_prefix(st, name);
