@@ -93,21 +93,22 @@ static int same_file(const char *a, const char *b) {
 
 int cli_files_check(const char *cmd, cli_files *fs) {
     int rc = 0;
+    /* names first (a clash says more than "cannot write"), then each output on its own */
     for (int i = 0; i < fs->n && !rc; i++) {
         if (fs->f[i].kind == F_IN) continue;
-        const char *flag = fs->f[i].flag, *path = fs->f[i].path;
         for (int j = 0; j < fs->n && !rc; j++) {
             if (j == i || (fs->f[j].kind != F_IN && j > i)) continue; /* each pair of outputs once */
-            if (same_file(path, fs->f[j].path))
-                rc = cli_error(cmd, CLI_EXIT_USAGE, "%s and %s name the same file (%s): the output would %s", flag,
-                               fs->f[j].flag, path, fs->f[j].kind == F_IN ? "overwrite the input" : "be written twice");
+            if (same_file(fs->f[i].path, fs->f[j].path))
+                rc = cli_error(cmd, CLI_EXIT_USAGE, "%s and %s name the same file (%s): the output would %s",
+                               fs->f[i].flag, fs->f[j].flag, fs->f[i].path,
+                               fs->f[j].kind == F_IN ? "overwrite the input" : "be written twice");
         }
-        if (!rc && fs->f[i].kind == F_OUT) rc = cli_check_output(cmd, flag, path);
-        if (!rc && fs->f[i].kind == F_OUT_UNPROBED) { /* still never a device */
-            struct stat sb;
-            if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
-                rc = cli_error(cmd, CLI_EXIT_USAGE, "%s: %s exists and is not a regular file", flag, path);
-        }
+    }
+    for (int i = 0; i < fs->n && !rc; i++) {
+        struct stat sb;
+        if (fs->f[i].kind == F_OUT) rc = cli_check_output(cmd, fs->f[i].flag, fs->f[i].path);
+        else if (fs->f[i].kind == F_OUT_UNPROBED && stat(fs->f[i].path, &sb) == 0 && !S_ISREG(sb.st_mode))
+            rc = cli_error(cmd, CLI_EXIT_USAGE, "%s: %s exists and is not a regular file", fs->f[i].flag, fs->f[i].path);
     }
     for (int i = 0; i < fs->n; i++) free(fs->f[i].path);
     fs->n = 0;
