@@ -288,6 +288,7 @@ float *advex_model_workspace(advex_model *m, int64_t n);
 advex_model *advex_model_new(const char *source);
 int advex_graph_add_value(advex_graph *g, const char *name, advex_value_kind kind, int ndim,
                           const int64_t *dims);
+/* Linear search by name (tests, messages); the importer keeps its own hash map. */
 int advex_graph_find_value(const advex_graph *g, const char *name);
 /* Adds a node; `in` copied. Output values (ACT) are created by the caller. Returns index. */
 int advex_graph_add_node(advex_graph *g, advex_op_type op, const char *name, int n_in,

@@ -15,7 +15,7 @@
 #include "internal.h"
 #include "onnx.pb-c.h"
 
-static __attribute__((unused)) const char *tmp_path(const char *name) {
+static const char *tmp_path(const char *name) {
     static char buf[4][512];
     static int k;
     k = (k + 1) % 4;
@@ -525,5 +525,34 @@ TEST(png_text_chunks_cost_nothing) {
     free(x);
 }
 
-TEST_MAIN(TEST_ENTRY(png_16bit_exact), TEST_ENTRY(png_text_chunks_cost_nothing), TEST_ENTRY(long_path_keeps_the_reason), TEST_ENTRY(nan_checkpoint_is_corrupt), TEST_ENTRY(batchnorm_bad_statistics_refused), TEST_ENTRY(graph_of_100k_nodes), TEST_ENTRY(pb_encoder_model_loads), TEST_ENTRY(huge_input_refused), TEST_ENTRY(huge_activation_refused),
+/* The atomic writers renamed their temporary over whatever the path named: as root that
+ * replaced a device node (/dev/sda) by a regular file. Anything that exists and is not a
+ * regular file is refused now, except the null device, which is written through. */
+TEST(writers_refuse_non_regular_outputs) {
+    const char *fifo = tmp_path("out.fifo"), *dir = tmp_path("out.dir");
+    ASSERT(mkfifo(fifo, 0600) == 0);
+    ASSERT(mkdir(dir, 0700) == 0);
+    float x[4] = {0, 0.25f, 0.5f, 1};
+    int64_t dims[2] = {2, 2};
+    const char *paths[2] = {fifo, dir};
+    for (int i = 0; i < 2; i++) {
+        ASSERT_STATUS(advex_npy_save_f32(paths[i], x, 2, dims), ADVEX_ERR_ARG);
+        ASSERT_MSG(strstr(advex_last_error(), "exists and is not a regular file"), "%s", advex_last_error());
+        ASSERT_STATUS(advex_png_write(paths[i], x, 1, 2, 2), ADVEX_ERR_ARG);
+    }
+    advex_model *m = NULL;
+    ASSERT_OK(advex_model_build("small", 0, &m));
+    ASSERT_STATUS(advex_model_save_onnx(m, fifo), ADVEX_ERR_ARG);
+    struct stat sb;
+    ASSERT(stat(fifo, &sb) == 0 && S_ISFIFO(sb.st_mode));
+    ASSERT(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode));
+    /* /dev/null: written through, still the device afterwards, no temporary in /dev */
+    ASSERT_OK(advex_npy_save_f32("/dev/null", x, 2, dims));
+    ASSERT_OK(advex_model_save_onnx(m, "/dev/null"));
+    advex_model_free(m);
+    ASSERT(stat("/dev/null", &sb) == 0 && S_ISCHR(sb.st_mode));
+    ASSERT(system("ls -a /dev | grep -q 'null\\.tmp'") != 0);
+}
+
+TEST_MAIN(TEST_ENTRY(writers_refuse_non_regular_outputs), TEST_ENTRY(png_16bit_exact), TEST_ENTRY(png_text_chunks_cost_nothing), TEST_ENTRY(long_path_keeps_the_reason), TEST_ENTRY(nan_checkpoint_is_corrupt), TEST_ENTRY(batchnorm_bad_statistics_refused), TEST_ENTRY(graph_of_100k_nodes), TEST_ENTRY(pb_encoder_model_loads), TEST_ENTRY(huge_input_refused), TEST_ENTRY(huge_activation_refused),
           TEST_ENTRY(nested_protobuf_refused), TEST_ENTRY(nested_protobuf_at_limit), TEST_ENTRY(wire_scan_malformed))

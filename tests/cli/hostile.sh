@@ -52,6 +52,10 @@ big = nh.from_array(np.array([3e38], np.float32), "k")
 model([helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("Mul", ["f", "k"], ["a"]),
        helper.make_node("Mul", ["a", "k"], ["y"])], [big], [1, 2, 5], f"{t}/inf.onnx")
 np.save(f"{t}/x10.npy", np.full((2, 1, 2, 5), 0.5, np.float32))
+# Clip with min > max: a bad file, not a bad flag (exit 1, not 2)
+model([helper.make_node("Clip", ["x", "lo", "hi"], ["c"]), helper.make_node("Flatten", ["c"], ["y"])],
+      [nh.from_array(np.array(1, np.float32), "lo"), nh.from_array(np.array(0, np.float32), "hi")], [1, 2, 2],
+      f"{t}/clip.onnx")
 # a surrogate with 5 classes for the 10-class model
 model([helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("Gemm", ["f", "fc5"], ["y"], transB=1)],
       [nh.from_array(np.zeros((5, 784), np.float32), "fc5")], [1, 28, 28], f"{t}/sur5.onnx")
@@ -143,6 +147,7 @@ expect 1 "deep.onnx: protobuf messages nested more than 100 deep" -- "$ADVEX" in
 expect 1 "wide.onnx: input 'x' is 1x65536x65536: 4294967296 values per example" -- "$ADVEX" info "$T/wide.onnx"
 expect 1 "bn.onnx: node 'bn1' (BatchNormalization): variance 'v' element 2 is -0.5" -- \
     "$ADVEX" predict --model "$T/bn.onnx" --data "$D" --out "$T/p.npy"
+expect 1 "clip.onnx: .*min 1 > max 0" -- "$ADVEX" info "$T/clip.onnx"
 expect 1 "logits of example 0 are not finite" -- "$ADVEX" predict --model "$T/inf.onnx" --data "npy:$T/x10.npy" --out "$T/p.npy"
 check "no logits written" [ ! -e "$T/p.npy" ]
 expect 1 "sur5.onnx: surrogate takes 1x28x28 with 5 classes but the model takes 1x28x28 with 10 classes" -- \
@@ -161,6 +166,8 @@ expect 1 "huge256.gz: images are 1x256x256 but the model expects 1x28x28" -- \
     "$ADVEX" eval --model "$M" --data "idx:$T/huge256.gz,$T/lab.gz" --eps 0.1
 expect 1 "y12.npy: label 12 of example 3 is outside the model's 10 classes" -- \
     "$ADVEX" eval --model "$M" --data "npy:$T/x.npy,$T/y12.npy" --eps 0.1
+expect 1 "y12.npy: label 12 of example 3 is outside the model's 10 classes" -- \
+    "$ADVEX" train --arch small --data "npy:$T/x.npy,$T/y12.npy" --epochs 1 --out "$T/t12.onnx"
 expect 1 "text.png: not a readable PNG: truncated PNG data" -- "$ADVEX" attack --model "$M" --input "$T/text.png" --eps 0.1
 expect 1 "ADVEX_DATA is '$T/nowhere': No such file or directory" -- \
     env ADVEX_DATA="$T/nowhere" "$ADVEX" eval --model "$M" --data fashion-mnist --limit 10 --eps 0.1
