@@ -22,8 +22,11 @@ static const char *const report_names[] = {"report.html", "results.json", "resul
 void cli_report_files(cli_files *fs, const char *dir, const advex_attack_kind *kinds, int nk) {
     char p[4200];
     for (int i = 0; i < N_REPORT_NAMES + nk; i++) {
-        if (i < N_REPORT_NAMES) snprintf(p, sizeof p, "%s/%s", dir, report_names[i]);
-        else snprintf(p, sizeof p, "%s/grid_%s.png", dir, advex_attack_name(kinds[i - N_REPORT_NAMES]));
+        int a = i - N_REPORT_NAMES, dup = 0;
+        for (int b = 0; b < a; b++) dup |= kinds[b] == kinds[a]; /* one grid per attack name */
+        if (dup) continue;
+        if (a < 0) snprintf(p, sizeof p, "%s/%s", dir, report_names[i]);
+        else snprintf(p, sizeof p, "%s/grid_%s.png", dir, advex_attack_name(kinds[a]));
         cli_files_out_unprobed(fs, "--report", p);
     }
 }

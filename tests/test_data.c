@@ -388,11 +388,11 @@ TEST(npy_atomic_write_failures) {
     ASSERT_ERR_HAS("out.npy");
     ASSERT_ERR_HAS("No such file or directory");
     ASSERT(!exists(p));
-    /* the target is a directory: rename fails, temp removed, directory intact */
+    /* the target is a directory: refused before any temporary exists, directory intact */
     const char *dirp = tmp_path("isdir.npy");
     ASSERT(mkdir(dirp, 0755) == 0);
-    ASSERT_STATUS(advex_npy_save_f32(dirp, x, 1, dims), ADVEX_ERR_IO);
-    ASSERT_ERR_HAS("isdir.npy");
+    ASSERT_STATUS(advex_npy_save_f32(dirp, x, 1, dims), ADVEX_ERR_ARG);
+    ASSERT_ERR_HAS("isdir.npy: exists and is not a regular file");
     ASSERT_EQ_INT(tmp_leftovers(advex_test_tmpdir()), 0);
     /* a directory nobody can create files in, root included */
     ASSERT_STATUS(advex_npy_save_f32("/proc/advex-test-out.npy", x, 1, dims), ADVEX_ERR_IO);
@@ -770,9 +770,9 @@ TEST(dataset_env_dir) {
 /* An IDX image file of n 28x28 images (header) whose gzip stream holds `good` images of
  * data and then garbage: inflating past those fails. */
 static void write_bomb(const char *path, uint32_t n, uint32_t h, uint32_t w, int good) {
-    unsigned char hdr[16];
+    unsigned char hdr[16] = {0};
     const uint32_t d[3] = {n, h, w};
-    make_idx(hdr, 0x803, 3, d, NULL, 0);
+    make_idx(hdr, 0x803, 3, d, hdr + 15, 0); /* (no data: any pointer) */
     size_t body = (size_t)good * h * w;
     unsigned char *data = calloc(1, 16 + body);
     memcpy(data, hdr, 16);
