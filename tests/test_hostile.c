@@ -1,7 +1,8 @@
 /* Hostile inputs, round 2: files built here (no fixtures) that used to crash, hang, eat
  * memory or give silent wrong results: deeply nested protobuf messages, huge declared
- * input shapes, a 100 000-node graph, BatchNorm with a negative variance, long paths in
- * error messages, outputs that are device nodes. Each test names the failure it guards. */
+ * input shapes, a 100 000-node graph, BatchNorm with a negative variance, a NaN checkpoint,
+ * long paths in error messages, outputs that are fifos or directories, 16-bit PNGs and PNG
+ * text chunks, gzip IDX bombs, $ADVEX_DATA. Each test names the failure it guards. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -554,5 +555,136 @@ TEST(writers_refuse_non_regular_outputs) {
     ASSERT(system("ls -a /dev | grep -q 'null\\.tmp'") != 0);
 }
 
-TEST_MAIN(TEST_ENTRY(writers_refuse_non_regular_outputs), TEST_ENTRY(png_16bit_exact), TEST_ENTRY(png_text_chunks_cost_nothing), TEST_ENTRY(long_path_keeps_the_reason), TEST_ENTRY(nan_checkpoint_is_corrupt), TEST_ENTRY(batchnorm_bad_statistics_refused), TEST_ENTRY(graph_of_100k_nodes), TEST_ENTRY(pb_encoder_model_loads), TEST_ENTRY(huge_input_refused), TEST_ENTRY(huge_activation_refused),
+/* ---- data sets ------------------------------------------------------------------------- */
+
+#define ASSERT_ERR_HAS(needle) \
+    ASSERT_MSG(strstr(advex_last_error(), needle) != NULL, "error '%s' lacks '%s'", advex_last_error(), needle)
+
+/* An IDX header (magic, dims) followed by n bytes of data; returns the size. */
+static size_t make_idx(unsigned char *buf, uint32_t magic, int ndim, const uint32_t *dims, const unsigned char *data,
+                       size_t n) {
+    uint32_t words[4] = {magic, 0, 0, 0};
+    for (int i = 0; i < ndim; i++) words[1 + i] = dims[i];
+    for (int i = 0; i <= ndim; i++) be32(buf + 4 * i, words[i]);
+    if (n) memcpy(buf + 4 * (ndim + 1), data, n);
+    return 4 * (size_t)(ndim + 1) + n;
+}
+
+static int write_gz(const char *path, const void *data, size_t n) {
+    gzFile g = gzopen(path, "wb");
+    if (!g) return 0;
+    int w = gzwrite(g, data, (unsigned)n);
+    return gzclose(g) == Z_OK && (size_t)w == n;
+}
+
+/* $ADVEX_DATA naming a missing directory (or one without the files) fell back to the
+ * system copy without a word: the user got other data than they asked for. */
+TEST(dataset_env_dir_missing) {
+    advex_dataset ds;
+    ASSERT(setenv("ADVEX_DATA", tmp_path("not-there"), 1) == 0);
+    advex_status s = advex_dataset_load("fashion-mnist:test", NULL, 10, &ds);
+    unsetenv("ADVEX_DATA");
+    ASSERT_STATUS(s, ADVEX_ERR_IO);
+    ASSERT_ERR_HAS("$ADVEX_DATA is '");
+    ASSERT_ERR_HAS("not-there': No such file or directory");
+    ASSERT(mkdir(tmp_path("env-empty"), 0755) == 0);
+    ASSERT(setenv("ADVEX_DATA", tmp_path("env-empty"), 1) == 0);
+    s = advex_dataset_load("fashion-mnist:test", NULL, 10, &ds);
+    unsetenv("ADVEX_DATA");
+    ASSERT_STATUS(s, ADVEX_ERR_IO);
+    ASSERT_ERR_HAS("env-empty ($ADVEX_DATA)");
+}
+
+/* An IDX image file of n 28x28 images (header) whose gzip stream holds `good` images of
+ * data and then garbage: inflating past those fails. */
+static void write_bomb(const char *path, uint32_t n, uint32_t h, uint32_t w, int good) {
+    unsigned char hdr[16] = {0};
+    const uint32_t d[3] = {n, h, w};
+    make_idx(hdr, 0x803, 3, d, NULL, 0);
+    size_t body = (size_t)good * h * w;
+    unsigned char *data = calloc(1, 16 + body);
+    memcpy(data, hdr, 16);
+    for (size_t i = 0; i < body; i++) data[16 + i] = (unsigned char)(i % 251);
+    unsigned char *z = malloc(4096);
+    gzFile g = gzopen(path, "wb");
+    gzwrite(g, data, (unsigned)(16 + body));
+    gzflush(g, Z_FULL_FLUSH);
+    gzclose(g);
+    FILE *f = fopen(path, "ab"); /* garbage where the rest of the deflate stream should be */
+    memset(z, 0xff, 4096);
+    fwrite(z, 1, 4096, f);
+    fclose(f);
+    free(z);
+    free(data);
+}
+
+/* A gzip IDX file was inflated whole before its header was compared with anything: a
+ * bomb behind the first images cost time and memory even with --limit, a 32x32 file for a
+ * 28x28 model was read to the end before the mismatch. Headers first now: the image size
+ * against the consumer, the count against the labels, the size of what is kept against the
+ * memory cap and the machine; only the first `limit` images are inflated. */
+TEST(idx_header_checked_before_inflating) {
+    const char *xb = tmp_path("bomb-images.gz"), *yl = tmp_path("bomb-labels.gz");
+    unsigned char lb[1024 + 8];
+    unsigned char l[1024];
+    for (int i = 0; i < 1024; i++) l[i] = (unsigned char)(i % 10);
+    const uint32_t dl[1] = {1024};
+    size_t nl = make_idx(lb, 0x801, 1, dl, l, 1024);
+    ASSERT(write_gz(yl, lb, nl));
+    write_bomb(xb, 1024, 28, 28, 10); /* 10 good images, then a corrupt stream */
+    char spec[1200];
+    snprintf(spec, sizeof spec, "idx:%s,%s", xb, yl);
+    advex_dataset ds;
+    advex_data_expect want = {1, 28, 28, 10};
+    ASSERT_OK(advex_dataset_load_expect(spec, NULL, NULL, 10, &want, &ds));
+    ASSERT_EQ_INT(ds.n, 10);
+    ASSERT_EQ_INT(ds.num_classes, 10); /* labels still counted over the whole file */
+    ASSERT_NEAR(ds.x[783], (783 % 251) / 255.0, 1e-7);
+    advex_dataset_free(&ds);
+    ASSERT_STATUS(advex_dataset_load_expect(spec, NULL, NULL, 11, &want, &ds), ADVEX_ERR_FORMAT); /* the 11th is bad */
+    ASSERT_ERR_HAS("bomb-images.gz: truncated");
+    /* a 32x32 file for a 28x28 model: refused from its header, naming the file */
+    write_bomb(xb, 1024, 32, 32, 0);
+    ASSERT_STATUS(advex_dataset_load_expect(spec, NULL, NULL, 0, &want, &ds), ADVEX_ERR_SHAPE);
+    ASSERT_ERR_HAS("bomb-images.gz: images are 1x32x32 but the model expects 1x28x28");
+    /* the count against the labels' header */
+    write_bomb(xb, 1000000, 28, 28, 0);
+    ASSERT_STATUS(advex_dataset_load_expect(spec, NULL, NULL, 0, &want, &ds), ADVEX_ERR_SHAPE);
+    ASSERT_ERR_HAS("count mismatch");
+    /* 10^8 images of 256x256 (26 TB as floats): more than any machine, and than the cap */
+    write_bomb(xb, 100000000, 256, 256, 0);
+    snprintf(spec, sizeof spec, "idx:%s", xb);
+    ASSERT_STATUS(advex_dataset_load_expect(spec, NULL, NULL, 0, NULL, &ds), ADVEX_ERR_LIMIT);
+    ASSERT_ERR_HAS("bomb-images.gz: 100000000 examples need");
+    ASSERT_ERR_HAS("more than this machine's memory");
+    advex_set_memory_limit(1 << 20);
+    write_bomb(xb, 1000, 28, 28, 0);
+    advex_status st = advex_dataset_load_expect(spec, NULL, NULL, 0, NULL, &ds);
+    advex_set_memory_limit(0);
+    ASSERT_STATUS(st, ADVEX_ERR_LIMIT);
+    ASSERT_ERR_HAS("bomb-images.gz: memory limit: 1000 examples need 3.0 MiB");
+}
+
+/* Labels outside the consumer's classes and images of the wrong shape name the file. */
+TEST(dataset_expect_names_the_file) {
+    float x[2 * 4] = {0};
+    int32_t y[2] = {1, 7};
+    int64_t dx[4] = {2, 1, 2, 2};
+    ASSERT_OK(advex_npy_save_f32(tmp_path("ex.npy"), x, 4, dx));
+    ASSERT_OK(advex_npy_save_i32(tmp_path("ey.npy"), y, 2));
+    char spec[1200];
+    snprintf(spec, sizeof spec, "npy:%s,%s", tmp_path("ex.npy"), tmp_path("ey.npy"));
+    advex_dataset ds;
+    advex_data_expect want = {1, 2, 2, 5};
+    ASSERT_STATUS(advex_dataset_load_expect(spec, NULL, NULL, 0, &want, &ds), ADVEX_ERR_FORMAT);
+    ASSERT_ERR_HAS("ey.npy: label 7 of example 1 is outside the model's 5 classes");
+    ASSERT_OK(advex_dataset_load_expect(spec, NULL, NULL, 1, &want, &ds)); /* only the kept ones count */
+    advex_dataset_free(&ds);
+    want.h = 3;
+    ASSERT_STATUS(advex_dataset_load_expect(spec, NULL, NULL, 0, &want, &ds), ADVEX_ERR_SHAPE);
+    ASSERT_ERR_HAS("ex.npy: images are 1x2x2 but the model expects 1x3x2");
+}
+
+TEST_MAIN(TEST_ENTRY(dataset_env_dir_missing), TEST_ENTRY(idx_header_checked_before_inflating),
+          TEST_ENTRY(dataset_expect_names_the_file), TEST_ENTRY(writers_refuse_non_regular_outputs), TEST_ENTRY(png_16bit_exact), TEST_ENTRY(png_text_chunks_cost_nothing), TEST_ENTRY(long_path_keeps_the_reason), TEST_ENTRY(nan_checkpoint_is_corrupt), TEST_ENTRY(batchnorm_bad_statistics_refused), TEST_ENTRY(graph_of_100k_nodes), TEST_ENTRY(pb_encoder_model_loads), TEST_ENTRY(huge_input_refused), TEST_ENTRY(huge_activation_refused),
           TEST_ENTRY(nested_protobuf_refused), TEST_ENTRY(nested_protobuf_at_limit), TEST_ENTRY(wire_scan_malformed))
