@@ -823,6 +823,7 @@ TEST(dataset_default_split_and_overlap) {
     te.x[11 * 784 + 400] = te.x[11 * 784 + 400] > 0.5f ? 0.0f : 1.0f;
     ASSERT_OK(advex_dataset_overlap(&tr, &te, &k));
     ASSERT_EQ_INT(k, 2);
+    advex_dataset_free(&bare); /* (the failing load below clears it first) */
     ASSERT_STATUS(advex_dataset_load_split("fashion-mnist", "validation", FMNIST_DIR, 1, &bare), ADVEX_ERR_ARG);
     advex_dataset_free(&tr);
     advex_dataset_free(&te);
