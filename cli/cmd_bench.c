@@ -229,9 +229,10 @@ int cmd_bench(int argc, char **argv) {
     if (json) {
         cli_buf o = {0};
         cli_buf_printf(&o, "{\"tool\": \"advex\", \"model\": \"%s\", \"attack\": \"%s\", \"steps\": %lld, \"batch\": %lld, "
-                           "\"threads\": %d, \"reps\": %lld, \"images_per_second\": %.3f, \"median_images_per_second\": %.3f, "
-                           "\"seconds_per_batch\": %.6f, \"rates\": [",
-                       name, attack, (long long)b.steps, batch, advex_get_threads(), reps, med, med, (double)batch / med);
+                           "\"threads\": %d, \"isa\": \"%s\", \"reps\": %lld, \"images_per_second\": %.3f, "
+                           "\"median_images_per_second\": %.3f, \"seconds_per_batch\": %.6f, \"rates\": [",
+                       name, attack, (long long)b.steps, batch, advex_get_threads(), advex_kernel_isa(), reps, med, med,
+                       (double)batch / med);
         for (long long i = 0; i < reps; i++) cli_buf_printf(&o, "%s%.3f", i ? ", " : "", rates[i]);
         cli_buf_printf(&o, "], \"gflop_per_image\": %.6f, \"gflops\": %.3f, \"peak_rss_kb\": %ld, \"iterations\": %lld",
                        flop_per_image * 1e-9, flop_per_image * med * 1e-9, ru.ru_maxrss, (long long)iters_total);
@@ -248,8 +249,10 @@ int cmd_bench(int argc, char **argv) {
         fputs(o.s, stdout);
         cli_buf_free(&o);
     } else {
-        printf("%s %s (steps %lld) batch %lld, %d threads: %.1f images/s (median of %lld; %.2f ms/batch, %.2f GFLOP/s, peak RSS %.1f MiB)\n",
-               name, attack, (long long)b.steps, batch, advex_get_threads(), med, reps, 1e3 * (double)batch / med,
+        printf("%s %s (steps %lld) batch %lld, %d threads, %s kernels: %.1f images/s (median of %lld; %.2f ms/batch, "
+               "%.2f GFLOP/s, peak RSS %.1f MiB)\n",
+               name, attack, (long long)b.steps, batch, advex_get_threads(), advex_kernel_isa(), med, reps,
+               1e3 * (double)batch / med,
                flop_per_image * med * 1e-9, (double)ru.ru_maxrss / 1024.0);
         if (scaling)
             printf("1 thread: %.1f images/s; %d threads / 1 thread: %.2fx (median of %lld side-by-side pairs)\n",

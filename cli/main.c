@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("advex %s\n", ADVEX_VERSION);
+        printf("advex %s (kernels: %s)\n", ADVEX_VERSION, advex_kernel_isa());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)

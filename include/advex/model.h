@@ -75,6 +75,12 @@ advex_status advex_model_vjp(advex_model *m, const float *x, int64_t n, const fl
 void advex_set_threads(int n);
 int advex_get_threads(void);
 
+/* The instruction-set variant the hot kernels run: "avx512", "avx2" or "generic" (chosen
+ * once, at the first kernel call, from the CPU; the environment variable ADVEX_ISA =
+ * generic|avx2|avx512 caps it), or "native" in a build configured with -DADVEX_NATIVE=ON.
+ * Static string. */
+const char *advex_kernel_isa(void);
+
 #ifdef __cplusplus
 }
 #endif

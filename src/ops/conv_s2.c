@@ -16,7 +16,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "ops/kernels.h"
+#include "ops/dispatch.h"
 
 #define S2_COLS 1024 /* aim for this many GEMM columns per chunk (as conv.c) */
 
@@ -31,11 +31,13 @@ typedef struct s2_plan {
 
 /* Ungrouped, undilated stride 2 with a kernel of at least 2 on each side (1x1 is a plain
  * strided GEMM in conv.c). */
+#if ADVEX_ISA_BASE /* geometry and sizes: compiled once (dispatch.h) */
 int advex_conv_s2_ok(const advex_conv2d_p *p) {
     return p->algo != ADVEX_CONV_GEMM && p->G == 1 && p->SH == 2 && p->SW == 2 && p->DH == 1 && p->DW == 1 &&
            p->OH > 0 && p->OW > 0 && p->KH >= 2 && p->KW >= 2 && p->KH <= 16 && p->KW <= 16 && p->PT < p->KH &&
            p->PL < p->KW;
 }
+#endif
 
 static s2_plan s2_make(const advex_conv2d_p *p) {
     s2_plan s;
@@ -218,6 +220,7 @@ static void s2_slice_sums(float *out, int64_t ldo, const float *Wt, int64_t R, i
     }
 }
 
+#if ADVEX_ISA_BASE
 int64_t advex_conv_s2_scratch(const advex_conv2d_p *p, int threads) {
     if (!advex_conv_s2_ok(p)) return 0;
     if (p->C > (1LL << 24) || p->M > (1LL << 24) || p->OH > (1LL << 20) || p->OW > (1LL << 20)) return 0;
@@ -230,6 +233,7 @@ int64_t advex_conv_s2_scratch(const advex_conv2d_p *p, int threads) {
     }
     return n;
 }
+#endif
 
 /* Input column iw lands in phase (iw+PL)&1 at column (iw+PL)>>1: even columns 2t in phase
  * PL&1 at t + PL/2, odd ones 2t+1 in the other phase at t + (PL+1)/2. Only the first wn
@@ -379,7 +383,7 @@ static void s2_fill(float *col, int64_t ld, float *xs, const float *x, int64_t n
     }
 }
 
-int advex_conv_s2_forward(float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p,
+int ADVEX_ISA_FN(advex_conv_s2_forward)(float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p,
                           float *scratch, int64_t scratch_n) {
     s2_plan s;
     int T = s2_begin(&s, p, scratch_n);
@@ -423,7 +427,7 @@ int advex_conv_s2_forward(float *out, const float *x, const float *w, const floa
 /* dx (written when write_dx, else accumulated) and dw (accumulated) of a stride-2 conv, dY
  * masked by p->dmask when set; db is left to the caller. With dx and dw NULL: whether this
  * path takes the convolution (scratch_n floats of scratch). */
-int advex_conv_s2_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
+int ADVEX_ISA_FN(advex_conv_s2_backward)(float *dx, float *dw, const float *dout, const float *x, const float *w,
                            const advex_conv2d_p *p, float *scratch, int64_t scratch_n, int write_dx) {
     if (!dx && !dw) return advex_conv_s2_ok(p) && scratch_n >= advex_conv_s2_scratch(p, 1);
     s2_plan s;
@@ -530,12 +534,6 @@ typedef struct s1_few {
     int64_t Hp, Wp, K, P, plane, per_thread;
 } s1_few;
 
-int advex_conv_few_s1_ok(const advex_conv2d_p *p) {
-    return p->algo != ADVEX_CONV_GEMM && p->G == 1 && p->SH == 1 && p->SW == 1 && p->DH == 1 && p->DW == 1 &&
-           p->OH > 0 && p->OW > 0 && (p->KH > 1 || p->KW > 1) && p->C * p->KH * p->KW <= S1_FEW_K &&
-           p->PT < p->KH && p->PL < p->KW;
-}
-
 static s1_few s1_make(const advex_conv2d_p *p) {
     s1_few f;
     f.Hp = p->OH + p->KH - 1;
@@ -547,12 +545,20 @@ static s1_few s1_make(const advex_conv2d_p *p) {
     return f;
 }
 
+#if ADVEX_ISA_BASE
+int advex_conv_few_s1_ok(const advex_conv2d_p *p) {
+    return p->algo != ADVEX_CONV_GEMM && p->G == 1 && p->SH == 1 && p->SW == 1 && p->DH == 1 && p->DW == 1 &&
+           p->OH > 0 && p->OW > 0 && (p->KH > 1 || p->KW > 1) && p->C * p->KH * p->KW <= S1_FEW_K &&
+           p->PT < p->KH && p->PL < p->KW;
+}
+
 int64_t advex_conv_few_s1_scratch(const advex_conv2d_p *p, int threads) {
     if (!advex_conv_few_s1_ok(p) || p->M > (1LL << 24) || p->OH > (1LL << 20) || p->OW > (1LL << 20)) return 0;
     return s1_make(p).per_thread * (threads < 1 ? 1 : threads);
 }
+#endif
 
-int advex_conv_few_s1_forward(float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p,
+int ADVEX_ISA_FN(advex_conv_few_s1_forward)(float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p,
                               float *scratch, int64_t scratch_n) {
     if (!advex_conv_few_s1_ok(p)) return 0;
     s1_few f = s1_make(p);

@@ -23,7 +23,7 @@
 #include <omp.h>
 #include <string.h>
 
-#include "ops/kernels.h"
+#include "ops/dispatch.h"
 
 #define WG_MAXA 8
 #define WG_L 8 /* tiles per vector */
@@ -367,6 +367,7 @@ static void wg_run(float *out, const float *x, const float *U, const float *bias
 
 /* ---- public entry points ---------------------------------------------------------------- */
 
+#if ADVEX_ISA_BASE /* geometry and sizes: compiled once (dispatch.h) */
 /* Worth it? Winograd needs enough channels on both sides for its GEMMs and enough output to
  * amortise the transforms; otherwise im2col is as fast. */
 static int wg_shape_ok(const advex_conv2d_p *p) {
@@ -383,6 +384,11 @@ int advex_wino_backward_ok(const advex_conv2d_p *p) {
     return p->algo != ADVEX_CONV_GEMM && wg_shape_ok(p) && p->C >= 8 && p->M >= 8;
 }
 
+int advex_wino_dw_ok(const advex_conv2d_p *p) {
+    return p->algo != ADVEX_CONV_GEMM && wg_shape_ok(p) && p->C >= 8 && p->M >= 8;
+}
+#endif
+
 static void fwd_prob(wg_prob *q, const advex_conv2d_p *p) {
     wg_prob_make(q, p->N, p->C, p->H, p->W, p->M, p->OH, p->OW, p->PT, p->PL,
                  wg_pick((int)p->KH, p->OH, p->OW, p->algo == ADVEX_CONV_PRECISE));
@@ -394,6 +400,7 @@ static void bwd_prob(wg_prob *q, const advex_conv2d_p *p) {
                  wg_pick((int)p->KH, p->H, p->W, 0));
 }
 
+#if ADVEX_ISA_BASE
 static int64_t prob_scratch(const wg_prob *q, int threads) {
     int64_t a2 = (int64_t)q->tf->a * q->tf->a;
     return (a2 * q->Kp * q->C + 15) / 16 * 16 + wg_per_thread(q) * threads;
@@ -415,6 +422,23 @@ int64_t advex_wino_scratch(const advex_conv2d_p *p, int threads) {
     return n;
 }
 
+int64_t advex_wino_u_size(const advex_conv2d_p *p, int grad) {
+    if (grad ? !advex_wino_backward_ok(p) : !advex_wino_forward_ok(p)) return 0;
+    wg_prob q;
+    if (grad) bwd_prob(&q, p);
+    else fwd_prob(&q, p);
+    return ((int64_t)q.tf->a * q.tf->a * q.Kp * q.C + 15) / 16 * 16;
+}
+#endif
+
+/* (dispatched too: with FMAs the transform rounds as the kernels' own U == NULL path does) */
+void ADVEX_ISA_FN(advex_wino_weights)(float *U, const float *w, const advex_conv2d_p *p, int grad) {
+    wg_prob q;
+    if (grad) bwd_prob(&q, p);
+    else fwd_prob(&q, p);
+    wg_weights(U, w, &q, grad);
+}
+
 static int wg_threads(const wg_prob *q, int64_t scratch_n) {
     int64_t a2 = (int64_t)q->tf->a * q->tf->a;
     int64_t avail = scratch_n - (a2 * q->Kp * q->C + 15) / 16 * 16;
@@ -426,22 +450,7 @@ static int wg_threads(const wg_prob *q, int64_t scratch_n) {
     return t < 1 ? 1 : (int)t;
 }
 
-int64_t advex_wino_u_size(const advex_conv2d_p *p, int grad) {
-    if (grad ? !advex_wino_backward_ok(p) : !advex_wino_forward_ok(p)) return 0;
-    wg_prob q;
-    if (grad) bwd_prob(&q, p);
-    else fwd_prob(&q, p);
-    return ((int64_t)q.tf->a * q.tf->a * q.Kp * q.C + 15) / 16 * 16;
-}
-
-void advex_wino_weights(float *U, const float *w, const advex_conv2d_p *p, int grad) {
-    wg_prob q;
-    if (grad) bwd_prob(&q, p);
-    else fwd_prob(&q, p);
-    wg_weights(U, w, &q, grad);
-}
-
-int advex_wino_forward(float *out, const float *x, const float *w, const float *U, const float *b,
+int ADVEX_ISA_FN(advex_wino_forward)(float *out, const float *x, const float *w, const float *U, const float *b,
                        const advex_conv2d_p *p, float *scratch, int64_t scratch_n) {
     if (!advex_wino_forward_ok(p)) return 0;
     wg_prob q;
@@ -458,7 +467,7 @@ int advex_wino_forward(float *out, const float *x, const float *w, const float *
     return 1;
 }
 
-int advex_wino_backward_data(float *dx, const float *dout, const float *w, const float *U, const advex_conv2d_p *p,
+int ADVEX_ISA_FN(advex_wino_backward_data)(float *dx, const float *dout, const float *w, const float *U, const advex_conv2d_p *p,
                              int accumulate, float *scratch, int64_t scratch_n) {
     if (!advex_wino_backward_ok(p)) return 0;
     wg_prob q;
@@ -605,22 +614,20 @@ static wg_dw_tile_fn wg_dw_tile(const wg_tf *t) {
     return t == &tf_2_3 ? wg_dw_tile_2_3 : t == &tf_4_3 ? wg_dw_tile_4_3 : wg_dw_tile_2_5;
 }
 
-int advex_wino_dw_ok(const advex_conv2d_p *p) {
-    return p->algo != ADVEX_CONV_GEMM && wg_shape_ok(p) && p->C >= 8 && p->M >= 8;
-}
-
 static void dw_prob(wg_prob *q, const advex_conv2d_p *p) {
     wg_prob_make(q, p->N, p->C, p->H, p->W, p->M, p->OH, p->OW, p->PT, p->PL, wg_pick_dw((int)p->KH, p->OH, p->OW));
 }
 
+#if ADVEX_ISA_BASE
 int64_t advex_wino_dw_scratch(const advex_conv2d_p *p, int threads) {
     if (!advex_wino_dw_ok(p)) return 0;
     wg_prob q;
     dw_prob(&q, p);
     return wg_dw_per_thread(&q) * (threads < 1 ? 1 : threads);
 }
+#endif
 
-int advex_wino_backward_weights(float *dw, const float *dout, const float *x, const advex_conv2d_p *p,
+int ADVEX_ISA_FN(advex_wino_backward_weights)(float *dw, const float *dout, const float *x, const advex_conv2d_p *p,
                                 float *scratch, int64_t scratch_n) {
     if (!advex_wino_dw_ok(p)) return 0;
     wg_prob q;
