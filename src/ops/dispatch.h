@@ -15,6 +15,7 @@
 #ifndef ADVEX_OPS_DISPATCH_H
 #define ADVEX_OPS_DISPATCH_H
 
+#include "attacks/attack_internal.h"
 #include "ops/kernels.h"
 
 /* The variants, in increasing order of what they need from the CPU. */
@@ -51,7 +52,22 @@ typedef enum advex_isa {
     X(int, advex_conv_few_s1_forward,                                                                             \
       (float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p, float *scratch,       \
        int64_t scratch_n),                                                                                         \
-      (out, x, w, b, p, scratch, scratch_n))
+      (out, x, w, b, p, scratch, scratch_n))                                                                       \
+    ADVEX_OP_KERNELS_(X, batchnorm)                                                                               \
+    ADVEX_OP_KERNELS_(X, relu)                                                                                    \
+    ADVEX_OP_KERNELS_(X, leaky_relu)                                                                              \
+    ADVEX_OP_KERNELS_(X, sigmoid)                                                                                 \
+    ADVEX_OP_KERNELS_(X, tanh)                                                                                    \
+    ADVEX_OP_KERNELS_(X, clip)                                                                                    \
+    ADVEX_OP_KERNELS_(X, identity)                                                                                \
+    X(void, advex_relu_mask, (float *dy, const float *y, int64_t n), (dy, y, n))                                  \
+    X(void, advex_sign_step_from,                                                                                 \
+      (float *out, const float *from, const float *x, const float *g, int64_t n, float step, float eps),         \
+      (out, from, x, g, n, step, eps))
+/* An op's forward and backward entry points (kernels.h's ADVEX_OP_FN_DECL_). */
+#define ADVEX_OP_KERNELS_(X, op)                                                                       \
+    X(void, advex_##op##_forward, (advex_node * nd, advex_value * v, advex_op_ctx * c), (nd, v, c)) \
+    X(void, advex_##op##_backward, (advex_node * nd, advex_value * v, advex_op_ctx * c), (nd, v, c))
 
 /* ---- inside a file of ADVEX_ISA_SOURCES ---------------------------------------------- */
 

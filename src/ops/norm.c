@@ -1,9 +1,11 @@
 /* BatchNormalization (ONNX) on (N,C,...): eval mode uses the running statistics; train
  * mode normalises with batch statistics (kept in aux for backward) and updates the running
- * mean/var in place (run = run*m + batch*(1-m), unbiased variance as PyTorch). */
+ * mean/var in place (run = run*m + batch*(1-m), unbiased variance as PyTorch). Forward and
+ * backward are compiled per ISA variant (dispatch.h; most of a resnet step's BatchNorm
+ * loops vectorise only with AVX-512's masks or -fno-trapping-math), shape inference once. */
 #include <math.h>
 
-#include "ops/kernels.h"
+#include "ops/dispatch.h"
 
 typedef struct bn_p { int64_t N, C, S; } bn_p; /* x viewed as (N,C,S) */
 
@@ -13,6 +15,7 @@ static bn_p bn_dims(const advex_value *X) {
     return p;
 }
 
+#if ADVEX_ISA_BASE
 advex_status advex_batchnorm_infer(advex_node *nd, advex_value *v) {
     const advex_value *X = &v[nd->in[0]];
     char bx[96], bp[96];
@@ -39,13 +42,14 @@ advex_status advex_batchnorm_infer(advex_node *nd, advex_value *v) {
 int64_t advex_batchnorm_aux(const advex_node *nd, const advex_value *v, int train) {
     return train ? 2 * v[nd->in[0]].dims[1] : 0;
 }
+#endif
 
 static int bn_train(const advex_node *nd, const advex_value *v, const advex_op_ctx *c) {
     return c->train && nd->aux && nd->aux_n >= 2 * v[nd->in[0]].dims[1];
 }
 
 /* y = scale * (x - mean) / sqrt(var + eps) + B */
-void advex_batchnorm_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_batchnorm_forward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     if (nd->fold < 0 && !c->train) return; /* the Conv before it wrote y (graph.c, mark_bn_folds) */
     const advex_value *X = &v[nd->in[0]];
     bn_p p = bn_dims(X);
@@ -114,7 +118,7 @@ void advex_batchnorm_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
  * eval:  dx = dy * scale * inv; dmean = -sum(dy) * scale * inv; dvar = -0.5 sum(dy xhat) scale inv^2
  * train: dx = scale * inv / cnt * (cnt * dy - sum(dy) - xhat * sum(dy xhat))
  * both:  dscale = sum(dy xhat), dB = sum(dy) */
-void advex_batchnorm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_batchnorm_backward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const advex_value *X = &v[nd->in[0]];
     bn_p p = bn_dims(X);
     const float *x = X->data, *scale = v[nd->in[1]].data;
