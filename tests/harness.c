@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "advex/advex.h"
+#include "ops/dispatch.h"
 
 int advex_test_failed_flag;
 
@@ -64,4 +65,24 @@ int advex_test_main(int argc, char **argv, const advex_test_entry *tests, int n)
     }
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
+}
+
+int advex_test_main_each_isa(int argc, char **argv, const advex_test_entry *tests, int n) {
+    advex_isa top = advex_isa_active(); /* the best this CPU runs, capped by ADVEX_ISA */
+    int rc = 0, runs = 0;
+    for (int i = 0; i <= (int)top; i++) {
+        if (!advex_isa_available((advex_isa)i)) continue;
+        if (!advex_isa_force((advex_isa)i) || advex_isa_active() != (advex_isa)i) {
+            printf("FAIL: could not switch to the %s kernels\n", advex_isa_str((advex_isa)i));
+            rc = 1;
+            continue;
+        }
+        printf("==== kernels: %s\n", advex_isa_str((advex_isa)i));
+        fflush(stdout);
+        rc |= advex_test_main(argc, argv, tests, n);
+        runs++;
+    }
+    advex_isa_force(top);
+    printf("==== ran under %d kernel variant(s)%s\n", runs, rc ? ": FAILED" : "");
+    return rc;
 }

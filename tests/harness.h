@@ -26,6 +26,15 @@ int advex_test_main(int argc, char **argv, const advex_test_entry *tests, int n)
         static const advex_test_entry tests_[] = {__VA_ARGS__};                          \
         return advex_test_main(argc, argv, tests_, (int)(sizeof tests_ / sizeof *tests_)); \
     }
+/* Like TEST_MAIN, but the tests run once per kernel variant (src/ops/dispatch.h: generic,
+ * avx2, avx512) that this CPU supports, from generic up to the one ADVEX_ISA (or the CPU)
+ * selects, each forced in turn; fails if any run fails. */
+int advex_test_main_each_isa(int argc, char **argv, const advex_test_entry *tests, int n);
+#define TEST_MAIN_EACH_ISA(...)                                                                  \
+    int main(int argc, char **argv) {                                                            \
+        static const advex_test_entry tests_[] = {__VA_ARGS__};                                   \
+        return advex_test_main_each_isa(argc, argv, tests_, (int)(sizeof tests_ / sizeof *tests_)); \
+    }
 #define TEST_ENTRY(name) {#name, name}
 
 #define ASSERT(cond)                                                                    \

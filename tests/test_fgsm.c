@@ -298,6 +298,6 @@ TEST(sign_step_matches_scalar) {
         }
 }
 
-TEST_MAIN(TEST_ENTRY(sign_step_matches_scalar), TEST_ENTRY(fgsm_bounds_and_loss_rises), TEST_ENTRY(fgsm_matches_definition), TEST_ENTRY(eps_zero_is_identity),
+TEST_MAIN_EACH_ISA(TEST_ENTRY(sign_step_matches_scalar), TEST_ENTRY(fgsm_bounds_and_loss_rises), TEST_ENTRY(fgsm_matches_definition), TEST_ENTRY(eps_zero_is_identity),
           TEST_ENTRY(targeted_raises_target_probability), TEST_ENTRY(deterministic_for_seed_and_batching),
           TEST_ENTRY(fgsm_rs_step_and_projection), TEST_ENTRY(parse_eps))

@@ -1242,7 +1242,7 @@ TEST(infer_errors) {
     tg_free(&g);
 }
 
-TEST_MAIN(TEST_ENTRY(op_table), TEST_ENTRY(conv_grad), TEST_ENTRY(conv_fast_vs_ref),
+TEST_MAIN_EACH_ISA(TEST_ENTRY(op_table), TEST_ENTRY(conv_grad), TEST_ENTRY(conv_fast_vs_ref),
           TEST_ENTRY(conv_auto_pad_and_accumulate), TEST_ENTRY(gemm_grad_and_ref), TEST_ENTRY(matmul_grad),
           TEST_ENTRY(activations_grad), TEST_ENTRY(pool_grad_and_ref), TEST_ENTRY(pool_known_values),
           TEST_ENTRY(global_avgpool), TEST_ENTRY(batchnorm_eval), TEST_ENTRY(batchnorm_train),

@@ -1,11 +1,12 @@
 /* The performance paths of src/ops against the portable reference kernels: batched-chunk
  * and row-tiled convolution at odd shapes, 1 thread vs 2 threads, the split sgemm, the
- * 2x2 max-pool fast path (ties), and the attack-mode BatchNorm backward. */
+ * 2x2 max-pool fast path (ties), and the attack-mode BatchNorm backward. Every test runs
+ * once per kernel variant this CPU supports (generic, avx2, avx512: ops/dispatch.h). */
 #include <omp.h>
 #include <stdlib.h>
 
 #include "harness.h"
-#include "ops/kernels.h"
+#include "ops/dispatch.h"
 
 static float *rnd(int64_t n, advex_rng *r, float lo, float hi) {
     float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
@@ -282,5 +283,19 @@ TEST(maxpool_2x2_fast_vs_ref) {
     }
 }
 
-TEST_MAIN(TEST_ENTRY(conv_fast_paths_vs_ref), TEST_ENTRY(winograd_vs_ref), TEST_ENTRY(conv_s2_relu_mask_vs_ref), TEST_ENTRY(conv_scratch_limits_threads), TEST_ENTRY(sgemm_split_vs_ref),
+/* The dispatch point: generic always exists, the variant in use is one this CPU runs and
+ * advex_kernel_isa names it, and forcing one this CPU (or build) lacks changes nothing. */
+TEST(isa_dispatch) {
+    advex_isa cur = advex_isa_active();
+    ASSERT(advex_isa_available(ADVEX_ISA_GENERIC));
+    ASSERT(advex_isa_available(cur));
+    ASSERT(strcmp(advex_kernel_isa(), advex_isa_str(cur)) == 0);
+    for (int i = 0; i <= ADVEX_ISA_COUNT; i++)
+        if (!advex_isa_available((advex_isa)i)) {
+            ASSERT(!advex_isa_force((advex_isa)i));
+            ASSERT_EQ_INT(advex_isa_active(), cur);
+        }
+}
+
+TEST_MAIN_EACH_ISA(TEST_ENTRY(isa_dispatch), TEST_ENTRY(conv_fast_paths_vs_ref), TEST_ENTRY(winograd_vs_ref), TEST_ENTRY(conv_s2_relu_mask_vs_ref), TEST_ENTRY(conv_scratch_limits_threads), TEST_ENTRY(sgemm_split_vs_ref),
           TEST_ENTRY(maxpool_2x2_fast_vs_ref))
