@@ -2,6 +2,10 @@
 # Valgrind memcheck of a small CLI end to end: train -> info -> predict -> attack -> eval
 # (ONNX save/load, data loading, FGSM/PGD, JSON and .npy output) on a Fashion-MNIST
 # subset. Fails on any memcheck error or any definite/indirect leak.
+# Valgrind 3.19 executes AVX2 but not AVX-512 and reports a CPU without it, so the kernel
+# dispatch (src/ops/dispatch.h) picks the avx2 variant under valgrind by itself; set
+# ADVEX_ISA=generic to check the generic kernels instead. A -DADVEX_NATIVE=ON build on an
+# AVX-512 host cannot run under valgrind (SIGILL).
 # Usage: scripts/valgrind.sh [ADVEX binary] (default: build/advex)
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,6 +37,7 @@ run() { # name want_exit_code -- command...
     fi
     echo "valgrind.sh: $name: clean ($(( $(date +%s) - t0 )) s)"
 }
+echo "valgrind.sh: $($VG "$advex" --version 2>&1 | head -1)${ADVEX_ISA:+ (ADVEX_ISA=$ADVEX_ISA)}"
 run train 0 -- "$advex" train --arch small --data "$D" --epochs 1 --batch 8 --test-data none --threads 1 --quiet --out "$T/m.onnx"
 run info 0 -- "$advex" info "$T/m.onnx"
 run predict 0 -- "$advex" predict --model "$T/m.onnx" --data "$D" --threads 1 --out "$T/logits.npy"
