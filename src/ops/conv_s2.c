@@ -383,8 +383,8 @@ static void s2_fill(float *col, int64_t ld, float *xs, const float *x, int64_t n
     }
 }
 
-int ADVEX_ISA_FN(advex_conv_s2_forward)(float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p,
-                          float *scratch, int64_t scratch_n) {
+int ADVEX_ISA_FN(advex_conv_s2_forward)(float *out, const float *x, const float *w, const float *b,
+                                        const advex_conv2d_p *p, float *scratch, int64_t scratch_n) {
     s2_plan s;
     int T = s2_begin(&s, p, scratch_n);
     if (!T) return 0;
@@ -428,7 +428,7 @@ int ADVEX_ISA_FN(advex_conv_s2_forward)(float *out, const float *x, const float 
  * masked by p->dmask when set; db is left to the caller. With dx and dw NULL: whether this
  * path takes the convolution (scratch_n floats of scratch). */
 int ADVEX_ISA_FN(advex_conv_s2_backward)(float *dx, float *dw, const float *dout, const float *x, const float *w,
-                           const advex_conv2d_p *p, float *scratch, int64_t scratch_n, int write_dx) {
+                                         const advex_conv2d_p *p, float *scratch, int64_t scratch_n, int write_dx) {
     if (!dx && !dw) return advex_conv_s2_ok(p) && scratch_n >= advex_conv_s2_scratch(p, 1);
     s2_plan s;
     int T = s2_begin(&s, p, scratch_n);
@@ -558,8 +558,8 @@ int64_t advex_conv_few_s1_scratch(const advex_conv2d_p *p, int threads) {
 }
 #endif
 
-int ADVEX_ISA_FN(advex_conv_few_s1_forward)(float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p,
-                              float *scratch, int64_t scratch_n) {
+int ADVEX_ISA_FN(advex_conv_few_s1_forward)(float *out, const float *x, const float *w, const float *b,
+                                            const advex_conv2d_p *p, float *scratch, int64_t scratch_n) {
     if (!advex_conv_few_s1_ok(p)) return 0;
     s1_few f = s1_make(p);
     int64_t T = scratch_n / f.per_thread, OHW = p->OH * p->OW, HW = p->H * p->W;

@@ -451,7 +451,7 @@ static int wg_threads(const wg_prob *q, int64_t scratch_n) {
 }
 
 int ADVEX_ISA_FN(advex_wino_forward)(float *out, const float *x, const float *w, const float *U, const float *b,
-                       const advex_conv2d_p *p, float *scratch, int64_t scratch_n) {
+                                     const advex_conv2d_p *p, float *scratch, int64_t scratch_n) {
     if (!advex_wino_forward_ok(p)) return 0;
     wg_prob q;
     fwd_prob(&q, p);
@@ -467,8 +467,9 @@ int ADVEX_ISA_FN(advex_wino_forward)(float *out, const float *x, const float *w,
     return 1;
 }
 
-int ADVEX_ISA_FN(advex_wino_backward_data)(float *dx, const float *dout, const float *w, const float *U, const advex_conv2d_p *p,
-                             int accumulate, float *scratch, int64_t scratch_n) {
+int ADVEX_ISA_FN(advex_wino_backward_data)(float *dx, const float *dout, const float *w, const float *U,
+                                           const advex_conv2d_p *p, int accumulate, float *scratch,
+                                           int64_t scratch_n) {
     if (!advex_wino_backward_ok(p)) return 0;
     wg_prob q;
     bwd_prob(&q, p);
@@ -628,7 +629,7 @@ int64_t advex_wino_dw_scratch(const advex_conv2d_p *p, int threads) {
 #endif
 
 int ADVEX_ISA_FN(advex_wino_backward_weights)(float *dw, const float *dout, const float *x, const advex_conv2d_p *p,
-                                float *scratch, int64_t scratch_n) {
+                                              float *scratch, int64_t scratch_n) {
     if (!advex_wino_dw_ok(p)) return 0;
     wg_prob q;
     dw_prob(&q, p);
