@@ -36,8 +36,11 @@ static double median(const double *v, long long n) {
 
 /* Multiply-adds per example of one forward pass (Conv and Gemm/MatMul nodes). */
 static double forward_macs(advex_model *m) {
-    if (advex_model_plan(m, 1, 0, 0)) return 0;
-    return advex_model_plan_macs(m, NULL);
+    advex_plan *p;
+    if (advex_plan_new(m->net, &p)) return 0;
+    double macs = advex_plan_images(p, 1, 0, 0) ? 0 : advex_plan_macs(p, NULL);
+    advex_plan_free(p);
+    return macs;
 }
 
 /* One FGSM-RS training step: random start, eval-mode input gradient, sign step; then a
@@ -52,15 +55,15 @@ static advex_status train_step(bench_ctx *b) {
     advex_status st = advex_model_input_grad(m, b->xa, b->y, b->n, ADVEX_LOSS_CE, b->g, NULL, NULL);
     if (st) return st;
     advex_sign_step(b->xa, b->x, b->g, nd, 1.25f * b->eps, b->eps);
-    if ((st = advex_model_plan(m, b->n, 1, 1))) return st;
-    advex_model_run_forward(m, b->xa);
-    advex_loss_forward_backward(ADVEX_LOSS_CE, advex_model_logits(m), b->y, b->n, b->k, b->loss, b->dl);
+    advex_plan *tp;
+    if ((st = advex_model_train_plan(m, b->n, &tp)) || (st = advex_plan_forward(tp, b->xa))) return st;
+    advex_loss_forward_backward(ADVEX_LOSS_CE, advex_plan_output(tp), b->y, b->n, b->k, b->loss, b->dl);
     for (int64_t j = 0; j < b->n * b->k; j++) b->dl[j] *= 1.0f / (float)b->n;
-    memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
-    advex_model_run_backward(m, b->dl);
+    memset(tp->grads, 0, (size_t)m->net->n_params * sizeof(float));
+    if ((st = advex_plan_backward(tp, b->dl))) return st;
     const float lr = 0.01f, mu = 0.9f;
-    float *p = m->params, *gp = m->grads, *mo = b->mom;
-    for (int64_t i = 0; i < m->n_params; i++) {
+    float *p = m->net->params, *gp = tp->grads, *mo = b->mom;
+    for (int64_t i = 0; i < m->net->n_params; i++) {
         mo[i] = mu * mo[i] + gp[i];
         p[i] -= lr * mo[i];
     }
@@ -171,7 +174,7 @@ int cmd_bench(int argc, char **argv) {
     b.dl = malloc((size_t)(b.n * b.k) * sizeof(float));
     b.loss = malloc((size_t)b.n * sizeof(float));
     b.y = malloc((size_t)b.n * sizeof(int32_t));
-    b.mom = calloc((size_t)(b.m->n_params ? b.m->n_params : 1), sizeof(float));
+    b.mom = calloc((size_t)(b.m->net->n_params ? b.m->net->n_params : 1), sizeof(float));
     rates = malloc((size_t)reps * sizeof(double));
     rates1 = malloc((size_t)reps * sizeof(double));
     ratios = malloc((size_t)reps * sizeof(double));

@@ -1,9 +1,9 @@
 /* advex info: describe a model (ONNX file or built-in arch): input, output, the ops it
  * uses, parameter count and opset. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-#include "internal.h"
 
 int cmd_info(int argc, char **argv) {
     const char *cmd = "info";
@@ -30,20 +30,11 @@ int cmd_info(int argc, char **argv) {
     if (!path && !arch) return cli_error(cmd, CLI_EXIT_USAGE, "give a model file (advex info M.onnx)");
     advex_model *m = NULL;
     if ((r = cli_load_model(cmd, path, arch, 0, &m))) return r;
-    const advex_graph *g = &m->g;
-    printf("model:      %s\n", path ? path : arch);
-    if (m->opset) printf("opset:      %lld\n", (long long)m->opset);
-    printf("input:      %s  N x %lld x %lld x %lld (float32, [0,1])\n", g->vals[g->input].name, (long long)m->in_chw[0],
-           (long long)m->in_chw[1], (long long)m->in_chw[2]);
-    printf("output:     %s  N x %lld%s\n", g->vals[g->output].name, (long long)m->classes,
-           m->output_is_prob ? "  (logits before the model's final Softmax, which advex removed)" : "");
-    printf("parameters: %lld\n", (long long)advex_model_num_params(m));
-    printf("nodes:      %d\nops:       ", g->n_nodes);
-    int count[ADVEX_OP_COUNT] = {0};
-    for (int i = 0; i < g->n_nodes; i++) count[g->nodes[i].op]++;
-    for (int op = 0; op < ADVEX_OP_COUNT; op++)
-        if (count[op]) printf(" %s x%d", advex_op_defs[op].name, count[op]);
-    printf("\n");
+    char *text;
+    advex_status st = advex_model_describe(m, &text);
     advex_model_free(m);
+    if (st) return cli_fail(cmd, st);
+    fputs(text, stdout);
+    free(text);
     return CLI_EXIT_OK;
 }

@@ -112,20 +112,24 @@ typedef enum advex_value_kind {
     ADVEX_VAL_STATE,        /* BatchNorm running statistics: updated in train mode only */
 } advex_value_kind;
 
+/* A value of the graph. In the net (advex_net.g) only the static fields hold: name, kind,
+ * producer, grad_write and, for PARAM/CONST/STATE, dims, data and offset. A plan works on its
+ * own copy of the table (advex_plan.v), where INPUT/ACT values get the dims, data and grad of
+ * the plan's input shape and buffers. */
 typedef struct advex_value {
     char *name;
     advex_value_kind kind;
     int ndim;
-    int64_t dims[ADVEX_MAX_DIMS]; /* INPUT/ACT: set by planning for the current batch */
-    float *data;  /* PARAM/CONST/STATE: model storage (owned by the value until finalize).
+    int64_t dims[ADVEX_MAX_DIMS]; /* INPUT/ACT: set by planning for the plan's input */
+    float *data;  /* PARAM/CONST/STATE: net storage (owned by the value until finalize).
                      INPUT: the caller's batch (read only). ACT: plan arena. */
     float *grad;  /* accumulated gradient, or NULL when not wanted in this pass */
-    int64_t offset; /* PARAM: offset in model->params; CONST/STATE: in model->consts */
+    int64_t offset; /* PARAM: offset in net->params; CONST/STATE: in net->consts */
     int producer;   /* node index producing it, -1 for INPUT/PARAM/CONST/STATE */
-    /* Gradient write mode, set by advex_model_plan (0 everywhere else, e.g. values built by
-     * hand). 1: exactly one input slot of one node consumes this INPUT/ACT value, that op
+    /* Gradient write mode, set at finalize (fuse.c; 0 for values built by hand before it).
+     * 1: exactly one input slot of one node consumes this INPUT/ACT value, that op
      * honours write mode on that slot (advex_op_def.grad_write_in) and the value is not the
-     * graph output; run_backward then does NOT zero grad (it holds stale data, possibly
+     * graph output; advex_plan_backward then does NOT zero grad (it holds stale data, possibly
      * another value's: activation grads share memory) and the consumer's backward must
      * store (=) every element of its gradient instead of accumulating (+=). 0: grad is
      * zeroed right before the backward of its first consumer in reverse order (the input's:
@@ -140,8 +144,6 @@ typedef struct advex_node {
     int *in;        /* value ids; -1 for an absent optional input */
     int out[2];     /* value ids (out[1] only for optional outputs we ignore: -1) */
     advex_attrs a;
-    float *aux;     /* per-plan state kept from forward to backward (points into arena) */
-    int64_t aux_n;
     /* Eval-mode BatchNorm folding (set at finalize, see mark_bn_folds in graph.c): on a Conv,
      * 1 + the index of the BatchNorm it folds into, and that BatchNorm's output, scale, B,
      * mean and var value ids and epsilon; on that BatchNorm, -1. */
@@ -159,7 +161,7 @@ typedef struct advex_node {
      * nothing; on a fused Relu its producer (Conv, BatchNorm, Add) masks that gradient itself:
      * relu_mask on the producer (dY[i] counts only where its stored output max(0, y)[i] > 0). */
     int alias_data, alias_grad, relu_mask;
-} advex_node;
+} advex_node; /* immutable once the net is finalized: per-plan state lives in advex_op_ctx.aux */
 
 typedef struct advex_graph {
     advex_value *vals;
@@ -170,12 +172,15 @@ typedef struct advex_graph {
     int output;          /* value id of the logits */
 } advex_graph;
 
-/* Context of one forward or backward pass of one node. */
+/* Context of one forward or backward pass of one node (set by the plan running it). */
 typedef struct advex_op_ctx {
     int train;          /* BatchNorm batch statistics + running-stat update, dropout on */
     advex_rng *rng;     /* dropout masks */
     float *scratch;     /* temporary floats (size from op->scratch), valid for this call */
     int64_t scratch_n;
+    float *aux;         /* this node's state kept from forward to backward in this plan (size
+                           from op->aux, zeroed when the plan is laid out), or NULL */
+    int64_t aux_n;
 } advex_op_ctx;
 
 typedef struct advex_op_def {
@@ -183,18 +188,18 @@ typedef struct advex_op_def {
     int min_in, max_in; /* input count bounds (absent optional inputs count, as -1) */
     /* Validate input shapes/attributes and set output dims. Errors via advex_set_error,
      * naming nd->name. Called at every plan (input dims known). */
-    advex_status (*infer)(advex_node *nd, advex_value *v);
+    advex_status (*infer)(const advex_node *nd, advex_value *v);
     /* Floats of scratch needed by forward or backward for the planned shapes (may be NULL). */
     int64_t (*scratch)(const advex_node *nd, const advex_value *v, int train);
     /* Floats of aux state kept from forward to backward (may be NULL). */
     int64_t (*aux)(const advex_node *nd, const advex_value *v, int train);
     /* out = f(in). Must not allocate. */
-    void (*forward)(advex_node *nd, advex_value *v, advex_op_ctx *c);
+    void (*forward)(const advex_node *nd, advex_value *v, advex_op_ctx *c);
     /* For every input i with v[in[i]].grad != NULL: grad_i += J^T grad_out, or, when
      * v[in[i]].grad_write is set (only ever on slots the op declares in grad_write_in),
      * grad_i = J^T grad_out over every element of grad_i (its old contents are garbage).
      * Must not allocate. The output's data and grad and the inputs' data are valid. */
-    void (*backward)(advex_node *nd, advex_value *v, advex_op_ctx *c);
+    void (*backward)(const advex_node *nd, advex_value *v, advex_op_ctx *c);
     /* Input slots whose grad_write flag backward honours: bit i for slot i, bit 31 for
      * every slot >= 31 (ADVEX_GW_ALL: all slots). 0: always accumulates, and the planner
      * zeroes the grads of this op's inputs before each backward pass. */
@@ -211,81 +216,32 @@ extern const advex_op_def advex_op_defs[ADVEX_OP_COUNT];
 /* Op by ONNX name, -1 if unknown. */
 int advex_op_from_name(const char *name);
 
-/* ---- model handle ---------------------------------------------------------------------- */
+/* ---- net: the immutable model (src/graph/net.c, fuse.c) --------------------------------- */
 
-struct advex_model {
+/* A loaded or built model: the graph (values and nodes in topological order, with the fusion
+ * marks of fuse.c), the packed parameters and constants, and what it takes and gives. Built
+ * once (advex_net_new, advex_graph_add_value/_node, advex_net_finalize), then read by any
+ * number of plans at once. Only training writes it (parameters, BatchNorm running
+ * statistics), and no other plan may run meanwhile. Model handles share it (refs). */
+typedef struct advex_net {
     advex_graph g;
     float *params;       /* (n_params) all trainable weights, contiguous */
-    float *grads;        /* (n_params) their gradients, contiguous (one all-reduce) */
     int64_t n_params;
     float *consts;       /* (n_consts) CONST and STATE values */
     int64_t n_consts;
-    int64_t in_chw[3];
-    int64_t classes;
+    int64_t in_chw[3];   /* images: (C, H, W) per example; 0s for a general net */
+    int64_t classes;     /* logits per example; 0 for a general net */
     int output_is_prob;  /* graph ended in Softmax/LogSoftmax and it was cut off (see onnx) */
     char *source;        /* file or arch name, for messages */
     int64_t opset;       /* ONNX default-domain opset it was loaded from (0: built here) */
-    /* execution plan, rebuilt when the batch size or mode changes */
-    int64_t plan_n;
-    int plan_train, plan_grad;
-    float *arena;        /* activations, aux, the input grad, the activation-grad pool, scratch */
-    int64_t arena_cap;
-    /* Activation gradients share memory by lifetime (plan_grad_pool in graph.c): the grad of
-     * an ACT value lives from the backward of its last consumer (topological order) to that
-     * of its producer, and the plan packs them into a pool with a greedy best-fit allocator.
-     * Only the graph input's grad (read after the pass) has a buffer of its own. So after
-     * run_backward only the input and parameter grads are meaningful. */
-    int grad_noshare;    /* internal switch (tests): every activation grad gets its own buffer,
-                            valid after the pass; set it before planning */
-    int plan_noshare;    /* grad_noshare of the current plan */
-    int64_t plan_grad_pool; /* floats of the activation-grad pool of the current plan */
-    /* Backward zeroing schedule of the current gradient plan: step s (node n_nodes-1-s)
-     * first zeroes, where grad_write is 0, the grads of values
-     * bw_zero[n_nodes+1 + bw_zero[s] .. n_nodes+1 + bw_zero[s+1]) (its inputs whose first
-     * consumer in reverse order it is, and its own output when nobody consumes it).
-     * (n_nodes + 1 + n_vals) ints, allocated once with plan_tmp (3 * (n_vals + 1)
-     * int64 of planning workspace), so replanning a known graph does not allocate. */
-    int *bw_zero;
-    int64_t *plan_tmp;
-    float *scratch;
-    int64_t scratch_n;
-    float *work;         /* (plan_n * classes * 2) loss temporaries */
-    advex_rng rng;       /* dropout */
-    float *ws;           /* grow-only workspace for attacks/training (advex_model_workspace) */
-    int64_t ws_cap;
-    /* batch-parallel eval passes (split.c): one replica per thread, each running a part */
-    struct advex_model **rep;
-    int n_rep;
-    int split;           /* parts of the last advex_model_eval_forward (0: not split) */
-    int64_t split_b;     /* its batch size */
-    float *zbuf;         /* (split_b, classes) gathered logits of a split pass */
-    int64_t zcap;
-    int64_t ex_base;     /* index of this model's first example in the caller's batch (messages) */
-    int serial;          /* thread count to restore after a pass that went single-threaded */
-};
+    int refs;            /* model handles sharing it (advex_model_share); atomic */
+} advex_net;
 
-/* Eval-mode pass over a batch of b (at most one chunk): plans, runs forward and points *z at
- * the (b, classes) logits. With several threads and a large enough batch the batch is split
- * across per-thread replicas (split.c). want_grad: a backward follows. */
-advex_status advex_model_eval_forward(advex_model *m, const float *x, int64_t b, int want_grad, const float **z);
-/* Backward of the last advex_model_eval_forward (want_grad) seeded with dl (b, classes);
- * writes the (b, C, H, W) input gradient to grad. */
-advex_status advex_model_eval_backward(advex_model *m, const float *dl, float *grad);
-void advex_model_free_replicas(advex_model *m);
-/* Ends a forward (want_grad) whose backward will not come: restores the thread count a
- * serial pass lowered. */
-void advex_model_eval_end(advex_model *m);
-/* Multiply-adds of one forward pass of the current plan (Conv, Gemm and MatMul nodes), and
- * how many such layers there are (layers may be NULL). */
-double advex_model_plan_macs(const advex_model *m, int *layers);
-
-/* A grow-only float workspace owned by the model (attacks, training): returns NULL (with
- * the error set) on allocation failure. Contents are undefined; valid until the next call. */
-float *advex_model_workspace(advex_model *m, int64_t n);
-
-/* Building (arch builders and the ONNX importer). Values made with data own it until
- * advex_model_finalize() packs them into contiguous storage. Return -1 on failure. */
-advex_model *advex_model_new(const char *source);
+advex_net *advex_net_new(const char *source);
+/* Drop one reference; frees the net with the last. */
+void advex_net_release(advex_net *net);
+/* Values made with data own it until advex_net_finalize() packs them into contiguous
+ * storage. Return the new id, or -1 with the error set. */
 int advex_graph_add_value(advex_graph *g, const char *name, advex_value_kind kind, int ndim,
                           const int64_t *dims);
 /* Linear search by name (tests, messages); the importer keeps its own hash map. */
@@ -294,8 +250,15 @@ int advex_graph_find_value(const advex_graph *g, const char *name);
 int advex_graph_add_node(advex_graph *g, advex_op_type op, const char *name, int n_in,
                          const int *in, int out);
 /* Topologically sort (cycles -> error), check every input is defined, pack parameter
- * storage, record in_chw and classes (plan at n=1 to learn them). */
-advex_status advex_model_finalize(advex_model *m);
+ * storage, check weights, mark fusions (fuse.c). images != 0: the input is an image batch
+ * (N, C, H, W) and the output logits (N, classes): in_chw and classes are learnt from a
+ * plan at N = 1. */
+advex_status advex_net_finalize(advex_net *net, int images);
+/* The fusion marks and gradient write flags (fuse.c), from the sorted graph. */
+advex_status advex_net_mark(advex_net *net);
+/* Uses of each value as a node input (n_vals ints, malloc'd; a node reading it twice counts
+ * twice); NULL with the error set on allocation failure. */
+int *advex_graph_uses(const advex_graph *g);
 
 /* Per-example bounds (src/graph/checks.c): input values, and floats of activations,
  * per-op state and scratch in a plan (at 4 bytes each: 4 GiB). A hostile file can declare
@@ -303,28 +266,111 @@ advex_status advex_model_finalize(advex_model *m);
  * anything is allocated, whatever --max-memory says. */
 #define ADVEX_MAX_EXAMPLE_INPUT ((int64_t)1 << 26)
 #define ADVEX_MAX_EXAMPLE_FLOATS ((int64_t)1 << 30)
-/* ADVEX_ERR_LIMIT naming the input or the largest activation when one example of a plan
- * of batch n needing `floats` floats passes those bounds. */
-advex_status advex_check_example_size(const advex_model *m, int64_t n, int64_t floats);
 /* Weights and constants finite, BatchNorm statistics usable (var + eps > 0, finite scale);
  * errors name the node and tensor. At finalize and after restoring saved state. */
-advex_status advex_model_check_weights(const advex_model *m);
-/* After a backward pass: loss gradient, input gradient and (training) every parameter
- * gradient finite, else an error naming which. */
-advex_status advex_model_check_grads(const advex_model *m, const float *dlogits);
+advex_status advex_net_check_weights(const advex_net *net);
 
-/* Prepare buffers for batch n in the given mode; no-op when unchanged. want_grad: allocate
- * activation gradients (backward possible). Parameter grads are used when train != 0. */
-advex_status advex_model_plan(advex_model *m, int64_t n, int train, int want_grad);
-/* Run forward on x (plan_n, C,H,W); logits are v[g.output].data afterwards. */
-advex_status advex_model_run_forward(advex_model *m, const float *x);
-/* Backward from dlogits (plan_n, classes): input grad lands in v[g.input].grad; parameter
- * grads accumulate into m->grads when the plan is a training plan. */
-advex_status advex_model_run_backward(advex_model *m, const float *dlogits);
-/* Value data accessors after a forward. */
-static inline const float *advex_model_logits(const advex_model *m) {
-    return m->g.vals[m->g.output].data;
+/* ---- plan: one way of running a net (src/graph/plan.c) -------------------------------- */
+
+/* The buffers and state of passes over a net for one input shape and mode: the value table
+ * as this plan sees it, the arena (activations, per-node aux, the input gradient, the
+ * activation-gradient pool, scratch), parameter gradients when training, the dropout RNG.
+ * Any number of plans may run over one net at once (eval mode), one per thread. */
+typedef struct advex_plan {
+    const advex_net *net;
+    advex_value *v;      /* (n_vals) the net's values with this plan's shapes and buffers */
+    float **aux;         /* (n_nodes) each node's aux state in the arena, or NULL */
+    int64_t *aux_n;      /* (n_nodes) */
+    int ndim;            /* input shape it is laid out for; 0: not laid out */
+    int64_t in_dims[ADVEX_MAX_DIMS];
+    int train, want_grad;
+    float *grads;        /* (n_params) parameter gradients (training plans): backward adds */
+    float *arena;        /* activations, aux, the input grad, the activation-grad pool, scratch */
+    int64_t arena_cap;
+    /* Activation gradients share memory by lifetime (plan_grad_pool in plan.c): the grad of an
+     * ACT value lives from the backward of its last consumer (topological order) to that of
+     * its producer, packed with a greedy best-fit allocator. Only the graph input's grad (read
+     * after the pass) has a buffer of its own: after a backward only the input and parameter
+     * grads are meaningful. */
+    int64_t grad_pool;   /* floats of the activation-grad pool */
+    /* Backward zeroing schedule: step s (node n_nodes-1-s) first zeroes, where grad_write is 0,
+     * the grads of values bw_zero[n_nodes+1 + bw_zero[s] .. n_nodes+1 + bw_zero[s+1]) (its
+     * inputs whose first consumer in reverse order it is, and its own output when nobody
+     * consumes it). (n_nodes + 1 + n_vals) ints; tmp: 3 * (n_vals + 1) int64 of planning
+     * workspace. Both allocated once, so re-planning does not allocate. */
+    int *bw_zero;
+    int64_t *tmp;
+    float *scratch;
+    int64_t scratch_n;
+    advex_rng rng;       /* dropout */
+    int threads;         /* kernels' threads in this plan's passes; 0: the caller's */
+    int64_t ex_base;     /* index of the plan's first example in the caller's batch (messages) */
+    /* test switches, set before laying out: every activation grad gets its own buffer (valid
+     * after the pass); every consumer accumulates (grad_write ignored) */
+    int grad_noshare, no_grad_write;
+} advex_plan;
+
+advex_status advex_plan_new(const advex_net *net, advex_plan **out);
+void advex_plan_free(advex_plan *p);
+/* Lay the plan out for an input of shape (ndim, dims) in a mode; no-op when unchanged.
+ * want_grad: backward possible (activation gradients). train: BatchNorm batch statistics,
+ * dropout, parameter gradients (with want_grad). */
+advex_status advex_plan_shape(advex_plan *p, int ndim, const int64_t *dims, int train, int want_grad);
+/* The same for an image batch of n (n, C, H, W) of the net's in_chw. */
+advex_status advex_plan_images(advex_plan *p, int64_t n, int train, int want_grad);
+/* Forward on x (the laid-out shape); the output is advex_plan_output() afterwards. */
+advex_status advex_plan_forward(advex_plan *p, const float *x);
+/* Backward from the output's gradient dout: the input gradient lands in
+ * advex_plan_input_grad(); a training plan adds parameter gradients into p->grads. Checks
+ * that every gradient is finite. */
+advex_status advex_plan_backward(advex_plan *p, const float *dout);
+static inline const float *advex_plan_output(const advex_plan *p) { return p->v[p->net->g.output].data; }
+static inline const advex_value *advex_plan_output_value(const advex_plan *p) { return &p->v[p->net->g.output]; }
+static inline const float *advex_plan_input_grad(const advex_plan *p) { return p->v[p->net->g.input].grad; }
+/* Multiply-adds of one forward pass as laid out (Conv, Gemm and MatMul nodes), and how many
+ * such layers there are (layers may be NULL). */
+double advex_plan_macs(const advex_plan *p, int *layers);
+/* ADVEX_ERR_LIMIT naming the input or the largest activation when one example of the plan,
+ * needing `floats` floats of arena in all, passes the per-example bounds above. */
+advex_status advex_plan_check_size(const advex_plan *p, int64_t floats);
+
+/* ---- model handle: a net and the plans that run it (src/graph/exec.c, model_api.c) ------- */
+
+struct advex_model {
+    advex_net *net;      /* shared with advex_model_share'd handles */
+    advex_plan *plan;    /* eval passes over a whole batch (too small to split) */
+    advex_plan *train;   /* training passes (created on first use) */
+    /* batch-parallel eval passes (exec.c): one plan per thread, each running a part */
+    advex_plan **part;
+    int n_part;
+    int split;           /* parts of the last advex_model_eval_forward (0: not split) */
+    int64_t split_b;     /* its batch size */
+    float *zbuf;         /* (split_b, classes) gathered logits of a split pass */
+    int64_t zcap;
+    float *ws;           /* grow-only workspace for attacks/training (advex_model_workspace) */
+    int64_t ws_cap;
+};
+
+/* A model handle over a finalized net (taking over the caller's reference). */
+advex_status advex_model_wrap(advex_net *net, advex_model **out);
+/* Per-example input size C*H*W. */
+static inline int64_t advex_model_dim(const advex_model *m) {
+    return m->net->in_chw[0] * m->net->in_chw[1] * m->net->in_chw[2];
 }
+
+/* Eval-mode pass over a batch of b (at most one chunk): runs forward and points *z at the
+ * (b, classes) logits. With several threads and a large enough batch the batch is split
+ * across per-thread plans (exec.c). want_grad: a backward may follow. */
+advex_status advex_model_eval_forward(advex_model *m, const float *x, int64_t b, int want_grad, const float **z);
+/* Backward of the last advex_model_eval_forward (want_grad) seeded with dl (b, classes);
+ * writes the (b, C, H, W) input gradient to grad. */
+advex_status advex_model_eval_backward(advex_model *m, const float *dl, float *grad);
+/* The training plan laid out for a batch of n (train mode, parameter gradients). */
+advex_status advex_model_train_plan(advex_model *m, int64_t n, advex_plan **p);
+
+/* A grow-only float workspace owned by the model (attacks, training): returns NULL (with
+ * the error set) on allocation failure. Contents are undefined; valid until the next call. */
+float *advex_model_workspace(advex_model *m, int64_t n);
 
 /* ---- losses (src/ops/loss.c) ----------------------------------------------------------- */
 

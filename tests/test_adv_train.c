@@ -205,15 +205,15 @@ TEST(resume_reproduces_uninterrupted_run) {
     ASSERT_OK(advex_model_build("resnet", 5, &b));
     ASSERT_OK(advex_train(b, &d, &c, NULL, NULL));
     double maxdiff = 0;
-    for (int64_t i = 0; i < a->n_params; i++) {
-        double df = fabs((double)a->params[i] - (double)b->params[i]);
+    for (int64_t i = 0; i < a->net->n_params; i++) {
+        double df = fabs((double)a->net->params[i] - (double)b->net->params[i]);
         if (df > maxdiff) maxdiff = df;
     }
-    for (int64_t i = 0; i < a->n_consts; i++) {
-        double df = fabs((double)a->consts[i] - (double)b->consts[i]);
+    for (int64_t i = 0; i < a->net->n_consts; i++) {
+        double df = fabs((double)a->net->consts[i] - (double)b->net->consts[i]);
         if (df > maxdiff) maxdiff = df;
     }
-    printf("  max |straight - resumed| = %g over %lld parameters\n", maxdiff, (long long)a->n_params);
+    printf("  max |straight - resumed| = %g over %lld parameters\n", maxdiff, (long long)a->net->n_params);
     ASSERT(maxdiff <= 1e-6);
     advex_model_free(a);
     advex_model_free(b);

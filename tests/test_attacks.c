@@ -231,7 +231,8 @@ TEST(square_forward_only_within_budget) {
     c.queries = 37;
     advex_attack_info info = {q, NULL};
     ASSERT_OK(advex_attack_batch_info(m, &c, test_set.x, test_set.y, n, 0, xa, &info));
-    ASSERT_EQ_INT(m->plan_grad, 0); /* never planned a backward pass */
+    ASSERT_EQ_INT(m->plan->want_grad, 0); /* never planned a backward pass */
+    for (int i = 0; i < m->n_part; i++) ASSERT_EQ_INT(m->part[i]->want_grad, 0);
     for (int i = 0; i < n; i++) ASSERT_MSG(q[i] >= 1 && q[i] <= 37, "example %d used %lld queries", i, (long long)q[i]);
     free(xa);
     advex_model_free(m);
@@ -333,7 +334,7 @@ TEST(eval_checks) {
      * model (weights zeroed) has none anywhere */
     advex_model *m = NULL;
     ASSERT_OK(advex_model_build("small", 2, &m));
-    for (int64_t i = 0; i < m->n_params; i++) m->params[i] = 0;
+    for (int64_t i = 0; i < m->net->n_params; i++) m->net->params[i] = 0;
     ASSERT_OK(advex_eval_checks(m, &test_set, NULL, &w));
     ASSERT(w & ADVEX_EVAL_WARN_ZERO_GRAD);
     ASSERT(strlen(advex_eval_warning_str(ADVEX_EVAL_WARN_ZERO_GRAD)) > 10);

@@ -82,10 +82,10 @@ TEST(nan_weight_named_at_load) {
     advex_model *m = NULL;
     ASSERT_OK(advex_model_build("small", 3, &m));
     const char *name = NULL;
-    for (int i = 0; i < m->g.n_vals; i++)
-        if (m->g.vals[i].kind == ADVEX_VAL_PARAM && m->g.vals[i].ndim == 2) {
-            m->g.vals[i].data[7] = NAN;
-            name = m->g.vals[i].name;
+    for (int i = 0; i < m->net->g.n_vals; i++)
+        if (m->net->g.vals[i].kind == ADVEX_VAL_PARAM && m->net->g.vals[i].ndim == 2) {
+            m->net->g.vals[i].data[7] = NAN;
+            name = m->net->g.vals[i].name;
             break;
         }
     ASSERT(name);
@@ -105,8 +105,8 @@ TEST(overflowing_logits_and_gradients_reported) {
     advex_model *m = NULL;
     ASSERT_OK(advex_model_build("small", 3, &m));
     /* positive 1e20 weights in both linear layers: finite inputs, logits overflow to Inf */
-    for (int i = 0; i < m->g.n_vals; i++) {
-        advex_value *v = &m->g.vals[i];
+    for (int i = 0; i < m->net->g.n_vals; i++) {
+        advex_value *v = &m->net->g.vals[i];
         if (v->kind == ADVEX_VAL_PARAM && v->ndim == 2)
             for (int64_t k = 0; k < advex_numel(2, v->dims); k++) v->data[k] = 1e20f;
     }
@@ -121,25 +121,26 @@ TEST(overflowing_logits_and_gradients_reported) {
 
     /* training: a parameter gradient that is not finite is named */
     ASSERT_OK(advex_model_build("small", 3, &m));
-    ASSERT_OK(advex_model_plan(m, 2, 1, 1));
+    advex_plan *tp;
+    ASSERT_OK(advex_model_train_plan(m, 2, &tp));
     const advex_value *w = NULL;
-    for (int i = 0; i < m->g.n_vals; i++)
-        if (m->g.vals[i].kind == ADVEX_VAL_PARAM) { w = &m->g.vals[i]; break; }
+    for (int i = 0; i < m->net->g.n_vals; i++)
+        if (tp->v[i].kind == ADVEX_VAL_PARAM) { w = &tp->v[i]; break; }
     ASSERT(w && w->grad);
-    memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+    memset(tp->grads, 0, (size_t)m->net->n_params * sizeof(float));
     w->grad[3] = INFINITY;
-    ASSERT_OK(advex_model_run_forward(m, x));
+    ASSERT_OK(advex_plan_forward(tp, x));
     float dl[20] = {0};
     dl[0] = 1.0f;
-    ASSERT_STATUS(advex_model_run_backward(m, dl), ADVEX_ERR_NUMERIC);
+    ASSERT_STATUS(advex_plan_backward(tp, dl), ADVEX_ERR_NUMERIC);
     char want[160];
     snprintf(want, sizeof want, "gradient of weight '%s': element 3 is +Inf", w->name);
     ASSERT_MSG(strstr(advex_last_error(), want), "'%s' lacks '%s'", advex_last_error(), want);
     /* a NaN loss gradient is reported before anything else */
-    memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
-    ASSERT_OK(advex_model_run_forward(m, x));
+    memset(tp->grads, 0, (size_t)m->net->n_params * sizeof(float));
+    ASSERT_OK(advex_plan_forward(tp, x));
     dl[13] = NAN;
-    ASSERT_STATUS(advex_model_run_backward(m, dl), ADVEX_ERR_NUMERIC);
+    ASSERT_STATUS(advex_plan_backward(tp, dl), ADVEX_ERR_NUMERIC);
     ASSERT_MSG(strstr(advex_last_error(), "loss gradient of example 1 is NaN"), "%s", advex_last_error());
     advex_model_free(m);
 }

@@ -273,7 +273,7 @@ TEST(graph_of_100k_nodes) {
     pbuf m = onnx_model(&g, 1, 2, 2);
     advex_model *md = NULL;
     ASSERT_OK(load_pb(&m, "chain.onnx", &md));
-    ASSERT_EQ_INT(md->g.n_nodes, 100000);
+    ASSERT_EQ_INT(md->net->g.n_nodes, 100000);
     float x[8] = {-1, 2, -3, 4, 5, -6, 7, -8}, z[8], gx[8], w[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     ASSERT_OK(advex_model_forward(md, x, 2, z));
     for (int i = 0; i < 8; i++) ASSERT(z[i] == (x[i] > 0 ? x[i] : 0));

@@ -108,17 +108,19 @@ TEST(param_grad_resnet_train_mode) {
     int32_t y[4] = {0, 3, 5, 7};
     float z[40], l[4], dl[40];
     fill_uniform(x, n * d, 8);
-    int64_t np = m->n_params;
+    advex_net *net = m->net;
+    int64_t np = net->n_params;
     float *p0 = malloc(np * sizeof(float)), *v = malloc(np * sizeof(float)), *g = malloc(np * sizeof(float));
-    float *st0 = malloc(m->n_consts * sizeof(float) + 4);
-    memcpy(p0, m->params, np * sizeof(float));
-    memcpy(st0, m->consts, m->n_consts * sizeof(float));
-    ASSERT_OK(advex_model_plan(m, n, 1, 1));
-    advex_model_run_forward(m, x);
-    advex_loss_forward_backward(ADVEX_LOSS_CE, advex_model_logits(m), y, n, 10, l, dl);
-    memset(m->grads, 0, np * sizeof(float));
-    advex_model_run_backward(m, dl);
-    memcpy(g, m->grads, np * sizeof(float));
+    float *st0 = malloc(net->n_consts * sizeof(float) + 4);
+    memcpy(p0, net->params, np * sizeof(float));
+    memcpy(st0, net->consts, net->n_consts * sizeof(float));
+    advex_plan *tp;
+    ASSERT_OK(advex_model_train_plan(m, n, &tp));
+    ASSERT_OK(advex_plan_forward(tp, x));
+    advex_loss_forward_backward(ADVEX_LOSS_CE, advex_plan_output(tp), y, n, 10, l, dl);
+    memset(tp->grads, 0, np * sizeof(float));
+    ASSERT_OK(advex_plan_backward(tp, dl));
+    memcpy(g, tp->grads, np * sizeof(float));
     advex_rng r;
     advex_rng_seed(&r, 4);
     int good = 0;
@@ -132,9 +134,9 @@ TEST(param_grad_resnet_train_mode) {
         for (int64_t i = 0; i < np; i++) { v[i] = (float)(g[i] / gn + 0.7 * v[i] / rn); dot += (double)g[i] * v[i]; }
         double lv[2];
         for (int s = 0; s < 2; s++) {
-            for (int64_t i = 0; i < np; i++) m->params[i] = p0[i] + (s ? -1 : 1) * (float)h * v[i];
-            advex_model_run_forward(m, x);
-            memcpy(z, advex_model_logits(m), sizeof z);
+            for (int64_t i = 0; i < np; i++) net->params[i] = p0[i] + (s ? -1 : 1) * (float)h * v[i];
+            advex_plan_forward(tp, x);
+            memcpy(z, advex_plan_output(tp), sizeof z);
             lv[s] = advex_loss_forward_backward(ADVEX_LOSS_CE, z, y, n, 10, l, NULL);
         }
         double fd = (lv[0] - lv[1]) / (2 * h);
@@ -143,8 +145,8 @@ TEST(param_grad_resnet_train_mode) {
         else fprintf(stderr, "  direction %d: fd %.6g analytic %.6g rel %.3g\n", t, fd, dot, rel);
     }
     ASSERT_MSG(good >= 4, "only %d of 5 parameter directional derivatives match", good);
-    memcpy(m->params, p0, np * sizeof(float));
-    memcpy(m->consts, st0, m->n_consts * sizeof(float));
+    memcpy(net->params, p0, np * sizeof(float));
+    memcpy(net->consts, st0, net->n_consts * sizeof(float));
     free(x); free(p0); free(v); free(g); free(st0);
     advex_model_free(m);
 }
@@ -187,7 +189,7 @@ TEST(training_deterministic) {
         advex_train_config_default(&c);
         c.epochs = 2; c.batch = 8; c.seed = 17;
         ASSERT_OK(advex_train(m, &d, &c, NULL, NULL));
-        memcpy(w[rep], m->params + 100, sizeof w[rep]);
+        memcpy(w[rep], m->net->params + 100, sizeof w[rep]);
         free(d.x); free(d.y);
         advex_model_free(m);
     }
@@ -198,22 +200,22 @@ TEST(training_deterministic) {
 
 enum { WG_X, WG_A, WG_C1, WG_BN1, WG_R, WG_C2, WG_BN2, WG_S, WG_Q, WG_P, WG_T, WG_F, WG_Z, WG_U, WG_N };
 
-static int wg_param(advex_model *m, const char *name, advex_value_kind kind, int ndim, const int64_t *dims,
+static int wg_param(advex_graph *g, const char *name, advex_value_kind kind, int ndim, const int64_t *dims,
                     advex_rng *r, float lo, float hi) {
-    int id = advex_graph_add_value(&m->g, name, kind, ndim, dims);
+    int id = advex_graph_add_value(g, name, kind, ndim, dims);
     if (id < 0) return -1;
-    advex_value *v = &m->g.vals[id];
+    advex_value *v = &g->vals[id];
     for (int64_t i = 0; i < advex_numel(ndim, dims); i++) v->data[i] = lo + (hi - lo) * advex_rng_uniform(r);
     return id;
 }
 
-static int wg_node(advex_model *m, advex_op_type op, const char *name, int n_in, const int *in, int *ids, int which,
+static int wg_node(advex_graph *g, advex_op_type op, const char *name, int n_in, const int *in, int *ids, int which,
                    advex_attrs *a) {
-    int out = advex_graph_add_value(&m->g, name, ADVEX_VAL_ACT, 0, NULL);
+    int out = advex_graph_add_value(g, name, ADVEX_VAL_ACT, 0, NULL);
     if (out < 0) return -1;
-    int nd = advex_graph_add_node(&m->g, op, name, n_in, in, out);
+    int nd = advex_graph_add_node(g, op, name, n_in, in, out);
     if (nd < 0) return -1;
-    if (a) m->g.nodes[nd].a = *a;
+    if (a) g->nodes[nd].a = *a;
     ids[which] = out;
     return out;
 }
@@ -224,12 +226,13 @@ static int wg_node(advex_model *m, advex_op_type op, const char *name, int n_in,
  * (dangling: the output value's one consumer must add to dlogits, not overwrite them).
  * ids[WG_*]: the activation value ids. Same seed, same weights. */
 static advex_status build_write_graph(uint64_t seed, advex_model **out, int *ids) {
-    advex_model *m = advex_model_new("write-mode graph");
+    advex_net *net = advex_net_new("write-mode graph");
+    advex_graph *m = &net->g; /* (the builders' first argument) */
     advex_rng r;
     advex_rng_seed(&r, seed);
     int64_t xd[4] = {1, 2, 6, 6}, md[4] = {1, 2, 1, 1}, w1d[4] = {4, 2, 3, 3}, w2d[4] = {4, 4, 3, 3}, cd[1] = {4},
             wfd[2] = {5, 36}, bfd[1] = {5};
-    m->g.input = ids[WG_X] = advex_graph_add_value(&m->g, "x", ADVEX_VAL_INPUT, 4, xd);
+    m->input = ids[WG_X] = advex_graph_add_value(m, "x", ADVEX_VAL_INPUT, 4, xd);
     advex_attrs conv, pool, fc;
     advex_attrs_default(&conv);
     for (int i = 0; i < 4; i++) conv.pads[i] = 1;
@@ -269,17 +272,34 @@ static advex_status build_write_graph(uint64_t seed, advex_model **out, int *ids
     in[0] = ids[WG_F];
     in[1] = wg_param(m, "fc_w", ADVEX_VAL_PARAM, 2, wfd, &r, -0.3f, 0.3f);
     in[2] = wg_param(m, "fc_b", ADVEX_VAL_PARAM, 1, bfd, &r, -0.1f, 0.1f);
-    m->g.output = wg_node(m, ADVEX_OP_GEMM, "z", 3, in, ids, WG_Z, &fc);
+    m->output = wg_node(m, ADVEX_OP_GEMM, "z", 3, in, ids, WG_Z, &fc);
     wg_node(m, ADVEX_OP_RELU, "u", 1, &ids[WG_Z], ids, WG_U, NULL);
-    advex_status st = advex_model_finalize(m);
-    if (st) advex_model_free(m);
-    *out = st ? NULL : m;
-    return st;
+    advex_status st = advex_net_finalize(net, 1);
+    if (st) {
+        advex_net_release(net);
+        return st;
+    }
+    return advex_model_wrap(net, out);
 }
 
-/* Every consumer accumulates again, as before write mode existed. Call after the plan. */
+/* Every consumer accumulates again, as before write mode existed: in the net (plans laid out
+ * later) and in the model's plans already laid out. */
 static void force_accumulate(advex_model *m) {
-    for (int i = 0; i < m->g.n_vals; i++) m->g.vals[i].grad_write = 0;
+    for (int i = 0; i < m->net->g.n_vals; i++) m->net->g.vals[i].grad_write = 0;
+    advex_plan *pl[2] = {m->plan, m->train};
+    for (int k = 0; k < 2; k++) {
+        if (!pl[k]) continue;
+        pl[k]->no_grad_write = 1;
+        for (int i = 0; pl[k]->ndim && i < m->net->g.n_vals; i++) pl[k]->v[i].grad_write = 0;
+    }
+}
+
+/* The model's whole-batch eval plan (train 0) or its training plan, laid out for n with
+ * gradients; NULL if that fails. */
+static advex_plan *plan_for(advex_model *m, int64_t n, int train) {
+    advex_plan *p = m->plan;
+    advex_status st = train ? advex_model_train_plan(m, n, &p) : advex_plan_images(p, n, 0, 1);
+    return st ? NULL : p;
 }
 
 static int same_floats(const float *a, const float *b, int64_t n) { /* == (so -0 == +0) */
@@ -296,15 +316,16 @@ TEST(grad_write_mode_graph) {
     int ids[WG_N], ids2[WG_N];
     advex_model *m = NULL, *off = NULL, *fresh = NULL;
     ASSERT_OK(build_write_graph(21, &m, ids));
-    ASSERT_OK(advex_model_plan(m, n, 0, 1));
+    ASSERT(plan_for(m, n, 0));
+    const advex_graph *mg = &m->net->g;
     static const int want[WG_N] = {[WG_X] = 1, [WG_A] = 1, [WG_C1] = 1, [WG_BN1] = 1, [WG_R] = 0, [WG_C2] = 1,
                                    [WG_BN2] = 1, [WG_S] = 0, [WG_Q] = 1, [WG_P] = 0, [WG_T] = 0, [WG_F] = 1,
                                    [WG_Z] = 0, [WG_U] = 0};
     for (int k = 0; k < WG_N; k++)
-        ASSERT_MSG(m->g.vals[ids[k]].grad_write == want[k], "value %s: grad_write %d, want %d", m->g.vals[ids[k]].name,
-                   m->g.vals[ids[k]].grad_write, want[k]);
-    for (int i = 0; i < m->g.n_vals; i++)
-        if (m->g.vals[i].kind >= ADVEX_VAL_PARAM) ASSERT(m->g.vals[i].grad_write == 0);
+        ASSERT_MSG(m->plan->v[ids[k]].grad_write == want[k], "value %s: grad_write %d, want %d", mg->vals[ids[k]].name,
+                   m->plan->v[ids[k]].grad_write, want[k]);
+    for (int i = 0; i < mg->n_vals; i++)
+        if (mg->vals[i].kind >= ADVEX_VAL_PARAM) ASSERT(m->plan->v[i].grad_write == 0);
 
     float x1[3 * 72], x2[3 * 72], w[3 * 5], g1[3 * 72], g2[3 * 72], goff[3 * 72], gfresh[3 * 72];
     fill_uniform(x1, n * d, 31);
@@ -312,7 +333,7 @@ TEST(grad_write_mode_graph) {
     fill_uniform(w, n * c, 33);
     for (int i = 0; i < n * c; i++) w[i] -= 0.5f;
     ASSERT_OK(build_write_graph(21, &off, ids2));
-    ASSERT_OK(advex_model_plan(off, n, 0, 1));
+    ASSERT(plan_for(off, n, 0));
     force_accumulate(off);
     /* eval plan (the attacks' one): the input gradient */
     ASSERT_OK(advex_model_vjp(m, x1, n, w, g1, NULL));
@@ -333,20 +354,22 @@ TEST(grad_write_mode_graph) {
     advex_model *mm[2] = {m, off};
     float *pg[2];
     float gi[2][3 * 72];
+    int64_t np = m->net->n_params;
     for (int k = 0; k < 2; k++) {
-        ASSERT_OK(advex_model_plan(mm[k], n, 1, 1));
+        advex_plan *tp = plan_for(mm[k], n, 1);
+        ASSERT(tp);
         if (k) force_accumulate(mm[k]);
-        pg[k] = calloc((size_t)mm[k]->n_params, sizeof(float));
+        pg[k] = calloc((size_t)np, sizeof(float));
         for (int rep = 0; rep < 2; rep++) { /* the second pass over the first's grads */
-            advex_model_run_forward(mm[k], rep ? x2 : x1);
-            memset(mm[k]->grads, 0, (size_t)mm[k]->n_params * sizeof(float));
-            ASSERT_OK(advex_model_run_backward(mm[k], w));
+            advex_plan_forward(tp, rep ? x2 : x1);
+            memset(tp->grads, 0, (size_t)np * sizeof(float));
+            ASSERT_OK(advex_plan_backward(tp, w));
         }
-        memcpy(pg[k], mm[k]->grads, (size_t)mm[k]->n_params * sizeof(float));
-        memcpy(gi[k], mm[k]->g.vals[mm[k]->g.input].grad, sizeof gi[k]);
+        memcpy(pg[k], tp->grads, (size_t)np * sizeof(float));
+        memcpy(gi[k], advex_plan_input_grad(tp), sizeof gi[k]);
     }
-    ASSERT(m->g.vals[ids[WG_BN1]].grad_write == 1 && off->g.vals[ids2[WG_BN1]].grad_write == 0);
-    int same_p = same_floats(pg[0], pg[1], m->n_params), same_i = same_floats(gi[0], gi[1], n * d);
+    ASSERT(m->train->v[ids[WG_BN1]].grad_write == 1 && off->train->v[ids2[WG_BN1]].grad_write == 0);
+    int same_p = same_floats(pg[0], pg[1], np), same_i = same_floats(gi[0], gi[1], n * d);
     free(pg[0]);
     free(pg[1]);
     advex_model_free(m);
@@ -372,11 +395,11 @@ TEST(grad_write_mode_archs) {
     for (int a = 0; a < 3 && bad < 0; a++) {
         advex_model *m = NULL, *off = NULL, *fresh = NULL;
         if (advex_model_build(names[a], 7, &m) || advex_model_build(names[a], 7, &off) ||
-            advex_model_build(names[a], 7, &fresh) || advex_model_plan(m, n, 0, 1) || advex_model_plan(off, n, 0, 1)) {
+            advex_model_build(names[a], 7, &fresh) || !plan_for(m, n, 0) || !plan_for(off, n, 0)) {
             bad = 10 * a;
         } else {
             force_accumulate(off);
-            for (int i = 0; i < m->g.n_vals; i++) writes += m->g.vals[i].grad_write;
+            for (int i = 0; i < m->net->g.n_vals; i++) writes += m->plan->v[i].grad_write;
             if (advex_model_vjp(m, x1, n, w, g, NULL) || advex_model_vjp(off, x1, n, w, goff, NULL) ||
                 !same_floats(g, goff, n * d))
                 bad = 10 * a + 1;
@@ -410,9 +433,10 @@ static int grad_root(const advex_graph *g, int v) {
     return v;
 }
 
-static const char *pool_overlap(const advex_model *m) {
+static const char *pool_overlap(const advex_plan *pl) {
     static char why[256];
-    const advex_graph *g = &m->g;
+    const advex_graph *g = &pl->net->g;
+    const advex_value *vals = pl->v;
     int nn = g->n_nodes, nv = g->n_vals;
     int *from = malloc((size_t)nv * sizeof(int)), *to = malloc((size_t)nv * sizeof(int));
     const char *bad = NULL;
@@ -422,16 +446,16 @@ static const char *pool_overlap(const advex_model *m) {
         to[g->nodes[i].out[0]] = st;
         for (int k = 0; k < g->nodes[i].n_in; k++) {
             int u = g->nodes[i].in[k];
-            if (u >= 0 && g->vals[u].kind == ADVEX_VAL_ACT && st < from[u]) from[u] = st;
+            if (u >= 0 && vals[u].kind == ADVEX_VAL_ACT && st < from[u]) from[u] = st;
         }
     }
     for (int v = 0; v < nv; v++)
         if (from[v] == nn) from[v] = to[v];
     from[g->output] = -1;
-    const advex_value *in = &g->vals[g->input];
-    const float *lo = m->arena, *hi = m->arena + m->arena_cap;
+    const advex_value *in = &vals[g->input];
+    const float *lo = pl->arena, *hi = pl->arena + pl->arena_cap;
     for (int u = 0; u < nv && !bad; u++) {
-        const advex_value *a = &g->vals[u];
+        const advex_value *a = &vals[u];
         if (a->kind != ADVEX_VAL_ACT) continue;
         int64_t na = advex_numel(a->ndim, a->dims);
         if (!a->grad || a->grad < lo || a->grad + na > hi) {
@@ -439,13 +463,13 @@ static const char *pool_overlap(const advex_model *m) {
             bad = why;
             break;
         }
-        const float *ia = in->grad, *ib = in->grad + advex_numel(4, in->dims);
+        const float *ia = in->grad, *ib = in->grad + advex_numel(in->ndim, in->dims);
         if (a->grad < ib && ia < a->grad + na) {
             snprintf(why, sizeof why, "grad of %s overlaps the input grad", a->name);
             bad = why;
         }
         for (int v = 0; v < nv && !bad; v++) {
-            const advex_value *b = &g->vals[v];
+            const advex_value *b = &vals[v];
             if (b->kind != ADVEX_VAL_ACT) continue;
             int64_t nb = advex_numel(b->ndim, b->dims);
             if (a->grad < b->data + nb && b->data < a->grad + na) {
@@ -471,24 +495,24 @@ TEST(grad_pool_memory) {
     advex_model *sh = NULL, *ns = NULL;
     ASSERT_OK(advex_model_build("resnet", 3, &sh));
     ASSERT_OK(advex_model_build("resnet", 3, &ns));
-    ns->grad_noshare = 1;
-    ASSERT_OK(advex_model_plan(sh, 64, 0, 1));
-    ASSERT_OK(advex_model_plan(ns, 64, 0, 1));
+    ns->plan->grad_noshare = 1;
+    advex_plan *psh = plan_for(sh, 64, 0), *pns = plan_for(ns, 64, 0);
+    ASSERT(psh && pns);
     int64_t all = 0; /* a block per node output, less those an aliasing node passes on */
-    for (int i = 0; i < ns->g.n_nodes; i++) {
-        const advex_node *nd = &ns->g.nodes[i];
-        const advex_value *o = &ns->g.vals[nd->out[0]];
+    for (int i = 0; i < ns->net->g.n_nodes; i++) {
+        const advex_node *nd = &ns->net->g.nodes[i];
+        const advex_value *o = &pns->v[nd->out[0]];
         all += (advex_numel(o->ndim, o->dims) + 15) / 16 * 16;
         if (nd->alias_grad) all -= (advex_numel(o->ndim, o->dims) + 15) / 16 * 16;
     }
-    int64_t cap_sh = sh->arena_cap, cap_ns = ns->arena_cap, pool = sh->plan_grad_pool;
+    int64_t cap_sh = psh->arena_cap, cap_ns = pns->arena_cap, pool = psh->grad_pool;
     printf("  resnet batch 64 with gradients: arena %.1f MB shared, %.1f MB unshared (grads %.1f -> %.1f MB)\n",
            cap_sh * 4e-6, cap_ns * 4e-6, all * 4e-6, pool * 4e-6);
-    ASSERT_EQ_INT(ns->plan_grad_pool, all);
+    ASSERT_EQ_INT(pns->grad_pool, all);
     ASSERT_EQ_INT(cap_ns - cap_sh, all - pool);
     ASSERT_MSG(pool <= 0.4 * all, "gradient pool %lld floats, %lld with a buffer per gradient: less than 60%% saved",
                (long long)pool, (long long)all);
-    const char *bad = pool_overlap(sh);
+    const char *bad = pool_overlap(psh);
     ASSERT_MSG(!bad, "resnet eval plan: %s", bad);
     advex_model_free(sh);
     advex_model_free(ns);
@@ -498,8 +522,8 @@ TEST(grad_pool_memory) {
         advex_model *m = NULL;
         ASSERT_OK(advex_model_build(names[a], 5, &m));
         for (int train = 0; train < 2 && !bad; train++) {
-            if (advex_model_plan(m, 3, train, 1) == ADVEX_OK) bad = pool_overlap(m);
-            else bad = "plan failed";
+            advex_plan *pl = plan_for(m, 3, train);
+            bad = pl ? pool_overlap(pl) : "plan failed";
         }
         advex_model_free(m);
         ASSERT_MSG(!bad, "%s: %s", names[a], bad);
@@ -529,25 +553,28 @@ TEST(grad_pool_bit_identical) {
             bad = "build failed";
             break;
         }
-        m[1]->grad_noshare = 1;
-        float *pg[2] = {malloc((size_t)m[0]->n_params * sizeof(float)), malloc((size_t)m[1]->n_params * sizeof(float))};
+        int64_t np = m[0]->net->n_params;
+        float *pg[2] = {calloc((size_t)np, sizeof(float)), calloc((size_t)np, sizeof(float))};
         for (int train = 0; train < 2 && !bad; train++) {
+            advex_plan *pl[2];
             for (int k = 0; k < 2 && !bad; k++) {
-                if (advex_model_plan(m[k], n, train, 1)) bad = "plan failed";
-                for (int v = 0; !k && !bad && v < m[k]->g.n_vals; v++) { /* stale garbage must not leak */
-                    advex_value *val = &m[k]->g.vals[v];
+                if (k && !m[1]->train && advex_plan_new(m[1]->net, &m[1]->train)) bad = "plan failed";
+                if (k) m[1]->plan->grad_noshare = m[1]->train->grad_noshare = 1;
+                if (!bad && !(pl[k] = plan_for(m[k], n, train))) bad = "plan failed";
+                for (int v = 0; !k && !bad && v < m[k]->net->g.n_vals; v++) { /* stale garbage must not leak */
+                    advex_value *val = &pl[k]->v[v];
                     if (val->kind == ADVEX_VAL_ACT)
                         for (int64_t e = 0; e < advex_numel(val->ndim, val->dims); e++) val->grad[e] = NAN;
                 }
             }
             for (int rep = 0; rep < 2 && !bad; rep++) {
                 for (int k = 0; k < 2 && !bad; k++) {
-                    advex_model_run_forward(m[k], rep ? x2 : x);
-                    memset(m[k]->grads, 0, (size_t)m[k]->n_params * sizeof(float));
-                    if (advex_model_run_backward(m[k], w)) bad = train ? "train backward failed" : "eval backward failed";
+                    advex_plan_forward(pl[k], rep ? x2 : x);
+                    if (train) memset(pl[k]->grads, 0, (size_t)np * sizeof(float));
+                    if (advex_plan_backward(pl[k], w)) bad = train ? "train backward failed" : "eval backward failed";
                     else {
-                        memcpy(k ? gn : gs, m[k]->g.vals[m[k]->g.input].grad, (size_t)n * d * sizeof(float));
-                        memcpy(pg[k], m[k]->grads, (size_t)m[k]->n_params * sizeof(float));
+                        memcpy(k ? gn : gs, advex_plan_input_grad(pl[k]), (size_t)n * d * sizeof(float));
+                        if (train) memcpy(pg[k], pl[k]->grads, (size_t)np * sizeof(float));
                     }
                 }
                 double norm = 0;
@@ -556,7 +583,7 @@ TEST(grad_pool_bit_identical) {
                 if (norm < 1e-6) bad = "input gradient is zero";
                 else if (memcmp(gs, gn, (size_t)n * d * sizeof(float)) != 0)
                     bad = train ? "train-mode input gradient differs" : "eval-mode input gradient differs";
-                else if (memcmp(pg[0], pg[1], (size_t)m[0]->n_params * sizeof(float)) != 0)
+                else if (memcmp(pg[0], pg[1], (size_t)np * sizeof(float)) != 0)
                     bad = train ? "train-mode parameter gradients differ" : "eval-mode parameter grads touched";
             }
         }
@@ -570,7 +597,7 @@ TEST(grad_pool_bit_identical) {
             else if (memcmp(gs, gn, (size_t)nsplit * d * sizeof(float)) != 0)
                 bad = "split input gradient differs";
         }
-        if (!bad && (m[0]->split != 2 || m[0]->n_rep < 2)) bad = "the vjp did not split";
+        if (!bad && (m[0]->split != 2 || m[0]->n_part < 2)) bad = "the vjp did not split";
         advex_set_threads(threads);
         free(pg[0]);
         free(pg[1]);
@@ -606,11 +633,12 @@ static void randomise_bn(advex_model *m, uint64_t seed) {
     advex_rng r;
     advex_rng_seed(&r, seed);
     static const float lo[4] = {0.5f, -0.2f, -0.1f, 0.5f}, hi[4] = {1.5f, 0.2f, 0.1f, 2.0f};
-    for (int i = 0; i < m->g.n_nodes; i++) {
-        const advex_node *nd = &m->g.nodes[i];
+    const advex_graph *g = &m->net->g;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const advex_node *nd = &g->nodes[i];
         if (nd->op != ADVEX_OP_BATCHNORM) continue;
         for (int k = 1; k < 5; k++) {
-            advex_value *v = &m->g.vals[nd->in[k]];
+            const advex_value *v = &g->vals[nd->in[k]];
             for (int64_t j = 0; j < advex_numel(v->ndim, v->dims); j++)
                 v->data[j] = lo[k - 1] + (hi[k - 1] - lo[k - 1]) * advex_rng_uniform(&r);
         }
@@ -644,15 +672,15 @@ TEST(fusion_matches_unfused) {
         randomise_bn(m, 9);
         randomise_bn(u, 9);
         int folds = 0, relus = 0, aliases = 0;
-        for (int i = 0; i < u->g.n_nodes; i++) {
-            advex_node *nd = &u->g.nodes[i];
+        for (int i = 0; i < u->net->g.n_nodes; i++) {
+            advex_node *nd = &u->net->g.nodes[i];
             folds += nd->fold > 0;
             relus += nd->relu_fused;
             aliases += nd->alias_grad;
             nd->fold = nd->relu_out = nd->relu_fused = nd->fold_relu = 0;
             nd->alias_data = nd->alias_grad = nd->relu_mask = 0;
         }
-        u->plan_n = 0; /* re-plan without the marks */
+        /* (no plan of u is laid out yet: the first one sees the net without the marks) */
         ASSERT_MSG(relus > 0 && (a != 0 || (folds == 9 && relus == 7)) && (a != 1 || aliases == 3) && aliases >= relus,
                    "%s: %d folds, %d fused relus, %d aliases", names[a], folds, relus, aliases);
         float za[30], zb[30];
@@ -661,17 +689,19 @@ TEST(fusion_matches_unfused) {
         float ez = rel_diff(za, zb, n * 10), eg = rel_diff(ga, gb, n * d);
         ASSERT_MSG(ez < 1e-5f && eg < 1e-5f, "%s eval: logits %g, input gradient %g", names[a], ez, eg);
         float dl[30], l[3];
-        float *pg = malloc(m->n_params * sizeof(float));
+        int64_t np = m->net->n_params;
+        float *pg = malloc(np * sizeof(float));
+        advex_plan *tp = NULL;
         for (int k = 0; k < 2; k++) {
             advex_model *t = k ? u : m;
-            ASSERT_OK(advex_model_plan(t, n, 1, 1));
-            advex_model_run_forward(t, x);
-            advex_loss_forward_backward(ADVEX_LOSS_CE, advex_model_logits(t), y, n, 10, l, dl);
-            memset(t->grads, 0, t->n_params * sizeof(float));
-            advex_model_run_backward(t, dl);
-            if (!k) memcpy(pg, m->grads, m->n_params * sizeof(float));
+            ASSERT((tp = plan_for(t, n, 1)));
+            advex_plan_forward(tp, x);
+            advex_loss_forward_backward(ADVEX_LOSS_CE, advex_plan_output(tp), y, n, 10, l, dl);
+            memset(tp->grads, 0, np * sizeof(float));
+            advex_plan_backward(tp, dl);
+            if (!k) memcpy(pg, tp->grads, np * sizeof(float));
         }
-        float ep = rel_diff(pg, u->grads, m->n_params);
+        float ep = rel_diff(pg, tp->grads, np);
         free(pg);
         advex_model_free(m);
         advex_model_free(u);

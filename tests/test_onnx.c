@@ -168,8 +168,8 @@ TEST(value_kinds) {
     const advex_value_kind want[] = {ADVEX_VAL_PARAM, ADVEX_VAL_PARAM, ADVEX_VAL_STATE, ADVEX_VAL_CONST,
                                      ADVEX_VAL_CONST, ADVEX_VAL_PARAM};
     for (int i = 0; i < 6; i++) {
-        int v = advex_graph_find_value(&m->g, names[i]);
-        kinds[i] = v >= 0 ? (int)m->g.vals[v].kind : -1;
+        int v = advex_graph_find_value(&m->net->g, names[i]);
+        kinds[i] = v >= 0 ? (int)m->net->g.vals[v].kind : -1;
     }
     /* (8*3*3*... ) conv 6*3*3*3+6, c2 4*6*3*3, c3 4*3+4, bn 6+6, fc 7*200+7 */
     int64_t params = advex_model_num_params(m);

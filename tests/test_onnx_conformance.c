@@ -92,7 +92,8 @@ static result run_set(const char *test, const char *model_path, const unsigned c
     char path[2048];
     int n_in = 0;
     result r = R_FAIL;
-    advex_model *m = NULL;
+    advex_net *net = NULL;
+    advex_plan *plan = NULL;
     float *x = NULL, *want = NULL;
     for (; n_in < MAX_IO; n_in++) {
         snprintf(path, sizeof path, "%s/input_%d.pb", set_dir, n_in);
@@ -115,7 +116,7 @@ static result run_set(const char *test, const char *model_path, const unsigned c
     for (int k = 0; k < n_in && xi < 0; k++)
         if (in[k]->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && in[k]->n_dims <= ADVEX_MAX_DIMS) xi = k;
     if (xi < 0) { r = R_UNSUP; snprintf(why, nwhy, "no float input"); goto done; }
-    advex_status st = advex_onnx_load_general(mbuf, mlen, model_path, (const Onnx__TensorProto *const *)in, n_in, &m);
+    advex_status st = advex_onnx_load_general(mbuf, mlen, model_path, (const Onnx__TensorProto *const *)in, n_in, &net);
     if (st == ADVEX_ERR_UNSUPPORTED) {
         r = R_UNSUP;
         snprintf(why, nwhy, "%s", advex_last_error());
@@ -126,13 +127,16 @@ static result run_set(const char *test, const char *model_path, const unsigned c
         snprintf(why, nwhy, "bad float tensor data");
         goto done;
     }
-    int ndim;
-    int64_t dims[ADVEX_MAX_DIMS];
-    const float *y;
-    if ((st = advex_onnx_general_forward(m, x, &ndim, dims, &y))) {
+    const advex_value *xin = &net->g.vals[net->g.input];
+    if ((st = advex_plan_new(net, &plan)) || (st = advex_plan_shape(plan, xin->ndim, xin->dims, 0, 0)) ||
+        (st = advex_plan_forward(plan, x))) {
         snprintf(why, nwhy, "forward: %s", advex_last_error());
         goto done;
     }
+    const advex_value *out = advex_plan_output_value(plan);
+    int ndim = out->ndim;
+    const int64_t *dims = out->dims;
+    const float *y = out->data;
     if (ndim != (int)ref->n_dims) { snprintf(why, nwhy, "rank %d, want %zu", ndim, ref->n_dims); goto done; }
     for (int d = 0; d < ndim; d++)
         if (dims[d] != ref->dims[d]) {
@@ -159,7 +163,8 @@ static result run_set(const char *test, const char *model_path, const unsigned c
     r = R_PASS;
 done:
     if (r == R_FAIL && known_failure(test)) r = R_KNOWN;
-    advex_model_free(m);
+    advex_plan_free(plan);
+    advex_net_release(net);
     free(x);
     free(want);
     for (int k = 0; k < n_in; k++) onnx__tensor_proto__free_unpacked(in[k], NULL);

@@ -18,8 +18,8 @@ typedef struct tg {
     int nv;
     advex_node nd;
     int in[MAXV];
-    float *scratch;
-    int64_t scratch_n;
+    float *scratch, *aux; /* aux: the node's state from forward to backward (a plan keeps it) */
+    int64_t scratch_n, aux_n;
     advex_rng rng, drop_rng;
 } tg;
 
@@ -74,9 +74,9 @@ static advex_status tg_plan(tg *g, int train) {
     free(o->grad);
     o->data = zalloc(n);
     o->grad = zalloc(n);
-    free(g->nd.aux);
-    g->nd.aux_n = def->aux ? def->aux(&g->nd, g->v, train) : 0;
-    g->nd.aux = g->nd.aux_n ? zalloc(g->nd.aux_n) : NULL;
+    free(g->aux);
+    g->aux_n = def->aux ? def->aux(&g->nd, g->v, train) : 0;
+    g->aux = g->aux_n ? zalloc(g->aux_n) : NULL;
     free(g->scratch);
     g->scratch_n = def->scratch ? def->scratch(&g->nd, g->v, train) : 0;
     g->scratch = g->scratch_n ? malloc((size_t)g->scratch_n * sizeof(float)) : NULL;
@@ -85,12 +85,12 @@ static advex_status tg_plan(tg *g, int train) {
 
 static void tg_forward(tg *g, int train) {
     advex_rng_seed(&g->drop_rng, 1234); /* the same dropout mask on every forward */
-    advex_op_ctx c = {train, &g->drop_rng, g->scratch, g->scratch_n};
+    advex_op_ctx c = {train, &g->drop_rng, g->scratch, g->scratch_n, g->aux, g->aux_n};
     advex_op_defs[g->nd.op].forward(&g->nd, g->v, &c);
 }
 
 static void tg_backward(tg *g, int train) {
-    advex_op_ctx c = {train, &g->drop_rng, g->scratch, g->scratch_n};
+    advex_op_ctx c = {train, &g->drop_rng, g->scratch, g->scratch_n, g->aux, g->aux_n};
     advex_op_defs[g->nd.op].backward(&g->nd, g->v, &c);
 }
 
@@ -99,7 +99,7 @@ static void tg_free(tg *g) {
         free(g->v[i].data);
         free(g->v[i].grad);
     }
-    free(g->nd.aux);
+    free(g->aux);
     free(g->scratch);
     memset(g, 0, sizeof *g);
 }
@@ -671,7 +671,7 @@ TEST(batchnorm_train) {
     int64_t N = 4, C = 3, S = 5;
     bn_node(&g, N, C, 1, S, 901);
     ASSERT_OK(tg_plan(&g, 1));
-    ASSERT(g.nd.aux_n >= 2 * C);
+    ASSERT(g.aux_n >= 2 * C);
     float rm0[3], rv0[3];
     memcpy(rm0, g.v[3].data, sizeof rm0);
     memcpy(rv0, g.v[4].data, sizeof rv0);
@@ -720,7 +720,7 @@ TEST(dropout) {
 
     memset(g.v[x].grad, 0, (size_t)n * sizeof(float));
     ASSERT_OK(tg_plan(&g, 1));
-    ASSERT(g.nd.aux_n >= n);
+    ASSERT(g.aux_n >= n);
     tg_forward(&g, 1);
     for (int64_t i = 0; i < n; i++) o->grad[i] = 1.0f + (float)(i % 7);
     tg_backward(&g, 1);

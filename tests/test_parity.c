@@ -55,12 +55,15 @@ static void argmax_rows(const float *z, int64_t n, int64_t c, int32_t *out) {
  * positive: ties at ReLU's zero carry no gradient). Runs the eval-mode forward itself. */
 static void maxpool_near_ties(advex_model *m, const float *x, int64_t n, unsigned char *tie) {
     memset(tie, 0, (size_t)n);
-    if (advex_model_plan(m, n, 0, 0) != ADVEX_OK) return;
-    advex_model_run_forward(m, x);
-    for (int k = 0; k < m->g.n_nodes; k++) {
-        const advex_node *nd = &m->g.nodes[k];
+    advex_plan *pl = NULL;
+    if (advex_plan_new(m->net, &pl) || advex_plan_images(pl, n, 0, 0) || advex_plan_forward(pl, x)) {
+        advex_plan_free(pl);
+        return;
+    }
+    for (int k = 0; k < m->net->g.n_nodes; k++) {
+        const advex_node *nd = &m->net->g.nodes[k];
         if (nd->op != ADVEX_OP_MAXPOOL) continue;
-        const advex_value *in = &m->g.vals[nd->in[0]], *out = &m->g.vals[nd->out[0]];
+        const advex_value *in = &pl->v[nd->in[0]], *out = &pl->v[nd->out[0]];
         int64_t C = in->dims[1], H = in->dims[2], W = in->dims[3], OH = out->dims[2], OW = out->dims[3];
         for (int64_t i = 0; i < n; i++)
             for (int64_t ch = 0; ch < C && !tie[i]; ch++)
@@ -79,6 +82,7 @@ static void maxpool_near_ties(advex_model *m, const float *x, int64_t n, unsigne
                         if (second > 0 && best - second <= 1e-5f * best) tie[i] = 1;
                     }
     }
+    advex_plan_free(pl);
 }
 
 static void check_model(const char *name) {

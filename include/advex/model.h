@@ -44,11 +44,22 @@ advex_status advex_model_load_onnx_buffer(const void *buf, size_t len, const cha
  * Written to a temporary file and renamed: no partial file on error. */
 advex_status advex_model_save_onnx(const advex_model *m, const char *path);
 
+/* Another handle on the same model: the weights are shared (not copied), the buffers for
+ * running it are its own, so two threads can attack or evaluate through two handles at once.
+ * Training through one handle while another runs is not allowed. Free each handle with
+ * advex_model_free; the weights go with the last. */
+advex_status advex_model_share(const advex_model *m, advex_model **out);
+
 void advex_model_free(advex_model *m);
 
 /* 1 if the loaded ONNX graph ended in Softmax/LogSoftmax and advex cut it off so that
  * attacks see logits (gradients through probabilities saturate: false robustness). */
 int advex_model_output_was_prob(const advex_model *m);
+
+/* A description for people, one "key: value" line each: source, opset, input and output
+ * names and shapes, parameter and node counts, the ops used with their counts. *text is
+ * malloc'd (free it). */
+advex_status advex_model_describe(const advex_model *m, char **text);
 
 /* Expected input shape per example (C, H, W) and number of classes. */
 void advex_model_input_shape(const advex_model *m, int64_t chw[3]);

@@ -43,7 +43,7 @@ static void apply_step(float *out, const float *xk, const float *xprev, const fl
 
 static advex_status apgd_run(advex_model *m, const advex_attack_config *c, apgd_state *S, int64_t a, int iters,
                              atk_loss *L, float *xadv, float *best, unsigned char *won) {
-    const int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2], k = m->classes;
+    const int64_t d = advex_model_dim(m), k = m->net->classes;
     const size_t fb = sizeof(float);
     const int n2 = iters * 22 / 100 > 1 ? iters * 22 / 100 : 1;
     const int nmin = iters * 6 / 100 > 1 ? iters * 6 / 100 : 1;
@@ -130,7 +130,7 @@ static advex_status apgd_run(advex_model *m, const advex_attack_config *c, apgd_
 
 advex_status atk_apgd(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                       int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info) {
-    const int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2], k = m->classes;
+    const int64_t d = advex_model_dim(m), k = m->net->classes;
     const int iters = c->steps > 0 ? c->steps : 100;
     const int runs = c->restarts > 1 ? c->restarts : 1;
     const int random_start = c->restarts > 0;

@@ -26,7 +26,7 @@ advex_status advex_attack_batch_info(advex_model *m, const advex_attack_config *
     if (c->kappa < 0 || !isfinite(c->kappa)) return advex_set_error(ADVEX_ERR_ARG, "kappa must be >= 0");
     if (!isfinite(c->alpha) || !isfinite(c->momentum))
         return advex_set_error(ADVEX_ERR_ARG, "alpha and momentum must be finite");
-    int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2];
+    int64_t d = advex_model_dim(m);
     if (n <= 0) return ADVEX_OK;
     if (info && info->queries) memset(info->queries, 0, (size_t)n * sizeof(int64_t));
     if (info && info->stage) memset(info->stage, 0, (size_t)n * sizeof(int32_t));
@@ -43,10 +43,10 @@ advex_status advex_attack_batch_info(advex_model *m, const advex_attack_config *
         return advex_set_error(ADVEX_ERR_ARG, "%s does not take a target (it picks its own or is universal)",
                                advex_attack_name(c->kind));
     if ((c->kind == ADVEX_ATTACK_APGD_DLR || c->kind == ADVEX_ATTACK_APGD_T || c->kind == ADVEX_ATTACK_STANDARD) &&
-        m->classes < 4 && !(c->kind == ADVEX_ATTACK_APGD_DLR && m->classes >= 3 && c->target == ADVEX_TARGET_NONE))
+        m->net->classes < 4 && !(c->kind == ADVEX_ATTACK_APGD_DLR && m->net->classes >= 3 && c->target == ADVEX_TARGET_NONE))
         return advex_set_error(ADVEX_ERR_ARG, "%s needs DLR, which needs at least %d classes (model has %lld)",
                                advex_attack_name(c->kind), c->kind == ADVEX_ATTACK_APGD_DLR ? 3 : 4,
-                               (long long)m->classes);
+                               (long long)m->net->classes);
     return fn(m, c, x, y, n, batch_offset, NULL, x_adv, info);
 }
 

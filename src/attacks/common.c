@@ -249,7 +249,7 @@ void atk_loss_rows(void *u, int64_t i0, int64_t b, int64_t k, const float *z, fl
 
 advex_status atk_grad(advex_model *m, const float *x, int64_t n, atk_dl_fn fn, void *u, float *grad, float *logits,
                       float *loss, float *dl) {
-    int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2], k = m->classes;
+    int64_t d = advex_model_dim(m), k = m->net->classes;
     float lossbuf[ATK_CHUNK];
     advex_status st;
     for (int64_t i = 0; i < n; i += ATK_CHUNK) {
@@ -259,10 +259,7 @@ advex_status atk_grad(advex_model *m, const float *x, int64_t n, atk_dl_fn fn, v
         if (logits) memcpy(logits + i * k, z, (size_t)(b * k) * sizeof(float));
         fn(u, i, b, k, z, loss ? loss + i : lossbuf, dl);
         for (int64_t j = 0; j < b * k; j++)
-            if (!isfinite(dl[j])) {
-                advex_model_eval_end(m);
-                return advex_set_error(ADVEX_ERR_NUMERIC, "attack: non-finite loss gradient");
-            }
+            if (!isfinite(dl[j])) return advex_set_error(ADVEX_ERR_NUMERIC, "attack: non-finite loss gradient");
         if ((st = advex_model_eval_backward(m, dl, grad + i * d))) return st;
     }
     return ADVEX_OK;
@@ -330,6 +327,6 @@ int atk_setup_targets(advex_model *m, const advex_attack_config *c, const float 
                       int64_t off, float *z, int32_t *t, advex_status *st) {
     if (c->target == ADVEX_TARGET_NONE) return 0;
     if (c->target == ADVEX_TARGET_LEAST_LIKELY && (*st = advex_model_forward(m, x, n, z))) return -1;
-    if ((*st = advex_attack_targets(c, z, y, n, m->classes, off, t))) return -1;
+    if ((*st = advex_attack_targets(c, z, y, n, m->net->classes, off, t))) return -1;
     return 1;
 }

@@ -46,7 +46,7 @@ static void cw_rows(void *u, int64_t i0, int64_t b, int64_t k, const float *z, f
 advex_status atk_cw(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                     int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info) {
     (void)ids;
-    const int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2], k = m->classes;
+    const int64_t d = advex_model_dim(m), k = m->net->classes;
     const int steps = c->steps > 0 ? c->steps : 100;
     const int bsteps = c->binary_steps > 0 ? c->binary_steps : 9;
     const float lr = c->lr > 0 ? c->lr : 0.01f, c0 = c->c_init > 0 ? c->c_init : 1e-3f, kappa = c->kappa;

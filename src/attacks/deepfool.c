@@ -15,7 +15,7 @@
 advex_status atk_deepfool(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,
                           int64_t n, int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info) {
     (void)ids;
-    const int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2], k = m->classes;
+    const int64_t d = advex_model_dim(m), k = m->net->classes;
     const int steps = c->steps > 0 ? c->steps : 50;
     const float over = c->overshoot >= 0 ? c->overshoot : 0.02f;
     const int ncand = k - 1 < DF_CANDIDATES - 1 ? (int)(k - 1) : DF_CANDIDATES - 1;

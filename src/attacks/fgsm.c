@@ -12,7 +12,7 @@ advex_status atk_fgsm(advex_model *m, const advex_attack_config *c, const float 
                       int64_t batch_offset, const int64_t *ids, float *x_adv, advex_attack_info *info) {
     (void)info;
     (void)ids;
-    int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2], k = m->classes;
+    int64_t d = advex_model_dim(m), k = m->net->classes;
     /* workspace: grad (n*d) | start (n*d) | logits (n*k) | targets (n ints) */
     float *ws = advex_model_workspace(m, 2 * n * d + n * k + n);
     if (!ws) return ADVEX_ERR_NOMEM;

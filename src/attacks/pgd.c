@@ -11,7 +11,7 @@
 
 advex_status atk_pgd(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                      int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info) {
-    const int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2], k = m->classes;
+    const int64_t d = advex_model_dim(m), k = m->net->classes;
     const int steps = c->steps > 0 ? c->steps : 10;
     const advex_norm norm = c->norm;
     const int is_pgd = c->kind == ADVEX_ATTACK_PGD, is_mi = c->kind == ADVEX_ATTACK_MIFGSM;

@@ -40,7 +40,7 @@ static inline float clip01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f 
 
 advex_status atk_square(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                         int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info) {
-    const int64_t C = m->in_chw[0], H = m->in_chw[1], W = m->in_chw[2], d = C * H * W, k = m->classes;
+    const int64_t C = m->net->in_chw[0], H = m->net->in_chw[1], W = m->net->in_chw[2], d = C * H * W, k = m->net->classes;
     const int64_t Q = c->queries > 0 ? c->queries : 5000;
     const float p_init = c->p_init > 0 ? (c->p_init < 1 ? c->p_init : 1.0f) : 0.8f;
     const float eps = c->eps;

@@ -9,7 +9,7 @@
 
 advex_status atk_standard(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                           int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info) {
-    const int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2], k = m->classes;
+    const int64_t d = advex_model_dim(m), k = m->net->classes;
     const size_t fb = sizeof(float);
     char *blk = atk_alloc((size_t)n * (3 * sizeof(int64_t) + (size_t)(2 * d + k) * fb + 3 * sizeof(int32_t) + 1));
     if (!blk) return ADVEX_ERR_NOMEM;

@@ -14,7 +14,7 @@ static inline float clip01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f 
 advex_status atk_uap_apply(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                            int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info) {
     (void)y; (void)off; (void)ids; (void)info;
-    const int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2];
+    const int64_t d = advex_model_dim(m);
     /* the delta is used as given (its norm is the caller's choice), clipped to the image box */
     for (int64_t i = 0; i < n; i++)
         for (int64_t q = 0; q < d; q++) xadv[i * d + q] = clip01(x[i * d + q] + c->uap_delta[q]);
@@ -23,7 +23,7 @@ advex_status atk_uap_apply(advex_model *m, const advex_attack_config *c, const f
 
 advex_status advex_uap_compute(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,
                                int64_t n, int32_t epochs, int64_t batch, float *delta) {
-    const int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2], k = m->classes;
+    const int64_t d = advex_model_dim(m), k = m->net->classes;
     if (!(c->eps >= 0) || !isfinite(c->eps)) return advex_set_error(ADVEX_ERR_ARG, "uap: eps must be >= 0");
     if (n <= 0) return advex_set_error(ADVEX_ERR_ARG, "uap: no examples to compute the perturbation on");
     if (epochs <= 0) epochs = 5;

@@ -24,14 +24,14 @@ void advex_argmax_rows(const float *logits, int64_t n, int64_t c, int32_t *pred)
 
 static advex_status check_data(const advex_model *m, const advex_dataset *d) {
     if (!d->y) return advex_set_error(ADVEX_ERR_ARG, "evaluation needs labels");
-    if (d->c != m->in_chw[0] || d->h != m->in_chw[1] || d->w != m->in_chw[2])
+    if (d->c != m->net->in_chw[0] || d->h != m->net->in_chw[1] || d->w != m->net->in_chw[2])
         return advex_set_error(ADVEX_ERR_SHAPE, "data has images %lldx%lldx%lld but the model expects %lldx%lldx%lld",
-                               (long long)d->c, (long long)d->h, (long long)d->w, (long long)m->in_chw[0],
-                               (long long)m->in_chw[1], (long long)m->in_chw[2]);
+                               (long long)d->c, (long long)d->h, (long long)d->w, (long long)m->net->in_chw[0],
+                               (long long)m->net->in_chw[1], (long long)m->net->in_chw[2]);
     for (int64_t i = 0; i < d->n; i++)
-        if (d->y[i] < 0 || d->y[i] >= m->classes)
+        if (d->y[i] < 0 || d->y[i] >= m->net->classes)
             return advex_set_error(ADVEX_ERR_ARG, "label %d of example %lld is outside the model's %lld classes",
-                                   d->y[i], (long long)i, (long long)m->classes);
+                                   d->y[i], (long long)i, (long long)m->net->classes);
     return ADVEX_OK;
 }
 
@@ -39,7 +39,7 @@ advex_status advex_eval_clean(advex_model *m, const advex_dataset *d, int64_t ba
     advex_status st = check_data(m, d);
     if (st) return st;
     if (batch <= 0) batch = 256;
-    int64_t dim = d->c * d->h * d->w, k = m->classes;
+    int64_t dim = d->c * d->h * d->w, k = m->net->classes;
     float *logits = malloc((size_t)(batch * k) * sizeof(float));
     int32_t *pred = malloc((size_t)batch * sizeof(int32_t));
     if (!logits || !pred) { free(logits); free(pred); return advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); }
@@ -100,12 +100,12 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
     if (st) return st;
     if (am != em) {
         if ((st = check_data(am, d))) return st;
-        if (am->classes != em->classes)
+        if (am->net->classes != em->net->classes)
             return advex_set_error(ADVEX_ERR_SHAPE, "surrogate has %lld classes but the target has %lld",
-                                   (long long)am->classes, (long long)em->classes);
+                                   (long long)am->net->classes, (long long)em->net->classes);
     }
     if (batch <= 0) batch = 256;
-    int64_t dim = d->c * d->h * d->w, k = em->classes;
+    int64_t dim = d->c * d->h * d->w, k = em->net->classes;
     float *logits = malloc((size_t)(batch * k) * sizeof(float));
     int32_t *pred = malloc((size_t)batch * sizeof(int32_t));
     float *xadv = adv_out ? NULL : malloc((size_t)(batch * dim) * sizeof(float));
@@ -206,7 +206,7 @@ advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float 
     advex_status st = check_data(m, d);
     if (st) return st;
     if (batch <= 0) batch = 256;
-    int64_t dim = d->c * d->h * d->w, k = m->classes;
+    int64_t dim = d->c * d->h * d->w, k = m->net->classes;
     float *z = malloc((size_t)(batch * k) * sizeof(float)), *xa = malloc((size_t)(batch * dim) * sizeof(float));
     int32_t *p0 = malloc((size_t)batch * sizeof(int32_t)), *p1 = malloc((size_t)batch * sizeof(int32_t));
     if (!z || !xa || !p0 || !p1) { free(z); free(xa); free(p0); free(p1); return advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); }
@@ -248,7 +248,7 @@ advex_status advex_eval_checks(advex_model *m, const advex_dataset *d, const adv
                                unsigned *warnings) {
     advex_status st = check_data(m, d);
     if (st) return st;
-    int64_t n = d->n < 64 ? d->n : 64, dim = d->c * d->h * d->w, k = m->classes;
+    int64_t n = d->n < 64 ? d->n : 64, dim = d->c * d->h * d->w, k = m->net->classes;
     if (n == 0) return ADVEX_OK;
     float *z = malloc((size_t)(n * k) * sizeof(float)), *g = malloc((size_t)(n * dim) * sizeof(float));
     float *a1 = malloc((size_t)(8 * dim) * sizeof(float)), *a2 = malloc((size_t)(8 * dim) * sizeof(float));

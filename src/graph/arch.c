@@ -8,7 +8,7 @@
 #include "internal.h"
 
 typedef struct builder {
-    advex_model *m;
+    advex_net *net;
     advex_rng rng;
     int counter;
     advex_status st;
@@ -18,7 +18,7 @@ static int new_value(builder *b, const char *prefix, advex_value_kind kind, int 
     char name[64];
     if (b->st) return -1;
     snprintf(name, sizeof name, "%s%d", prefix, b->counter++);
-    int id = advex_graph_add_value(&b->m->g, name, kind, ndim, dims);
+    int id = advex_graph_add_value(&b->net->g, name, kind, ndim, dims);
     if (id < 0) b->st = ADVEX_ERR_NOMEM;
     return id;
 }
@@ -27,7 +27,7 @@ static int new_value(builder *b, const char *prefix, advex_value_kind kind, int 
 static int init_param(builder *b, const char *prefix, int ndim, const int64_t *dims, int64_t fan_in) {
     int id = new_value(b, prefix, ADVEX_VAL_PARAM, ndim, dims);
     if (id < 0) return -1;
-    advex_value *v = &b->m->g.vals[id];
+    advex_value *v = &b->net->g.vals[id];
     float bound = 1.0f / sqrtf((float)fan_in);
     int64_t n = advex_numel(ndim, dims);
     for (int64_t i = 0; i < n; i++) v->data[i] = (2.0f * advex_rng_uniform(&b->rng) - 1.0f) * bound;
@@ -40,9 +40,9 @@ static int add_op(builder *b, advex_op_type op, const char *prefix, int n_in, co
     if (out < 0) return -1;
     char name[64];
     snprintf(name, sizeof name, "%s%d", prefix, b->counter++);
-    int nd = advex_graph_add_node(&b->m->g, op, name, n_in, in, out);
+    int nd = advex_graph_add_node(&b->net->g, op, name, n_in, in, out);
     if (nd < 0) { b->st = ADVEX_ERR_NOMEM; return -1; }
-    if (a) b->m->g.nodes[nd].a = *a;
+    if (a) b->net->g.nodes[nd].a = *a;
     return out;
 }
 
@@ -87,8 +87,8 @@ static int batchnorm(builder *b, int x, int64_t c) {
                  new_value(b, "bn_mean", ADVEX_VAL_STATE, 1, d), new_value(b, "bn_var", ADVEX_VAL_STATE, 1, d)};
     if (b->st) return -1;
     for (int64_t i = 0; i < c; i++) {
-        b->m->g.vals[in[1]].data[i] = 1.0f;
-        b->m->g.vals[in[4]].data[i] = 1.0f;
+        b->net->g.vals[in[1]].data[i] = 1.0f;
+        b->net->g.vals[in[4]].data[i] = 1.0f;
     }
     return add_op(b, ADVEX_OP_BATCHNORM, "bn", 5, in, NULL);
 }
@@ -104,7 +104,7 @@ static void build_small(builder *b, int x) {
     x = unary(b, ADVEX_OP_RELU, "relu", conv(b, x, 16, 32, 4, 2, 1, 1));
     x = unary(b, ADVEX_OP_FLATTEN, "flatten", x);
     x = unary(b, ADVEX_OP_RELU, "relu", linear(b, x, 32 * 7 * 7, 100));
-    b->m->g.output = linear(b, x, 100, 10);
+    b->net->g.output = linear(b, x, 100, 10);
 }
 
 /* Madry et al.'s MNIST network. */
@@ -113,7 +113,7 @@ static void build_cnn(builder *b, int x) {
     x = maxpool(b, unary(b, ADVEX_OP_RELU, "relu", conv(b, x, 32, 64, 5, 1, 2, 1)), 2, 2);
     x = unary(b, ADVEX_OP_FLATTEN, "flatten", x);
     x = unary(b, ADVEX_OP_RELU, "relu", linear(b, x, 64 * 7 * 7, 1024));
-    b->m->g.output = linear(b, x, 1024, 10);
+    b->net->g.output = linear(b, x, 1024, 10);
 }
 
 /* Residual block: conv-bn-relu-conv-bn (+ 1x1 strided projection when the shape changes), relu. */
@@ -132,7 +132,7 @@ static void build_resnet(builder *b, int x) {
     x = res_block(b, x, 16, 32, 2);
     x = res_block(b, x, 32, 64, 2);
     x = unary(b, ADVEX_OP_FLATTEN, "flatten", unary(b, ADVEX_OP_GLOBAL_AVGPOOL, "gap", x));
-    b->m->g.output = linear(b, x, 64, 10);
+    b->net->g.output = linear(b, x, 64, 10);
 }
 
 /* A wider CNN for adversarial training: two conv blocks of 32 and 64 channels
@@ -144,7 +144,7 @@ static void build_wide(builder *b, int x) {
     x = unary(b, ADVEX_OP_RELU, "relu", conv(b, x, 64, 64, 4, 2, 1, 1));
     x = unary(b, ADVEX_OP_FLATTEN, "flatten", x);
     x = unary(b, ADVEX_OP_RELU, "relu", linear(b, x, 64 * 7 * 7, 200));
-    b->m->g.output = linear(b, x, 200, 10);
+    b->net->g.output = linear(b, x, 200, 10);
 }
 
 typedef struct arch_entry {
@@ -169,20 +169,20 @@ advex_status advex_model_build(const char *arch, uint64_t seed, advex_model **ou
     if (!e)
         return advex_set_error(ADVEX_ERR_ARG, "unknown architecture '%s' (choose from %s)", arch ? arch : "",
                                advex_model_arch_names());
-    builder b = {advex_model_new(arch), {{0}}, 0, ADVEX_OK};
-    if (!b.m) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    builder b = {advex_net_new(arch), {{0}}, 0, ADVEX_OK};
+    if (!b.net) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    advex_graph *g = &b.net->g;
     advex_rng_seed(&b.rng, seed);
     int64_t in_dims[4] = {1, 1, 28, 28};
-    b.m->g.input = advex_graph_add_value(&b.m->g, "input", ADVEX_VAL_INPUT, 4, in_dims);
-    if (b.m->g.input < 0) b.st = ADVEX_ERR_NOMEM;
-    e->build(&b, b.m->g.input);
+    g->input = advex_graph_add_value(g, "input", ADVEX_VAL_INPUT, 4, in_dims);
+    if (g->input < 0) b.st = ADVEX_ERR_NOMEM;
+    e->build(&b, g->input);
     advex_status st = b.st;
     if (!st) {
-        free(b.m->g.vals[b.m->g.output].name);
-        b.m->g.vals[b.m->g.output].name = advex_strdup("logits");
-        st = advex_model_finalize(b.m);
+        free(g->vals[g->output].name);
+        g->vals[g->output].name = advex_strdup("logits");
+        st = advex_net_finalize(b.net, 1);
     }
-    if (st) { advex_model_free(b.m); return st; }
-    *out = b.m;
-    return ADVEX_OK;
+    if (st) { advex_net_release(b.net); return st; }
+    return advex_model_wrap(b.net, out);
 }

@@ -1,8 +1,11 @@
 /* Public model API on top of the graph runner: forward, input gradients and
  * vector-Jacobian products in eval mode, processed in chunks of bounded size. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <stdio.h>
 
 #include "internal.h"
 
@@ -10,23 +13,22 @@
 #define ADVEX_CHUNK 256
 
 void advex_model_input_shape(const advex_model *m, int64_t chw[3]) {
-    for (int i = 0; i < 3; i++) chw[i] = m->in_chw[i];
+    for (int i = 0; i < 3; i++) chw[i] = m->net->in_chw[i];
 }
 
-int advex_model_output_was_prob(const advex_model *m) { return m->output_is_prob; }
+int advex_model_output_was_prob(const advex_model *m) { return m->net->output_is_prob; }
 
-int64_t advex_model_num_classes(const advex_model *m) { return m->classes; }
+int64_t advex_model_num_classes(const advex_model *m) { return m->net->classes; }
 
 int64_t advex_model_num_params(const advex_model *m) {
+    const advex_graph *g = &m->net->g;
     int64_t n = 0;
-    for (int i = 0; i < m->g.n_vals; i++)
-        if (m->g.vals[i].kind == ADVEX_VAL_PARAM) n += advex_numel(m->g.vals[i].ndim, m->g.vals[i].dims);
+    for (int i = 0; i < g->n_vals; i++)
+        if (g->vals[i].kind == ADVEX_VAL_PARAM) n += advex_numel(g->vals[i].ndim, g->vals[i].dims);
     return n;
 }
 
-static int64_t example_size(const advex_model *m) {
-    return m->in_chw[0] * m->in_chw[1] * m->in_chw[2];
-}
+static int64_t example_size(const advex_model *m) { return advex_model_dim(m); }
 
 static advex_status check_inputs(const advex_model *m, const float *x, int64_t n) {
     int64_t d = example_size(m);
@@ -40,16 +42,16 @@ static advex_status check_inputs(const advex_model *m, const float *x, int64_t n
 
 static advex_status check_labels(const advex_model *m, const int32_t *y, int64_t n) {
     for (int64_t i = 0; i < n; i++)
-        if (y[i] < 0 || y[i] >= m->classes)
+        if (y[i] < 0 || y[i] >= m->net->classes)
             return advex_set_error(ADVEX_ERR_ARG, "label %d of example %lld is outside [0, %lld)", y[i],
-                                   (long long)i, (long long)m->classes);
+                                   (long long)i, (long long)m->net->classes);
     return ADVEX_OK;
 }
 
 advex_status advex_model_forward(advex_model *m, const float *x, int64_t n, float *logits) {
     advex_status st = check_inputs(m, x, n);
     if (st) return st;
-    int64_t d = example_size(m), c = m->classes;
+    int64_t d = example_size(m), c = m->net->classes;
     for (int64_t i = 0; i < n; i += ADVEX_CHUNK) {
         int64_t b = n - i < ADVEX_CHUNK ? n - i : ADVEX_CHUNK;
         const float *z;
@@ -70,7 +72,7 @@ static advex_status grad_chunked(advex_model *m, const float *x, int64_t n, cons
     advex_status st = check_inputs(m, x, n);
     if (st) return st;
     if (y && (st = check_labels(m, y, n))) return st;
-    int64_t d = example_size(m), c = m->classes;
+    int64_t d = example_size(m), c = m->net->classes;
     float *dl = NULL, *lossbuf = NULL;
     if (!w) {
         dl = malloc((size_t)(ADVEX_CHUNK * c) * sizeof(float));
@@ -97,9 +99,9 @@ static advex_status grad_chunked(advex_model *m, const float *x, int64_t n, cons
 advex_status advex_model_input_grad(advex_model *m, const float *x, const int32_t *y, int64_t n,
                                     advex_loss loss, float *grad, float *logits, float *loss_out) {
     if (!y) return advex_set_error(ADVEX_ERR_ARG, "input_grad: labels required");
-    if (loss == ADVEX_LOSS_DLR && m->classes < 3)
+    if (loss == ADVEX_LOSS_DLR && m->net->classes < 3)
         return advex_set_error(ADVEX_ERR_ARG, "DLR loss needs at least 3 classes (model has %lld)",
-                               (long long)m->classes);
+                               (long long)m->net->classes);
     return grad_chunked(m, x, n, y, loss, NULL, grad, logits, loss_out);
 }
 
@@ -107,4 +109,58 @@ advex_status advex_model_vjp(advex_model *m, const float *x, int64_t n, const fl
                              float *logits) {
     if (!w) return advex_set_error(ADVEX_ERR_ARG, "vjp: weights required");
     return grad_chunked(m, x, n, NULL, ADVEX_LOSS_CE, w, grad, logits, NULL);
+}
+
+/* printf into a growing malloc'd string; *oom on failure */
+typedef struct text_buf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} text_buf;
+
+static void tb_printf(text_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_printf(text_buf *b, const char *fmt, ...) {
+    va_list ap;
+    if (b->oom) return;
+    va_start(ap, fmt);
+    int k = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+    va_end(ap);
+    if (k < 0) { b->oom = 1; return; }
+    if (!b->s || b->len + (size_t)k >= b->cap) {
+        size_t cap = (b->cap ? 2 * b->cap : 512) + (size_t)k;
+        char *t = realloc(b->s, cap);
+        if (!t) { b->oom = 1; return; }
+        b->s = t;
+        b->cap = cap;
+        va_start(ap, fmt);
+        vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
+    b->len += (size_t)k;
+}
+
+advex_status advex_model_describe(const advex_model *m, char **text) {
+    *text = NULL;
+    const advex_net *net = m->net;
+    const advex_graph *g = &net->g;
+    text_buf b = {0};
+    tb_printf(&b, "model:      %s\n", net->source);
+    if (net->opset) tb_printf(&b, "opset:      %lld\n", (long long)net->opset);
+    tb_printf(&b, "input:      %s  N x %lld x %lld x %lld (float32, [0,1])\n", g->vals[g->input].name,
+              (long long)net->in_chw[0], (long long)net->in_chw[1], (long long)net->in_chw[2]);
+    tb_printf(&b, "output:     %s  N x %lld%s\n", g->vals[g->output].name, (long long)net->classes,
+              net->output_is_prob ? "  (logits before the model's final Softmax, which advex removed)" : "");
+    tb_printf(&b, "parameters: %lld\n", (long long)advex_model_num_params(m));
+    tb_printf(&b, "nodes:      %d\nops:       ", g->n_nodes);
+    int count[ADVEX_OP_COUNT] = {0};
+    for (int i = 0; i < g->n_nodes; i++) count[g->nodes[i].op]++;
+    for (int op = 0; op < ADVEX_OP_COUNT; op++)
+        if (count[op]) tb_printf(&b, " %s x%d", advex_op_defs[op].name, count[op]);
+    tb_printf(&b, "\n");
+    if (b.oom) {
+        free(b.s);
+        return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    }
+    *text = b.s;
+    return ADVEX_OK;
 }

@@ -15,7 +15,7 @@
 #define MAX_NODE_ATTRS 8
 
 typedef struct exporter {
-    const advex_model *m;
+    const advex_net *net;
     void **allocs;              /* everything below is freed in one sweep */
     size_t n_allocs, cap_allocs;
     int failed;                 /* an allocation failed */
@@ -186,7 +186,7 @@ static void window_attrs(exporter *x, xnode *n, const advex_attrs *a, int64_t kh
 }
 
 static advex_status export_node(exporter *x, const advex_node *nd, int idx) {
-    const advex_graph *g = &x->m->g;
+    const advex_graph *g = &x->net->g;
     const advex_attrs *a = &nd->a;
     xnode n;
     n.p = xalloc(x, sizeof *n.p);
@@ -318,7 +318,7 @@ static Onnx__ValueInfoProto *value_info(exporter *x, const char *name, int ndim,
 
 /* Build the ModelProto and serialise it into *buf (malloc'd). */
 static advex_status build_and_pack(exporter *x, uint8_t **buf, size_t *len) {
-    const advex_model *m = x->m;
+    const advex_net *m = x->net;
     const advex_graph *g = &m->g;
     size_t n_extra = 0;
     if (onnx_map_init(&x->used, (size_t)g->n_vals + (size_t)g->n_nodes * 4) != 0) return ADVEX_ERR_NOMEM;
@@ -390,11 +390,11 @@ static advex_status build_and_pack(exporter *x, uint8_t **buf, size_t *len) {
 advex_status advex_model_save_onnx(const advex_model *m, const char *path) {
     if (!m) return advex_set_error(ADVEX_ERR_ARG, "save_onnx: no model");
     if (!path || !*path) return advex_set_error(ADVEX_ERR_ARG, "save_onnx: empty file name");
-    if (m->g.input < 0 || m->g.output < 0 || !m->classes)
+    if (m->net->g.input < 0 || m->net->g.output < 0 || !m->net->classes)
         return advex_set_error(ADVEX_ERR_ARG, "%s: model is not finalised", path);
     exporter x;
     memset(&x, 0, sizeof x);
-    x.m = m;
+    x.net = m->net;
     uint8_t *buf = NULL;
     size_t len = 0;
     advex_status st = build_and_pack(&x, &buf, &len);

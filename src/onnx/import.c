@@ -37,7 +37,7 @@ typedef struct importer {
     char *needed, *node_static;
     int drop;                        /* Softmax node cut off the end, -1 */
     const char *out_name;
-    advex_model *m;
+    advex_net *net;
     int *vid_ent;                    /* advex value id -> ent (run-time values) */
     int vid_cap;
     /* general mode (conformance tests only, see onnx_internal.h): */
@@ -377,9 +377,9 @@ static advex_status materialise(importer *im, ent *en) {
     advex_status st = get_const(en, &c);
     if (st) return st;
     advex_value_kind kind = en->role == 2 ? ADVEX_VAL_PARAM : en->role == 1 ? ADVEX_VAL_STATE : ADVEX_VAL_CONST;
-    int vid = advex_graph_add_value(&im->m->g, en->name, kind, c->ndim, c->dims);
+    int vid = advex_graph_add_value(&im->net->g, en->name, kind, c->ndim, c->dims);
     if (vid < 0) return ADVEX_ERR_NOMEM;
-    float *dst = im->m->g.vals[vid].data;
+    float *dst = im->net->g.vals[vid].data;
     for (int64_t k = 0; k < c->numel; k++)
         if (onnx_const_float(c, k, &dst[k]) != 0)
             return advex_set_error(ADVEX_ERR_UNSUPPORTED, "value '%s' depends on the batch size but is used as data",
@@ -391,7 +391,7 @@ static advex_status materialise(importer *im, ent *en) {
 /* Infer the new node's output shape at N = 1 and N = 2 with the op's own shape function;
  * the difference gives each dimension as v + n*N. */
 static advex_status infer_sym(importer *im, int node, ent *out) {
-    advex_graph *g = &im->m->g;
+    advex_graph *g = &im->net->g;
     advex_node *nd = &g->nodes[node];
     int64_t d[2][ADVEX_MAX_DIMS];
     int r[2];
@@ -493,7 +493,7 @@ static advex_status build_compute(importer *im, const Onnx__NodeProto *nd) {
                              label(nd, lb, sizeof lb), nd->op_type, n_keep, def->min_in, def->max_in);
         goto done;
     }
-    advex_graph *g = &im->m->g;
+    advex_graph *g = &im->net->g;
     int out = advex_graph_add_value(g, nd->output[0], ADVEX_VAL_ACT, 0, NULL);
     if (out < 0) { st = ADVEX_ERR_NOMEM; goto done; }
     int node = advex_graph_add_node(g, op, nd->name && *nd->name ? nd->name : nd->output[0], n_keep, ids, out);
@@ -513,7 +513,7 @@ done:
 
 static advex_status build(importer *im, const Onnx__ValueInfoProto *input) {
     const Onnx__GraphProto *gp = im->gp;
-    advex_graph *g = &im->m->g;
+    advex_graph *g = &im->net->g;
     int64_t dims[ADVEX_MAX_DIMS] = {1, 0, 0, 0};
     int rank = 4;
     if (im->general) { /* every dimension fixed by the given value */
@@ -545,7 +545,7 @@ static advex_status build(importer *im, const Onnx__ValueInfoProto *input) {
         return advex_set_error(ADVEX_ERR_UNSUPPORTED, "output '%s' does not depend on the input through any op",
                                im->out_name);
     g->output = out->vid;
-    im->m->output_is_prob = im->drop >= 0;
+    im->net->output_is_prob = im->drop >= 0;
     return ADVEX_OK;
 }
 
@@ -588,15 +588,14 @@ static advex_status import_model(importer *im, const Onnx__ModelProto *mp) {
     if (e < 0) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     im->ents[e].is_input = 1;
     if ((st = topo_sort(im)) || (st = analyse(im)) || (st = check_support(im))) return st;
-    im->m = advex_model_new(im->name);
-    if (!im->m) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
-    im->m->opset = im->opset;
+    im->net = advex_net_new(im->name);
+    if (!im->net) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    im->net->opset = im->opset;
     if ((st = build(im, input))) return st;
-    /* general mode: nodes were added in topological order; values keep their own data */
-    return im->general ? onnx_general_finish(im->m) : advex_model_finalize(im->m);
+    return advex_net_finalize(im->net, !im->general);
 }
 
-static advex_status load_buffer(importer *im_in, const void *buf, size_t len, const char *name, advex_model **out) {
+static advex_status load_buffer(importer *im_in, const void *buf, size_t len, const char *name, advex_net **out) {
     importer im = *im_in;
     if (!name || !*name) name = "model.onnx";
     if (!out) return advex_set_error(ADVEX_ERR_ARG, "%s: no output handle", name);
@@ -622,9 +621,9 @@ static advex_status load_buffer(importer *im_in, const void *buf, size_t len, co
     if (st) {
         if (!advex_last_error()[0]) advex_set_error(st, "%s", advex_status_str(st));
         advex_error_prefix(st, name);
-        advex_model_free(im.m);
+        advex_net_release(im.net);
     } else {
-        *out = im.m;
+        *out = im.net;
     }
     importer_free(&im);
     onnx__model_proto__free_unpacked(mp, NULL);
@@ -634,11 +633,14 @@ static advex_status load_buffer(importer *im_in, const void *buf, size_t len, co
 advex_status advex_model_load_onnx_buffer(const void *buf, size_t len, const char *name, advex_model **out) {
     importer im;
     memset(&im, 0, sizeof im);
-    return load_buffer(&im, buf, len, name, out);
+    advex_net *net;
+    if (out) *out = NULL;
+    advex_status st = load_buffer(&im, buf, len, name, &net);
+    return st ? st : advex_model_wrap(net, out);
 }
 
 advex_status advex_onnx_load_general(const void *buf, size_t len, const char *name,
-                                     const Onnx__TensorProto *const *inputs, int n_inputs, advex_model **out) {
+                                     const Onnx__TensorProto *const *inputs, int n_inputs, advex_net **out) {
     importer im;
     memset(&im, 0, sizeof im);
     im.general = 1;

@@ -122,20 +122,14 @@ advex_status onnx_translate(const Onnx__NodeProto *nd, int opset, const onnx_inp
  * weights), STATE (BatchNorm running statistics) or CONST. */
 advex_value_kind onnx_input_role(const char *op_type, int k);
 
-/* ---- general models (general.c): ONNX conformance tests only -------------------------------- */
+/* ---- general nets: ONNX conformance tests only -------------------------------------------- */
 
 /* Load a model whose graph inputs (those that are not initializers) get the values in
  * inputs[0..n_inputs), in graph order. The first float32 one stays the run-time input, with
- * its shape (any rank up to 6) fixed by the value; the others become load-time constants.
- * Unlike the public loader: any input and output rank, no batch dimension, no Softmax
- * cut-off. The model serves only advex_onnx_general_forward (not the public model API). */
+ * its shape (any rank up to 6) as the net's input shape; the others become load-time
+ * constants. Unlike the public loader: any input and output rank, no batch dimension, no
+ * Softmax cut-off, no model handle: run it on a plan (advex_plan_shape with that shape). */
 advex_status advex_onnx_load_general(const void *buf, size_t len, const char *name,
-                                     const Onnx__TensorProto *const *inputs, int n_inputs, advex_model **out);
-/* Forward on x (the run-time input's data, shape as loaded). The output's shape goes to
- * *ndim/dims (ADVEX_MAX_DIMS entries); *y points into the model (valid until the next call). */
-advex_status advex_onnx_general_forward(advex_model *m, const float *x, int *ndim, int64_t *dims,
-                                        const float **y);
-/* The importer's last step in general mode: shapes and buffers (nodes already sorted). */
-advex_status onnx_general_finish(advex_model *m);
+                                     const Onnx__TensorProto *const *inputs, int n_inputs, advex_net **out);
 
 #endif

@@ -18,18 +18,18 @@ static void clip_bounds(const advex_node *nd, const advex_value *v, float *lo, f
 
 /* ---- shape inference: compiled once (dispatch.h) --------------------------------------- */
 #if ADVEX_ISA_BASE
-static advex_status unary_infer(advex_node *nd, advex_value *v) {
+static advex_status unary_infer(const advex_node *nd, advex_value *v) {
     const advex_value *X = &v[nd->in[0]];
     advex_set_shape(&v[nd->out[0]], X->ndim, X->dims);
     return ADVEX_OK;
 }
 
-advex_status advex_relu_infer(advex_node *nd, advex_value *v) { return unary_infer(nd, v); }
-advex_status advex_leaky_relu_infer(advex_node *nd, advex_value *v) { return unary_infer(nd, v); }
-advex_status advex_sigmoid_infer(advex_node *nd, advex_value *v) { return unary_infer(nd, v); }
-advex_status advex_tanh_infer(advex_node *nd, advex_value *v) { return unary_infer(nd, v); }
-advex_status advex_identity_infer(advex_node *nd, advex_value *v) { return unary_infer(nd, v); }
-advex_status advex_clip_infer(advex_node *nd, advex_value *v) {
+advex_status advex_relu_infer(const advex_node *nd, advex_value *v) { return unary_infer(nd, v); }
+advex_status advex_leaky_relu_infer(const advex_node *nd, advex_value *v) { return unary_infer(nd, v); }
+advex_status advex_sigmoid_infer(const advex_node *nd, advex_value *v) { return unary_infer(nd, v); }
+advex_status advex_tanh_infer(const advex_node *nd, advex_value *v) { return unary_infer(nd, v); }
+advex_status advex_identity_infer(const advex_node *nd, advex_value *v) { return unary_infer(nd, v); }
+advex_status advex_clip_infer(const advex_node *nd, advex_value *v) {
     float lo, hi;
     for (int i = 1; i < nd->n_in && i < 3; i++)
         if (nd->in[i] >= 0 && advex_val_numel(&v[nd->in[i]]) != 1)
@@ -59,14 +59,14 @@ advex_status advex_clip_infer(advex_node *nd, advex_value *v) {
     } while (0)
 
 /* ---- Relu: f(x) = max(0, x); f'(x) = [x > 0] ----------------------------------------- */
-void ADVEX_ISA_FN(advex_relu_forward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_relu_forward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     if (nd->relu_fused) return; /* the producer stored max(0, x) in the shared buffer */
     const float *x = v[nd->in[0]].data;
     float *y = v[nd->out[0]].data;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
     UNARY_LOOP_(n, y[i] = x[i] > 0.0f ? x[i] : 0.0f)
 }
-void ADVEX_ISA_FN(advex_relu_backward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_relu_backward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     float *dx = v[nd->in[0]].grad;
     if (!dx || nd->alias_grad) return; /* (aliased: the producer applies the mask) */
     const float *x = v[nd->in[0]].data, *dy = v[nd->out[0]].grad;
@@ -83,13 +83,13 @@ void ADVEX_ISA_FN(advex_relu_mask)(float *dy, const float *y, int64_t n) {
 }
 
 /* ---- LeakyRelu: f(x) = x if x > 0 else alpha x ---------------------------------------- */
-void ADVEX_ISA_FN(advex_leaky_relu_forward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_leaky_relu_forward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const float *x = v[nd->in[0]].data;
     float *y = v[nd->out[0]].data, a = nd->a.alpha;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
     UNARY_LOOP_(n, y[i] = x[i] > 0.0f ? x[i] : a * x[i])
 }
-void ADVEX_ISA_FN(advex_leaky_relu_backward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_leaky_relu_backward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     float *dx = v[nd->in[0]].grad, a = nd->a.alpha;
     if (!dx) return;
     const float *x = v[nd->in[0]].data, *dy = v[nd->out[0]].grad;
@@ -98,13 +98,13 @@ void ADVEX_ISA_FN(advex_leaky_relu_backward)(advex_node *nd, advex_value *v, adv
 }
 
 /* ---- Sigmoid: f(x) = 1 / (1 + e^-x); f' = y (1 - y) ---------------------------------- */
-void ADVEX_ISA_FN(advex_sigmoid_forward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_sigmoid_forward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const float *x = v[nd->in[0]].data;
     float *y = v[nd->out[0]].data;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
     UNARY_LOOP_(n, y[i] = x[i] >= 0.0f ? 1.0f / (1.0f + expf(-x[i])) : expf(x[i]) / (1.0f + expf(x[i])))
 }
-void ADVEX_ISA_FN(advex_sigmoid_backward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_sigmoid_backward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     float *dx = v[nd->in[0]].grad;
     if (!dx) return;
     const float *y = v[nd->out[0]].data, *dy = v[nd->out[0]].grad;
@@ -113,13 +113,13 @@ void ADVEX_ISA_FN(advex_sigmoid_backward)(advex_node *nd, advex_value *v, advex_
 }
 
 /* ---- Tanh: f(x) = tanh x; f' = 1 - y^2 ----------------------------------------------- */
-void ADVEX_ISA_FN(advex_tanh_forward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_tanh_forward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const float *x = v[nd->in[0]].data;
     float *y = v[nd->out[0]].data;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
     UNARY_LOOP_(n, y[i] = tanhf(x[i]))
 }
-void ADVEX_ISA_FN(advex_tanh_backward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_tanh_backward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     float *dx = v[nd->in[0]].grad;
     if (!dx) return;
     const float *y = v[nd->out[0]].data, *dy = v[nd->out[0]].grad;
@@ -128,14 +128,14 @@ void ADVEX_ISA_FN(advex_tanh_backward)(advex_node *nd, advex_value *v, advex_op_
 }
 
 /* ---- Clip: f(x) = min(max(x, lo), hi); f' = [lo <= x <= hi] (PyTorch's clamp) ------------ */
-void ADVEX_ISA_FN(advex_clip_forward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_clip_forward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const float *x = v[nd->in[0]].data;
     float *y = v[nd->out[0]].data, lo, hi;
     clip_bounds(nd, v, &lo, &hi);
     int64_t n = advex_val_numel(&v[nd->out[0]]);
     UNARY_LOOP_(n, y[i] = x[i] < lo ? lo : (x[i] > hi ? hi : x[i]))
 }
-void ADVEX_ISA_FN(advex_clip_backward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_clip_backward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     float *dx = v[nd->in[0]].grad, lo, hi;
     if (!dx) return;
     clip_bounds(nd, v, &lo, &hi);
@@ -145,12 +145,12 @@ void ADVEX_ISA_FN(advex_clip_backward)(advex_node *nd, advex_value *v, advex_op_
 }
 
 /* ---- Identity: f(x) = x ---------------------------------------------------------------- */
-void ADVEX_ISA_FN(advex_identity_forward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_identity_forward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     int64_t n = advex_val_numel(&v[nd->out[0]]);
     if (v[nd->out[0]].data != v[nd->in[0]].data)
         memcpy(v[nd->out[0]].data, v[nd->in[0]].data, (size_t)n * sizeof(float));
 }
-void ADVEX_ISA_FN(advex_identity_backward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_identity_backward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     float *dx = v[nd->in[0]].grad;
     if (!dx || nd->alias_grad) return; /* (aliased: dx is dy) */
     const float *dy = v[nd->out[0]].grad;

@@ -465,7 +465,7 @@ static advex_status conv_geom(const advex_node *nd, const advex_value *v, advex_
     return advex_window_geom(p, &nd->a, "Conv", nd->name, 0);
 }
 
-advex_status advex_conv_infer(advex_node *nd, advex_value *v) {
+advex_status advex_conv_infer(const advex_node *nd, advex_value *v) {
     advex_conv2d_p p;
     advex_status st = conv_geom(nd, v, &p);
     if (st) return st;
@@ -477,8 +477,8 @@ advex_status advex_conv_infer(advex_node *nd, advex_value *v) {
 int64_t advex_conv_scratch(const advex_node *nd, const advex_value *v, int train) {
     advex_conv2d_p p;
     if (conv_geom(nd, v, &p)) return 0;
-    /* for the threads the kernels will see: one inside a batch-parallel part (split.c plans
-     * its replicas there), the process's count elsewhere */
+    /* for the threads the kernels will see: a plan lays itself out with its own thread count
+     * in force (one for a batch-parallel part, plan.c) */
     int threads = omp_get_max_threads();
     int64_t n = advex_conv2d_scratch(&p, threads);
     if (train && n >= 0) { /* the Winograd weight gradient */
@@ -491,9 +491,9 @@ int64_t advex_conv_scratch(const advex_node *nd, const advex_value *v, int train
 /* aux: a cache of the Winograd-transformed kernels, valid while the weights equal the copy
  * kept next to them (attacks call the same weights thousands of times; at batch 1 the
  * transform cost 10x the convolution). Layout: [valid, pad to 16][copy of w][U fwd][U grad],
- * then in eval plans of a Conv that folds the BatchNorm after it (graph.c, mark_bn_folds)
+ * then in eval plans of a Conv that folds the BatchNorm after it (fuse.c, mark_bn_folds)
  * [copy of BatchNorm scale, B, mean, var and the conv bias][folded w][folded bias], U fwd
- * then being the folded kernel's. advex_model_plan zeroes aux, so a new plan starts
+ * then being the folded kernel's. Laying a plan out zeroes aux, so a new plan starts
  * invalid; training changes the weights every step and simply re-transforms (one memcmp
  * more). */
 typedef struct conv_cache {
@@ -510,19 +510,20 @@ static int64_t conv_cache_fold(int64_t nw, int64_t M) {
     return (5 * M + 15) / 16 * 16 + (nw + 15) / 16 * 16 + (M + 15) / 16 * 16;
 }
 
-static int conv_cache_at(conv_cache *cc, const advex_node *nd, const advex_value *v, const advex_conv2d_p *p) {
-    if (!nd->aux) return 0;
+static int conv_cache_at(conv_cache *cc, const advex_node *nd, const advex_value *v, const advex_op_ctx *c,
+                         const advex_conv2d_p *p) {
+    if (!c->aux) return 0;
     const advex_value *W = &v[nd->in[1]];
     cc->nw = advex_numel(W->ndim, W->dims);
     cc->M = p->M;
-    cc->valid = nd->aux;
-    cc->wcopy = nd->aux + 16;
+    cc->valid = c->aux;
+    cc->wcopy = c->aux + 16;
     int64_t nf = advex_wino_u_size(p, 0), base = conv_cache_base(p, cc->nw);
     cc->uf = nf ? cc->wcopy + (cc->nw + 15) / 16 * 16 : NULL;
     cc->ub = advex_wino_u_size(p, 1) ? cc->wcopy + (cc->nw + 15) / 16 * 16 + nf : NULL;
     cc->key = cc->wf = cc->bf = NULL;
-    if (nd->fold > 0 && nd->aux_n >= base + conv_cache_fold(cc->nw, p->M)) {
-        cc->key = nd->aux + base;
+    if (nd->fold > 0 && c->aux_n >= base + conv_cache_fold(cc->nw, p->M)) {
+        cc->key = c->aux + base;
         cc->wf = cc->key + (5 * p->M + 15) / 16 * 16;
         cc->bf = cc->wf + (cc->nw + 15) / 16 * 16;
     }
@@ -583,14 +584,14 @@ static void conv_cache_refresh(conv_cache *cc, const advex_node *nd, const advex
     cc->valid[0] = 1.0f;
 }
 
-void advex_conv_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_conv_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_conv2d_p p;
     if (conv_geom(nd, v, &p)) return;
     const float *b = (nd->n_in > 2 && nd->in[2] >= 0) ? v[nd->in[2]].data : NULL, *w = v[nd->in[1]].data;
     float *out = v[nd->out[0]].data;
     conv_cache cc;
     const float *U = NULL;
-    if (conv_cache_at(&cc, nd, v, &p)) {
+    if (conv_cache_at(&cc, nd, v, c, &p)) {
         conv_cache_refresh(&cc, nd, v, w, b, &p);
         U = cc.uf;
         if (cc.key && !c->train) { /* the BatchNorm after it is folded in: write its output */
@@ -604,19 +605,19 @@ void advex_conv_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_conv2d_forward_u(out, v[nd->in[0]].data, w, U, b, &p, c->scratch, c->scratch_n);
 }
 
-void advex_conv_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_conv_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_conv2d_p p;
     if (conv_geom(nd, v, &p)) return;
     float *db = (nd->n_in > 2 && nd->in[2] >= 0) ? v[nd->in[2]].grad : NULL;
     const float *w = v[nd->in[1]].data, *U = NULL;
     conv_cache cc;
-    if (v[nd->in[0]].grad && conv_cache_at(&cc, nd, v, &p)) {
+    if (v[nd->in[0]].grad && conv_cache_at(&cc, nd, v, c, &p)) {
         /* w is the forward's (updates come after backward) */
         conv_cache_refresh(&cc, nd, v, w, (nd->n_in > 2 && nd->in[2] >= 0) ? v[nd->in[2]].data : NULL, &p);
         U = cc.ub;
     }
     float *dy = v[nd->out[0]].grad;
-    if (nd->relu_mask) { /* a fused Relu's backward (graph.c, mark_aliases): dY *= [y > 0] */
+    if (nd->relu_mask) { /* a fused Relu's backward (fuse.c, mark_aliases): dY *= [y > 0] */
         const float *y = v[nd->out[0]].data;
         if (!db && advex_conv_s2_backward(NULL, NULL, NULL, NULL, NULL, &p, c->scratch, c->scratch_n, 0))
             p.dmask = y; /* applied as the stride-2 path copies dY */

@@ -12,7 +12,7 @@ static float dropout_ratio(const advex_node *nd, const advex_value *v) {
     return nd->a.ratio;
 }
 
-advex_status advex_dropout_infer(advex_node *nd, advex_value *v) {
+advex_status advex_dropout_infer(const advex_node *nd, advex_value *v) {
     const advex_value *X = &v[nd->in[0]];
     if (nd->n_in > 1 && nd->in[1] >= 0 && advex_val_numel(&v[nd->in[1]]) != 1)
         return advex_set_error(ADVEX_ERR_SHAPE, "Dropout %s: ratio must be a scalar", nd->name);
@@ -28,10 +28,10 @@ int64_t advex_dropout_aux(const advex_node *nd, const advex_value *v, int train)
 }
 
 static int dropout_active(const advex_node *nd, const advex_value *v, const advex_op_ctx *c) {
-    return c->train && c->rng && nd->aux && nd->aux_n >= advex_val_numel(&v[nd->in[0]]);
+    return c->train && c->rng && c->aux && c->aux_n >= advex_val_numel(&v[nd->in[0]]);
 }
 
-void advex_dropout_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_dropout_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const float *x = v[nd->in[0]].data;
     float *y = v[nd->out[0]].data;
     int64_t n = advex_val_numel(&v[nd->in[0]]);
@@ -39,18 +39,18 @@ void advex_dropout_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
         if (y != x) memcpy(y, x, (size_t)n * sizeof(float));
         return;
     }
-    float p = dropout_ratio(nd, v), keep = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f, *mask = nd->aux;
+    float p = dropout_ratio(nd, v), keep = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f, *mask = c->aux;
     for (int64_t i = 0; i < n; i++) mask[i] = advex_rng_uniform(c->rng) >= p ? keep : 0.0f;
 #pragma omp parallel for schedule(static) if (n >= ADVEX_OMP_MIN)
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * mask[i];
 }
 
-void advex_dropout_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_dropout_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     float *dx = v[nd->in[0]].grad;
     if (!dx) return;
     const float *dy = v[nd->out[0]].grad;
     int64_t n = advex_val_numel(&v[nd->in[0]]);
-    const float *mask = dropout_active(nd, v, c) ? nd->aux : NULL;
+    const float *mask = dropout_active(nd, v, c) ? c->aux : NULL;
     if (v[nd->in[0]].grad_write) { /* gradient write mode: store */
         if (!mask) {
             memcpy(dx, dy, (size_t)n * sizeof(float));

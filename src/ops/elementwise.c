@@ -34,7 +34,7 @@ static advex_status bin_geom(const advex_node *nd, const advex_value *v, bin_p *
     return ADVEX_OK;
 }
 
-advex_status advex_binary_infer(advex_node *nd, advex_value *v) {
+advex_status advex_binary_infer(const advex_node *nd, advex_value *v) {
     bin_p p;
     advex_status st = bin_geom(nd, v, &p);
     if (st) return st;
@@ -56,13 +56,13 @@ static void row_offsets(const bin_p *p, int64_t row, int64_t *ao, int64_t *bo) {
 }
 
 /* y = a + b | a - b | a * b | a / b */
-void advex_binary_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_binary_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     bin_p p;
     if (bin_geom(nd, v, &p)) return;
     const float *a = v[nd->in[0]].data, *b = v[nd->in[1]].data;
     float *y = v[nd->out[0]].data;
     advex_op_type op = nd->op;
-    int relu = nd->relu_out; /* a fused Relu (graph.c, mark_relu_fusion; Add only) */
+    int relu = nd->relu_out; /* a fused Relu (fuse.c, mark_relu_fusion; Add only) */
     int64_t la = p.nd ? p.sa[p.nd - 1] : 0, lb = p.nd ? p.sb[p.nd - 1] : 0, L = p.last;
 #pragma omp parallel for schedule(static) if (p.n >= ADVEX_OMP_MIN)
     for (int64_t r = 0; r < p.rows; r++) {
@@ -152,12 +152,12 @@ static void bin_grad(const bin_p *p, advex_op_type op, int which, float *g, cons
 #undef BIN_PUT_
 }
 
-void advex_binary_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_binary_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     bin_p p;
     if (bin_geom(nd, v, &p)) return;
     const advex_value *A = &v[nd->in[0]], *B = &v[nd->in[1]];
     float *dy = v[nd->out[0]].grad;
-    if (nd->relu_mask) { /* a fused Relu's backward (graph.c, mark_aliases): dy *= [y > 0] */
+    if (nd->relu_mask) { /* a fused Relu's backward (fuse.c, mark_aliases): dy *= [y > 0] */
         const float *y = v[nd->out[0]].data;
         int64_t n = advex_val_numel(&v[nd->out[0]]);
         float *ga = A->grad, *gb = B->grad;

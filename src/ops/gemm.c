@@ -99,7 +99,7 @@ static advex_status gemm_geom(const advex_node *nd, const advex_value *v, gemm_p
     return ADVEX_OK;
 }
 
-advex_status advex_gemm_infer(advex_node *nd, advex_value *v) {
+advex_status advex_gemm_infer(const advex_node *nd, advex_value *v) {
     gemm_p p;
     advex_status st = gemm_geom(nd, v, &p);
     if (st) return st;
@@ -109,7 +109,7 @@ advex_status advex_gemm_infer(advex_node *nd, advex_value *v) {
 }
 
 /* Y (M,N) = alpha * op(A) op(B) + beta * C */
-void advex_gemm_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_gemm_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     gemm_p p;
     if (gemm_geom(nd, v, &p)) return;
     const float *A = v[nd->in[0]].data, *B = v[nd->in[1]].data;
@@ -126,7 +126,7 @@ void advex_gemm_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
                 (int)p.K, alpha, A, ta ? (int)p.M : (int)p.K, B, tb ? (int)p.K : (int)p.N, gb, Y, (int)p.N);
 }
 
-void advex_gemm_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_gemm_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     gemm_p p;
     if (gemm_geom(nd, v, &p)) return;
     const advex_value *Av = &v[nd->in[0]], *Bv = &v[nd->in[1]];
@@ -201,7 +201,7 @@ static advex_status matmul_geom(const advex_node *nd, const advex_value *v, matm
     return ADVEX_OK;
 }
 
-advex_status advex_matmul_infer(advex_node *nd, advex_value *v) {
+advex_status advex_matmul_infer(const advex_node *nd, advex_value *v) {
     matmul_p p;
     int nd_out;
     int64_t dims[ADVEX_MAX_DIMS];
@@ -225,7 +225,7 @@ static void matmul_offsets(const matmul_p *p, int64_t bi, int64_t *ao, int64_t *
 }
 
 /* Y[b] (M,N) = A[b] (M,K) B[b] (K,N) */
-void advex_matmul_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_matmul_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     matmul_p p;
     if (matmul_geom(nd, v, &p, NULL, NULL)) return;
     const float *A = v[nd->in[0]].data, *B = v[nd->in[1]].data;
@@ -243,7 +243,7 @@ void advex_matmul_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     }
 }
 
-void advex_matmul_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_matmul_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     matmul_p p;
     if (matmul_geom(nd, v, &p, NULL, NULL)) return;
     const advex_value *Av = &v[nd->in[0]], *Bv = &v[nd->in[1]];

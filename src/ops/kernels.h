@@ -52,7 +52,7 @@ typedef struct advex_conv2d_p {
                                 most accurate Winograd tiles) or ADVEX_CONV_GEMM (im2col + sgemm) */
     int relu;                /* forward stores max(0, conv + bias) (a fused Relu) */
     const float *dmask;      /* backward, stride-2 path only (advex_conv_s2_backward): dY counts
-                                only where dmask > 0 (a fused Relu's output, graph.c) */
+                                only where dmask > 0 (a fused Relu's output, fuse.c) */
 } advex_conv2d_p;
 
 static inline float advex_relu_if(float v, int relu) { return relu && !(v > 0.0f) ? 0.0f : v; }
@@ -161,9 +161,9 @@ void advex_avgpool2d_backward_ref(float *dx, const float *dout, const advex_conv
 /* ---- op entry points (one set per op, see advex_op_def) ----------------------------- */
 
 #define ADVEX_OP_FN_DECL_(pfx)                                                            \
-    advex_status advex_##pfx##_infer(advex_node *nd, advex_value *v);                      \
-    void advex_##pfx##_forward(advex_node *nd, advex_value *v, advex_op_ctx *c);           \
-    void advex_##pfx##_backward(advex_node *nd, advex_value *v, advex_op_ctx *c);
+    advex_status advex_##pfx##_infer(const advex_node *nd, advex_value *v);                      \
+    void advex_##pfx##_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c);           \
+    void advex_##pfx##_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c);
 #define ADVEX_OP_SIZE_DECL_(fn) int64_t advex_##fn(const advex_node *nd, const advex_value *v, int train);
 
 ADVEX_OP_FN_DECL_(conv)

@@ -16,7 +16,7 @@ static bn_p bn_dims(const advex_value *X) {
 }
 
 #if ADVEX_ISA_BASE
-advex_status advex_batchnorm_infer(advex_node *nd, advex_value *v) {
+advex_status advex_batchnorm_infer(const advex_node *nd, advex_value *v) {
     const advex_value *X = &v[nd->in[0]];
     char bx[96], bp[96];
     static const char *names[5] = {"X", "scale", "B", "mean", "var"};
@@ -45,19 +45,19 @@ int64_t advex_batchnorm_aux(const advex_node *nd, const advex_value *v, int trai
 #endif
 
 static int bn_train(const advex_node *nd, const advex_value *v, const advex_op_ctx *c) {
-    return c->train && nd->aux && nd->aux_n >= 2 * v[nd->in[0]].dims[1];
+    return c->train && c->aux && c->aux_n >= 2 * v[nd->in[0]].dims[1];
 }
 
 /* y = scale * (x - mean) / sqrt(var + eps) + B */
-void ADVEX_ISA_FN(advex_batchnorm_forward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
-    if (nd->fold < 0 && !c->train) return; /* the Conv before it wrote y (graph.c, mark_bn_folds) */
+void ADVEX_ISA_FN(advex_batchnorm_forward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
+    if (nd->fold < 0 && !c->train) return; /* the Conv before it wrote y (fuse.c, mark_bn_folds) */
     const advex_value *X = &v[nd->in[0]];
     bn_p p = bn_dims(X);
     const float *x = X->data, *scale = v[nd->in[1]].data, *bias = v[nd->in[2]].data;
     float *rmean = v[nd->in[3]].data, *rvar = v[nd->in[4]].data, *y = v[nd->out[0]].data;
     float eps = nd->a.epsilon, mom = nd->a.momentum;
     int train = bn_train(nd, v, c);
-    float *bmean = train ? nd->aux : NULL, *binv = train ? nd->aux + p.C : NULL;
+    float *bmean = train ? c->aux : NULL, *binv = train ? c->aux + p.C : NULL;
     int64_t cnt = p.N * p.S;
 #pragma omp parallel for schedule(static) if (p.N * p.C * p.S >= ADVEX_OMP_MIN)
     for (int64_t ch = 0; ch < p.C; ch++) {
@@ -99,7 +99,7 @@ void ADVEX_ISA_FN(advex_batchnorm_forward)(advex_node *nd, advex_value *v, advex
         for (int64_t n = 0; n < p.N; n++) {
             const float *xp = x + (n * p.C + ch) * p.S;
             float *yp = y + (n * p.C + ch) * p.S;
-            if (nd->relu_out) { /* a fused Relu (graph.c, mark_relu_fusion) */
+            if (nd->relu_out) { /* a fused Relu (fuse.c, mark_relu_fusion) */
 #pragma omp simd
                 for (int64_t i = 0; i < p.S; i++) {
                     float t = xp[i] * a + b;
@@ -118,12 +118,12 @@ void ADVEX_ISA_FN(advex_batchnorm_forward)(advex_node *nd, advex_value *v, advex
  * eval:  dx = dy * scale * inv; dmean = -sum(dy) * scale * inv; dvar = -0.5 sum(dy xhat) scale inv^2
  * train: dx = scale * inv / cnt * (cnt * dy - sum(dy) - xhat * sum(dy xhat))
  * both:  dscale = sum(dy xhat), dB = sum(dy) */
-void ADVEX_ISA_FN(advex_batchnorm_backward)(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void ADVEX_ISA_FN(advex_batchnorm_backward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const advex_value *X = &v[nd->in[0]];
     bn_p p = bn_dims(X);
     const float *x = X->data, *scale = v[nd->in[1]].data;
     float *dy = v[nd->out[0]].grad;
-    /* a fused Relu's backward (graph.c, mark_aliases): dy *= [y > 0], y our stored output */
+    /* a fused Relu's backward (fuse.c, mark_aliases): dy *= [y > 0], y our stored output */
     const float *mk = nd->relu_mask ? v[nd->out[0]].data : NULL;
     float *dx = X->grad, *dscale = v[nd->in[1]].grad, *dbias = v[nd->in[2]].grad;
     float *dmean = v[nd->in[3]].grad, *dvar = v[nd->in[4]].grad;
@@ -134,8 +134,8 @@ void ADVEX_ISA_FN(advex_batchnorm_backward)(advex_node *nd, advex_value *v, adve
     int64_t cnt = p.N * p.S;
 #pragma omp parallel for schedule(static) if (p.N * p.C * p.S >= ADVEX_OMP_MIN)
     for (int64_t ch = 0; ch < p.C; ch++) {
-        float mean = train ? nd->aux[ch] : rmean[ch];
-        float inv = train ? nd->aux[p.C + ch] : 1.0f / sqrtf(rvar[ch] + eps);
+        float mean = train ? c->aux[ch] : rmean[ch];
+        float inv = train ? c->aux[p.C + ch] : 1.0f / sqrtf(rvar[ch] + eps);
         if (!train && !dscale && !dbias && !dmean && !dvar) { /* attacks: dx = dy * scale * inv only */
             if (!dx) continue;
             float a = scale[ch] * inv;

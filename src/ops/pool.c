@@ -262,7 +262,7 @@ static advex_status pool_geom(const advex_node *nd, const advex_value *v, const 
     return advex_window_geom(p, &nd->a, op, nd->name, 1);
 }
 
-static advex_status pool_infer(advex_node *nd, advex_value *v, const char *op) {
+static advex_status pool_infer(const advex_node *nd, advex_value *v, const char *op) {
     advex_conv2d_p p;
     advex_status st = pool_geom(nd, v, op, &p);
     if (st) return st;
@@ -279,21 +279,21 @@ static advex_status pool_infer(advex_node *nd, advex_value *v, const char *op) {
     return ADVEX_OK;
 }
 
-advex_status advex_maxpool_infer(advex_node *nd, advex_value *v) { return pool_infer(nd, v, "MaxPool"); }
+advex_status advex_maxpool_infer(const advex_node *nd, advex_value *v) { return pool_infer(nd, v, "MaxPool"); }
 
 int64_t advex_maxpool_aux(const advex_node *nd, const advex_value *v, int train) {
     return advex_val_numel(&v[nd->out[0]]); /* int32 argmax per output */
 }
 
-static int32_t *maxpool_argmax(const advex_node *nd, const advex_value *v) {
-    if (!nd->aux || nd->aux_n < advex_val_numel(&v[nd->out[0]])) return NULL;
-    return (int32_t *)(void *)nd->aux;
+static int32_t *maxpool_argmax(const advex_node *nd, const advex_value *v, const advex_op_ctx *c) {
+    if (!c->aux || c->aux_n < advex_val_numel(&v[nd->out[0]])) return NULL;
+    return (int32_t *)(void *)c->aux;
 }
 
-void advex_maxpool_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_maxpool_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_conv2d_p p;
     if (pool_geom(nd, v, "MaxPool", &p)) return;
-    advex_maxpool2d_forward(v[nd->out[0]].data, maxpool_argmax(nd, v), v[nd->in[0]].data, &p);
+    advex_maxpool2d_forward(v[nd->out[0]].data, maxpool_argmax(nd, v, c), v[nd->in[0]].data, &p);
 }
 
 /* Write mode of the 2x2 stride-2 case (the forward's maxpool_2x2s2 geometry): windows do
@@ -332,11 +332,11 @@ static void maxpool_2x2s2_backward_write(float *dx, const float *dout, const int
     }
 }
 
-void advex_maxpool_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_maxpool_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_conv2d_p p;
     advex_value *X = &v[nd->in[0]];
     if (!X->grad || pool_geom(nd, v, "MaxPool", &p)) return;
-    const int32_t *am = maxpool_argmax(nd, v);
+    const int32_t *am = maxpool_argmax(nd, v, c);
     if (X->grad_write && am && p.KH == 2 && p.KW == 2 && p.SH == 2 && p.SW == 2 && p.DH == 1 && p.DW == 1 &&
         p.PT == 0 && p.PL == 0 && 2 * p.OH <= p.H && 2 * p.OW <= p.W) {
         maxpool_2x2s2_backward_write(X->grad, v[nd->out[0]].grad, am, &p);
@@ -347,19 +347,19 @@ void advex_maxpool_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_maxpool2d_backward(X->grad, v[nd->out[0]].grad, am, X->data, &p);
 }
 
-advex_status advex_avgpool_infer(advex_node *nd, advex_value *v) {
+advex_status advex_avgpool_infer(const advex_node *nd, advex_value *v) {
     if (nd->a.dilation[0] != 1 || nd->a.dilation[1] != 1)
         return advex_set_error(ADVEX_ERR_UNSUPPORTED, "AveragePool %s: dilations are not supported", nd->name);
     return pool_infer(nd, v, "AveragePool");
 }
 
-void advex_avgpool_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_avgpool_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_conv2d_p p;
     if (pool_geom(nd, v, "AveragePool", &p)) return;
     advex_avgpool2d_forward(v[nd->out[0]].data, v[nd->in[0]].data, &p, nd->a.count_include_pad);
 }
 
-void advex_avgpool_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_avgpool_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_conv2d_p p;
     if (!v[nd->in[0]].grad || pool_geom(nd, v, "AveragePool", &p)) return;
     if (v[nd->in[0]].grad_write) /* windows may overlap or skip inputs: zero, then accumulate */
@@ -369,7 +369,7 @@ void advex_avgpool_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
 
 /* ---- GlobalAveragePool: y[n,c] = mean over all spatial positions of x[n,c] ------------------ */
 
-advex_status advex_global_avgpool_infer(advex_node *nd, advex_value *v) {
+advex_status advex_global_avgpool_infer(const advex_node *nd, advex_value *v) {
     const advex_value *X = &v[nd->in[0]];
     char bx[96];
     if (X->ndim < 3)
@@ -381,7 +381,7 @@ advex_status advex_global_avgpool_infer(advex_node *nd, advex_value *v) {
     return ADVEX_OK;
 }
 
-void advex_global_avgpool_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_global_avgpool_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const advex_value *X = &v[nd->in[0]];
     int64_t NC = X->dims[0] * X->dims[1], S = advex_val_numel(X) / (NC > 0 ? NC : 1);
     const float *x = X->data; // (N,C,S)
@@ -394,7 +394,7 @@ void advex_global_avgpool_forward(advex_node *nd, advex_value *v, advex_op_ctx *
     }
 }
 
-void advex_global_avgpool_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_global_avgpool_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const advex_value *X = &v[nd->in[0]];
     if (!X->grad) return;
     int64_t NC = X->dims[0] * X->dims[1], S = advex_val_numel(X) / (NC > 0 ? NC : 1);

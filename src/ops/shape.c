@@ -7,13 +7,13 @@
 
 #include "ops/kernels.h"
 
-static void copy_forward(advex_node *nd, advex_value *v) {
+static void copy_forward(const advex_node *nd, advex_value *v) {
     float *y = v[nd->out[0]].data;
     const float *x = v[nd->in[0]].data;
     if (y != x) memcpy(y, x, (size_t)advex_val_numel(&v[nd->in[0]]) * sizeof(float));
 }
 
-static void copy_backward(advex_node *nd, advex_value *v) {
+static void copy_backward(const advex_node *nd, advex_value *v) {
     float *dx = v[nd->in[0]].grad;
     if (!dx || nd->alias_grad) return; /* (aliased: dx is dy) */
     const float *dy = v[nd->out[0]].grad;
@@ -27,7 +27,7 @@ static void copy_backward(advex_node *nd, advex_value *v) {
 }
 
 /* ---- Flatten: (d0..d_{a-1}, d_a..) -> (prod d[:a], prod d[a:]) --------------------------- */
-advex_status advex_flatten_infer(advex_node *nd, advex_value *v) {
+advex_status advex_flatten_infer(const advex_node *nd, advex_value *v) {
     const advex_value *X = &v[nd->in[0]];
     int ax = advex_norm_axis(nd->a.axis, X->ndim, 1);
     if (ax < 0)
@@ -37,11 +37,11 @@ advex_status advex_flatten_infer(advex_node *nd, advex_value *v) {
     advex_set_shape(&v[nd->out[0]], 2, dims);
     return ADVEX_OK;
 }
-void advex_flatten_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) { copy_forward(nd, v); }
-void advex_flatten_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) { copy_backward(nd, v); }
+void advex_flatten_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) { copy_forward(nd, v); }
+void advex_flatten_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) { copy_backward(nd, v); }
 
 /* ---- Reshape: target shape in ints (0 = copy the input dim, -1 = infer) --------------------- */
-advex_status advex_reshape_infer(advex_node *nd, advex_value *v) {
+advex_status advex_reshape_infer(const advex_node *nd, advex_value *v) {
     const advex_value *X = &v[nd->in[0]];
     char bx[96], bt[96];
     int n = nd->a.n_ints, infer_at = -1;
@@ -86,15 +86,15 @@ bad:
     return advex_set_error(ADVEX_ERR_SHAPE, "Reshape %s: cannot reshape %s to %s", nd->name,
                            advex_shape_str(bx, sizeof bx, X->ndim, X->dims), advex_shape_str(bt, sizeof bt, n, target));
 }
-void advex_reshape_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) { copy_forward(nd, v); }
-void advex_reshape_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) { copy_backward(nd, v); }
+void advex_reshape_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) { copy_forward(nd, v); }
+void advex_reshape_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) { copy_backward(nd, v); }
 
 /* ---- Transpose: y[i_0..i_{r-1}] = x[j] with j[perm[d]] = i_d (empty perm = reverse) -------- */
 static void transpose_perm(const advex_node *nd, int r, int *perm) {
     for (int d = 0; d < r; d++) perm[d] = nd->a.n_ints ? (int)nd->a.ints[d] : r - 1 - d;
 }
 
-advex_status advex_transpose_infer(advex_node *nd, advex_value *v) {
+advex_status advex_transpose_infer(const advex_node *nd, advex_value *v) {
     const advex_value *X = &v[nd->in[0]];
     int r = X->ndim, perm[ADVEX_MAX_DIMS], seen[ADVEX_MAX_DIMS] = {0};
     int64_t dims[ADVEX_MAX_DIMS];
@@ -138,17 +138,17 @@ static void transpose_run(const advex_node *nd, const advex_value *X, const adve
     }
 }
 
-void advex_transpose_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_transpose_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     transpose_run(nd, &v[nd->in[0]], &v[nd->out[0]], v[nd->in[0]].data, v[nd->out[0]].data, 0);
 }
-void advex_transpose_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_transpose_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     if (!v[nd->in[0]].grad) return;
     transpose_run(nd, &v[nd->in[0]], &v[nd->out[0]], v[nd->in[0]].grad, v[nd->out[0]].grad,
                   v[nd->in[0]].grad_write ? 2 : 1);
 }
 
 /* ---- Concat: y = [x_0, x_1, ...] along axis ---------------------------------------------- */
-advex_status advex_concat_infer(advex_node *nd, advex_value *v) {
+advex_status advex_concat_infer(const advex_node *nd, advex_value *v) {
     char b0[96], bi[96];
     if (nd->n_in < 1 || nd->in[0] < 0) return advex_set_error(ADVEX_ERR_SHAPE, "Concat %s: no inputs", nd->name);
     const advex_value *X0 = &v[nd->in[0]];
@@ -174,7 +174,7 @@ advex_status advex_concat_infer(advex_node *nd, advex_value *v) {
     return ADVEX_OK;
 }
 
-static void concat_run(advex_node *nd, advex_value *v, int backward) {
+static void concat_run(const advex_node *nd, advex_value *v, int backward) {
     const advex_value *Y = &v[nd->out[0]];
     int ax = advex_norm_axis(nd->a.axis, Y->ndim, 0);
     int64_t outer = advex_numel(ax, Y->dims), inner = advex_numel(Y->ndim - ax - 1, Y->dims + ax + 1);
@@ -196,12 +196,12 @@ static void concat_run(advex_node *nd, advex_value *v, int backward) {
         at += xrow;
     }
 }
-void advex_concat_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) { concat_run(nd, v, 0); }
-void advex_concat_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) { concat_run(nd, v, 1); }
+void advex_concat_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) { concat_run(nd, v, 0); }
+void advex_concat_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) { concat_run(nd, v, 1); }
 
 /* ---- Pad (constant): y[i + begin] = x[i], elsewhere pad_value ------------------------------- */
 #define ADVEX_PAD_MAX ((int64_t)1 << 40) /* |pad| bound: dims (< 2^62) + two pads never overflow */
-advex_status advex_pad_infer(advex_node *nd, advex_value *v) {
+advex_status advex_pad_infer(const advex_node *nd, advex_value *v) {
     const advex_value *X = &v[nd->in[0]];
     char bx[96];
     int r = X->ndim;
@@ -224,7 +224,7 @@ advex_status advex_pad_infer(advex_node *nd, advex_value *v) {
 }
 
 /* Walk the input by rows of its last dim; copy (or add back) the part landing in y. */
-static void pad_run(advex_node *nd, advex_value *v, int backward) {
+static void pad_run(const advex_node *nd, advex_value *v, int backward) {
     advex_value *X = &v[nd->in[0]], *Y = &v[nd->out[0]];
     int r = X->ndim;
     const int64_t *b = nd->a.ints;
@@ -254,12 +254,12 @@ static void pad_run(advex_node *nd, advex_value *v, int backward) {
     }
 }
 
-void advex_pad_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_pad_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     advex_value *Y = &v[nd->out[0]];
     int64_t n = advex_val_numel(Y);
     for (int64_t i = 0; i < n; i++) Y->data[i] = nd->a.pad_value;
     pad_run(nd, v, 0);
 }
-void advex_pad_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_pad_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     if (v[nd->in[0]].grad) pad_run(nd, v, 1);
 }

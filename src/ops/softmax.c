@@ -18,7 +18,7 @@ static advex_status sm_geom(const advex_node *nd, const advex_value *v, const ch
     return ADVEX_OK;
 }
 
-static advex_status sm_infer(advex_node *nd, advex_value *v, const char *op) {
+static advex_status sm_infer(const advex_node *nd, advex_value *v, const char *op) {
     sm_p p;
     advex_status st = sm_geom(nd, v, op, &p);
     if (st) return st;
@@ -27,7 +27,7 @@ static advex_status sm_infer(advex_node *nd, advex_value *v, const char *op) {
 }
 
 /* softmax: y = e^(x - max) / sum e^(x - max);  log: y = x - max - log sum e^(x - max) */
-static void sm_forward(advex_node *nd, advex_value *v, int logp, const char *op) {
+static void sm_forward(const advex_node *nd, advex_value *v, int logp, const char *op) {
     sm_p p;
     if (sm_geom(nd, v, op, &p)) return;
     const float *x = v[nd->in[0]].data;
@@ -49,7 +49,7 @@ static void sm_forward(advex_node *nd, advex_value *v, int logp, const char *op)
 
 /* softmax: dx = y (dy - sum dy y);  log: dx = dy - e^y sum dy (added, or stored in gradient
  * write mode) */
-static void sm_backward(advex_node *nd, advex_value *v, int logp, const char *op) {
+static void sm_backward(const advex_node *nd, advex_value *v, int logp, const char *op) {
     sm_p p;
     float *dx = v[nd->in[0]].grad;
     if (!dx || sm_geom(nd, v, op, &p)) return;
@@ -71,14 +71,14 @@ static void sm_backward(advex_node *nd, advex_value *v, int logp, const char *op
     }
 }
 
-advex_status advex_softmax_infer(advex_node *nd, advex_value *v) { return sm_infer(nd, v, "Softmax"); }
-void advex_softmax_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) { sm_forward(nd, v, 0, "Softmax"); }
-void advex_softmax_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) { sm_backward(nd, v, 0, "Softmax"); }
+advex_status advex_softmax_infer(const advex_node *nd, advex_value *v) { return sm_infer(nd, v, "Softmax"); }
+void advex_softmax_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) { sm_forward(nd, v, 0, "Softmax"); }
+void advex_softmax_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) { sm_backward(nd, v, 0, "Softmax"); }
 
-advex_status advex_log_softmax_infer(advex_node *nd, advex_value *v) { return sm_infer(nd, v, "LogSoftmax"); }
-void advex_log_softmax_forward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+advex_status advex_log_softmax_infer(const advex_node *nd, advex_value *v) { return sm_infer(nd, v, "LogSoftmax"); }
+void advex_log_softmax_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     sm_forward(nd, v, 1, "LogSoftmax");
 }
-void advex_log_softmax_backward(advex_node *nd, advex_value *v, advex_op_ctx *c) {
+void advex_log_softmax_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     sm_backward(nd, v, 1, "LogSoftmax");
 }

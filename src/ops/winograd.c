@@ -266,7 +266,7 @@ static const wg_tf tf_2_3 = WG_FAMILY(2, 3), tf_4_3 = WG_FAMILY(4, 3), tf_2_5 = 
  * to small outputs up to 1e-4. That is harmless except where a forward value decides an
  * arg-max: on the ONNX parity models (tests/test_parity.c), F(4,3) forwards sent the gradient
  * to the other input of a max-pool near-tie in 24 of 64 VGG examples against PyTorch (1 with
- * im2col). So a conv whose output reaches a MaxPool (graph.c marks it `precise`) runs its
+ * im2col). So a conv whose output reaches a MaxPool (fuse.c marks it `precise`) runs its
  * forward on F(2,3); every other forward and every input-gradient pass (which only feeds
  * the attack's step) use F(4,3) where the plane holds 4x4 tiles. 5x5 kernels use F(2,5). */
 static const wg_tf *wg_pick(int r, int64_t OH, int64_t OW, int precise) {

@@ -187,7 +187,7 @@ static advex_status input_grad(advex_model *m, const float *xa, int64_t b, const
     const float *z;
     advex_status st = advex_model_eval_forward(m, xa, b, 1, &z);
     if (st) return st;
-    fill(z, b, m->classes, y, pc, loss, dl);
+    fill(z, b, m->net->classes, y, pc, loss, dl);
     return advex_model_eval_backward(m, dl, g);
 }
 
@@ -207,7 +207,7 @@ static void softmax_rows(const float *z, int64_t b, int64_t k, float *p) {
 static advex_status craft(advex_model *m, const advex_train_config *c, advex_adv_mode mode, float eps, int64_t step,
                           const float *x, const int32_t *y, int64_t b, float *xa, float *pc, float *loss, float *dl,
                           float *g) {
-    const int64_t d = m->in_chw[0] * m->in_chw[1] * m->in_chw[2];
+    const int64_t d = advex_model_dim(m);
     const float alpha = eff_alpha(c, mode, eps);
     advex_rng r;
     advex_rng_seed_stream(&r, c->seed, 0xad7000000ull + (uint64_t)step);
@@ -230,7 +230,7 @@ static advex_status craft(advex_model *m, const advex_train_config *c, advex_adv
         /* clean probabilities (fixed target of the KL), then a tiny Gaussian start */
         const float *z;
         if ((st = advex_model_eval_forward(m, x, b, 0, &z))) return st;
-        softmax_rows(z, b, m->classes, pc);
+        softmax_rows(z, b, m->net->classes, pc);
         for (int64_t i = 0; i < b * d; i++) {
             float v = x[i] + 0.001f * advex_rng_normal(&r);
             xa[i] = v < 0 ? 0 : (v > 1 ? 1 : v);
@@ -286,28 +286,28 @@ static int file_exists(const char *path) {
 }
 
 /* Parameters and constants (BatchNorm running statistics) of the model <-> a copy. */
-static void snapshot(const advex_model *m, float *p, float *cst) {
-    memcpy(p, m->params, (size_t)m->n_params * sizeof(float));
-    if (m->n_consts) memcpy(cst, m->consts, (size_t)m->n_consts * sizeof(float));
+static void snapshot(const advex_net *net, float *p, float *cst) {
+    memcpy(p, net->params, (size_t)net->n_params * sizeof(float));
+    if (net->n_consts) memcpy(cst, net->consts, (size_t)net->n_consts * sizeof(float));
 }
-static void restore(advex_model *m, const float *p, const float *cst) {
-    memcpy(m->params, p, (size_t)m->n_params * sizeof(float));
-    if (m->n_consts) memcpy(m->consts, cst, (size_t)m->n_consts * sizeof(float));
+static void restore(advex_net *net, const float *p, const float *cst) {
+    memcpy(net->params, p, (size_t)net->n_params * sizeof(float));
+    if (net->n_consts) memcpy(net->consts, cst, (size_t)net->n_consts * sizeof(float));
 }
 
 advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_train_config *c,
                          advex_train_progress_fn progress, void *user) {
     if (!d->y) return advex_set_error(ADVEX_ERR_ARG, "training needs labels");
-    if (d->c != m->in_chw[0] || d->h != m->in_chw[1] || d->w != m->in_chw[2])
+    if (d->c != m->net->in_chw[0] || d->h != m->net->in_chw[1] || d->w != m->net->in_chw[2])
         return advex_set_error(ADVEX_ERR_SHAPE, "data has images %lldx%lldx%lld but the model expects %lldx%lldx%lld",
-                               (long long)d->c, (long long)d->h, (long long)d->w, (long long)m->in_chw[0],
-                               (long long)m->in_chw[1], (long long)m->in_chw[2]);
+                               (long long)d->c, (long long)d->h, (long long)d->w, (long long)m->net->in_chw[0],
+                               (long long)m->net->in_chw[1], (long long)m->net->in_chw[2]);
     advex_status st = advex_train_config_check(c);
     if (st) return st;
     for (int64_t i = 0; i < d->n; i++)
-        if (d->y[i] < 0 || d->y[i] >= m->classes)
+        if (d->y[i] < 0 || d->y[i] >= m->net->classes)
             return advex_set_error(ADVEX_ERR_ARG, "label %d of example %lld is outside the model's %lld classes",
-                                   d->y[i], (long long)i, (long long)m->classes);
+                                   d->y[i], (long long)i, (long long)m->net->classes);
     if (d->n == 0) return advex_set_error(ADVEX_ERR_ARG, "empty training set");
     if (c->holdout >= d->n)
         return advex_set_error(ADVEX_ERR_ARG, "holdout %lld leaves no training examples (of %lld)", (long long)c->holdout,
@@ -316,7 +316,7 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
     const float w = eff_weight(c);
     const float beta = c->beta >= 0 ? c->beta : 6.0f;
     const double drop = c->overfit_drop > 0 ? c->overfit_drop : 0.2;
-    int64_t dim = d->c * d->h * d->w, k = m->classes, n = d->n - c->holdout, np = m->n_params, nc = m->n_consts;
+    int64_t dim = d->c * d->h * d->w, k = m->net->classes, n = d->n - c->holdout, np = m->net->n_params, nc = m->net->n_consts;
     int64_t B = c->batch < n ? c->batch : n;
     /* rows of a training forward: [x; x'] when the clean term is in the loss */
     const int both = adv && (w > 0 || c->adv == ADVEX_ADV_TRADES);
@@ -341,8 +341,8 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
     int32_t *yb = (int32_t *)(g_in + B * dim);   /* (R) labels */
     S.perm = yb + R;                             /* (n) shuffled order */
     S.hist = (double *)(void *)(((uintptr_t)(S.perm + n) + 15) & ~(uintptr_t)15); /* (2 epochs) */
-    S.params = m->params;
-    S.consts = m->consts;
+    S.params = m->net->params;
+    S.consts = m->net->consts;
     S.n_params = np;
     S.n_consts = nc;
     S.n_train = n;
@@ -351,23 +351,25 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
     S.adv = (int32_t)c->adv;
     S.seed = c->seed;
     advex_rng_seed(&S.rng, c->seed);
-    advex_rng_seed_stream(&m->rng, c->seed, 0xd20);
+    /* the training plan, laid out up front so the loop does not allocate (but for a smaller
+     * last batch); its RNG draws the dropout masks */
+    advex_plan *tp = NULL;
+    if ((st = advex_model_train_plan(m, R, &tp))) goto out;
+    advex_rng_seed_stream(&tp->rng, c->seed, 0xd20);
     for (int64_t i = 0; i < n; i++) S.perm[i] = (int32_t)i;
     advex_train_progress p;
     memset(&p, 0, sizeof p);
     p.epochs = c->epochs;
     if (c->resume && c->checkpoint && file_exists(c->checkpoint)) {
         if ((st = advex_ckpt_load(c->checkpoint, &S))) goto out;
-        if ((st = advex_model_check_weights(m))) { /* BatchNorm statistics from the file */
+        if ((st = advex_net_check_weights(m->net))) { /* BatchNorm statistics from the file */
             advex_error_prefix(st, c->checkpoint);
             goto out;
         }
-        m->rng = S.model_rng;
+        tp->rng = S.model_rng;
         p.resumed_from = S.epochs_done;
         if (S.overfit) S.epochs_done = c->epochs; /* it had stopped: nothing left to do */
     }
-    /* size the plans up front so the loop never allocates */
-    if ((st = advex_model_plan(m, R, 1, 1)) || (st = advex_model_plan(m, B, 0, 1))) goto out;
     double t0 = now_seconds();
     int64_t batches = (n + B - 1) / B;
     for (int ep = S.epochs_done; ep < c->epochs && !st; ep++) {
@@ -401,9 +403,8 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
                 if (both) rows = 2 * b;
                 else xin = xa;
             }
-            if ((st = advex_model_plan(m, rows, 1, 1))) break;
-            advex_model_run_forward(m, xin);
-            const float *z = advex_model_logits(m);
+            if ((st = advex_model_train_plan(m, rows, &tp)) || (st = advex_plan_forward(tp, xin))) break;
+            const float *z = advex_plan_output(tp);
             double l;
             if (!adv || !both) {
                 l = advex_loss_forward_backward(ADVEX_LOSS_CE, z, yb, rows, k, loss, dlogits) / (double)b;
@@ -446,11 +447,11 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
                 for (int64_t q = 1; q < k; q++) if (zj[q] > zj[best]) best = q;
                 correct += best == yb[j];
             }
-            memset(m->grads, 0, (size_t)np * sizeof(float));
-            if ((st = advex_model_run_backward(m, dlogits))) break;
+            memset(tp->grads, 0, (size_t)np * sizeof(float));
+            if ((st = advex_plan_backward(tp, dlogits))) break;
             /* schedule position at the middle of this step, so onecycle never uses lr 0 */
             double t = ((double)S.step + 0.5) / (double)(batches * c->epochs);
-            optim_step(c, advex_lr_at(c->schedule, c->lr, t), m->params, m->grads, S.m1, S.m2, np, S.step + 1);
+            optim_step(c, advex_lr_at(c->schedule, c->lr, t), m->net->params, tp->grads, S.m1, S.m2, np, S.step + 1);
             S.step++;
             loss_sum += l * (double)b;
             seen += b;
@@ -476,17 +477,17 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
             S.hist[c->epochs + ep] = p.val_fgsm;
             if (S.best_epoch == 0 || p.val_pgd > S.hist[S.best_epoch - 1]) {
                 S.best_epoch = ep + 1;
-                snapshot(m, S.best_params, S.best_consts);
+                snapshot(m->net, S.best_params, S.best_consts);
             }
             if (adv && advex_train_overfit_check(S.hist, S.hist + c->epochs, ep + 1, drop)) {
-                restore(m, S.best_params, S.best_consts);
+                restore(m->net, S.best_params, S.best_consts);
                 S.overfit = 1;
                 p.overfit = 1;
             }
         }
         p.best_epoch = S.best_epoch;
         S.epochs_done = ep + 1;
-        S.model_rng = m->rng;
+        S.model_rng = tp->rng;
         if (c->checkpoint && (st = advex_ckpt_save(c->checkpoint, &S))) break;
         if (progress) {
             p.epoch = ep + 1;
@@ -504,7 +505,5 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
     }
 out:
     advex_ffree(buf);
-    /* leave the model in eval mode for whoever uses it next */
-    m->plan_n = 0;
     return st;
 }
