@@ -17,7 +17,8 @@ typedef struct bench_ctx {
     bench_kind kind;
     int64_t n, d, k, steps;
     float eps;
-    float *x, *xa, *g, *logits, *dl, *loss, *mom; /* mom: SGD momentum (n_params) */
+    float *x, *xa, *g, *logits, *dl, *loss;
+    advex_trainer *trainer; /* the train workload */
     int32_t *y;
     advex_rng rng;
 } bench_ctx;
@@ -43,31 +44,11 @@ static double forward_macs(advex_model *m) {
     return macs;
 }
 
-/* One FGSM-RS training step: random start, eval-mode input gradient, sign step; then a
- * train-mode forward + backward (parameter gradients) and an SGD momentum update. */
+/* One FGSM-RS training step (advex_trainer_step): random start, eval-mode input gradient,
+ * sign step of 1.25 eps; then a train-mode forward + backward (parameter gradients) on x' and
+ * an SGD momentum update. */
 static advex_status train_step(bench_ctx *b) {
-    advex_model *m = b->m;
-    int64_t nd = b->n * b->d;
-    for (int64_t i = 0; i < nd; i++) {
-        float v = b->x[i] + (2.0f * advex_rng_uniform(&b->rng) - 1.0f) * b->eps;
-        b->xa[i] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
-    }
-    advex_status st = advex_model_input_grad(m, b->xa, b->y, b->n, ADVEX_LOSS_CE, b->g, NULL, NULL);
-    if (st) return st;
-    advex_sign_step(b->xa, b->x, b->g, nd, 1.25f * b->eps, b->eps);
-    advex_plan *tp;
-    if ((st = advex_model_train_plan(m, b->n, &tp)) || (st = advex_plan_forward(tp, b->xa))) return st;
-    advex_loss_forward_backward(ADVEX_LOSS_CE, advex_plan_output(tp), b->y, b->n, b->k, b->loss, b->dl);
-    for (int64_t j = 0; j < b->n * b->k; j++) b->dl[j] *= 1.0f / (float)b->n;
-    memset(tp->grads, 0, (size_t)m->net->n_params * sizeof(float));
-    if ((st = advex_plan_backward(tp, b->dl))) return st;
-    const float lr = 0.01f, mu = 0.9f;
-    float *p = m->net->params, *gp = tp->grads, *mo = b->mom;
-    for (int64_t i = 0; i < m->net->n_params; i++) {
-        mo[i] = mu * mo[i] + gp[i];
-        p[i] -= lr * mo[i];
-    }
-    return ADVEX_OK;
+    return advex_trainer_step(b->trainer, b->x, b->y, b->n, ADVEX_ADV_FGSM_RS, b->eps, 0.01f, NULL, NULL);
 }
 
 static advex_status run_once(bench_ctx *b) {
@@ -174,16 +155,27 @@ int cmd_bench(int argc, char **argv) {
     b.dl = malloc((size_t)(b.n * b.k) * sizeof(float));
     b.loss = malloc((size_t)b.n * sizeof(float));
     b.y = malloc((size_t)b.n * sizeof(int32_t));
-    b.mom = calloc((size_t)(b.m->net->n_params ? b.m->net->n_params : 1), sizeof(float));
     rates = malloc((size_t)reps * sizeof(double));
     rates1 = malloc((size_t)reps * sizeof(double));
     ratios = malloc((size_t)reps * sizeof(double));
-    if (!b.x || !b.xa || !b.g || !b.logits || !b.dl || !b.loss || !b.y || !b.mom || !rates || !rates1 || !ratios) {
+    if (!b.x || !b.xa || !b.g || !b.logits || !b.dl || !b.loss || !b.y || !rates || !rates1 || !ratios) {
         rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
         goto done;
     }
     for (int64_t i = 0; i < b.n * b.d; i++) b.x[i] = advex_rng_uniform(&b.rng);
     for (int64_t i = 0; i < b.n; i++) b.y[i] = (int32_t)advex_rng_below(&b.rng, (uint64_t)b.k);
+    if (kind == B_TRAIN) { /* SGD, momentum 0.9, lr 0.01, FGSM-RS at eps on x' only */
+        advex_train_config tc;
+        advex_train_config_default(&tc);
+        tc.batch = b.n;
+        tc.opt = ADVEX_OPT_SGD;
+        tc.momentum = 0.9f;
+        tc.adv = ADVEX_ADV_FGSM_RS;
+        tc.eps = b.eps;
+        tc.adv_weight = 0.0f;
+        advex_status tst = advex_trainer_new(b.m, &tc, &b.trainer);
+        if (tst) { rc = cli_fail(cmd, tst); goto done; }
+    }
     double macs = forward_macs(b.m);
     /* passes of forward-equivalent GEMM work per example: forward 1, input-grad backward
      * 1 (weight gradients skipped), parameter-gradient backward 2 */
@@ -263,7 +255,8 @@ int cmd_bench(int argc, char **argv) {
     }
     rc = CLI_EXIT_OK;
 done:
-    free(b.x); free(b.xa); free(b.g); free(b.logits); free(b.dl); free(b.loss); free(b.y); free(b.mom);
+    free(b.x); free(b.xa); free(b.g); free(b.logits); free(b.dl); free(b.loss); free(b.y);
+    advex_trainer_free(b.trainer);
     free(rates); free(rates1); free(ratios);
     advex_model_free(b.m);
     return rc;

@@ -378,6 +378,17 @@ float *advex_model_workspace(advex_model *m, int64_t n);
  * Returns the summed loss. dlogits may be NULL. */
 double advex_loss_forward_backward(advex_loss kind, const float *logits, const int32_t *y,
                                    int64_t n, int64_t c, float *loss, float *dlogits);
+/* Softmax of each row of z (n, c) into p (n, c), in double internally. */
+void advex_softmax_rows(const float *z, int64_t n, int64_t c, float *p);
+/* Index of the largest z_j (the first on ties). */
+int32_t advex_argmax(const float *z, int64_t c);
+/* The training losses, batch means, with d loss / d logits into dl:
+ *   rows2 == 0:            CE over z (b, c)
+ *   rows2, beta < 0:       w * CE(x) + (1 - w) * CE(x') over z = [x rows; x' rows] (2b, c), y (2b)
+ *   rows2, beta >= 0:      TRADES, CE(x) + beta * KL(p(x) || p(x')) (Zhang et al. 2019)
+ * loss (2b) and p (2b, c) are scratch. Returns the loss. */
+double advex_train_loss(const float *z, const int32_t *y, int64_t b, int64_t c, int rows2, float w, float beta,
+                        float *loss, float *p, float *dl);
 
 /* ---- threads ----------------------------------------------------------------------------- */
 int advex_threads(void);

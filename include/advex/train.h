@@ -114,6 +114,21 @@ typedef struct advex_train_progress {
 /* Called after each batch; return non-zero to stop (ADVEX_ERR_INTERRUPTED). */
 typedef int (*advex_train_progress_fn)(void *user, const advex_train_progress *p);
 
+/* A training run one optimiser step at a time, for callers that feed their own batches (a
+ * benchmark, a data-parallel loop): the optimiser state and the buffers for batches of up to
+ * c->batch examples; c's checkpoint, resume, holdout and epoch fields are not used. */
+typedef struct advex_trainer advex_trainer;
+advex_status advex_trainer_new(advex_model *m, const advex_train_config *c, advex_trainer **out);
+void advex_trainer_free(advex_trainer *t);
+/* One step on x (n, C, H, W), y (n), n <= c->batch: for an adversarial `mode` (c->adv, or
+ * FGSM-RS during a --pgd-from warm-up) craft x' at radius eps with the current weights in
+ * eval mode, then forward and backward in train mode with c's loss (clean CE, w * CE(x) +
+ * (1 - w) * CE(x'), or TRADES) and apply the optimiser at learning rate lr. *loss (may be
+ * NULL): the batch-mean loss; *correct (may be NULL): rows the model got right (the x' rows
+ * when adversarial). A non-finite loss is ADVEX_ERR_NUMERIC and changes nothing. */
+advex_status advex_trainer_step(advex_trainer *t, const float *x, const int32_t *y, int64_t n, advex_adv_mode mode,
+                                float eps, float lr, double *loss, int64_t *correct);
+
 /* Train m on d. With c->checkpoint set, a checkpoint is written after every epoch; with
  * c->resume too, an existing checkpoint is loaded first (its settings must match) and
  * training continues after its last complete epoch, reproducing an uninterrupted run.

@@ -83,3 +83,53 @@ double advex_loss_forward_backward(advex_loss kind, const float *logits, const i
     }
     return total;
 }
+
+void advex_softmax_rows(const float *z, int64_t n, int64_t c, float *p) {
+    for (int64_t i = 0; i < n; i++) {
+        const float *zi = z + i * c;
+        float mx = zi[0];
+        for (int64_t j = 1; j < c; j++) mx = zi[j] > mx ? zi[j] : mx;
+        double sum = 0;
+        for (int64_t j = 0; j < c; j++) sum += exp((double)(zi[j] - mx));
+        for (int64_t j = 0; j < c; j++) p[i * c + j] = (float)(exp((double)(zi[j] - mx)) / sum);
+    }
+}
+
+int32_t advex_argmax(const float *z, int64_t c) {
+    int64_t best = 0;
+    for (int64_t j = 1; j < c; j++)
+        if (z[j] > z[best]) best = j;
+    return (int32_t)best;
+}
+
+double advex_train_loss(const float *z, const int32_t *y, int64_t b, int64_t c, int rows2, float w, float beta,
+                        float *loss, float *p, float *dl) {
+    if (!rows2) { /* mean CE over the b rows */
+        double l = advex_loss_forward_backward(ADVEX_LOSS_CE, z, y, b, c, loss, dl) / (double)b;
+        for (int64_t j = 0; j < b * c; j++) dl[j] *= 1.0f / (float)b;
+        return l;
+    }
+    if (beta < 0) { /* w * CE(x) + (1 - w) * CE(x'): rows [x; x'], y for both halves */
+        double lc = advex_loss_forward_backward(ADVEX_LOSS_CE, z, y, 2 * b, c, loss, dl), la = 0;
+        for (int64_t j = b; j < 2 * b; j++) la += loss[j];
+        for (int64_t j = 0; j < b * c; j++) dl[j] *= w / (float)b;
+        for (int64_t j = b * c; j < 2 * b * c; j++) dl[j] *= (1.0f - w) / (float)b;
+        return (w * (lc - la) + (1.0 - w) * la) / (double)b;
+    }
+    /* TRADES: CE(x) + beta * KL(p(x) || p(x')), batch mean, gradients into both halves */
+    double lc = advex_loss_forward_backward(ADVEX_LOSS_CE, z, y, b, c, loss, dl), kl = 0;
+    advex_softmax_rows(z, 2 * b, c, p);
+    for (int64_t i = 0; i < b; i++) {
+        const float *pi = p + i * c, *qi = p + (b + i) * c;
+        double kli = 0;
+        for (int64_t j = 0; j < c; j++)
+            if (pi[j] > 0) kli += (double)pi[j] * (log((double)pi[j]) - log((double)qi[j] + 1e-30));
+        kl += kli;
+        for (int64_t j = 0; j < c; j++) {
+            double lj = pi[j] > 0 ? log((double)pi[j]) - log((double)qi[j] + 1e-30) : 0;
+            dl[i * c + j] = (dl[i * c + j] + beta * (float)((double)pi[j] * (lj - kli))) / (float)b;
+            dl[(b + i) * c + j] = beta * (qi[j] - pi[j]) / (float)b;
+        }
+    }
+    return (lc + beta * kl) / (double)b;
+}

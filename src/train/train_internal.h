@@ -28,6 +28,22 @@ typedef struct train_state {
     int32_t *perm;         /* (n_train) the shuffled order (shuffled in place every epoch) */
 } train_state;
 
+/* A training run step by step (trainer.c; opaque in the public API). */
+struct advex_trainer {
+    advex_model *m;
+    advex_train_config c;  /* a copy (checkpoint: NULL) */
+    int both;              /* a step's forward has [x; x'] rows (the clean term is in the loss) */
+    int64_t step;          /* optimiser steps done (Adam bias correction, random starts) */
+    float *buf;            /* one allocation, laid out below */
+    float *m1, *m2;        /* (n_params) optimiser state */
+    float *xb;             /* (2 batch, C,H,W): a step's clean rows, then its x' rows */
+    float *dlogits, *pc, *loss, *dl_in, *g_in;
+    int32_t *yb;           /* (2 batch) labels */
+};
+
+/* w of w*J(x) + (1-w)*J(x') with the mode's default resolved. */
+float advex_train_eff_weight(const advex_train_config *c);
+
 /* Write s to path atomically (temp + fsync + rename). */
 advex_status advex_ckpt_save(const char *path, const train_state *s);
 /* Read path into s. The identity fields of s must be set: a mismatch is ADVEX_ERR_ARG
