@@ -72,8 +72,10 @@ advex_status advex_plan_check_size(const advex_plan *p, int64_t floats) {
         size_t o = 0;
         for (int i = 1; i < in->ndim && o < sizeof shape; i++)
             o += (size_t)snprintf(shape + o, sizeof shape - o, i > 1 ? "x%lld" : "%lld", (long long)in->dims[i]);
-        return advex_set_error(ADVEX_ERR_LIMIT, "input '%s' is %s per example: more than the %lld values advex takes",
-                               in->name, shape, (long long)ADVEX_MAX_EXAMPLE_INPUT);
+        char count[32] = "too many";
+        if (per >= 0) snprintf(count, sizeof count, "%lld", (long long)per);
+        return advex_set_error(ADVEX_ERR_LIMIT, "input '%s' is %s: %s values per example, more than the %lld advex "
+                               "takes", in->name, shape, count, (long long)ADVEX_MAX_EXAMPLE_INPUT);
     }
     if (n > 0 && floats / n > ADVEX_MAX_EXAMPLE_FLOATS) {
         /* name the largest activation: that is usually where a hostile shape blows up */
