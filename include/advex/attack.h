@@ -12,6 +12,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ADVEX_API_BEGIN
 
 typedef enum advex_attack_kind {
     ADVEX_ATTACK_NONE = 0,  /* identity: x' = x (clean accuracy) */
@@ -138,6 +139,7 @@ advex_status advex_parse_eps(const char *s, float *eps);
 /* Parse a comma list of eps values into out (cap max); sets *count. */
 advex_status advex_parse_eps_list(const char *s, float *out, int max, int *count);
 
+ADVEX_API_END
 #ifdef __cplusplus
 }
 #endif

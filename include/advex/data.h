@@ -9,6 +9,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ADVEX_API_BEGIN
 
 typedef struct advex_dataset {
     float *x;            /* (n, c, h, w), values in [0,1]; owned */
@@ -71,6 +72,7 @@ advex_status advex_npy_save_i32(const char *path, const int32_t *data, int64_t n
 /* Fashion-MNIST class names (10). */
 extern const char *const advex_fashion_mnist_classes[10];
 
+ADVEX_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -13,6 +13,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ADVEX_API_BEGIN
 
 /* Warnings raised by the evaluation checks (bits of advex_eval_result.warnings). */
 #define ADVEX_EVAL_WARN_PROB_OUTPUT 1u       /* outputs look like probabilities, not logits */
@@ -101,6 +102,7 @@ const char *advex_eval_warning_str(unsigned bit);
 /* argmax of each row of logits (n, c). */
 void advex_argmax_rows(const float *logits, int64_t n, int64_t c, int32_t *pred);
 
+ADVEX_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ADVEX_API_BEGIN
 
 /* Cap engine allocations at `bytes` in total (0: no limit, the default). An allocation
  * that would pass the cap fails with ADVEX_ERR_LIMIT and a message giving the sizes.
@@ -25,6 +26,7 @@ int64_t advex_memory_peak(void);
  * ADVEX_OK or ADVEX_ERR_ARG (with a message) for anything else, zero included. */
 advex_status advex_parse_size(const char *s, int64_t *bytes);
 
+ADVEX_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ADVEX_API_BEGIN
 
 typedef struct advex_model advex_model;
 
@@ -92,6 +93,7 @@ int advex_get_threads(void);
  * Static string. */
 const char *advex_kernel_isa(void);
 
+ADVEX_API_END
 #ifdef __cplusplus
 }
 #endif

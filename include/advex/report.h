@@ -11,6 +11,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ADVEX_API_BEGIN
 
 /* ---- PNG (src/data/png.c) --------------------------------------------------------------- */
 
@@ -111,6 +112,7 @@ void advex_grid_adv_size(const advex_grid_rows *g, int *width, int *height);
 advex_status advex_class_counts(const int32_t *y, const int32_t *pred_clean, const int32_t *pred_adv, int64_t n,
                                 int64_t k, int64_t *total, int64_t *robust, int64_t *confusion);
 
+ADVEX_API_END
 #ifdef __cplusplus
 }
 #endif

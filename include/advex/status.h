@@ -8,6 +8,18 @@
 extern "C" {
 #endif
 
+/* The library's exported symbols: what the public headers declare, and nothing else
+ * (libadvex.so is built with -fvisibility=hidden; internal functions stay inside it). */
+#if defined(__GNUC__)
+#define ADVEX_API_BEGIN _Pragma("GCC visibility push(default)")
+#define ADVEX_API_END _Pragma("GCC visibility pop")
+#else
+#define ADVEX_API_BEGIN
+#define ADVEX_API_END
+#endif
+
+ADVEX_API_BEGIN
+
 /* X-macro: one list generates the enum and its messages. */
 #define ADVEX_STATUS_LIST(X)                                   \
     X(ADVEX_OK, 0, "ok")                                       \
@@ -38,6 +50,7 @@ const char *advex_last_error(void);
 /* Forget the last error detail on this thread. */
 void advex_clear_error(void);
 
+ADVEX_API_END
 #ifdef __cplusplus
 }
 #endif

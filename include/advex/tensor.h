@@ -10,6 +10,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ADVEX_API_BEGIN
 
 #define ADVEX_MAX_DIMS 6
 
@@ -44,6 +45,7 @@ float advex_rng_normal(advex_rng *r);
 /* Independent stream k derived from a seed (for per-example or per-thread streams). */
 void advex_rng_seed_stream(advex_rng *r, uint64_t seed, uint64_t stream);
 
+ADVEX_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -14,6 +14,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+ADVEX_API_BEGIN
 
 typedef enum advex_optim_kind { ADVEX_OPT_SGD = 0, ADVEX_OPT_ADAM = 1 } advex_optim_kind;
 
@@ -136,6 +137,7 @@ advex_status advex_trainer_step(advex_trainer *t, const float *x, const int32_t 
 advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_train_config *c,
                          advex_train_progress_fn progress, void *user);
 
+ADVEX_API_END
 #ifdef __cplusplus
 }
 #endif
