@@ -66,8 +66,8 @@ typedef enum advex_isa {
       (out, from, x, g, n, step, eps))
 /* An op's forward and backward entry points (kernels.h's ADVEX_OP_FN_DECL_). */
 #define ADVEX_OP_KERNELS_(X, op)                                                                       \
-    X(void, advex_##op##_forward, (advex_node * nd, advex_value * v, advex_op_ctx * c), (nd, v, c)) \
-    X(void, advex_##op##_backward, (advex_node * nd, advex_value * v, advex_op_ctx * c), (nd, v, c))
+    X(void, advex_##op##_forward, (const advex_node * nd, advex_value * v, advex_op_ctx * c), (nd, v, c)) \
+    X(void, advex_##op##_backward, (const advex_node * nd, advex_value * v, advex_op_ctx * c), (nd, v, c))
 
 /* ---- inside a file of ADVEX_ISA_SOURCES ---------------------------------------------- */
 
