@@ -66,7 +66,46 @@ char *advex_strdup(const char *s);
     X(MUL, "Mul")                                      \
     X(DIV, "Div")                                      \
     X(SOFTMAX, "Softmax")                              \
-    X(LOG_SOFTMAX, "LogSoftmax")
+    X(LOG_SOFTMAX, "LogSoftmax")                       \
+    /* elementwise math (unary.c) */                   \
+    X(SQRT, "Sqrt")                                    \
+    X(EXP, "Exp")                                      \
+    X(LOG, "Log")                                      \
+    X(NEG, "Neg")                                      \
+    X(RECIPROCAL, "Reciprocal")                        \
+    X(ABS, "Abs")                                      \
+    X(ERF, "Erf")                                      \
+    X(SIN, "Sin")                                      \
+    X(COS, "Cos")                                      \
+    X(FLOOR, "Floor")                                  \
+    X(CEIL, "Ceil")                                    \
+    X(HARD_SIGMOID, "HardSigmoid")                     \
+    X(HARD_SWISH, "HardSwish")                         \
+    X(GELU, "Gelu")                                    \
+    X(SOFTPLUS, "Softplus")                            \
+    X(SOFTSIGN, "Softsign")                            \
+    X(ELU, "Elu")                                      \
+    X(SELU, "Selu")                                    \
+    /* broadcasting (bcast.c) */                       \
+    X(POW, "Pow")                                      \
+    X(MIN, "Min")                                      \
+    X(MAX, "Max")                                      \
+    X(PRELU, "PRelu")                                  \
+    X(WHERE, "Where")                                  \
+    X(EXPAND, "Expand")                                \
+    /* reductions (reduce.c) */                        \
+    X(REDUCE_MEAN, "ReduceMean")                       \
+    X(REDUCE_SUM, "ReduceSum")                         \
+    X(REDUCE_MAX, "ReduceMax")                         \
+    X(REDUCE_MIN, "ReduceMin")                         \
+    X(REDUCE_SUM_SQUARE, "ReduceSumSquare")            \
+    X(REDUCE_L1, "ReduceL1")                           \
+    X(REDUCE_L2, "ReduceL2")                           \
+    X(REDUCE_LOG_SUM_EXP, "ReduceLogSumExp")           \
+    /* normalisation and indexing (layernorm.c, index.c) */ \
+    X(LAYER_NORM, "LayerNormalization")                \
+    X(SLICE, "Slice")                                  \
+    X(GATHER, "Gather")
 
 typedef enum advex_op_type {
 #define ADVEX_OP_ENUM_(id, name) ADVEX_OP_##id,
@@ -87,17 +126,28 @@ typedef struct advex_attrs {
                                it keeps to the most accurate fast algorithm (winograd.c) */
     int ceil_mode;          /* pools */
     int count_include_pad;  /* AveragePool */
-    float alpha, beta;      /* LeakyRelu slope (alpha); Gemm alpha, beta */
+    float alpha, beta;      /* LeakyRelu slope (alpha); Gemm alpha, beta; HardSigmoid, Elu, Selu (gamma: beta) */
     float min, max;         /* Clip bounds */
     int trans_a, trans_b;   /* Gemm */
-    int64_t axis;           /* Flatten, Concat, Softmax, LogSoftmax */
-    float epsilon;          /* BatchNormalization */
+    int64_t axis;           /* Flatten, Concat, Softmax, LogSoftmax, Gather, LayerNormalization */
+    float epsilon;          /* BatchNormalization, LayerNormalization */
     float momentum;         /* BatchNormalization, ONNX convention: run = run*m + batch*(1-m) */
     float ratio;            /* Dropout probability */
     float pad_value;        /* Pad constant */
     int n_ints;             /* Transpose perm, Reshape target shape (0 = copy, -1 = infer), */
     int64_t ints[2 * ADVEX_MAX_DIMS]; /* Pad pads (begin..., end...) */
     int auto_pad;           /* Conv, pools: 0 NOTSET, 1 SAME_UPPER, 2 SAME_LOWER, 3 VALID */
+    /* Reduce*: axes in ints (n_ints of them; none: every axis, or the identity when mode is
+     * set: noop_with_empty_axes), keepdims. Expand: target dims v in ints[0..n_ints) and
+     * batch coefficients n in ints[ADVEX_MAX_DIMS + d]: dim d is v + n*N, N the batch size
+     * (input 1's dim 0, the graph input). */
+    int keepdims;
+    /* Variant of an op: Gelu 1 = tanh approximation; Softmax/LogSoftmax 1 = the opset < 13
+     * form (the input flattened to 2-D at axis); Reduce* 1 = noop_with_empty_axes. */
+    int mode;
+    /* Slice, per input dim: first index, step and count are resolved against the input's
+     * dims when the plan is laid out (ONNX clamping; ends may be INT64_MAX) */
+    int64_t starts[ADVEX_MAX_DIMS], ends[ADVEX_MAX_DIMS], steps[ADVEX_MAX_DIMS];
 } advex_attrs;
 
 void advex_attrs_default(advex_attrs *a);

@@ -158,6 +158,18 @@ void advex_maxpool2d_backward_ref(float *dx, const float *dout, const float *x, 
 void advex_avgpool2d_forward_ref(float *out, const float *x, const advex_conv2d_p *p, int include_pad);
 void advex_avgpool2d_backward_ref(float *dx, const float *dout, const advex_conv2d_p *p, int include_pad);
 
+/* ---- elementwise math (unary.c), layer normalisation (layernorm.c) --------------------- */
+
+/* y (n) = f(x) for a unary math op (Sqrt ... Selu); alpha, beta, mode: the op's attributes. */
+void advex_unary_kernel(advex_op_type op, float alpha, float beta, int mode, float *y, const float *x, int64_t n);
+/* dx (n) = f'(x) dy (write) or += it; y = f(x) */
+void advex_unary_backward_kernel(advex_op_type op, float alpha, float beta, int mode, float *dx, const float *dy,
+                                 const float *x, const float *y, int64_t n, int write);
+/* y (rows, D) = (x - mean) / sqrt(var + eps) * s + b per row (b may be NULL); stat (rows, 2)
+ * receives each row's mean and 1/sqrt(var + eps). */
+void advex_layernorm_rows(float *y, float *stat, const float *x, const float *s, const float *b, int64_t rows,
+                          int64_t D, float eps);
+
 /* ---- op entry points (one set per op, see advex_op_def) ----------------------------- */
 
 #define ADVEX_OP_FN_DECL_(pfx)                                                            \
@@ -193,6 +205,14 @@ ADVEX_OP_FN_DECL_(pad)
 ADVEX_OP_FN_DECL_(binary)
 ADVEX_OP_FN_DECL_(softmax)
 ADVEX_OP_FN_DECL_(log_softmax)
+ADVEX_OP_FN_DECL_(unary)
+ADVEX_OP_FN_DECL_(bcast)
+ADVEX_OP_FN_DECL_(reduce)
+ADVEX_OP_SIZE_DECL_(reduce_scratch)
+ADVEX_OP_FN_DECL_(layernorm)
+ADVEX_OP_SIZE_DECL_(layernorm_aux)
+ADVEX_OP_FN_DECL_(slice)
+ADVEX_OP_FN_DECL_(gather)
 
 #undef ADVEX_OP_FN_DECL_
 #undef ADVEX_OP_SIZE_DECL_

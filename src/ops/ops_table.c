@@ -37,6 +37,44 @@ const advex_op_def advex_op_defs[] = {
     [ADVEX_OP_DIV] = OP_(binary, "Div", 2, 2, NULL, NULL, 0x3u),
     [ADVEX_OP_SOFTMAX] = OP_(softmax, "Softmax", 1, 1, NULL, NULL, 0x1u),
     [ADVEX_OP_LOG_SOFTMAX] = OP_(log_softmax, "LogSoftmax", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_SQRT] = OP_(unary, "Sqrt", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_EXP] = OP_(unary, "Exp", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_LOG] = OP_(unary, "Log", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_NEG] = OP_(unary, "Neg", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_RECIPROCAL] = OP_(unary, "Reciprocal", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_ABS] = OP_(unary, "Abs", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_ERF] = OP_(unary, "Erf", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_SIN] = OP_(unary, "Sin", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_COS] = OP_(unary, "Cos", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_FLOOR] = OP_(unary, "Floor", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_CEIL] = OP_(unary, "Ceil", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_HARD_SIGMOID] = OP_(unary, "HardSigmoid", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_HARD_SWISH] = OP_(unary, "HardSwish", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_GELU] = OP_(unary, "Gelu", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_SOFTPLUS] = OP_(unary, "Softplus", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_SOFTSIGN] = OP_(unary, "Softsign", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_ELU] = OP_(unary, "Elu", 1, 1, NULL, NULL, 0x1u),
+    [ADVEX_OP_SELU] = OP_(unary, "Selu", 1, 1, NULL, NULL, 0x1u),
+    /* a broadcast operand's grad is zeroed, then summed into (write mode honoured) */
+    [ADVEX_OP_POW] = OP_(bcast, "Pow", 2, 2, NULL, NULL, 0x3u),
+    [ADVEX_OP_MIN] = OP_(bcast, "Min", 2, 2, NULL, NULL, 0x3u),
+    [ADVEX_OP_MAX] = OP_(bcast, "Max", 2, 2, NULL, NULL, 0x3u),
+    [ADVEX_OP_PRELU] = OP_(bcast, "PRelu", 2, 2, NULL, NULL, 0x3u),
+    [ADVEX_OP_WHERE] = OP_(bcast, "Where", 3, 3, NULL, NULL, 0x6u),
+    /* Expand: input 1 (optional) is the graph input, read for its batch size only */
+    [ADVEX_OP_EXPAND] = OP_(bcast, "Expand", 1, 2, NULL, NULL, 0x1u),
+    [ADVEX_OP_REDUCE_MEAN] = OP_(reduce, "ReduceMean", 1, 1, advex_reduce_scratch, NULL, 0x1u),
+    [ADVEX_OP_REDUCE_SUM] = OP_(reduce, "ReduceSum", 1, 1, advex_reduce_scratch, NULL, 0x1u),
+    [ADVEX_OP_REDUCE_MAX] = OP_(reduce, "ReduceMax", 1, 1, advex_reduce_scratch, NULL, 0x1u),
+    [ADVEX_OP_REDUCE_MIN] = OP_(reduce, "ReduceMin", 1, 1, advex_reduce_scratch, NULL, 0x1u),
+    [ADVEX_OP_REDUCE_SUM_SQUARE] = OP_(reduce, "ReduceSumSquare", 1, 1, advex_reduce_scratch, NULL, 0x1u),
+    [ADVEX_OP_REDUCE_L1] = OP_(reduce, "ReduceL1", 1, 1, advex_reduce_scratch, NULL, 0x1u),
+    [ADVEX_OP_REDUCE_L2] = OP_(reduce, "ReduceL2", 1, 1, advex_reduce_scratch, NULL, 0x1u),
+    [ADVEX_OP_REDUCE_LOG_SUM_EXP] = OP_(reduce, "ReduceLogSumExp", 1, 1, advex_reduce_scratch, NULL, 0x1u),
+    [ADVEX_OP_LAYER_NORM] = OP_(layernorm, "LayerNormalization", 2, 3, NULL, advex_layernorm_aux, 0x7u),
+    [ADVEX_OP_SLICE] = OP_(slice, "Slice", 1, 1, NULL, NULL, 0x1u),
+    /* Gather: input 1 holds the indices (a constant) */
+    [ADVEX_OP_GATHER] = OP_(gather, "Gather", 2, 2, NULL, NULL, 0x1u),
 };
 _Static_assert(sizeof advex_op_defs / sizeof advex_op_defs[0] == ADVEX_OP_COUNT,
                "advex_op_defs must have one entry per ADVEX_OP_LIST op");
@@ -79,6 +117,13 @@ void advex_attrs_default(advex_attrs *a) {
     a->pad_value = 0.0f;
     a->n_ints = 0;
     a->auto_pad = ADVEX_AUTO_PAD_NOTSET;
+    a->keepdims = 1;
+    a->mode = 0;
+    for (int d = 0; d < ADVEX_MAX_DIMS; d++) {
+        a->starts[d] = 0;
+        a->ends[d] = INT64_MAX;
+        a->steps[d] = 1;
+    }
 }
 
 const char *advex_shape_str(char *buf, size_t n, int ndim, const int64_t *dims) {

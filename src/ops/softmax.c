@@ -1,5 +1,6 @@
 /* Softmax and LogSoftmax along one axis (ONNX opset 13, negative axis allowed), computed
- * with the max subtracted; x viewed as (outer, D, inner). */
+ * with the max subtracted; x viewed as (outer, D, inner). Mode 1 is the opset < 13 form: the
+ * input flattened to 2-D at axis, so D spans every dim from axis on (inner 1). */
 #include <math.h>
 
 #include "ops/kernels.h"
@@ -13,8 +14,8 @@ static advex_status sm_geom(const advex_node *nd, const advex_value *v, const ch
         return advex_set_error(ADVEX_ERR_SHAPE, "%s %s: axis %lld out of range for rank %d", op, nd->name,
                                (long long)nd->a.axis, X->ndim);
     p->outer = advex_numel(ax, X->dims);
-    p->D = X->dims[ax];
-    p->inner = advex_numel(X->ndim - ax - 1, X->dims + ax + 1);
+    p->D = nd->a.mode ? advex_numel(X->ndim - ax, X->dims + ax) : X->dims[ax];
+    p->inner = nd->a.mode ? 1 : advex_numel(X->ndim - ax - 1, X->dims + ax + 1);
     return ADVEX_OK;
 }
 
