@@ -457,8 +457,8 @@ TEST(tiny_hostile_tensors) {
 TEST(tiny_hostile_graph) {
     tiny t;
     tiny_init(&t);
-    t.os.version = 18;
-    expect_tiny(&t, ADVEX_ERR_UNSUPPORTED, "opset 18");
+    t.os.version = 19;
+    expect_tiny(&t, ADVEX_ERR_UNSUPPORTED, "opset 19");
     tiny_init(&t);
     t.os.version = 6;
     expect_tiny(&t, ADVEX_ERR_UNSUPPORTED, "opset 6");

@@ -171,29 +171,45 @@ static const char *const foldable_ops[] = {
 int onnx_foldable(const char *op) {
     for (size_t i = 0; i < sizeof foldable_ops / sizeof *foldable_ops; i++)
         if (strcmp(op, foldable_ops[i]) == 0) return 1;
-    return 0;
+    return onnx_foldable_ext(op);
 }
 
-typedef struct fctx {
-    const Onnx__NodeProto *nd;
-    char label[160];   /* "node 'x' (Op)" */
-} fctx;
+typedef onnx_fctx fctx;
+#define ferr onnx_fold_err
+#define alloc_out onnx_fold_alloc
+#define read_ints onnx_fold_ints
+#define copy_elem onnx_copy_elem
+#define norm_axis onnx_norm_axis
+#define strides_of onnx_strides
+#define sym_add onnx_sym_add
+#define sym_mul onnx_sym_mul
+#define sym_div onnx_sym_div
 
-static advex_status ferr(const fctx *f, advex_status s, const char *msg) {
+advex_status onnx_fold_err(const fctx *f, advex_status s, const char *msg) {
     return advex_set_error(s, "%s: %s", f->label, msg);
 }
 
-static void copy_elem(onnx_const *dst, int64_t k, const onnx_const *src, int64_t j) {
+void onnx_copy_elem(onnx_const *dst, int64_t k, const onnx_const *src, int64_t j) {
     if (dst->is_float) dst->f[k] = src->f[j];
     else dst->i[k] = src->i[j];
 }
 
-static advex_status alloc_out(const fctx *f, onnx_const *out, int is_float, int ndim, const int64_t *dims) {
-    return onnx_const_alloc(out, is_float, ndim, dims, ADVEX_ONNX_MAX_FOLD, f->label);
+/* Every folded result is counted against the import's budget (ADVEX_ONNX_MAX_FOLD_BYTES). */
+advex_status onnx_fold_alloc(const fctx *f, onnx_const *out, int is_float, int ndim, const int64_t *dims) {
+    advex_status st = onnx_const_alloc(out, is_float, ndim, dims, ADVEX_ONNX_MAX_FOLD, f->label);
+    if (st || !f->budget) return st;
+    int64_t bytes = out->numel * (int64_t)(is_float ? sizeof(float) : sizeof(onnx_sym));
+    if (bytes > *f->budget) {
+        onnx_const_free(out);
+        return advex_set_error(ADVEX_ERR_LIMIT, "%s: load-time constants would pass %lld MiB in all", f->label,
+                               (long long)(ADVEX_ONNX_MAX_FOLD_BYTES >> 20));
+    }
+    *f->budget -= bytes;
+    return ADVEX_OK;
 }
 
 /* Plain integers of a 1-D (or scalar) constant into v[cap]. */
-static advex_status read_ints(const fctx *f, const onnx_const *c, int64_t *v, int cap, int *n, const char *what) {
+advex_status onnx_fold_ints(const fctx *f, const onnx_const *c, int64_t *v, int cap, int *n, const char *what) {
     char msg[160];
     if (!c) { snprintf(msg, sizeof msg, "%s is missing", what); return ferr(f, ADVEX_ERR_FORMAT, msg); }
     if (c->ndim > 1 || c->numel > cap) {
@@ -220,18 +236,18 @@ static advex_status get_axes(const fctx *f, int opset, const onnx_const *const *
     return onnx_attr_ints(f->nd, "axes", axes, ADVEX_MAX_DIMS, n);
 }
 
-static int norm_axis(int64_t ax, int r, int64_t *out) {
+int onnx_norm_axis(int64_t ax, int r, int64_t *out) {
     if (ax < -(int64_t)r || ax >= r) return 0;
     *out = ax < 0 ? ax + r : ax;
     return 1;
 }
 
-static void strides_of(int ndim, const int64_t *dims, int64_t *st) {
+void onnx_strides(int ndim, const int64_t *dims, int64_t *st) {
     int64_t s = 1;
     for (int d = ndim - 1; d >= 0; d--) { st[d] = s; s *= dims[d]; }
 }
 
-static int sym_add(onnx_sym a, onnx_sym b, int neg, onnx_sym *o) {
+int onnx_sym_add(onnx_sym a, onnx_sym b, int neg, onnx_sym *o) {
     if (neg) {
         if (__builtin_sub_overflow(a.v, b.v, &o->v) || __builtin_sub_overflow(a.n, b.n, &o->n)) return 0;
     } else {
@@ -240,7 +256,7 @@ static int sym_add(onnx_sym a, onnx_sym b, int neg, onnx_sym *o) {
     return 1;
 }
 
-static int sym_mul(onnx_sym a, onnx_sym b, onnx_sym *o) {
+int onnx_sym_mul(onnx_sym a, onnx_sym b, onnx_sym *o) {
     if (a.n != 0 && b.n != 0) return 0; /* N*N */
     if (a.n != 0) { onnx_sym t = a; a = b; b = t; }
     /* a plain */
@@ -248,7 +264,7 @@ static int sym_mul(onnx_sym a, onnx_sym b, onnx_sym *o) {
     return 1;
 }
 
-static int sym_div(onnx_sym a, onnx_sym b, onnx_sym *o) {
+int onnx_sym_div(onnx_sym a, onnx_sym b, onnx_sym *o) {
     if (b.n != 0 || b.v == 0 || (b.v == -1 && (a.v == INT64_MIN || a.n == INT64_MIN))) return 0;
     if (a.n != 0 && (a.v % b.v != 0 || a.n % b.v != 0)) return 0;
     o->v = a.v / b.v;
@@ -582,6 +598,7 @@ static advex_status fold_transpose(const fctx *f, const onnx_const *x, onnx_cons
 static advex_status fold_const_of_shape(const fctx *f, const onnx_const *shp, onnx_const *out) {
     int64_t dims[ADVEX_MAX_DIMS];
     int n;
+    if (onnx_const_batch_dependent(shp)) return ONNX_FOLD_RUNTIME; /* (N, ...): built as an Expand */
     advex_status st = read_ints(f, shp, dims, ADVEX_MAX_DIMS, &n, "shape");
     if (st) return st;
     onnx_const val = {0};
@@ -631,11 +648,13 @@ static advex_status fold_flatten(const fctx *f, const onnx_const *x, onnx_const 
 }
 
 advex_status onnx_fold(const Onnx__NodeProto *nd, int opset, const onnx_const *const *in, int n_in,
-                       const onnx_sym *shape, int shape_ndim, onnx_const *out) {
+                       const onnx_sym *shape, int shape_ndim, int64_t *budget, onnx_const *out) {
     fctx f;
     char lb[128];
     const char *op = nd->op_type;
     f.nd = nd;
+    f.budget = budget;
+    f.opset = opset;
     snprintf(f.label, sizeof f.label, "node '%s' (%s)", onnx_node_label(nd, lb, sizeof lb), op);
     memset(out, 0, sizeof *out);
     if (strcmp(op, "Constant") == 0) return fold_constant(&f, out);
@@ -663,5 +682,5 @@ advex_status onnx_fold(const Onnx__NodeProto *nd, int opset, const onnx_const *c
     }
     if (strcmp(op, "Add") == 0 || strcmp(op, "Sub") == 0 || strcmp(op, "Mul") == 0 || strcmp(op, "Div") == 0)
         return fold_arith(&f, op, x, y, out);
-    return ferr(&f, ADVEX_ERR_UNSUPPORTED, "cannot be evaluated at load time");
+    return onnx_fold_ext(&f, in, n_in, shape, shape_ndim, out);
 }

@@ -45,6 +45,7 @@ typedef struct importer {
     const Onnx__TensorProto *const *gen_in; /* a value for every non-initializer graph input */
     int n_gen_in;
     const Onnx__TensorProto *gen_x;  /* the one that stays a run-time input */
+    int64_t fold_budget;             /* bytes of folded constants still allowed */
 } importer;
 
 static int role_rank(advex_value_kind k) { return k == ADVEX_VAL_PARAM ? 2 : k == ADVEX_VAL_STATE ? 1 : 0; }
@@ -287,7 +288,9 @@ static advex_status analyse(importer *im) {
         if (!im->needed[i]) continue;
         int st = 0;
         if (nd->domain && *nd->domain && strcmp(nd->domain, "ai.onnx") != 0) st = 0;
-        else if (strcmp(nd->op_type, "Constant") == 0 || strcmp(nd->op_type, "Shape") == 0) st = 1;
+        else if (strcmp(nd->op_type, "Constant") == 0 || strcmp(nd->op_type, "Shape") == 0 ||
+                 (strcmp(nd->op_type, "Size") == 0 && nd->n_input == 1))
+            st = 1;
         else if (onnx_foldable(nd->op_type) && nd->n_input > 0) {
             st = 1;
             for (size_t k = 0; k < nd->n_input; k++)
@@ -295,7 +298,8 @@ static advex_status analyse(importer *im) {
         }
         if (!nd->output[0] || !*nd->output[0]) st = 0; /* only an optional output used: unsupported below */
         im->node_static[i] = (char)st;
-        if (st) im->ents[onnx_map_get(&im->map, nd->output[0])].is_static = 1;
+        for (size_t k = 0; st && k < (strcmp(nd->op_type, "Split") == 0 ? nd->n_output : 1); k++)
+            if (nd->output[k] && *nd->output[k]) im->ents[onnx_map_get(&im->map, nd->output[k])].is_static = 1;
     }
     return ADVEX_OK;
 }
@@ -433,16 +437,93 @@ static advex_status build_static(importer *im, const Onnx__NodeProto *nd) {
         if (!nd->input[k] || !*nd->input[k]) continue;
         ent *en = &im->ents[onnx_map_get(&im->map, nd->input[k])];
         if (en->is_static) st = get_const(en, &in[k]);
-        else shape_src = en; /* Shape of a run-time value */
+        else shape_src = en; /* Shape or Size of a run-time value */
     }
-    if (!st) {
-        ent *o = &im->ents[onnx_map_get(&im->map, nd->output[0])];
-        st = onnx_fold(nd, im->opset, in, (int)nd->n_input, shape_src ? shape_src->shape : NULL,
-                       shape_src ? shape_src->ndim : 0, &o->c);
+    int split = strcmp(nd->op_type, "Split") == 0;
+    for (size_t k = 0; !st && k < (split ? nd->n_output : 1); k++) {
+        if (!nd->output[k] || !*nd->output[k]) continue;
+        ent *o = &im->ents[onnx_map_get(&im->map, nd->output[k])];
+        if (split) st = onnx_fold_split(nd, im->opset, in, (int)nd->n_input, (int)k, &im->fold_budget, &o->c);
+        else st = onnx_fold(nd, im->opset, in, (int)nd->n_input, shape_src ? shape_src->shape : NULL,
+                            shape_src ? shape_src->ndim : 0, &im->fold_budget, &o->c);
         if (!st) o->have_c = 1;
     }
     if (in != cin) free(in);
     return st;
+}
+
+/* A run-time value of the graph from a node built here: a new ACT value named `name`, node
+ * `op` over ids[0..n), its symbolic shape inferred into the ent of that name. */
+static advex_status add_compute(importer *im, advex_op_type op, const char *node_name, const char *name,
+                                const int *ids, int n, const advex_attrs *a) {
+    advex_graph *g = &im->net->g;
+    int out = advex_graph_add_value(g, name, ADVEX_VAL_ACT, 0, NULL);
+    if (out < 0) return ADVEX_ERR_NOMEM;
+    int node = advex_graph_add_node(g, op, node_name, n, ids, out);
+    if (node < 0) return ADVEX_ERR_NOMEM;
+    g->nodes[node].a = *a;
+    ent *o = &im->ents[onnx_map_get(&im->map, name)];
+    o->vid = out;
+    if (track_vid(im, out, (int)(o - im->ents))) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    return infer_sym(im, node, o);
+}
+
+/* Split of a run-time value: one Slice per output, along the axis. */
+static advex_status build_split(importer *im, const Onnx__NodeProto *nd, const onnx_input *in, int n_in) {
+    char lb[128];
+    const onnx_const *cin[2] = {NULL, n_in > 1 ? in[1].c : NULL};
+    int64_t axis, ax, sz[64], b = 0;
+    advex_status st = onnx_attr_int(nd, "axis", 0, &axis);
+    if (st) return st;
+    label(nd, lb, sizeof lb);
+    if (axis < -in[0].ndim || axis >= in[0].ndim)
+        return advex_set_error(ADVEX_ERR_FORMAT, "node '%s' (Split): axis out of range", lb);
+    ax = axis < 0 ? axis + in[0].ndim : axis;
+    if (in[0].shape[ax].n != 0)
+        return advex_set_error(ADVEX_ERR_UNSUPPORTED, "node '%s' (Split): splits the batch dimension", lb);
+    if (n_in > 1 && in[1].present && !in[1].c)
+        return advex_set_error(ADVEX_ERR_UNSUPPORTED, "node '%s' (Split): sizes must be known at load time", lb);
+    if ((st = onnx_split_sizes(nd, im->opset, cin, n_in, in[0].shape[ax].v, (int)nd->n_output, sz))) return st;
+    int x = im->ents[onnx_map_get(&im->map, nd->input[0])].vid;
+    for (size_t k = 0; k < nd->n_output; b += sz[k++]) {
+        if (!nd->output[k] || !*nd->output[k]) continue;
+        advex_attrs a;
+        advex_attrs_default(&a);
+        a.starts[ax] = b;
+        a.ends[ax] = b + sz[k];
+        if ((st = add_compute(im, ADVEX_OP_SLICE, nd->output[k], nd->output[k], &x, 1, &a))) return st;
+    }
+    return ADVEX_OK;
+}
+
+/* ConstantOfShape to a batch-dependent shape: an Expand of its value (a CONST scalar). */
+static advex_status build_const_of_shape(importer *im, const Onnx__NodeProto *nd, const onnx_input *in) {
+    onnx_const val = {0};
+    float v = 0.0f;
+    char lb[128];
+    advex_status st;
+    const Onnx__AttributeProto *at = onnx_attr(nd, "value");
+    if (at && at->t) {
+        if ((st = onnx_const_from_tensor(at->t, &val, nd->output[0]))) return st;
+        int bad = val.numel != 1 || onnx_const_float(&val, 0, &v) != 0;
+        onnx_const_free(&val);
+        if (bad) return advex_set_error(ADVEX_ERR_FORMAT, "node '%s' (ConstantOfShape): value must have one element",
+                                        label(nd, lb, sizeof lb));
+    }
+    advex_graph *g = &im->net->g;
+    char name[256];
+    snprintf(name, sizeof name, "%s/value", nd->output[0]);
+    int ids[2] = {advex_graph_add_value(g, name, ADVEX_VAL_CONST, 0, NULL), g->input};
+    if (ids[0] < 0) return ADVEX_ERR_NOMEM;
+    g->vals[ids[0]].data[0] = v;
+    if (track_vid(im, ids[0], -1)) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    advex_attrs a;
+    advex_attrs_default(&a);
+    int keep[2];
+    onnx_input ein[2] = {{1, NULL, 0, NULL}, in[0]};
+    if ((st = onnx_translate_ext(nd, nd->output[0], im->opset, ein, 2, &(advex_op_type){ADVEX_OP_EXPAND}, &a, keep)))
+        return st;
+    return add_compute(im, ADVEX_OP_EXPAND, nd->name && *nd->name ? nd->name : nd->output[0], nd->output[0], ids, 2, &a);
 }
 
 static advex_status build_compute(importer *im, const Onnx__NodeProto *nd) {
@@ -475,6 +556,8 @@ static advex_status build_compute(importer *im, const Onnx__NodeProto *nd) {
             in[k].shape = en->shape;
         }
     }
+    if (strcmp(nd->op_type, "Split") == 0) { st = build_split(im, nd, in, n_in); goto done; }
+    if (strcmp(nd->op_type, "ConstantOfShape") == 0) { st = build_const_of_shape(im, nd, in); goto done; }
     if ((st = onnx_translate(nd, im->opset, in, n_in, &op, &a, keep))) goto done;
     int n_keep = 0;
     for (int k = 0; k < n_in; k++) {
@@ -483,6 +566,10 @@ static advex_status build_compute(importer *im, const Onnx__NodeProto *nd) {
         if (en->is_static && (st = materialise(im, en))) goto done;
         ids[k] = en->vid;
         n_keep = k + 1;
+    }
+    if (op == ADVEX_OP_EXPAND && onnx_expand_needs_batch(&a)) { /* the graph input gives N */
+        ids[1] = im->net->g.input;
+        n_keep = 2;
     }
     /* the op's shape function runs before finalize checks arities: check them here */
     const advex_op_def *def = &advex_op_defs[op];
@@ -511,6 +598,37 @@ done:
     return st;
 }
 
+/* 1 when every input of a static node is still known at load time (Shape, Size and Constant
+ * need no known inputs). */
+static int inputs_static(importer *im, const Onnx__NodeProto *nd) {
+    if (!strcmp(nd->op_type, "Shape") || !strcmp(nd->op_type, "Size") || !strcmp(nd->op_type, "Constant")) return 1;
+    for (size_t k = 0; k < nd->n_input; k++)
+        if (nd->input[k] && *nd->input[k] && !im->ents[onnx_map_get(&im->map, nd->input[k])].is_static) return 0;
+    return 1;
+}
+
+/* A node check_support took for load-time folding runs at run time after all (its result
+ * has a batch-dependent shape, or an input of it does): check it as a run-time node now. */
+static advex_status demote(importer *im, int i) {
+    const Onnx__NodeProto *nd = im->gp->node[i];
+    char why[160], lb[128];
+    im->node_static[i] = 0;
+    for (size_t k = 0; k < nd->n_output; k++)
+        if (nd->output[k] && *nd->output[k]) im->ents[onnx_map_get(&im->map, nd->output[k])].is_static = 0;
+    int ok = onnx_check_node(nd, im->opset, why, sizeof why);
+    if (ok < 0) return ADVEX_ERR_FORMAT;
+    if (!ok)
+        return advex_set_error(ADVEX_ERR_UNSUPPORTED, "1 unsupported node: '%s' (%s; its result depends on the batch "
+                               "size, so it would run at run time)", label(nd, lb, sizeof lb), why);
+    for (size_t k = 0; k < nd->n_input; k++) {
+        if (!nd->input[k] || !*nd->input[k]) continue;
+        ent *en = &im->ents[onnx_map_get(&im->map, nd->input[k])];
+        int r = role_rank(onnx_input_role(nd->op_type, (int)k));
+        if (r > en->role) en->role = r;
+    }
+    return ADVEX_OK;
+}
+
 static advex_status build(importer *im, const Onnx__ValueInfoProto *input) {
     const Onnx__GraphProto *gp = im->gp;
     advex_graph *g = &im->net->g;
@@ -534,11 +652,20 @@ static advex_status build(importer *im, const Onnx__ValueInfoProto *input) {
         in->shape[0].n = 1;
     }
     if (track_vid(im, g->input, e)) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    im->fold_budget = ADVEX_ONNX_MAX_FOLD_BYTES;
     for (size_t j = 0; j < gp->n_node; j++) {
         int i = im->order[j];
         if (!im->needed[i]) continue;
-        advex_status st = im->node_static[i] ? build_static(im, gp->node[i]) : build_compute(im, gp->node[i]);
-        if (st) return st;
+        const Onnx__NodeProto *nd = gp->node[i];
+        advex_status st = ADVEX_OK;
+        if (im->node_static[i] && !inputs_static(im, nd)) st = demote(im, i); /* an input turned run-time */
+        if (!st && im->node_static[i]) {
+            st = build_static(im, nd);
+            if (st == ONNX_FOLD_RUNTIME) st = demote(im, i); /* a result of batch-dependent shape */
+            else if (st) return st;
+            else continue;
+        }
+        if (st || (st = build_compute(im, nd))) return st;
     }
     const ent *out = &im->ents[onnx_map_get(&im->map, im->out_name)];
     if (out->vid < 0 || out->is_static || out->vid == g->input)

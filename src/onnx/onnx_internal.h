@@ -16,8 +16,9 @@
 #define ADVEX_ONNX_MAX_FOLD ((int64_t)1 << 26)   /* elements of one folded result */
 #define ADVEX_ONNX_MAX_DEPTH 100                 /* protobuf message nesting (protobuf's own default) */
 #define ADVEX_ONNX_MAX_MESSAGES ((int64_t)1 << 22) /* protobuf messages in one file */
+#define ADVEX_ONNX_MAX_FOLD_BYTES ((int64_t)1 << 30) /* all folded results of one import */
 #define ADVEX_ONNX_MIN_OPSET 7
-#define ADVEX_ONNX_MAX_OPSET 17
+#define ADVEX_ONNX_MAX_OPSET 18
 
 /* ---- names (names.c) ----------------------------------------------------------------- */
 
@@ -78,10 +79,49 @@ int onnx_const_int(const onnx_const *c, int64_t k, int64_t *out);
 
 /* 1 when the folder can evaluate op_type (given load-time inputs). */
 int onnx_foldable(const char *op_type);
+/* onnx_fold's answer for a result whose shape depends on the batch size (Expand or
+ * ConstantOfShape to (N, ...)): not an error; the importer builds the node as a run-time op. */
+#define ONNX_FOLD_RUNTIME ((advex_status)1)
 /* Evaluate a node whose inputs are all known: in[k] (NULL for an absent optional input).
- * For Shape, in[0] may be NULL and shape/shape_ndim give the input's symbolic shape. */
+ * For Shape and Size, in[0] may be NULL and shape/shape_ndim give the input's symbolic shape.
+ * Results are counted against *budget (bytes; NULL: unbounded), ADVEX_ERR_LIMIT past it. */
 advex_status onnx_fold(const Onnx__NodeProto *nd, int opset, const onnx_const *const *in,
-                       int n_in, const onnx_sym *shape, int shape_ndim, onnx_const *out);
+                       int n_in, const onnx_sym *shape, int shape_ndim, int64_t *budget, onnx_const *out);
+/* Output k of a Split whose inputs are all known. */
+advex_status onnx_fold_split(const Onnx__NodeProto *nd, int opset, const onnx_const *const *in, int n_in, int k,
+                             int64_t *budget, onnx_const *out);
+/* The sizes of a Split's n_out parts of a dimension dim (input 1, the attribute or equal parts). */
+advex_status onnx_split_sizes(const Onnx__NodeProto *nd, int opset, const onnx_const *const *in, int n_in, int64_t dim,
+                              int n_out, int64_t *sz);
+/* 1 when some integer of c depends on the batch size. */
+int onnx_const_batch_dependent(const onnx_const *c);
+
+/* ---- the folder's pieces (fold.c, fold_ext.c) ------------------------------------------- */
+
+typedef struct onnx_fctx {
+    const Onnx__NodeProto *nd;
+    char label[160];   /* "node 'x' (Op)" */
+    int64_t *budget;   /* bytes of folded results left for this import, or NULL */
+    int opset;
+} onnx_fctx;
+
+advex_status onnx_fold_err(const onnx_fctx *f, advex_status s, const char *msg);
+/* out allocated for a shape, counted against f->budget */
+advex_status onnx_fold_alloc(const onnx_fctx *f, onnx_const *out, int is_float, int ndim, const int64_t *dims);
+/* Plain integers of a 1-D (or scalar) constant into v[cap]; *n their count. */
+advex_status onnx_fold_ints(const onnx_fctx *f, const onnx_const *c, int64_t *v, int cap, int *n, const char *what);
+void onnx_copy_elem(onnx_const *dst, int64_t k, const onnx_const *src, int64_t j);
+int onnx_norm_axis(int64_t ax, int r, int64_t *out); /* 0 when out of [-r, r) */
+void onnx_strides(int ndim, const int64_t *dims, int64_t *st);
+/* v + n*N arithmetic, 0 on overflow or a result not linear in N (N*N, inexact division) */
+int onnx_sym_add(onnx_sym a, onnx_sym b, int neg, onnx_sym *o);
+int onnx_sym_mul(onnx_sym a, onnx_sym b, onnx_sym *o);
+int onnx_sym_div(onnx_sym a, onnx_sym b, onnx_sym *o);
+/* The ops of fold_ext.c (comparisons, logic, Where, Mod, Min/Max, Pow and float math, Range,
+ * Expand, Tile, ScatterND, Size, Split, reductions). */
+int onnx_foldable_ext(const char *op_type);
+advex_status onnx_fold_ext(const onnx_fctx *f, const onnx_const *const *in, int n_in, const onnx_sym *shape,
+                           int shape_ndim, onnx_const *out);
 
 /* ---- attributes (attrs.c) -------------------------------------------------------------- */
 
@@ -117,6 +157,15 @@ typedef struct onnx_input {
  * which ONNX inputs stay graph inputs (keep[k] = 1). Errors name the node. */
 advex_status onnx_translate(const Onnx__NodeProto *nd, int opset, const onnx_input *in, int n_in,
                             advex_op_type *op, advex_attrs *a, int *keep);
+
+/* The ops of ops_ext.c (Sqrt .. Gather): their pre-check (as onnx_check_node) and translation
+ * (called by onnx_translate; may change *op, e.g. Max of one input to Identity). */
+int onnx_is_ext_op(advex_op_type op);
+int onnx_check_ext(const Onnx__NodeProto *nd, advex_op_type op, char *why, size_t n);
+advex_status onnx_translate_ext(const Onnx__NodeProto *nd, const char *label, int opset, const onnx_input *in,
+                                int n_in, advex_op_type *op, advex_attrs *a, int *keep);
+/* 1 when an Expand's target (v + n*N per dim) depends on the batch size N. */
+int onnx_expand_needs_batch(const advex_attrs *a);
 
 /* Value kind an initializer takes when used as input k of an ONNX op: PARAM (trainable
  * weights), STATE (BatchNorm running statistics) or CONST. */

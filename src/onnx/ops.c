@@ -11,10 +11,13 @@
 #define MAX_GEOM ((int64_t)1 << 24)
 
 /* Map an ONNX op type to the advex op that runs it; -1 when none. Cast (to float),
- * Squeeze and Unsqueeze on run-time values become Identity and Reshape. */
+ * Squeeze and Unsqueeze on run-time values become Identity and Reshape; Split becomes
+ * Slices and ConstantOfShape an Expand (the importer builds those two). */
 static int compute_op(const char *op) {
     if (strcmp(op, "Cast") == 0) return ADVEX_OP_IDENTITY;
     if (strcmp(op, "Squeeze") == 0 || strcmp(op, "Unsqueeze") == 0) return ADVEX_OP_RESHAPE;
+    if (strcmp(op, "Split") == 0) return ADVEX_OP_SLICE;              /* one Slice per part (import.c) */
+    if (strcmp(op, "ConstantOfShape") == 0) return ADVEX_OP_EXPAND;   /* to a batch-dependent shape */
     for (int i = 0; i < ADVEX_OP_COUNT; i++)
         if (strcmp(op, advex_op_defs[i].name) == 0) return i;
     return -1;
@@ -23,6 +26,8 @@ static int compute_op(const char *op) {
 advex_value_kind onnx_input_role(const char *op, int k) {
     if ((strcmp(op, "Conv") == 0 || strcmp(op, "Gemm") == 0) && (k == 1 || k == 2)) return ADVEX_VAL_PARAM;
     if (strcmp(op, "MatMul") == 0 && k == 1) return ADVEX_VAL_PARAM;
+    if ((strcmp(op, "PRelu") == 0 && k == 1) || (strcmp(op, "LayerNormalization") == 0 && k >= 1))
+        return ADVEX_VAL_PARAM;
     if (strcmp(op, "BatchNormalization") == 0) {
         if (k == 1 || k == 2) return ADVEX_VAL_PARAM;
         if (k == 3 || k == 4) return ADVEX_VAL_STATE;
@@ -50,7 +55,12 @@ int onnx_check_node(const Onnx__NodeProto *nd, int opset, char *why, size_t n) {
     int64_t v, ints[2 * ADVEX_MAX_DIMS];
     int cnt;
     if (nd->domain && *nd->domain && strcmp(nd->domain, "ai.onnx") != 0) return WHY("%s.%s", nd->domain, op);
-    if (compute_op(op) < 0) return WHY("%s, opset %d", op, opset);
+    int code = compute_op(op);
+    if (code < 0) return WHY("%s, opset %d", op, opset);
+    if (onnx_is_ext_op((advex_op_type)code)) {
+        int ok = onnx_check_ext(nd, (advex_op_type)code, why, n);
+        if (ok <= 0) return ok;
+    }
     if (is_window_op(op)) {
         if (onnx_attr_str(nd, "auto_pad", "NOTSET", s, sizeof s)) return -1;
         if (auto_pad_code(s) < 0) return WHY("%s auto_pad=%s", op, s);
@@ -68,6 +78,7 @@ int onnx_check_node(const Onnx__NodeProto *nd, int opset, char *why, size_t n) {
         if ((strcmp(op, "Add") == 0 || strcmp(op, "Sub") == 0 || strcmp(op, "Mul") == 0 || strcmp(op, "Div") == 0) &&
             onnx_attr(nd, "axis"))
             return WHY("%s with legacy axis broadcasting (opset %d)", op, opset);
+        if (strcmp(op, "PRelu") == 0) return WHY("PRelu with legacy slope broadcasting (opset %d)", opset);
         if (strcmp(op, "BatchNormalization") == 0 || strcmp(op, "Dropout") == 0) {
             if (onnx_attr_int(nd, "is_test", 0, &v)) return -1;
             if (v == 0) return WHY("%s is_test=0 (opset %d)", op, opset);
@@ -320,7 +331,9 @@ advex_status onnx_translate(const Onnx__NodeProto *nd, int opset, const onnx_inp
             if (n_in > 2 && in[2].present) {
                 float tm;
                 if ((st = scalar_input(&t, &in[2], &tm, "training_mode"))) return st;
-                if (tm != 0.0f) return terr(&t, ADVEX_ERR_UNSUPPORTED, "training_mode=true");
+                /* PyTorch's F.dropout(p=0) exports training_mode=true: still the identity */
+                if (tm != 0.0f && a->ratio != 0.0f) return terr(&t, ADVEX_ERR_UNSUPPORTED, "training_mode=true");
+                if (tm != 0.0f) *op_out = ADVEX_OP_IDENTITY;
             }
         }
         for (int k = 1; k < n_in; k++) keep[k] = 0;
@@ -367,11 +380,12 @@ advex_status onnx_translate(const Onnx__NodeProto *nd, int opset, const onnx_inp
         if ((st = onnx_attr_int(nd, "axis", opset < 13 ? 1 : -1, &a->axis))) return st;
         int64_t ax = a->axis < 0 ? a->axis + r : a->axis;
         if (ax < 0 || ax >= r) return terr(&t, ADVEX_ERR_FORMAT, "axis out of range");
-        /* before opset 13 the input is coerced to 2-D at axis: only the last axis matches */
-        if (opset < 13 && ax != r - 1)
-            return terr(&t, ADVEX_ERR_UNSUPPORTED, "opset < 13 softmax over several axes");
+        /* before opset 13 the input is coerced to 2-D at axis: the softmax spans dims[axis:] */
+        if (opset < 13 && ax != r - 1) a->mode = 1;
     } else if (strcmp(op, "Cast") == 0) {
         for (int k = 1; k < n_in; k++) keep[k] = 0;
+    } else if (onnx_is_ext_op(*op_out)) {
+        st = onnx_translate_ext(nd, t.label, opset, in, n_in, op_out, a, keep);
     }
     return st;
 }
