@@ -201,8 +201,8 @@ advex_status onnx_fold_alloc(const fctx *f, onnx_const *out, int is_float, int n
     int64_t bytes = out->numel * (int64_t)(is_float ? sizeof(float) : sizeof(onnx_sym));
     if (bytes > *f->budget) {
         onnx_const_free(out);
-        return advex_set_error(ADVEX_ERR_LIMIT, "%s: load-time constants would pass %lld MiB in all", f->label,
-                               (long long)(ADVEX_ONNX_MAX_FOLD_BYTES >> 20));
+        return advex_set_error(ADVEX_ERR_LIMIT, "%s: constants folded at load time would pass the budget (1 GiB, or "
+                               "the memory limit when lower: raise --max-memory / advex_set_memory_limit)", f->label);
     }
     *f->budget -= bytes;
     return ADVEX_OK;

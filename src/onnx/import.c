@@ -652,7 +652,9 @@ static advex_status build(importer *im, const Onnx__ValueInfoProto *input) {
         in->shape[0].n = 1;
     }
     if (track_vid(im, g->input, e)) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
-    im->fold_budget = ADVEX_ONNX_MAX_FOLD_BYTES;
+    /* folded constants are plain allocations: bounded by 1 GiB, and by the memory cap when set */
+    int64_t cap = advex_get_memory_limit();
+    im->fold_budget = cap > 0 && cap < ADVEX_ONNX_MAX_FOLD_BYTES ? cap : ADVEX_ONNX_MAX_FOLD_BYTES;
     for (size_t j = 0; j < gp->n_node; j++) {
         int i = im->order[j];
         if (!im->needed[i]) continue;
