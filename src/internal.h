@@ -306,6 +306,10 @@ int advex_graph_add_node(advex_graph *g, advex_op_type op, const char *name, int
 advex_status advex_net_finalize(advex_net *net, int images);
 /* The fusion marks and gradient write flags (fuse.c), from the sorted graph. */
 advex_status advex_net_mark(advex_net *net);
+/* Before finalize: chains that exporters emit for one op (PyTorch's LayerNorm below opset 17,
+ * exact GELU through Erf) become that op, when their inner values have no other use
+ * (src/graph/patterns.c). The fused steps' nodes are removed. */
+advex_status advex_graph_fuse_patterns(advex_graph *g);
 /* Uses of each value as a node input (n_vals ints, malloc'd; a node reading it twice counts
  * twice); NULL with the error set on allocation failure. */
 int *advex_graph_uses(const advex_graph *g);

@@ -135,5 +135,63 @@ TEST(fold_budget) {
     ASSERT_MSG(strstr(advex_last_error(), "budget"), "no 'budget' in: %s", advex_last_error());
 }
 
+/* the ops a loaded model runs, counted by type */
+static int count_ops(const advex_model *m, advex_op_type op) {
+    int n = 0;
+    for (int i = 0; i < m->net->g.n_nodes; i++) n += m->net->g.nodes[i].op == op;
+    return n;
+}
+
+/* PyTorch's LayerNorm and GELU decompositions become single ops (src/graph/patterns.c); the
+ * results were checked against PyTorch above */
+TEST(fused_patterns) {
+    advex_model *m = NULL;
+    ASSERT_OK(advex_model_load_onnx(fix("tiny_convnext", ".onnx"), &m));
+    int ln = count_ops(m, ADVEX_OP_LAYER_NORM), gelu = count_ops(m, ADVEX_OP_GELU);
+    int left = count_ops(m, ADVEX_OP_REDUCE_MEAN) + count_ops(m, ADVEX_OP_POW) + count_ops(m, ADVEX_OP_SQRT) +
+               count_ops(m, ADVEX_OP_ERF);
+    advex_model_free(m);
+    ASSERT_EQ_INT(ln, 5);   /* stem, 2 blocks, downsampling, head */
+    ASSERT_EQ_INT(gelu, 2); /* one per block */
+    ASSERT_EQ_INT(left, 0);
+}
+
+/* Export writes the new ops in their opset-13 form (round trip: the same logits), and refuses
+ * ops with none (HardSwish, Gelu, LayerNormalization) naming the node */
+TEST(export_round_trip) {
+    static const char *names[] = {"tiny_shuffle", "tiny_mbv3"};
+    for (int k = 0; k < 2; k++) {
+        advex_model *m = NULL, *m2 = NULL;
+        float *x = NULL, z[15], z2[15];
+        int nd;
+        int64_t dims[6];
+        char out[1024];
+        snprintf(out, sizeof out, "%s/%s_saved.onnx", advex_test_tmpdir(), names[k]);
+        ASSERT_OK(advex_npy_load_f32(fix(names[k], "_x.npy"), &x, &nd, dims));
+        advex_status st = advex_model_load_onnx(fix(names[k], ".onnx"), &m);
+        if (!st) st = advex_model_save_onnx(m, out);
+        if (!st) st = advex_model_load_onnx(out, &m2);
+        if (!st) st = advex_model_forward(m, x, 3, z);
+        if (!st) st = advex_model_forward(m2, x, 3, z2);
+        advex_model_free(m);
+        advex_model_free(m2);
+        free(x);
+        ASSERT_OK(st);
+        for (int i = 0; i < 15; i++) ASSERT_NEAR(z2[i], z[i], 0);
+    }
+    advex_model *m = NULL;
+    char out[1024];
+    snprintf(out, sizeof out, "%s/vit_saved.onnx", advex_test_tmpdir());
+    ASSERT_OK(advex_model_load_onnx(fix("tiny_vit", ".onnx"), &m));
+    advex_status st = advex_model_save_onnx(m, out);
+    advex_model_free(m);
+    ASSERT_STATUS(st, ADVEX_ERR_UNSUPPORTED);
+    ASSERT_MSG(strstr(advex_last_error(), "no opset-13 form"), "message: %s", advex_last_error());
+    FILE *f = fopen(out, "rb");
+    if (f) fclose(f);
+    ASSERT_MSG(!f, "a refused export left %s", out);
+}
+
 TEST_MAIN(TEST_ENTRY(window_attn), TEST_ENTRY(tiny_vit), TEST_ENTRY(tiny_convnext), TEST_ENTRY(tiny_shuffle),
-          TEST_ENTRY(tiny_mbv3), TEST_ENTRY(hostile_folds), TEST_ENTRY(batch_arith), TEST_ENTRY(fold_budget))
+          TEST_ENTRY(tiny_mbv3), TEST_ENTRY(hostile_folds), TEST_ENTRY(batch_arith), TEST_ENTRY(fold_budget),
+          TEST_ENTRY(fused_patterns), TEST_ENTRY(export_round_trip))

@@ -185,6 +185,90 @@ static void window_attrs(exporter *x, xnode *n, const advex_attrs *a, int64_t kh
     if (pool) attr_int(x, n, "ceil_mode", a->ceil_mode);
 }
 
+static advex_status refuse(const advex_node *nd, const char *why) {
+    return advex_set_error(ADVEX_ERR_UNSUPPORTED, "node '%s' (%s): %s has no opset-%d form in advex's export", nd->name,
+                           advex_op_defs[nd->op].name, why, EXPORT_OPSET);
+}
+
+/* The ops of issue 17: attributes and load-time inputs in their opset-13 form. Ops newer
+ * than opset 13 (HardSwish, Gelu, LayerNormalization), a float Where condition and an
+ * Expand to a batch-dependent shape are refused. */
+static advex_status export_ext(exporter *x, xnode *n, const advex_node *nd, char **ins, int *n_in) {
+    const advex_attrs *a = &nd->a;
+    const char *nm = n->p->name;
+    switch (nd->op) {
+    case ADVEX_OP_HARD_SIGMOID:
+        attr_float(x, n, "alpha", a->alpha);
+        attr_float(x, n, "beta", a->beta);
+        break;
+    case ADVEX_OP_ELU: attr_float(x, n, "alpha", a->alpha); break;
+    case ADVEX_OP_SELU:
+        attr_float(x, n, "alpha", a->alpha);
+        attr_float(x, n, "gamma", a->beta);
+        break;
+    case ADVEX_OP_HARD_SWISH: case ADVEX_OP_GELU: case ADVEX_OP_LAYER_NORM: return refuse(nd, "the op");
+    case ADVEX_OP_WHERE: return refuse(nd, "a float condition");
+    case ADVEX_OP_EXPAND:
+        for (int d = 0; d < a->n_ints; d++)
+            if (a->ints[ADVEX_MAX_DIMS + d]) return refuse(nd, "a shape in the batch size");
+        ins[1] = (char *)unique_name(x, xprintf(x, "%s_shape", nm));
+        add_init(x, int64_tensor(x, ins[1], a->n_ints, a->ints));
+        *n_in = 2;
+        break;
+    case ADVEX_OP_GATHER: { /* indices as int64 (the graph holds them as floats) */
+        const advex_value *iv = &x->net->g.vals[nd->in[1]];
+        int64_t cnt = advex_numel(iv->ndim, iv->dims);
+        const char *name = unique_name(x, xprintf(x, "%s_indices", nm));
+        Onnx__TensorProto *t = new_tensor(x, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, iv->ndim, iv->dims);
+        uint8_t *b = xalloc(x, (size_t)(cnt > 0 ? cnt : 1) * 8);
+        if (!t || !b || cnt < 0) return ADVEX_ERR_NOMEM;
+        for (int64_t k = 0; k < cnt; k++)
+            for (int q = 0; q < 8; q++) b[k * 8 + q] = (uint8_t)((uint64_t)(int64_t)iv->data[k] >> (8 * q));
+        t->raw_data.data = b;
+        t->raw_data.len = (size_t)cnt * 8;
+        add_init(x, t);
+        ins[1] = (char *)name;
+        attr_int(x, n, "axis", a->axis);
+        break;
+    }
+    case ADVEX_OP_SLICE: {
+        int64_t v[4][ADVEX_MAX_DIMS];
+        int k = 0;
+        for (int d = 0; d < ADVEX_MAX_DIMS; d++)
+            if (a->starts[d] != 0 || a->ends[d] != INT64_MAX || a->steps[d] != 1) {
+                v[0][k] = a->starts[d];
+                v[1][k] = a->ends[d];
+                v[2][k] = d;
+                v[3][k++] = a->steps[d];
+            }
+        static const char *const what[4] = {"starts", "ends", "axes", "steps"};
+        for (int j = 0; j < 4; j++) {
+            ins[1 + j] = (char *)unique_name(x, xprintf(x, "%s_%s", nm, what[j]));
+            add_init(x, int64_tensor(x, ins[1 + j], k, v[j]));
+        }
+        *n_in = 5;
+        break;
+    }
+    default:
+        if (nd->op >= ADVEX_OP_REDUCE_MEAN && nd->op <= ADVEX_OP_REDUCE_LOG_SUM_EXP) {
+            attr_int(x, n, "keepdims", a->keepdims);
+            if (nd->op == ADVEX_OP_REDUCE_SUM) {
+                attr_int(x, n, "noop_with_empty_axes", a->mode);
+                if (a->n_ints) {
+                    ins[1] = (char *)unique_name(x, xprintf(x, "%s_axes", nm));
+                    add_init(x, int64_tensor(x, ins[1], a->n_ints, a->ints));
+                    *n_in = 2;
+                }
+            } else {
+                if (a->mode && !a->n_ints) return refuse(nd, "noop_with_empty_axes");
+                if (a->n_ints) attr_ints(x, n, "axes", a->n_ints, a->ints);
+            }
+        }
+        break;
+    }
+    return x->failed ? ADVEX_ERR_NOMEM : ADVEX_OK;
+}
+
 static advex_status export_node(exporter *x, const advex_node *nd, int idx) {
     const advex_graph *g = &x->net->g;
     const advex_attrs *a = &nd->a;
@@ -247,8 +331,6 @@ static advex_status export_node(exporter *x, const advex_node *nd, int idx) {
         break;
     case ADVEX_OP_FLATTEN:
     case ADVEX_OP_CONCAT:
-    case ADVEX_OP_SOFTMAX:
-    case ADVEX_OP_LOG_SOFTMAX:
         attr_int(x, &n, "axis", a->axis);
         break;
     case ADVEX_OP_RESHAPE: {
@@ -270,7 +352,16 @@ static advex_status export_node(exporter *x, const advex_node *nd, int idx) {
         n_in = 3;
         break;
     }
+    case ADVEX_OP_SOFTMAX:
+    case ADVEX_OP_LOG_SOFTMAX:
+        attr_int(x, &n, "axis", a->axis);
+        if (a->mode) return refuse(nd, "the opset < 13 flattened form");
+        break;
     default:
+        if (nd->op >= ADVEX_OP_SQRT) {
+            advex_status st = export_ext(x, &n, nd, ins, &n_in);
+            if (st) return st;
+        }
         break;
     }
     n.p->n_input = (size_t)n_in;
@@ -333,6 +424,7 @@ static advex_status build_and_pack(exporter *x, uint8_t **buf, size_t *len) {
     for (int i = 0; i < g->n_nodes; i++) {
         advex_op_type op = g->nodes[i].op;
         n_extra += op == ADVEX_OP_CLIP ? 2 : (op == ADVEX_OP_PAD ? 2 : (op == ADVEX_OP_RESHAPE || op == ADVEX_OP_DROPOUT));
+        n_extra += op == ADVEX_OP_SLICE ? 4 : (op == ADVEX_OP_EXPAND || op == ADVEX_OP_GATHER || op == ADVEX_OP_REDUCE_SUM);
     }
     x->inits = xalloc(x, ((size_t)g->n_vals + n_extra + 1) * sizeof *x->inits);
     x->nodes = xalloc(x, ((size_t)g->n_nodes + 1) * sizeof *x->nodes);

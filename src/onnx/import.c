@@ -720,7 +720,7 @@ static advex_status import_model(importer *im, const Onnx__ModelProto *mp) {
     im->net = advex_net_new(im->name);
     if (!im->net) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     im->net->opset = im->opset;
-    if ((st = build(im, input))) return st;
+    if ((st = build(im, input)) || (st = advex_graph_fuse_patterns(&im->net->g))) return st;
     return advex_net_finalize(im->net, !im->general);
 }
 
