@@ -130,7 +130,8 @@ static advex_status general_inputs(importer *im, const Onnx__ValueInfoProto **ou
         const Onnx__TensorProto *t = im->gen_in[k++];
         if (vi->type && vi->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
             return advex_set_error(ADVEX_ERR_UNSUPPORTED, "input '%s' is not a tensor", vi->name);
-        if (!*out && t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t->n_dims <= ADVEX_MAX_DIMS) {
+        if (!*out && t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t->n_dims >= 1 &&
+            t->n_dims <= ADVEX_MAX_DIMS) {
             for (size_t d = 0; d < t->n_dims; d++)
                 if (t->dims[d] <= 0 || t->dims[d] > ((int64_t)1 << 24))
                     return advex_set_error(ADVEX_ERR_UNSUPPORTED, "input '%s': empty or huge dimension", vi->name);
@@ -143,7 +144,7 @@ static advex_status general_inputs(importer *im, const Onnx__ValueInfoProto **ou
         im->ents[e].is_static = 1;
     }
     if (k != im->n_gen_in) return advex_set_error(ADVEX_ERR_ARG, "%d input values for %d graph inputs", im->n_gen_in, k);
-    if (!*out) return advex_set_error(ADVEX_ERR_UNSUPPORTED, "no float32 input of rank <= %d", ADVEX_MAX_DIMS);
+    if (!*out) return advex_set_error(ADVEX_ERR_UNSUPPORTED, "no float32 input of rank 1..%d", ADVEX_MAX_DIMS);
     return ADVEX_OK;
 }
 
@@ -327,6 +328,8 @@ static advex_status import_model(importer *im, const Onnx__ModelProto *mp) {
         if ((!os->domain || !*os->domain || strcmp(os->domain, "ai.onnx") == 0) && os->has_version)
             im->opset = (int)(os->version > 1000 ? 1000 : os->version < -1 ? -1 : os->version);
     }
+    if (im->opset < 0 && mp->n_opset_import) /* valid ONNX, e.g. only ai.onnx.preview.training */
+        return advex_set_error(ADVEX_ERR_UNSUPPORTED, "no default-domain (ai.onnx) opset imported");
     if (im->opset < 0) return advex_set_error(ADVEX_ERR_FORMAT, "not a valid ONNX model (no ONNX opset imported)");
     /* general mode (conformance tests) also reads opset 6, checking its legacy attributes */
     if (im->opset < ADVEX_ONNX_MIN_OPSET - im->general || im->opset > ADVEX_ONNX_MAX_OPSET)
