@@ -91,9 +91,10 @@ static void mark_aliases(advex_graph *g, const int *uses) {
 }
 
 /* Mark the convolutions whose outputs reach a MaxPool through value-preserving or
- * elementwise ops (activations, BatchNorm, Add/Sub/Mul/Div, Pad, Concat, Dropout,
- * Identity): their forward values decide arg-maxes, so they keep to the most accurate fast
- * algorithm (advex_attrs.precise; see winograd.c). */
+ * elementwise ops (activations and elementwise math, BatchNorm, Add/Sub/Mul/Div/Pow/Min/Max/
+ * PRelu/Where, Pad, Concat, Slice, Gather, Expand, Dropout, Identity): their forward values
+ * decide arg-maxes, so they keep to the most accurate fast algorithm (advex_attrs.precise;
+ * see winograd.c). */
 static advex_status mark_precise_convs(advex_graph *g) {
     int *stack = malloc(((size_t)g->n_vals + 1) * sizeof(int));
     char *seen = calloc((size_t)g->n_vals + 1, 1);
@@ -117,13 +118,18 @@ static advex_status mark_precise_convs(advex_graph *g) {
             case ADVEX_OP_RELU: case ADVEX_OP_LEAKY_RELU: case ADVEX_OP_SIGMOID: case ADVEX_OP_TANH:
             case ADVEX_OP_CLIP: case ADVEX_OP_BATCHNORM: case ADVEX_OP_DROPOUT: case ADVEX_OP_IDENTITY:
             case ADVEX_OP_PAD: case ADVEX_OP_CONCAT: case ADVEX_OP_ADD: case ADVEX_OP_SUB: case ADVEX_OP_MUL:
-            case ADVEX_OP_DIV:
+            case ADVEX_OP_DIV: case ADVEX_OP_POW: case ADVEX_OP_MIN: case ADVEX_OP_MAX: case ADVEX_OP_PRELU:
+            case ADVEX_OP_WHERE: case ADVEX_OP_EXPAND: case ADVEX_OP_SLICE: case ADVEX_OP_GATHER:
                 for (int k = 0; k < p->n_in; k++) {
                     int u = p->in[k];
                     if (u >= 0 && !seen[u] && g->vals[u].kind == ADVEX_VAL_ACT) { seen[u] = 1; stack[top++] = u; }
                 }
                 continue;
             default:
+                if (p->op >= ADVEX_OP_SQRT && p->op <= ADVEX_OP_SELU) { /* elementwise math (unary.c) */
+                    int u = p->in[0];
+                    if (u >= 0 && !seen[u] && g->vals[u].kind == ADVEX_VAL_ACT) { seen[u] = 1; stack[top++] = u; }
+                }
                 continue;
             }
         }

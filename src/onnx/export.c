@@ -275,7 +275,7 @@ static advex_status export_node(exporter *x, const advex_node *nd, int idx) {
     xnode n;
     n.p = xalloc(x, sizeof *n.p);
     n.attrs = xalloc(x, MAX_NODE_ATTRS * sizeof *n.attrs);
-    char **ins = xalloc(x, (size_t)(nd->n_in + 3) * sizeof *ins);
+    char **ins = xalloc(x, (size_t)(nd->n_in + 5) * sizeof *ins); /* Slice: data + 4 int64 inputs */
     char **outs = xalloc(x, sizeof *outs);
     if (!n.p || !n.attrs || !ins || !outs) return ADVEX_ERR_NOMEM;
     onnx__node_proto__init(n.p);

@@ -98,9 +98,13 @@ static void bidx(const bgeo *g, int64_t k, int64_t *idx) {
 
 /* ---- elementwise ------------------------------------------------------------------------- */
 
+/* b^e for integers; overflow (or a negative power of |b| > 1) clears *ok. |b| >= 2 overflows
+ * within 63 steps, so a hostile exponent cannot make this loop long. */
 static int64_t ipow(int64_t b, int64_t e, int *ok) {
     int64_t r = 1;
-    if (e < 0) { *ok = b == 1 || b == -1; return b == -1 && (e & 1) ? -1 : 1; }
+    if (b == 0) return e == 0;
+    if (b == 1 || b == -1) return b == -1 && (e & 1) ? -1 : 1;
+    if (e < 0) { *ok = 0; return 0; }
     while (e-- > 0)
         if (__builtin_mul_overflow(r, b, &r)) { *ok = 0; return 0; }
     return r;
