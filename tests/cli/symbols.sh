@@ -1,12 +1,14 @@
 #!/bin/bash
 # libadvex.so exports exactly the public API: every function and variable declared in
 # include/advex/*.h, and nothing else (internal functions are built hidden; see
-# ADVEX_API_BEGIN in include/advex/status.h). Usage: symbols.sh ADVEX SRCDIR
+# ADVEX_API_BEGIN in include/advex/status.h). AddressSanitizer's ODR indicators
+# (__odr_asan.*, one per exported variable in the sanitizer build) are not API. Usage:
+# symbols.sh ADVEX SRCDIR
 . "$(dirname "$0")/harness.bash"
 SRC=$2
 LIB=$(dirname "$ADVEX")/libadvex.so
 check "libadvex.so exists beside advex" test -f "$LIB"
-nm -D --defined-only "$LIB" | awk '$2 ~ /^[TDBR]$/ {print $3}' | sort -u >"$T/exported"
+nm -D --defined-only "$LIB" | awk '$2 ~ /^[TDBR]$/ && $3 !~ /^__(odr_)?asan/ {print $3}' | sort -u >"$T/exported"
 $PY - "$SRC/include/advex" >"$T/declared" <<'PYEOF'
 import re, sys, glob
 names = set()
