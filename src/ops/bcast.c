@@ -20,6 +20,7 @@ typedef struct bc_p {
 static advex_status bc_geom(const advex_node *nd, const advex_value *v, bc_p *p, int tnd, const int64_t *tdims) {
     const char *op = advex_op_defs[nd->op].name;
     char b0[96], b1[96];
+    memset(p, 0, sizeof *p);
     p->nin = nd->op == ADVEX_OP_WHERE ? 3 : nd->op == ADVEX_OP_EXPAND ? 1 : 2;
     if (nd->n_in < p->nin) return advex_set_error(ADVEX_ERR_SHAPE, "%s %s: %d inputs", op, nd->name, nd->n_in);
     int ndim = tnd;

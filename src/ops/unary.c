@@ -19,7 +19,12 @@ advex_status advex_unary_infer(const advex_node *nd, advex_value *v) {
     return ADVEX_OK;
 }
 
+/* LOOP_ for bodies that call libm (not vectorisable without a vector math library: clang
+ * would warn that a `simd` request failed), LOOPV_ for plain arithmetic */
 #define LOOP_(n, body)                                                            \
+    _Pragma("omp parallel for schedule(static) if ((n) >= ADVEX_OMP_MIN)")        \
+    for (int64_t i = 0; i < (n); i++) { body; }
+#define LOOPV_(n, body)                                                           \
     _Pragma("omp parallel for simd schedule(static) if ((n) >= ADVEX_OMP_MIN)")   \
     for (int64_t i = 0; i < (n); i++) { body; }
 
@@ -42,8 +47,8 @@ void advex_unary_kernel(advex_op_type op, float alpha, float beta, int mode, flo
     case ADVEX_OP_SQRT: LOOP_(n, y[i] = sqrtf(x[i])) break;
     case ADVEX_OP_EXP: LOOP_(n, y[i] = expf(x[i])) break;
     case ADVEX_OP_LOG: LOOP_(n, y[i] = logf(x[i])) break;
-    case ADVEX_OP_NEG: LOOP_(n, y[i] = -x[i]) break;
-    case ADVEX_OP_RECIPROCAL: LOOP_(n, y[i] = 1.0f / x[i]) break;
+    case ADVEX_OP_NEG: LOOPV_(n, y[i] = -x[i]) break;
+    case ADVEX_OP_RECIPROCAL: LOOPV_(n, y[i] = 1.0f / x[i]) break;
     case ADVEX_OP_ABS: LOOP_(n, y[i] = fabsf(x[i])) break;
     case ADVEX_OP_ERF: LOOP_(n, y[i] = erff(x[i])) break;
     case ADVEX_OP_SIN: LOOP_(n, y[i] = sinf(x[i])) break;
@@ -51,9 +56,9 @@ void advex_unary_kernel(advex_op_type op, float alpha, float beta, int mode, flo
     case ADVEX_OP_FLOOR: LOOP_(n, y[i] = floorf(x[i])) break;
     case ADVEX_OP_CEIL: LOOP_(n, y[i] = ceilf(x[i])) break;
     /* f(x) = max(0, min(1, alpha x + beta)) */
-    case ADVEX_OP_HARD_SIGMOID: LOOP_(n, y[i] = fmaxf(0.0f, fminf(1.0f, alpha * x[i] + beta))) break;
+    case ADVEX_OP_HARD_SIGMOID: LOOPV_(n, y[i] = fmaxf(0.0f, fminf(1.0f, alpha * x[i] + beta))) break;
     /* f(x) = x max(0, min(1, x/6 + 1/2)) */
-    case ADVEX_OP_HARD_SWISH: LOOP_(n, y[i] = x[i] * fmaxf(0.0f, fminf(1.0f, x[i] * (1.0f / 6.0f) + 0.5f))) break;
+    case ADVEX_OP_HARD_SWISH: LOOPV_(n, y[i] = x[i] * fmaxf(0.0f, fminf(1.0f, x[i] * (1.0f / 6.0f) + 0.5f))) break;
     /* f(x) = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) */
     case ADVEX_OP_GELU:
         if (mode) LOOP_(n, y[i] = gelu_tanh(x[i]))
@@ -116,6 +121,7 @@ void advex_unary_backward_kernel(advex_op_type op, float alpha, float beta, int 
 }
 #undef GRAD_
 #undef LOOP_
+#undef LOOPV_
 
 void advex_unary_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     (void)c;
