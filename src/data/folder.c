@@ -20,7 +20,7 @@
 
 typedef struct entry {
     char *path;     /* DIR/class/sub/name, owned */
-    size_t dir_off; /* sort key: path + dir_off .. name_off - 1 is "class/sub", then the name */
+    size_t dir_off; /* sort key: path[dir_off, name_off - 1) is "class/sub", then the name */
     size_t name_off;
     int32_t label;
 } entry;
@@ -45,7 +45,8 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 /* Byte order on (folder, name): Python's order of sorted(os.walk(...)) and then sorted(fnames). */
 static int cmp_entry(const void *pa, const void *pb) {
     const entry *a = pa, *b = pb;
-    size_t la = a->name_off - a->dir_off, lb = b->name_off - b->dir_off, m = la < lb ? la : lb;
+    /* the folder without its trailing '/': Python compares "c/sub" < "c/sub-x" < "c/sub/x" */
+    size_t la = a->name_off - 1 - a->dir_off, lb = b->name_off - 1 - b->dir_off, m = la < lb ? la : lb;
     int r = memcmp(a->path + a->dir_off, b->path + b->dir_off, m);
     if (r) return r;
     if (la != lb) return la < lb ? -1 : 1;
