@@ -212,7 +212,7 @@ static advex_status list_images(listing *l, const char *dir, const char *list) {
         int64_t first = l->n;
         st = walk(l, p, off, (int32_t)c, 0);
         free(p);
-        if (!st) qsort(l->e + first, (size_t)(l->n - first), sizeof *l->e, cmp_entry);
+        if (!st && l->n > first) qsort(l->e + first, (size_t)(l->n - first), sizeof *l->e, cmp_entry);
     }
     if (!st && l->n == 0)
         st = advex_set_error(ADVEX_ERR_FORMAT, "%s: no image files (.png, .jpg, .jpeg) in its class sub-folders", dir);
