@@ -91,8 +91,8 @@ static inline int fx_jpeg(const uint8_t *px, int w, int h, int c, int quality, i
 
 static inline int fx_write_jpeg(const char *path, int w, int h, int c, unsigned seed) {
     uint8_t *px = fx_pattern(w, h, c, seed);
-    unsigned char *buf;
-    unsigned long n;
+    unsigned char *buf = NULL;
+    unsigned long n = 0;
     int ok = px && fx_jpeg(px, w, h, c, 90, 0, &buf, &n) && fx_write(path, buf, n);
     free(px);
     free(buf);
