@@ -72,7 +72,7 @@ static void print_help(FILE *f, const char *cmd, const char *usage, const char *
     fprintf(f, "\ncommon options (every command):\n");
     fprintf(f, "  %-22s %s\n", "--threads T", "threads (0 = all cores; default 0)");
     fprintf(f, "  %-22s %s\n", "--quiet", "no progress bars or status lines (results, warnings and errors stay)");
-    fprintf(f, "  %-22s %s\n", "--max-memory SIZE", "cap the model's memory (weights, activations, workspaces): 512M, 2G");
+    fprintf(f, "  %-22s %s\n", "--max-memory SIZE", "cap memory: the model's (weights, activations, workspaces); data sets and image decodes are checked against it: 512M, 2G");
     fprintf(f, "  %-22s %s\n", "-h, --help", "show this help");
 }
 
