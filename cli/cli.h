@@ -56,13 +56,26 @@ typedef struct cli_common {
     int quiet;
     int threads;
     int threads_seen;
+    advex_data_prep prep; /* --resize S, --crop C (commands with CLI_DATA_FLAGS); fit is on */
 } cli_common;
 extern cli_common cli_opts;
+/* The data preprocessing flags of every command that reads data (cli_parse reads them into
+ * cli_opts.prep; cli_load_data_for applies them). */
+#define CLI_DATA_FLAGS                                                                                       \
+    {"--resize", "S", "resize images so the shorter side is S (torchvision's Resize(S): bilinear with "       \
+                      "PIL's antialiasing)", NULL, 0},                                                        \
+    {"--crop", "C", "centre-crop images to C x C (torchvision's CenterCrop(C)); image folders default to the " \
+                    "model's input size (shorter side resized to it, then centre-cropped)", NULL, 0}
 /* The same for model m (split: what a bare named set means, "test" or "train"): the image
  * shape and labels are checked against it while loading (IDX headers before any data is
- * inflated), errors naming the file. */
+ * inflated), errors naming the file; --resize/--crop applied (cli_opts.prep), image folders
+ * fitted to the model's input size when neither is given (a note on stderr unless --quiet),
+ * and a warning when a folder's class count differs from the model's. */
 int cli_load_data_for(const char *cmd, const char *spec, const char *split, const char *data_dir, long long limit,
                       const advex_model *m, advex_dataset *d);
+/* The same for an expected shape (want may be NULL) instead of a model. */
+int cli_load_data_want(const char *cmd, const char *spec, const char *split, const char *data_dir, long long limit,
+                       const advex_data_expect *want, advex_dataset *d);
 
 /* Progress display on stderr: a bar with rate and ETA on a terminal; otherwise a plain line
  * after the first update and then every ~10%; nothing when quiet. */
@@ -198,5 +211,6 @@ int cli_report_write(const char *cmd, cli_report *r);
 void cli_report_abort(cli_report *r);
 
 int cmd_png(int argc, char **argv);
+int cmd_data(int argc, char **argv);
 
 #endif

@@ -1,8 +1,9 @@
 /* advex attack: craft adversarial examples for a data set with any attack, report clean and
  * adversarial accuracy, success rate (and norms, queries, stages where the attack has them),
  * and write the examples as float32 (N,C,H,W) .npy or as PNG. Transfer with --surrogate; uap.
- * --input photo.png attacks one image (converted to the model's channels, resized only with
- * --resize) and prints the prediction before and after. */
+ * --input photo.png|.jpg attacks one image (read as an image folder's: the model's channels,
+ * --resize/--crop or else fitted to the model's input size) and prints the prediction before
+ * and after. */
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,30 +12,31 @@
 
 #define MAX_NAMES 1000
 
-/* One PNG as a 1-example data set shaped for the model; label from --label or the model. */
-static int load_input(const char *cmd, const char *path, int resize, cli_flag *label, advex_model *m, advex_dataset *d) {
-    float *img = NULL;
+/* One PNG or JPEG as a 1-example data set shaped for the model (as an image folder's images
+ * are: --resize/--crop, else fitted to the model's input size); label from --label or the
+ * model. */
+static int load_input(const char *cmd, const char *path, cli_flag *label, advex_model *m, advex_dataset *d) {
     int64_t c, h, w, chw[3];
-    advex_status st = advex_png_read(path, &img, &c, &h, &w);
-    if (st) return cli_fail(cmd, st);
+    int fitted = 0;
     advex_model_input_shape(m, chw);
-    if ((h != chw[1] || w != chw[2]) && !resize) {
-        free(img);
-        return cli_error(cmd, CLI_EXIT_FAIL, "%s: image is %lldx%lld (width x height) but the model expects %lldx%lld; "
-                         "pass --resize to resize it", path, (long long)w, (long long)h, (long long)chw[2],
-                         (long long)chw[1]);
-    }
+    advex_data_expect want = {chw[0], chw[1], chw[2], advex_model_num_classes(m)};
     memset(d, 0, sizeof *d);
-    d->x = malloc((size_t)(chw[0] * chw[1] * chw[2]) * sizeof(float));
+    advex_status st = advex_image_load(path, &want, &cli_opts.prep, &d->x, &c, &h, &w, &fitted);
+    if (st) return cli_fail(cmd, st);
+    if (h != chw[1] || w != chw[2])
+        return cli_error(cmd, CLI_EXIT_FAIL, "%s: image is %lldx%lld (width x height) after --resize/--crop but the "
+                         "model expects %lldx%lld", path, (long long)w, (long long)h, (long long)chw[2],
+                         (long long)chw[1]);
+    if (fitted && !cli_opts.quiet)
+        fprintf(stderr, "advex %s: %s: resized (shorter side to %lld) and centre-cropped to %lldx%lld (width x "
+                "height), the model's input size (--resize S --crop C choose)\n", cmd, path, (long long)(h > w ? h : w), (long long)w,
+                (long long)h);
     d->y = malloc(sizeof(int32_t));
-    if (!d->x || !d->y) { free(img); return cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); }
-    st = advex_image_convert(img, c, h, w, chw[0], chw[1], chw[2], d->x);
-    free(img);
-    if (st) return cli_error(cmd, CLI_EXIT_FAIL, "%s: %s", path, advex_last_error());
+    if (!d->y) return cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
     d->n = 1;
-    d->c = chw[0];
-    d->h = chw[1];
-    d->w = chw[2];
+    d->c = c;
+    d->h = h;
+    d->w = w;
     int64_t k = advex_model_num_classes(m);
     d->num_classes = k;
     if (label->value) {
@@ -92,6 +94,7 @@ int cmd_attack(int argc, char **argv) {
         {"--data", "D", "data spec", "fashion-mnist:test", 0},
         {"--data-dir", "DIR", "directory of the named data set", NULL, 0},
         {"--limit", "N", "attack the first N examples (0 = all)", "0", 0},
+        CLI_DATA_FLAGS,
         {"--attack", "A", "attack: none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t, square, "
                           "standard, cw, deepfool, uap", "fgsm", 0},
         {"--eps", "E", "radius in input units, L-inf or L2 per --norm (8/255 accepted); cw/deepfool: a norm "
@@ -101,8 +104,7 @@ int cmd_attack(int argc, char **argv) {
         {"--seed", "S", "seed for random starts and random targets", "0", 0},
         {"--out", "FILE", "write the adversarial examples here: .npy (float32 N x C x H x W) or .png (the image "
                           "with --input, else a grid)", NULL, 0},
-        {"--input", "FILE", "attack one PNG image (grey or RGB) instead of --data", NULL, 0},
-        {"--resize", NULL, "--input: resize (bilinear) to the model's input size instead of failing", NULL, 0},
+        {"--input", "FILE", "attack one PNG or JPEG image instead of --data (preprocessed as an image folder's)", NULL, 0},
         {"--label", "K", "--input: the true class (default: the model's prediction)", NULL, 0},
         {"--class-names", "LIST", "comma-separated class names for printing, or fashion-mnist", NULL, 0},
         CLI_ATTACK_FLAGS,
@@ -156,7 +158,7 @@ int cmd_attack(int argc, char **argv) {
     if ((r = cli_load_surrogate(cmd, f, nf, m, &sur))) { rc = r; goto done; }
     const char *input = CLI_GET(f, "--input")->value;
     if (input) {
-        if ((r = load_input(cmd, input, CLI_GET(f, "--resize")->seen, CLI_GET(f, "--label"), m, &d))) { rc = r; goto done; }
+        if ((r = load_input(cmd, input, CLI_GET(f, "--label"), m, &d))) { rc = r; goto done; }
     } else if ((r = cli_load_data_for(cmd, CLI_GET(f, "--data")->value, "test", CLI_GET(f, "--data-dir")->value, limit, m, &d))) {
         rc = r;
         goto done;

@@ -16,6 +16,7 @@ int cmd_eval(int argc, char **argv) {
         {"--data", "D", "data spec", "fashion-mnist:test", 0},
         {"--data-dir", "DIR", "directory of the named data set", NULL, 0},
         {"--limit", "N", "evaluate the first N examples (0 = all)", "0", 0},
+        CLI_DATA_FLAGS,
         {"--attack", "A,...", "comma-separated attacks: none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, "
                               "apgd-t, square, standard, cw, deepfool, uap", "fgsm", 0},
         {"--eps", "E,...", "comma-separated radii (input units; 8/255 accepted)", "0,0.05,0.1", 0},

@@ -10,6 +10,7 @@ int cmd_predict(int argc, char **argv) {
         {"--data", "D", "data spec", "fashion-mnist:test", 0},
         {"--data-dir", "DIR", "directory of the named data set", NULL, 0},
         {"--limit", "N", "the first N examples (0 = all)", "0", 0},
+        CLI_DATA_FLAGS,
         {"--out", "FILE", "where to write the logits (.npy)", NULL, 0},
     };
     int r = cli_parse(cmd, "--model M.onnx --data D --out logits.npy", "Write a model's logits (float32, N x classes).",

@@ -71,6 +71,7 @@ int cmd_train(int argc, char **argv) {
                              "refused when it is the training data", NULL, 0},
         {"--data-dir", "DIR", "directory of the named data set (default $ADVEX_DATA or /usr/share/datasets/fashion-mnist)", NULL, 0},
         {"--limit", "N", "use the first N training examples (0 = all)", "0", 0},
+        CLI_DATA_FLAGS,
         {"--epochs", "N", "passes over the training data", "3", 0},
         {"--batch", "B", "mini-batch size", "128", 0},
         {"--opt", "O", "optimiser: sgd or adam", "adam", 0},

@@ -72,7 +72,7 @@ static void print_help(FILE *f, const char *cmd, const char *usage, const char *
     fprintf(f, "\ncommon options (every command):\n");
     fprintf(f, "  %-22s %s\n", "--threads T", "threads (0 = all cores; default 0)");
     fprintf(f, "  %-22s %s\n", "--quiet", "no progress bars or status lines (results, warnings and errors stay)");
-    fprintf(f, "  %-22s %s\n", "--max-memory SIZE", "cap the model's memory (weights, activations, workspaces): 512M, 2G");
+    fprintf(f, "  %-22s %s\n", "--max-memory SIZE", "cap memory: the model's (weights, activations, workspaces); data sets and image decodes are checked against it: 512M, 2G");
     fprintf(f, "  %-22s %s\n", "-h, --help", "show this help");
 }
 
@@ -102,6 +102,22 @@ static int parse_common(const char *cmd, const char *a, const char *eq, size_t l
     if (advex_parse_size(v, &bytes)) { cli_error(cmd, 0, "--max-memory: %s", advex_last_error()); return -1; }
     advex_set_memory_limit(bytes);
     return 1;
+}
+
+/* --resize S and --crop C, where the command's table has them (CLI_DATA_FLAGS). */
+static int data_flags(const char *cmd, cli_flag *flags, int nflags) {
+    cli_opts.prep.fit = 1;
+    cli_flag *rs = cli_get(flags, nflags, "--resize"), *cr = cli_get(flags, nflags, "--crop");
+    long long v;
+    if (rs && rs->value) {
+        if (cli_int(cmd, rs, 1, 65536, &v)) return -1;
+        cli_opts.prep.resize = v;
+    }
+    if (cr && cr->value) {
+        if (cli_int(cmd, cr, 1, 65536, &v)) return -1;
+        cli_opts.prep.crop = v;
+    }
+    return 0;
 }
 
 int cli_parse(const char *cmd, const char *usage, const char *summary, int argc, char **argv, cli_flag *flags,
@@ -142,6 +158,7 @@ int cli_parse(const char *cmd, const char *usage, const char *summary, int argc,
         }
         f->seen = 1;
     }
+    if (data_flags(cmd, flags, nflags)) return -1;
     advex_set_threads(cli_opts.threads);
     return 0;
 }
@@ -205,9 +222,23 @@ int cli_load_data_for(const char *cmd, const char *spec, const char *split, cons
         advex_model_input_shape(m, chw);
         want = (advex_data_expect){chw[0], chw[1], chw[2], advex_model_num_classes(m)};
     }
-    advex_status st = advex_dataset_load_expect(spec, split, data_dir, limit, m ? &want : NULL, d);
+    return cli_load_data_want(cmd, spec, split, data_dir, limit, m ? &want : NULL, d);
+}
+
+int cli_load_data_want(const char *cmd, const char *spec, const char *split, const char *data_dir, long long limit,
+                       const advex_data_expect *want, advex_dataset *d) {
+    advex_status st = advex_dataset_load_prep(spec, split, data_dir, limit, want, &cli_opts.prep, d);
     if (st) return cli_fail(cmd, st);
     if (d->n == 0) return cli_error(cmd, CLI_EXIT_FAIL, "%s: no examples", spec);
+    if (d->fitted > 0 && !cli_opts.quiet)
+        fprintf(stderr, "advex %s: %s: %lld of %lld images resized (shorter side to %lld) and centre-cropped to "
+                "%lldx%lld (width x height), the model's input size (--resize S --crop C choose)\n", cmd, spec,
+                (long long)d->fitted, (long long)d->n, (long long)(d->h > d->w ? d->h : d->w), (long long)d->w,
+                (long long)d->h);
+    if (want && want->classes > 0 && strncmp(spec, "folder:", 7) == 0 && d->num_classes != want->classes)
+        fprintf(stderr, "advex %s: warning: %s has %lld class folders but the model has %lld classes: labels are the "
+                "folders' positions in name order (torchvision's ImageFolder), so give every class a folder (empty "
+                "ones count)\n", cmd, spec, (long long)d->num_classes, (long long)want->classes);
     return 0;
 }
 

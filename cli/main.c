@@ -16,6 +16,7 @@ static const cli_command commands[] = {
     {"eval", "robust accuracy of a model over a data set for a list of eps", "--model M.onnx --data D --eps E,...",
      cmd_eval},
     {"png", "write a .npy batch of images as a PNG grid", "--npy X.npy --out grid.png [--cols N]", cmd_png},
+    {"data", "load a data set (preprocessed), describe it and write it as .npy", "--data D [--out X.npy]", cmd_data},
     {"predict", "write a model's logits on a data set as .npy", "--model M.onnx --data D --out L.npy", cmd_predict},
     {"bench", "images/s of FGSM, PGD, a training step or a forward pass on random inputs",
      "--arch A|--model M.onnx --attack fgsm|pgd|train|forward [options]", cmd_bench},
@@ -28,7 +29,8 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n'advex COMMAND --help' lists a command's flags.\n"
-               "Data specs: fashion-mnist[:train|:test], npy:X.npy,Y.npy, idx:IMAGES.gz,LABELS.gz\n"
+               "Data specs: fashion-mnist[:train|:test], npy:X.npy,Y.npy, idx:IMAGES.gz,LABELS.gz,\n"
+               "            cifar10:DIR[:train|:test], folder:DIR[,LIST] (class sub-folders of PNG/JPEG)\n"
                "eps: a number or a fraction (8/255); lists are comma separated (0,0.05,0.1)\n");
 }
 

@@ -39,6 +39,29 @@ void cli_files_data(cli_files *fs, const char *flag, const char *spec, const cha
         if (comma) add(fs, flag, comma + 1, strlen(comma + 1), F_IN);
         return;
     }
+    if (strncmp(spec, "folder:", 7) == 0) { /* the list file, when the spec has one (DIR,LIST) */
+        struct stat sb;
+        const char *dir = spec + 7, *comma = strrchr(dir, ',');
+        if (comma && !(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))) add(fs, flag, comma + 1, strlen(comma + 1), F_IN);
+        return;
+    }
+    if (strcmp(spec, "cifar10") == 0 || strncmp(spec, "cifar10:", 8) == 0) { /* every batch file of either split */
+        const char *rest = spec[7] ? spec + 8 : "";
+        size_t n = strlen(rest);
+        if (n >= 6 && strcmp(rest + n - 6, ":train") == 0) n -= 6;
+        else if (n >= 5 && strcmp(rest + n - 5, ":test") == 0) n -= 5;
+        if (strcmp(rest, "train") == 0 || strcmp(rest, "test") == 0) n = 0;
+        const char *dir = n ? rest : data_dir;
+        if (!n && !(dir && *dir)) return;
+        if (!n) n = strlen(dir);
+        char p[PATH_MAX];
+        for (int i = 0; i <= 5; i++) {
+            int k = i ? snprintf(p, sizeof p, "%.*s/data_batch_%d.bin", (int)n, dir, i)
+                      : snprintf(p, sizeof p, "%.*s/test_batch.bin", (int)n, dir);
+            if (k > 0 && (size_t)k < sizeof p) add(fs, flag, p, (size_t)k, F_IN);
+        }
+        return;
+    }
     if (strncmp(spec, "fashion-mnist", 13) != 0) return;
     const char *env = getenv("ADVEX_DATA");
     const char *dir = data_dir && *data_dir ? data_dir : env && *env ? env : "/usr/share/datasets/fashion-mnist";

@@ -1,7 +1,8 @@
 /* Fuzz target: the CLI's argument handling. The input is split at NUL bytes into argv
  * (after the command name) and goes through cli_parse with a flag table like eval's,
  * then through the value parsers every command uses: integers, floats, eps lists,
- * attack names, targets, norms, sizes (--max-memory) and the shared attack options. */
+ * attack names, targets, norms, sizes (--max-memory), --resize/--crop and the shared attack
+ * options. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +43,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         {"--batch", "B", "batch", "256", 0},
         {"--seed", "S", "seed", "0", 0},
         {"--quiet", NULL, "quiet", NULL, 0},
+        CLI_DATA_FLAGS,
         CLI_ATTACK_FLAGS,
     };
     const int nf = (int)(sizeof f / sizeof *f);
     int64_t saved_limit = advex_get_memory_limit();
     int r = cli_parse("eval", "[options]", "fuzzed", argc, argv, f, nf);
     if (r == 0) {
+        const advex_data_prep *p = &cli_opts.prep;
+        if (p->resize < 0 || p->resize > 65536 || p->crop < 0 || p->crop > 65536 || !p->fit) abort();
         long long v;
         double d;
         (void)cli_int("eval", cli_get(f, nf, "--limit"), 0, INT64_MAX, &v);

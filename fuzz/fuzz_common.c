@@ -27,3 +27,26 @@ const char *fuzz_scratch_file(const uint8_t *data, size_t size) {
     if (fclose(f) != 0 || w != size) return NULL;
     return scratch_path;
 }
+
+static char scratch_dir[512], scratch_dir_file[700];
+
+static void remove_scratch_dir(void) {
+    if (scratch_dir_file[0]) unlink(scratch_dir_file);
+    if (scratch_dir[0]) rmdir(scratch_dir);
+}
+
+const char *fuzz_scratch_dir_file(const char *name, const uint8_t *data, size_t size) {
+    if (!scratch_dir[0]) {
+        const char *dir = getenv("TMPDIR");
+        snprintf(scratch_dir, sizeof scratch_dir, "%s/advex-fuzz-XXXXXX", dir && *dir ? dir : "/tmp");
+        if (!mkdtemp(scratch_dir)) { scratch_dir[0] = '\0'; return NULL; }
+        atexit(remove_scratch_dir);
+    }
+    if (scratch_dir_file[0]) unlink(scratch_dir_file); /* one file at a time */
+    snprintf(scratch_dir_file, sizeof scratch_dir_file, "%s/%s", scratch_dir, name);
+    FILE *f = fopen(scratch_dir_file, "wb");
+    if (!f) return NULL;
+    size_t w = size ? fwrite(data, 1, size, f) : 0;
+    if (fclose(f) != 0 || w != size) return NULL;
+    return scratch_dir;
+}

@@ -1,7 +1,9 @@
-/* Fuzz target: the PNG reader (advex_png_decode, libpng's low-level API underneath). */
+/* Fuzz target: the PNG reader (advex_png_decode, libpng's low-level API underneath), and the
+ * 8-bit decode the folder source uses (PIL's convert("RGB"): alpha dropped, high bytes kept). */
 #include <stdlib.h>
 
 #include "advex/advex.h"
+#include "data/data_internal.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -18,6 +20,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         float v = x[c * h * w - 1];
         if (!(v >= 0.0f && v <= 1.0f)) abort();
         free(x);
+    }
+    advex_decode_limits lim = {ADVEX_IMAGE_MAX_PIXELS, INT64_MAX};
+    advex_img8 im;
+    if (advex_png_decode8("fuzz", data, size, NULL, &lim, &im) == ADVEX_OK) {
+        if ((im.c != 1 && im.c != 3) || im.w <= 0 || im.h <= 0) abort();
+        advex_img8_free(&im);
     }
     return 0;
 }

@@ -710,7 +710,8 @@ TEST(dataset_npy_errors) {
 TEST(dataset_unknown_spec) {
     advex_dataset ds;
     ASSERT_STATUS(advex_dataset_load("foo", NULL, 0, &ds), ADVEX_ERR_ARG);
-    ASSERT_ERR_HAS("unknown data source 'foo' (expected fashion-mnist[:train|:test], npy:X.npy,Y.npy or idx:IMAGES,LABELS)");
+    ASSERT_ERR_HAS("unknown data source 'foo' (expected fashion-mnist[:train|:test], npy:X.npy,Y.npy, "
+                   "idx:IMAGES,LABELS, cifar10:DIR[:train|:test] or folder:DIR[,LIST])");
     ASSERT_STATUS(advex_dataset_load("", NULL, 0, &ds), ADVEX_ERR_ARG);
     ASSERT_STATUS(advex_dataset_load(NULL, NULL, 0, &ds), ADVEX_ERR_ARG);
     ASSERT_STATUS(advex_dataset_load("fashion-mnist:val", NULL, 0, &ds), ADVEX_ERR_ARG);

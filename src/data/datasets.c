@@ -1,6 +1,7 @@
 /* advex_dataset_load: turns a spec string ("fashion-mnist:test", "npy:X.npy,Y.npy",
- * "idx:IMAGES,LABELS") into float32 (N,C,H,W) images in [0,1] plus int32 labels, with
- * the checks every consumer relies on (counts match, finite, in range, limit applied). */
+ * "idx:IMAGES,LABELS", "cifar10:DIR", "folder:DIR[,LIST]") into float32 (N,C,H,W) images in
+ * [0,1] plus int32 labels, with the checks every consumer relies on (counts match, finite, in
+ * range, limit applied) and the preprocessing asked for (Resize, CenterCrop). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ void advex_dataset_free(advex_dataset *d) {
     if (!d) return;
     free(d->x);
     free(d->y);
+    if (d->names_owned) free((void *)(uintptr_t)d->class_names); /* one block (folder.c) */
     memset(d, 0, sizeof *d);
 }
 
@@ -59,9 +61,10 @@ static advex_status check_expect(const advex_dataset *d, const char *xname, cons
                                  const advex_data_expect *want) {
     if (!want) return ADVEX_OK;
     if ((want->c && want->c != d->c) || (want->h && want->h != d->h) || (want->w && want->w != d->w))
-        return advex_set_error(ADVEX_ERR_SHAPE, "%s: images are %lldx%lldx%lld but the model expects %lldx%lldx%lld",
+        return advex_set_error(ADVEX_ERR_SHAPE, "%s: images are %lldx%lldx%lld but the model expects %lldx%lldx%lld%s",
                                xname, (long long)d->c, (long long)d->h, (long long)d->w, (long long)want->c,
-                               (long long)want->h, (long long)want->w);
+                               (long long)want->h, (long long)want->w,
+                               want->c == d->c ? " (pass --resize S --crop C to resample them)" : "");
     for (int64_t i = 0; d->y && want->classes > 0 && i < d->n; i++)
         if (d->y[i] >= want->classes)
             return advex_set_error(ADVEX_ERR_FORMAT, "%s: label %d of example %lld is outside the model's %lld classes",
@@ -101,16 +104,29 @@ static advex_status finish(advex_dataset *d, const char *xname, const char *ynam
     return ADVEX_OK;
 }
 
+/* Resize / crop asked for: the size is checked after them, not on the file's header. */
+static int resamples(const advex_data_prep *prep) { return prep && (prep->resize > 0 || prep->crop > 0); }
+
+static const advex_data_expect *inner_expect(const advex_data_expect *want, const advex_data_prep *prep,
+                                             advex_data_expect *buf) {
+    if (!want || !resamples(prep)) return want;
+    *buf = *want;
+    buf->h = buf->w = 0;
+    return buf;
+}
+
 static advex_status load_idx_pair(const char *xpath, const char *ypath, int64_t limit,
-                                  const advex_data_expect *want, advex_dataset *d) {
+                                  const advex_data_expect *want, const advex_data_prep *prep, advex_dataset *d) {
     int ymax = 0;
-    advex_status s = advex_idx_load_pair(xpath, ypath, limit, want, d, &ymax);
+    advex_data_expect in;
+    advex_status s = advex_idx_load_pair(xpath, ypath, limit, inner_expect(want, prep, &in), d, &ymax);
     if (!s) s = set_classes(d, ypath, ymax);
+    if (!s) s = advex_dataset_prep_float(d, xpath, prep);
     return s ? s : check_expect(d, xpath, ypath, want);
 }
 
 static advex_status load_npy_pair(const char *xpath, const char *ypath, int64_t limit,
-                                  const advex_data_expect *want, advex_dataset *d) {
+                                  const advex_data_expect *want, const advex_data_prep *prep, advex_dataset *d) {
     int ndim = 0;
     int64_t dims[6];
     advex_status s = advex_npy_load_f32(xpath, &d->x, &ndim, dims);
@@ -134,13 +150,16 @@ static advex_status load_npy_pair(const char *xpath, const char *ypath, int64_t 
     int64_t ny = 0;
     if (ypath && (s = advex_npy_load_labels(ypath, &d->y, &ny)) != ADVEX_OK) return s;
     if ((s = finish(d, xpath, ypath, ny, limit)) != ADVEX_OK) return s;
-    if ((s = check_expect(d, xpath, ypath, want)) != ADVEX_OK) return s;
+    if (!resamples(prep) && (s = check_expect(d, xpath, ypath, want)) != ADVEX_OK) return s;
     /* only the examples kept after `limit` are checked (and used) */
-    return advex_data_check_unit(xpath, d->x, d->n * d->c * d->h * d->w);
+    if ((s = advex_data_check_unit(xpath, d->x, d->n * d->c * d->h * d->w))) return s;
+    if (!resamples(prep)) return ADVEX_OK;
+    if ((s = advex_dataset_prep_float(d, xpath, prep))) return s;
+    return check_expect(d, xpath, ypath, want);
 }
 
 static advex_status load_fashion_mnist(const char *split, const char *data_dir, int64_t limit,
-                                       const advex_data_expect *want, advex_dataset *d) {
+                                       const advex_data_expect *want, const advex_data_prep *prep, advex_dataset *d) {
     const char *ximg, *ylab;
     if (!split || strcmp(split, "test") == 0) {
         ximg = "t10k-images-idx3-ubyte.gz";
@@ -179,7 +198,7 @@ static advex_status load_fashion_mnist(const char *split, const char *data_dir, 
     if (!ypath) { free(xpath); return advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); }
     d->num_classes = 10;
     d->class_names = advex_fashion_mnist_classes;
-    advex_status s = load_idx_pair(xpath, ypath, limit, want, d);
+    advex_status s = load_idx_pair(xpath, ypath, limit, want, prep, d);
     free(xpath);
     free(ypath);
     return s;
@@ -217,25 +236,41 @@ advex_status advex_dataset_load_split(const char *spec, const char *default_spli
 
 advex_status advex_dataset_load_expect(const char *spec, const char *default_split, const char *data_dir,
                                        int64_t limit, const advex_data_expect *want, advex_dataset *out) {
+    return advex_dataset_load_prep(spec, default_split, data_dir, limit, want, NULL, out);
+}
+
+advex_status advex_dataset_load_prep(const char *spec, const char *default_split, const char *data_dir,
+                                     int64_t limit, const advex_data_expect *want, const advex_data_prep *prep,
+                                     advex_dataset *out) {
     if (!out) return advex_set_error(ADVEX_ERR_ARG, "advex_dataset_load: NULL output");
     memset(out, 0, sizeof *out);
     if (!spec) spec = "";
+    if (prep && (prep->resize < 0 || prep->crop < 0 || prep->resize > 65536 || prep->crop > 65536))
+        return advex_set_error(ADVEX_ERR_ARG, "preprocessing: resize %lld / crop %lld outside [0, 65536]",
+                               (long long)prep->resize, (long long)prep->crop);
     advex_status s;
     if (strcmp(spec, "fashion-mnist") == 0) {
-        s = load_fashion_mnist(default_split ? default_split : "test", data_dir, limit, want, out);
+        s = load_fashion_mnist(default_split ? default_split : "test", data_dir, limit, want, prep, out);
     } else if (strncmp(spec, "fashion-mnist:", 14) == 0) {
-        s = load_fashion_mnist(spec + 14, data_dir, limit, want, out);
+        s = load_fashion_mnist(spec + 14, data_dir, limit, want, prep, out);
     } else if (strncmp(spec, "npy:", 4) == 0 || strncmp(spec, "idx:", 4) == 0) {
         char *x, *y;
         s = split_pair(spec + 4, spec, &x, &y);
         if (s == ADVEX_OK) {
-            s = spec[0] == 'n' ? load_npy_pair(x, y, limit, want, out) : load_idx_pair(x, y, limit, want, out);
+            s = spec[0] == 'n' ? load_npy_pair(x, y, limit, want, prep, out)
+                               : load_idx_pair(x, y, limit, want, prep, out);
             free(x); /* y points into x */
         }
+    } else if (strcmp(spec, "cifar10") == 0 || strncmp(spec, "cifar10:", 8) == 0) {
+        s = advex_cifar10_load(spec[7] ? spec + 8 : "", default_split, data_dir, limit, want, prep, out);
+        if (!s) s = check_expect(out, spec, spec, want);
+    } else if (strncmp(spec, "folder:", 7) == 0) {
+        s = advex_folder_load(spec + 7, limit, want, prep, out);
+        if (!s) s = check_expect(out, spec, spec, want);
     } else {
         return advex_set_error(ADVEX_ERR_ARG,
-                               "unknown data source '%s' (expected fashion-mnist[:train|:test], "
-                               "npy:X.npy,Y.npy or idx:IMAGES,LABELS)", spec);
+                               "unknown data source '%s' (expected fashion-mnist[:train|:test], npy:X.npy,Y.npy, "
+                               "idx:IMAGES,LABELS, cifar10:DIR[:train|:test] or folder:DIR[,LIST])", spec);
     }
     if (s != ADVEX_OK) advex_dataset_free(out);
     return s;

@@ -1,6 +1,7 @@
 /* PNG in and out through libpng: any PNG read as float (C,H,W) in [0,1] with exact sample
- * values (grey stays grey, colour becomes RGB, alpha composited onto white), 8-bit grey/RGB
- * written atomically through the advex_afile helpers (the simplified API). */
+ * values (grey stays grey, colour becomes RGB, alpha composited onto white), or to 8 bits as
+ * PIL's convert("RGB"/"L") reads it (the folder source); 8-bit grey/RGB written atomically
+ * through the advex_afile helpers (the simplified API). */
 #include <errno.h>
 #include <math.h>
 #include <png.h>
@@ -25,6 +26,9 @@ typedef struct png_reader {
     unsigned char *buf;     /* decoded rows */
     png_bytep *rows;
     float *out;
+    const advex_decode_limits *lim; /* set: 8-bit decode as PIL (into img8) */
+    advex_img8 *img8;
+    advex_status status;    /* of a longjmp: FORMAT, or LIMIT for a too large image */
 } png_reader;
 
 static void on_error(png_structp png, png_const_charp msg) {
@@ -84,6 +88,7 @@ static advex_status decode(png_reader *r, float **x, int64_t *c, int64_t *h, int
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &info, NULL);
         free(r->buf); free(r->rows); free(r->out);
+        if (r->status == ADVEX_ERR_LIMIT) return advex_set_error(ADVEX_ERR_LIMIT, "%s: %s", r->what, r->msg);
         return advex_set_error(ADVEX_ERR_FORMAT, "%s: %s: %s", r->what, r->pixels ? "bad PNG data" : "not a readable PNG",
                                r->msg);
     }
@@ -97,39 +102,59 @@ static advex_status decode(png_reader *r, float **x, int64_t *c, int64_t *h, int
     png_read_info(png, info);
     png_uint_32 pw = png_get_image_width(png, info), ph = png_get_image_height(png, info);
     int type = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
-    if (pw == 0 || ph == 0 || (int64_t)pw * (int64_t)ph > ADVEX_PNG_MAX_PIXELS) {
+    int64_t maxpx = r->lim && r->lim->max_pixels > 0 ? r->lim->max_pixels : ADVEX_IMAGE_MAX_PIXELS;
+    if (pw == 0 || ph == 0 || (int64_t)pw * (int64_t)ph > maxpx) {
         snprintf(r->msg, sizeof r->msg, "PNG of %ux%u pixels (at most %lld pixels)", (unsigned)pw, (unsigned)ph,
-                 (long long)ADVEX_PNG_MAX_PIXELS);
+                 (long long)maxpx);
+        r->status = ADVEX_ERR_LIMIT;
         png_longjmp(png, 1);
     }
     if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
-    if (depth == 16 && advex_host_is_le()) png_set_swap(png);
+    if (r->lim) { /* PIL: 16-bit samples keep their high byte; alpha and tRNS are dropped */
+        png_set_strip_16(png);
+        png_set_strip_alpha(png);
+    } else {
+        if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+        if (depth == 16 && advex_host_is_le()) png_set_swap(png);
+    }
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
     int chans = png_get_channels(png, info), odepth = png_get_bit_depth(png, info);
     size_t rowbytes = png_get_rowbytes(png, info);
     int ch = (type & PNG_COLOR_MASK_COLOR) ? 3 : 1;
-    if ((odepth != 8 && odepth != 16) || chans < 1 || chans > 4 || rowbytes != (size_t)pw * (size_t)chans * (size_t)(odepth / 8)) {
+    if ((odepth != 8 && odepth != 16) || chans < 1 || chans > 4 || rowbytes != (size_t)pw * (size_t)chans * (size_t)(odepth / 8) ||
+        (r->lim && (chans != ch || odepth != 8))) {
         snprintf(r->msg, sizeof r->msg, "unexpected PNG layout (%d channels of %d bits)", chans, odepth);
         png_longjmp(png, 1);
     }
-    int64_t npx = (int64_t)pw * (int64_t)ph;
+    int64_t npx = (int64_t)pw * (int64_t)ph, need = (int64_t)rowbytes * ph + (int64_t)ph * (int64_t)sizeof(png_bytep);
+    if (r->lim && r->lim->max_bytes < need) {
+        char a[32];
+        snprintf(r->msg, sizeof r->msg, "decoding this %ux%u image needs %s, over the memory limit (--max-memory)",
+                 (unsigned)pw, (unsigned)ph, advex_fmt_bytes(need, a));
+        r->status = ADVEX_ERR_LIMIT;
+        png_longjmp(png, 1);
+    }
     r->pixels = 1;
     r->buf = malloc(rowbytes * ph);
     r->rows = malloc(ph * sizeof *r->rows);
-    r->out = malloc((size_t)(npx * ch) * sizeof(float));
-    if (!r->buf || !r->rows || !r->out) {
+    if (!r->lim) r->out = malloc((size_t)(npx * ch) * sizeof(float));
+    if (!r->buf || !r->rows || (!r->lim && !r->out)) {
         snprintf(r->msg, sizeof r->msg, "out of memory for a %ux%u image", (unsigned)pw, (unsigned)ph);
         png_longjmp(png, 1);
     }
     for (png_uint_32 y = 0; y < ph; y++) r->rows[y] = r->buf + (size_t)y * rowbytes;
     png_read_image(png, r->rows);
-    to_planar(r, ph, pw, chans, odepth, ch, r->out);
     png_destroy_read_struct(&png, &info, NULL);
-    free(r->buf);
+    if (r->lim) { /* the rows are the interleaved 8-bit image */
+        free(r->rows);
+        *r->img8 = (advex_img8){r->buf, pw, ph, ch};
+        return ADVEX_OK;
+    }
+    to_planar(r, ph, pw, chans, odepth, ch, r->out);
     free(r->rows);
+    free(r->buf);
     *x = r->out;
     *c = ch;
     *h = ph;
@@ -164,6 +189,23 @@ advex_status advex_png_read(const char *path, float **x, int64_t *c, int64_t *h,
     advex_status st = decode(&r, x, c, h, w);
     fclose(f);
     return st;
+}
+
+advex_status advex_png_decode8(const char *what, const void *buf, size_t n, FILE *fp, const advex_decode_limits *lim,
+                               advex_img8 *out) {
+    memset(out, 0, sizeof *out);
+    png_reader r;
+    memset(&r, 0, sizeof r);
+    r.what = what;
+    r.mem = fp ? NULL : buf;
+    r.n = n;
+    r.fp = fp;
+    r.lim = lim;
+    r.img8 = out;
+    float *unused = NULL;
+    int64_t c, h, w;
+    if (!fp && (!buf || n == 0)) return advex_set_error(ADVEX_ERR_FORMAT, "%s: empty PNG", what);
+    return decode(&r, &unused, &c, &h, &w);
 }
 
 /* Encode to memory, then write through the atomic file helper. */

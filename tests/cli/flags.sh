@@ -15,7 +15,7 @@ PYEOF
 D="npy:$T/x.npy,$T/y.npy"
 
 # --help of every command exits 0 and lists the common flags
-for c in demo train attack eval predict info png bench; do
+for c in demo train attack eval predict info png bench data; do
     "$ADVEX" $c --help >"$T/h.out" 2>"$T/h.err"
     check "$c --help: exit 0" test $? -eq 0
     for fl in --quiet --threads --max-memory --help; do
@@ -28,6 +28,13 @@ for c in demo train attack eval predict info png bench; do
     check "$c --threads -1: names the flag ($(cat "$T/t.err"))" grep -q -- "--threads" "$T/t.err"
     "$ADVEX" $c --quiet=1 >/dev/null 2>"$T/q.err"
     check "$c --quiet=1: exit 2" test $? -eq 2
+done
+
+# every command that reads data takes --resize and --crop
+for c in train attack eval predict data; do
+    "$ADVEX" $c --help >"$T/h.out" 2>&1
+    check "$c --help lists --resize and --crop" grep -q -- "--resize S" "$T/h.out"
+    check "$c --help lists --crop" grep -q -- "--crop C" "$T/h.out"
 done
 
 # --quiet and --threads are accepted (and honoured) by every command that does work

@@ -131,13 +131,18 @@ import struct, sys; b = open('$T/adv.png', 'rb').read(); sys.exit(0 if struct.un
 "$ADVEX" attack --model "$T/m.onnx" --input "$T/rgb.png" --eps 0.05 --out "$T/adv_rgb.npy" --quiet >"$T/a.out" 2>&1
 check "attack --input RGB converted to grey: same prediction as grey ($(cat "$T/a.out" | head -3))" \
     grep -Eq "^before: +class ${GREY_CLASS:-x}," "$T/a.out"
-"$ADVEX" attack --model "$T/m.onnx" --input "$T/big.png" --eps 0.05 --out "$T/x.png" >"$T/a.out" 2>"$T/a.err"
-check "size mismatch exits 1" test $? -eq 1
+"$ADVEX" attack --model "$T/m.onnx" --input "$T/big.png" --resize 28 --eps 0.05 --out "$T/x.png" >"$T/a.out" 2>"$T/a.err"
+check "size mismatch after --resize exits 1" test $? -eq 1
 check "size mismatch names the file and both sizes ($(cat "$T/a.err"))" \
-    grep -q "big.png: image is 56x40 (width x height) but the model expects 28x28; pass --resize" "$T/a.err"
+    grep -q "big.png: image is 39x28 (width x height) after --resize/--crop but the model expects 28x28" "$T/a.err"
 check "size mismatch writes nothing" test ! -e "$T/x.png"
-"$ADVEX" attack --model "$T/m.onnx" --input "$T/big.png" --resize --eps 0.05 --out "$T/x.png" --quiet >/dev/null
-check "--resize" test -s "$T/x.png"
+"$ADVEX" attack --model "$T/m.onnx" --input "$T/big.png" --resize 28 --crop 28 --eps 0.05 --out "$T/x.png" --quiet >/dev/null
+check "--resize --crop" test -s "$T/x.png"
+rm -f "$T/x.png"
+"$ADVEX" attack --model "$T/m.onnx" --input "$T/big.png" --eps 0.05 --out "$T/x.png" >/dev/null 2>"$T/a.err"
+check "fitted to the model's input by default ($(cat "$T/a.err"))" \
+    grep -q "big.png: resized (shorter side to 28) and centre-cropped to 28x28 (width x height), the model's input size" "$T/a.err"
+check "fitted: written" test -s "$T/x.png"
 "$ADVEX" attack --model "$T/m.onnx" --data fashion-mnist:test --limit 10 --eps 0.05 --out "$T/b.npy" --quiet >/dev/null
 "$ADVEX" png --npy "$T/b.npy" --out "$T/grid.png" --cols 5 --scale 2 >/dev/null
 check "png grid size" $PY -c "

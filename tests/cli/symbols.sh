@@ -8,6 +8,7 @@
 SRC=$2
 LIB=$(dirname "$ADVEX")/libadvex.so
 check "libadvex.so exists beside advex" test -f "$LIB"
+# (an ASan build adds an __odr_asan.<name> indicator for every exported variable: not API)
 nm -D --defined-only "$LIB" | awk '$2 ~ /^[TDBR]$/ && $3 !~ /^__(odr_)?asan/ {print $3}' | sort -u >"$T/exported"
 $PY - "$SRC/include/advex" >"$T/declared" <<'PYEOF'
 import re, sys, glob
