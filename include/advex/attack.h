@@ -76,6 +76,20 @@ typedef struct advex_attack_config {
     float overshoot;      /* < 0: 0.02 */
     /* UAP: the universal perturbation (C,H,W) applied by ADVEX_ATTACK_UAP; not owned */
     const float *uap_delta;
+    /* Transfer mode (default 0). Non-zero: craft for another model than the one attacked
+     * (advex_eval_transfer and advex_eval_run with a surrogate set it). Every iterative attack
+     * then runs every step on every example: no example stops at its first success on the
+     * crafting model, none is skipped because that model already misclassifies it.
+     *   BIM, PGD, MI-FGSM  the last iterate (the transfer literature's, torchattacks');
+     *                      with restarts, the last iterate of the run with the highest loss
+     *   APGD-CE/DLR/T      the highest-loss iterate over all steps, restarts and target
+     *                      classes (auto-attack's perturb(best_loss=True))
+     *   Square             the whole query budget, keeping the lowest-margin point
+     *   FGSM, FGSM-RS, UAP, C&W  unchanged (no early stop to remove; C&W's kappa is its
+     *                      transfer knob)
+     *   standard, DeepFool refused (ADVEX_ERR_ARG): both stop per example at the crafting
+     *                      model's decision boundary by definition */
+    int32_t no_early_stop;
 } advex_attack_config;
 
 /* Defaults: FGSM, eps 0, untargeted, seed 0, L-inf, restarts 1, momentum 1.0, kappa 0,

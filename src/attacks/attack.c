@@ -36,6 +36,10 @@ advex_status advex_attack_batch_info(advex_model *m, const advex_attack_config *
     }
     atk_fn fn = family(c->kind);
     if (!fn) return advex_set_error(ADVEX_ERR_ARG, "unknown attack kind %d", (int)c->kind);
+    if (c->no_early_stop && (c->kind == ADVEX_ATTACK_STANDARD || c->kind == ADVEX_ATTACK_DEEPFOOL))
+        return advex_set_error(ADVEX_ERR_ARG, "%s stops each example at the crafting model's decision boundary: no "
+                               "transfer mode (with a surrogate use pgd, mifgsm, apgd-ce, apgd-t, or cw with a kappa)",
+                               advex_attack_name(c->kind));
     if (c->kind == ADVEX_ATTACK_UAP && !c->uap_delta)
         return advex_set_error(ADVEX_ERR_ARG, "uap: no universal perturbation given (compute one first)");
     if (c->target != ADVEX_TARGET_NONE && (c->kind == ADVEX_ATTACK_STANDARD || c->kind == ADVEX_ATTACK_APGD_T ||

@@ -7,7 +7,8 @@
  * piecewise schedule over the budget rescaled to 10000 iterations.
  * Queries are counted per example (the start counts one) and never exceed the budget.
  * Unlike square.py, each example draws its own windows from its own stream, so results do
- * not depend on the batch. */
+ * not depend on the batch. Transfer mode (c->no_early_stop): every example spends the whole
+ * budget and the lowest-margin point is returned. */
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
     const float p_init = c->p_init > 0 ? (c->p_init < 1 ? c->p_init : 1.0f) : 0.8f;
     const float eps = c->eps;
     const size_t fb = sizeof(float);
+    const int transfer = c->no_early_stop != 0;
     char *blk = atk_alloc((size_t)n * (sizeof(int64_t) * 2 + sizeof(advex_rng) + (size_t)(3 * d + k + 1) * fb +
                                        2 * sizeof(int32_t) + 1));
     if (!blk) return ADVEX_ERR_NOMEM;
@@ -81,8 +83,9 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
         memcpy(xadv + i * d, xb + i * d, (size_t)d * fb);
         if (queries) queries[i] = 1;
         mbest[i] = margin(z + i * k, k, y[i], ts[i], targeted);
-        keep[i] = !atk_success(&L, z + i * k, k, i);
-        if (!keep[i] && info && info->stage) info->stage[i] = 1;
+        int ok = atk_success(&L, z + i * k, k, i);
+        keep[i] = transfer || !ok;
+        if (ok && info && info->stage) info->stage[i] = 1;
         a += keep[i];
     }
     void *arrs[] = {idx, qs, rng, xs, xb, mbest, ys, ts};
@@ -120,8 +123,14 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
             if (queries) queries[i] = qs[j];
             float mg = margin(z + j * k, k, ys[j], ts[j], targeted);
             int ok = atk_success(&L, z + j * k, k, j);
-            keep[j] = !ok;
-            if (ok && info && info->stage) info->stage[i] = 1;
+            if (transfer) { /* the whole budget; the lowest margin so far is kept */
+                keep[j] = 1;
+                if (mg < mbest[j] && info && info->stage) info->stage[i] = ok;
+                ok = 0;
+            } else {
+                keep[j] = !ok;
+                if (ok && info && info->stage) info->stage[i] = 1;
+            }
             if (mg < mbest[j] || ok) {
                 mbest[j] = mg;
                 memcpy(xb + j * d, xn + j * d, (size_t)d * fb);

@@ -79,7 +79,6 @@ static double pert_norm(const float *x, const float *xa, int64_t d, advex_norm n
     return norm == ADVEX_NORM_L2 ? sqrt(s) : s;
 }
 
-/* Craft on `am`, judge on `em` (the same model unless transfer). */
 /* Softmax probability of row i's entry at pred[i]. */
 static void pred_conf(const float *logits, int64_t n, int64_t k, const int32_t *pred, float *conf) {
     for (int64_t i = 0; i < n; i++) {
@@ -90,10 +89,15 @@ static void pred_conf(const float *logits, int64_t n, int64_t k, const int32_t *
     }
 }
 
-static advex_status eval_core(advex_model *am, advex_model *em, const advex_dataset *d, const advex_attack_config *c,
+/* Craft on `am`, judge on `em` (the same model unless transfer). */
+static advex_status eval_core(advex_model *am, advex_model *em, const advex_dataset *d, const advex_attack_config *cfg,
                               int64_t batch, advex_progress_fn progress, void *user, const advex_eval_outputs *out,
                               advex_eval_result *res) {
     static const advex_eval_outputs none = {0};
+    /* crafted on another model: transfer mode (every step on every example, no early stop) */
+    advex_attack_config tc = *cfg;
+    if (am != em) tc.no_early_stop = 1;
+    const advex_attack_config *c = &tc;
     if (!out) out = &none;
     float *adv_out = out->adv;
     advex_status st = check_data(em, d);
