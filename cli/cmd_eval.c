@@ -106,6 +106,10 @@ int cmd_eval(int argc, char **argv) {
                        (long long)advex_model_num_classes(m));
         goto done;
     }
+    for (int a = 0; a < nk; a++) { /* every attack's configuration, before running any */
+        ac.kind = kinds[a];
+        if ((r = cli_attack_ready(cmd, f, nf, sur ? sur : m, sur != NULL, &ac))) { rc = r; goto done; }
+    }
     int64_t clean_correct = 0;
     unsigned warn = 0;
     int itop = 0; /* index of the largest eps: its run gives the image grid */
@@ -140,6 +144,7 @@ int cmd_eval(int argc, char **argv) {
     }
     for (int a = 0; a < nk; a++) {
         ac.kind = kinds[a];
+        if ((r = cli_attack_ready(cmd, f, nf, sur ? sur : m, sur != NULL, &ac))) { rc = r; goto done; }
         if (a == 0) {
             advex_attack_config chk = ac;
             chk.eps = eps[neps - 1];

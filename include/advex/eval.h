@@ -20,7 +20,7 @@ extern "C" {
 #define ADVEX_EVAL_WARN_BLACKBOX_WINS 4u     /* a black-box attack beat the white-box ones */
 #define ADVEX_EVAL_WARN_NONDETERMINISTIC 8u  /* two runs with the same seed differ */
 
-#define ADVEX_EVAL_MAX_STAGES 4
+#define ADVEX_EVAL_MAX_STAGES ADVEX_ATTACK_MAX_STAGES
 
 typedef struct advex_eval_result {
     advex_attack_kind attack;

@@ -1,10 +1,13 @@
-/* Square attack, L-inf (Andriushchenko et al. 2020), following auto-attack's square.py:
+/* Square attack (Andriushchenko et al. 2020), L-inf and L2, following auto-attack's square.py:
  * score-based (forward passes only), margin loss z_y - max_{j!=y} z_j (targeted:
- * max_{j!=t} z_j - z_t), minimised by random search. Start: vertical stripes
- * x + eps * (+-1 per channel and column). Each iteration proposes one s x s window set to
- * +-2 eps per channel around the best point (then projected onto the ball and [0,1]) and keeps
- * it when the margin drops. s = round(sqrt(p * d / C)), p from p_init by the published
- * piecewise schedule over the budget rescaled to 10000 iterations.
+ * max_{j!=t} z_j - z_t), minimised by random search over localised square updates; a
+ * proposal is kept when the margin drops. s = round(sqrt(p * d / C)), p from p_init by the
+ * published piecewise schedule over the budget rescaled to 10000 iterations.
+ *   L-inf  start: vertical stripes x + eps * (+-1 per channel and column); each iteration one
+ *          s x s window set to +-2 eps per channel around the best point, projected onto the
+ *          ball and [0,1]
+ *   L2     start and proposals in square_l2.c (s odd, >= 3): one window redrawn, a second
+ *          zeroed, the whole perturbation kept at L2 norm eps before clipping
  * Queries are counted per example (the start counts one) and never exceed the budget.
  * Unlike square.py, each example draws its own windows from its own stream, so results do
  * not depend on the batch. Transfer mode (c->no_early_stop): every example spends the whole
@@ -47,10 +50,15 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
     const float eps = c->eps;
     const size_t fb = sizeof(float);
     const int transfer = c->no_early_stop != 0;
-    char *blk = atk_alloc((size_t)n * (sizeof(int64_t) * 2 + sizeof(advex_rng) + (size_t)(3 * d + k + 1) * fb +
-                                       2 * sizeof(int32_t) + 1));
+    const int l2 = c->norm == ADVEX_NORM_L2;
+    /* L2 scratch: eta patterns (H*W + C*H*W doubles) and the perturbation being edited (d) */
+    const size_t l2b = l2 ? ((size_t)(H * W + d) * sizeof(double) + (size_t)d * fb + 7) / 8 * 8 : 0;
+    char *blk = atk_alloc(l2b + (size_t)n * (sizeof(int64_t) * 2 + sizeof(advex_rng) + (size_t)(3 * d + k + 1) * fb +
+                                             2 * sizeof(int32_t) + 1));
     if (!blk) return ADVEX_ERR_NOMEM;
-    int64_t *idx = (int64_t *)blk, *qs = idx + n;
+    double *eta_buf = (double *)blk;
+    float *delta = (float *)(blk + (l2 ? (size_t)(H * W + d) * sizeof(double) : 0));
+    int64_t *idx = (int64_t *)(blk + l2b), *qs = idx + n;
     advex_rng *rng = (advex_rng *)(qs + n);
     float *xs = (float *)(rng + n), *xb = xs + n * d, *xn = xb + n * d, *z = xn + n * d, *mbest = z + n * k;
     int32_t *ys = (int32_t *)(mbest + n), *ts = ys + n;
@@ -61,13 +69,17 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
     int targeted = atk_setup_targets(m, c, x, y, n, off, z, ts, &st);
     if (targeted < 0) goto done;
     atk_loss L = {ATK_LOSS_CW, ys, targeted ? ts : NULL, 0};
-    /* start: vertical stripes */
+    /* start: vertical stripes (L-inf) or the grid of eta windows (L2) */
     for (int64_t i = 0; i < n; i++) {
         idx[i] = i;
         ys[i] = y[i];
         qs[i] = 1;
         atk_rng(&rng[i], c->seed, 0x5A, ATK_ID(i));
         memcpy(xs + i * d, x + i * d, (size_t)d * fb);
+        if (l2) {
+            atk_square_l2_init(xb + i * d, x + i * d, C, H, W, eps, &rng[i], eta_buf, delta);
+            continue;
+        }
         for (int64_t ch = 0; ch < C; ch++)
             for (int64_t col = 0; col < W; col++) {
                 float sgn = (advex_rng_u64(&rng[i]) >> 63) ? eps : -eps;
@@ -95,22 +107,33 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
     for (int64_t it = 0; it < Q - 1 && a > 0; it++) {
         float p = p_selection(p_init, it, Q);
         int64_t s = (int64_t)lround(sqrt((double)p * (double)d / (double)C));
-        if (s < 1) s = 1;
-        if (s > H - 1 && H > 1) s = H - 1;
-        if (s > W - 1 && W > 1) s = W - 1;
+        if (l2) { /* odd, at least 3, at most the image (square.py) */
+            s = s < 3 ? 3 : s;
+            s += s % 2 == 0;
+            s = s > H ? H : s;
+            s = s > W ? W : s;
+        } else {
+            if (s < 1) s = 1;
+            if (s > H - 1 && H > 1) s = H - 1;
+            if (s > W - 1 && W > 1) s = W - 1;
+        }
         for (int64_t j = 0; j < a; j++) {
             advex_rng *r = &rng[j];
+            if (l2) {
+                atk_square_l2_propose(xn + j * d, xs + j * d, xb + j * d, C, H, W, s, eps, r, eta_buf, delta);
+                continue;
+            }
             int64_t vh = H - s > 0 ? (int64_t)advex_rng_below(r, (uint64_t)(H - s)) : 0;
             int64_t vw = W - s > 0 ? (int64_t)advex_rng_below(r, (uint64_t)(W - s)) : 0;
             float *o = xn + j * d;
             const float *xj = xs + j * d;
             memcpy(o, xb + j * d, (size_t)d * fb);
             for (int64_t ch = 0; ch < C; ch++) {
-                float delta = (advex_rng_u64(r) >> 63) ? 2.0f * eps : -2.0f * eps;
+                float dv = (advex_rng_u64(r) >> 63) ? 2.0f * eps : -2.0f * eps;
                 for (int64_t row = vh; row < vh + s; row++)
                     for (int64_t col = vw; col < vw + s; col++) {
                         int64_t q = (ch * H + row) * W + col;
-                        float v = o[q] + delta, lo = xj[q] - eps, hi = xj[q] + eps;
+                        float v = o[q] + dv, lo = xj[q] - eps, hi = xj[q] + eps;
                         v = v < lo ? lo : (v > hi ? hi : v);
                         o[q] = clip01(v);
                     }

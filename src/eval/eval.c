@@ -128,12 +128,7 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
     res->norm = advex_attack_norm(c);
     res->transfer = am != em;
     int counts_queries = c->kind == ADVEX_ATTACK_SQUARE || c->kind == ADVEX_ATTACK_STANDARD;
-    if (c->kind == ADVEX_ATTACK_STANDARD) {
-        res->n_stages = 3;
-        res->stage_attack[0] = ADVEX_ATTACK_APGD_CE;
-        res->stage_attack[1] = ADVEX_ATTACK_APGD_T;
-        res->stage_attack[2] = ADVEX_ATTACK_SQUARE;
-    }
+    res->n_stages = advex_attack_stages(c, res->stage_attack, ADVEX_EVAL_MAX_STAGES);
     double t0 = now_seconds();
     for (int64_t i = 0; i < d->n; i += batch) {
         int64_t b = d->n - i < batch ? d->n - i : batch;
