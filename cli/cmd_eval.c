@@ -177,16 +177,7 @@ int cmd_eval(int argc, char **argv) {
             nres++;
         }
     }
-    /* black box beating white box at the same eps */
-    for (int i = 0; i < nres; i++) {
-        if (res[i].attack != ADVEX_ATTACK_SQUARE) continue;
-        for (int j = 0; j < nres; j++)
-            if (j != i && res[j].eps == res[i].eps && res[j].attack != ADVEX_ATTACK_SQUARE &&
-                res[j].attack != ADVEX_ATTACK_NONE && res[j].attack != ADVEX_ATTACK_UAP && !res[j].transfer &&
-                res[i].robust_correct < res[j].robust_correct) {
-                res[i].warnings |= ADVEX_EVAL_WARN_BLACKBOX_WINS;
-            }
-    }
+    advex_eval_flag_masking(res, nres); /* Square beating the white-box attacks at the same eps */
     for (int i = 0; i < nres; i++)
         if (res[i].warnings & ~warn) {
             cli_print_warnings(cmd, res[i].warnings & ~warn);

@@ -17,7 +17,8 @@ extern "C" {
 /* Warnings raised by the evaluation checks (bits of advex_eval_result.warnings). */
 #define ADVEX_EVAL_WARN_PROB_OUTPUT 1u       /* outputs look like probabilities, not logits */
 #define ADVEX_EVAL_WARN_ZERO_GRAD 2u         /* the input gradient is zero for many examples */
-#define ADVEX_EVAL_WARN_BLACKBOX_WINS 4u     /* a black-box attack beat the white-box ones */
+#define ADVEX_EVAL_WARN_BLACKBOX_WINS 4u     /* Square beat the white-box attacks by more than the
+                                                masking margin (advex_eval_flag_masking) */
 #define ADVEX_EVAL_WARN_NONDETERMINISTIC 8u  /* two runs with the same seed differ */
 
 #define ADVEX_EVAL_MAX_STAGES ADVEX_ATTACK_MAX_STAGES
@@ -95,6 +96,22 @@ advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float 
  * the attack with the same seed differing. Adds ADVEX_EVAL_WARN_* bits to *warnings. */
 advex_status advex_eval_checks(advex_model *m, const advex_dataset *d, const advex_attack_config *c,
                                unsigned *warnings);
+/* The gradient-masking check, AutoAttack's rule (checks.check_square_sr: warn when Square
+ * lowers robust accuracy by more than 0.2% below the strongest white-box attack) with a
+ * floor for small evaluations: the black-box attack must find more than
+ * advex_eval_masking_margin(n) = max(3, ceil(0.002 n)) examples that the white-box attacks at
+ * the same eps and norm missed.
+ *   standard: its Square stage removed more than the margin (every earlier stage is
+ *             white-box and ran on the same examples);
+ *   square:   its robust count is more than the margin below the lowest robust count of
+ *             the iterative white-box attacks (bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t)
+ *             among r[0..count) with the same eps, norm and n, none of them transfer.
+ *             Single-step FGSM and the minimal-perturbation attacks are not a benchmark:
+ *             Square beating them is expected of any model.
+ * Sets ADVEX_EVAL_WARN_BLACKBOX_WINS in the flagged results' warnings; returns how many it
+ * flagged. advex_eval_attack and advex_eval_run apply it to a standard run themselves. */
+int64_t advex_eval_masking_margin(int64_t n);
+int advex_eval_flag_masking(advex_eval_result *r, int count);
 /* One-line text for a warning bit. */
 const char *advex_eval_warning_str(unsigned bit);
 

@@ -4,6 +4,7 @@
 # implemented (cw at linf) exits 2 naming both; cw without --norm is L2. Transfer
 # (--surrogate): BIM's adversarial accuracy on the target equals PyTorch's transfer attack
 # (tests/fixtures/transfer) within 1 point, and the attacks without a transfer mode exit 2.
+# The gradient-masking warning follows AutoAttack's rule (advex_eval_flag_masking).
 # Usage: attacks.sh ADVEX SRCDIR
 . "$(dirname "$0")/harness.bash"
 SRC=$2
@@ -66,4 +67,30 @@ for a in standard deepfool; do
     check "$a with a surrogate exits 2" [ $? -eq 2 ]
     check "$a with a surrogate says why" grep -q "$a stops each example" "$T/e"
 done
+
+# the masking warning: Square far better than APGD on a masked model warns; Square better than
+# FGSM alone does not (a one-step attack is no benchmark), nor does an unmasked model
+MK="$SRC/tests/fixtures/attacks/masked.onnx"
+W="Square attack broke more examples"
+"$ADVEX" eval --model "$MK" --data "$D" --limit 100 --attack apgd-ce,square --eps 0.1 --steps 25 --queries 300 \
+    --quiet --json "$T/mk.json" >"$T/o" 2>"$T/e"
+check "masked apgd-ce,square exit code" [ $? -eq 0 ]
+check "masked apgd-ce,square warns" grep -q "$W" "$T/e"
+check "masked warning in the JSON of square only" $PY -c "
+import json, sys
+r = json.load(open(sys.argv[1]))['results']
+w = [any('Square attack broke' in x for x in e.get('warnings', [])) for e in r]
+assert w == [False, True], w
+" "$T/mk.json"
+"$ADVEX" eval --model "$MK" --data "$D" --limit 100 --attack fgsm,square --eps 0.1 --queries 300 --quiet >"$T/o" 2>"$T/e"
+check "masked fgsm,square: square beats fgsm" $PY -c "
+import re, sys
+t = open(sys.argv[1]).read()
+f, s = (float(re.search(r'^' + a + r' +[0-9.]+ +([0-9.]+)%', t, re.M).group(1)) for a in ('fgsm', 'square'))
+assert s < f - 5, (f, s)
+" "$T/o"
+check "masked fgsm,square does not warn of masking" bash -c "! grep -q '$W' '$T/e'"
+"$ADVEX" eval --model "$M" --data "$D" --limit 100 --attack apgd-ce,square --eps 0.1 --steps 25 --queries 300 \
+    --quiet >"$T/o" 2>"$T/e"
+check "unmasked apgd-ce,square does not warn" bash -c "! grep -q '$W' '$T/e'"
 finish
