@@ -56,8 +56,8 @@ typedef struct advex_attack_config {
     int32_t target_label; /* for ADVEX_TARGET_LABEL */
     uint64_t seed;
     /* iterative attacks */
-    int32_t steps;        /* <= 0: BIM/PGD/MI-FGSM 10, APGD 100, C&W 100 per binary step,
-                             DeepFool 50 */
+    int32_t steps;        /* <= 0: BIM/PGD/MI-FGSM 10, APGD 100, C&W 1000 per binary step
+                             (an example stops early when its objective stalls), DeepFool 50 */
     int32_t restarts;     /* PGD/APGD: runs from random starts; 0 = one run from x itself.
                              Default 1 */
     advex_norm norm;      /* the threat model, honoured by every attack; C&W implements L2 only
