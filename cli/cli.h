@@ -128,8 +128,7 @@ int cmd_bench(int argc, char **argv);
  * table; cli_attack_options reads them (and --attack, --target, --seed) into c. Returns 0 or
  * prints one error line and returns an exit code. */
 #define CLI_ATTACK_FLAGS                                                                              \
-    {"--steps", "K", "iterations (bim/pgd/mifgsm 10, apgd 100, cw 1000 per binary step with abort-early, deepfool 50)", \
-     NULL, 0},                                                                                         \
+    {"--steps", "K", "iterations (bim/pgd/mifgsm 10, apgd 100, cw 1000 per binary step, deepfool 50)", NULL, 0}, \
     {"--alpha", "A", "step size (fgsm-rs 1.25*eps, bim/mifgsm eps/K, pgd 2.5*eps/K)", NULL, 0},            \
     {"--restarts", "R", "pgd/apgd: runs from random starts; 0 = one run from x, no random start", NULL, 0}, \
     {"--norm", "N", "linf or l2, for every attack (default: l2 for cw, which is L2 only; linf otherwise)", NULL, 0}, \

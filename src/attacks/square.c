@@ -42,6 +42,52 @@ static float margin(const float *z, int64_t k, int32_t y, int32_t t, int targete
 
 static inline float clip01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
 
+/* xb = clip(x + eps * (+-1 per channel and column)): vertical stripes */
+static void linf_start(float *xb, const float *x, int64_t C, int64_t H, int64_t W, float eps, advex_rng *r) {
+    for (int64_t ch = 0; ch < C; ch++)
+        for (int64_t col = 0; col < W; col++) {
+            float sgn = (advex_rng_u64(r) >> 63) ? eps : -eps;
+            for (int64_t row = 0; row < H; row++) {
+                int64_t q = (ch * H + row) * W + col;
+                xb[q] = clip01(x[q] + sgn);
+            }
+        }
+}
+
+/* xn = xb with one s x s window moved by +-2 eps per channel, projected onto the ball, clipped */
+static void linf_propose(float *xn, const float *x, const float *xb, int64_t C, int64_t H, int64_t W, int64_t s,
+                         float eps, advex_rng *r) {
+    int64_t vh = H - s > 0 ? (int64_t)advex_rng_below(r, (uint64_t)(H - s)) : 0;
+    int64_t vw = W - s > 0 ? (int64_t)advex_rng_below(r, (uint64_t)(W - s)) : 0;
+    memcpy(xn, xb, (size_t)(C * H * W) * sizeof(float));
+    for (int64_t ch = 0; ch < C; ch++) {
+        float dv = (advex_rng_u64(r) >> 63) ? 2.0f * eps : -2.0f * eps;
+        for (int64_t row = vh; row < vh + s; row++)
+            for (int64_t col = vw; col < vw + s; col++) {
+                int64_t q = (ch * H + row) * W + col;
+                float v = xn[q] + dv, lo = x[q] - eps, hi = x[q] + eps;
+                v = v < lo ? lo : (v > hi ? hi : v);
+                xn[q] = clip01(v);
+            }
+    }
+}
+
+/* window side s = round(sqrt(p * d / C)); L2: odd, >= 3, at most the image (square.py);
+ * L-inf: >= 1, at most H - 1 and W - 1 */
+static int64_t window_side(float p, int64_t C, int64_t H, int64_t W, int l2) {
+    int64_t s = (int64_t)lround(sqrt((double)p * (double)(C * H * W) / (double)C));
+    if (l2) {
+        s = s < 3 ? 3 : s;
+        s += s % 2 == 0;
+        s = s > H ? H : s;
+        return s > W ? W : s;
+    }
+    if (s < 1) s = 1;
+    if (s > H - 1 && H > 1) s = H - 1;
+    if (s > W - 1 && W > 1) s = W - 1;
+    return s;
+}
+
 advex_status atk_square(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                         int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info) {
     const int64_t C = m->in_chw[0], H = m->in_chw[1], W = m->in_chw[2], d = C * H * W, k = m->classes;
@@ -76,18 +122,8 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
         qs[i] = 1;
         atk_rng(&rng[i], c->seed, 0x5A, ATK_ID(i));
         memcpy(xs + i * d, x + i * d, (size_t)d * fb);
-        if (l2) {
-            atk_square_l2_init(xb + i * d, x + i * d, C, H, W, eps, &rng[i], eta_buf, delta);
-            continue;
-        }
-        for (int64_t ch = 0; ch < C; ch++)
-            for (int64_t col = 0; col < W; col++) {
-                float sgn = (advex_rng_u64(&rng[i]) >> 63) ? eps : -eps;
-                for (int64_t row = 0; row < H; row++) {
-                    int64_t q = (ch * H + row) * W + col;
-                    xb[i * d + q] = clip01(x[i * d + q] + sgn);
-                }
-            }
+        if (l2) atk_square_l2_init(xb + i * d, x + i * d, C, H, W, eps, &rng[i], eta_buf, delta);
+        else linf_start(xb + i * d, x + i * d, C, H, W, eps, &rng[i]);
     }
     if ((st = advex_model_forward(m, xb, n, z))) goto done;
     int64_t a = 0;
@@ -105,39 +141,10 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
                    sizeof(int32_t), sizeof(int32_t)};
     a = atk_compact(keep, n, arrs, rb, 8);
     for (int64_t it = 0; it < Q - 1 && a > 0; it++) {
-        float p = p_selection(p_init, it, Q);
-        int64_t s = (int64_t)lround(sqrt((double)p * (double)d / (double)C));
-        if (l2) { /* odd, at least 3, at most the image (square.py) */
-            s = s < 3 ? 3 : s;
-            s += s % 2 == 0;
-            s = s > H ? H : s;
-            s = s > W ? W : s;
-        } else {
-            if (s < 1) s = 1;
-            if (s > H - 1 && H > 1) s = H - 1;
-            if (s > W - 1 && W > 1) s = W - 1;
-        }
+        int64_t s = window_side(p_selection(p_init, it, Q), C, H, W, l2);
         for (int64_t j = 0; j < a; j++) {
-            advex_rng *r = &rng[j];
-            if (l2) {
-                atk_square_l2_propose(xn + j * d, xs + j * d, xb + j * d, C, H, W, s, eps, r, eta_buf, delta);
-                continue;
-            }
-            int64_t vh = H - s > 0 ? (int64_t)advex_rng_below(r, (uint64_t)(H - s)) : 0;
-            int64_t vw = W - s > 0 ? (int64_t)advex_rng_below(r, (uint64_t)(W - s)) : 0;
-            float *o = xn + j * d;
-            const float *xj = xs + j * d;
-            memcpy(o, xb + j * d, (size_t)d * fb);
-            for (int64_t ch = 0; ch < C; ch++) {
-                float dv = (advex_rng_u64(r) >> 63) ? 2.0f * eps : -2.0f * eps;
-                for (int64_t row = vh; row < vh + s; row++)
-                    for (int64_t col = vw; col < vw + s; col++) {
-                        int64_t q = (ch * H + row) * W + col;
-                        float v = o[q] + dv, lo = xj[q] - eps, hi = xj[q] + eps;
-                        v = v < lo ? lo : (v > hi ? hi : v);
-                        o[q] = clip01(v);
-                    }
-            }
+            if (l2) atk_square_l2_propose(xn + j * d, xs + j * d, xb + j * d, C, H, W, s, eps, &rng[j], eta_buf, delta);
+            else linf_propose(xn + j * d, xs + j * d, xb + j * d, C, H, W, s, eps, &rng[j]);
         }
         if ((st = advex_model_forward(m, xn, a, z))) goto done;
         for (int64_t j = 0; j < a; j++) {
