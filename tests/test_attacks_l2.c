@@ -4,8 +4,7 @@
  * C&W at L-inf is refused with ADVEX_ERR_ARG naming the attack and the norm. Then Square L2,
  * APGD-CE L2 and APGD-T L2 against the published AutoAttack code (tools/make_l2_fixtures.py,
  * tests/fixtures/attacks/l2_ref.npy): robust counts on the first 200 Fashion-MNIST test images
- * within 3 examples of the reference's range over 5 seeds. Last, C&W's defaults beat DeepFool
- * and reach the target when targeted. */
+ * within 3 examples of the reference's range over 5 seeds. */
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,64 +141,10 @@ TEST(l2_matches_autoattack_reference) {
     free(ref);
 }
 
-/* C&W's defaults make it the strongest L2 attack here: on the fixture model its successful
- * untargeted examples have a median L2 no larger than DeepFool's at no lower success rate, and
- * targeted (random targets) it reaches the target on >= 95% of the correctly classified. */
-TEST(cw_defaults_beat_deepfool) {
-    ASSERT(setup());
-    /* examples leave the batch as they converge: the last few are cheaper on one thread
-     * (results do not depend on the thread count) */
-    int threads = advex_get_threads();
-    advex_set_threads(1);
-    advex_dataset sub = data;
-    sub.n = 30;
-    advex_attack_config c;
-    advex_attack_config_default(&c);
-    c.kind = ADVEX_ATTACK_CW;
-    c.norm = ADVEX_NORM_L2;
-    c.eps = FLT_MAX; /* unbounded: every other field at its default */
-    advex_eval_result cw, df;
-    ASSERT_OK(advex_eval_attack(net, &sub, &c, 64, NULL, NULL, NULL, &cw));
-    c.kind = ADVEX_ATTACK_DEEPFOOL;
-    ASSERT_OK(advex_eval_attack(net, &sub, &c, 64, NULL, NULL, NULL, &df));
-    fprintf(stderr, "  untargeted, %lld correct: cw success %.3f median L2 %.4f (%.2fs); deepfool %.3f, %.4f\n",
-            (long long)cw.clean_correct, cw.success_rate, cw.norm_median, cw.seconds, df.success_rate, df.norm_median);
-    ASSERT(cw.success_rate >= df.success_rate);
-    ASSERT_MSG(cw.norm_median <= df.norm_median, "cw median L2 %.4f > deepfool's %.4f", cw.norm_median,
-               df.norm_median);
-    /* targeted: hits on the correctly classified examples */
-    const int64_t n = sub.n;
-    float *xa = malloc((size_t)(n * D) * sizeof(float)), *z = malloc((size_t)(n * K) * sizeof(float));
-    int32_t *t = malloc((size_t)n * sizeof(int32_t));
-    ASSERT(xa && z && t);
-    c.kind = ADVEX_ATTACK_CW;
-    c.target = ADVEX_TARGET_RANDOM;
-    c.seed = 4;
-    ASSERT_OK(advex_model_forward(net, sub.x, n, z));
-    ASSERT_OK(advex_attack_targets(&c, z, sub.y, n, K, 0, t));
-    int64_t correct = 0, hits = 0;
-    int32_t clean[64];
-    for (int64_t i = 0; i < n; i++) clean[i] = argmax(z + i * K);
-    ASSERT_OK(advex_attack_batch(net, &c, sub.x, sub.y, n, 0, xa));
-    ASSERT_OK(advex_model_forward(net, xa, n, z));
-    for (int64_t i = 0; i < n; i++) {
-        if (clean[i] != sub.y[i]) continue;
-        correct++;
-        hits += argmax(z + i * K) == t[i];
-    }
-    fprintf(stderr, "  targeted: cw reaches the target on %lld of %lld correctly classified\n", (long long)hits,
-            (long long)correct);
-    ASSERT(correct > 0);
-    ASSERT_MSG(hits * 100 >= correct * 95, "cw targeted: %lld of %lld", (long long)hits, (long long)correct);
-    free(xa); free(z); free(t);
-    advex_set_threads(threads);
-}
-
 TEST(teardown) {
     advex_model_free(net);
     advex_dataset_free(&data);
     net = NULL;
 }
 
-TEST_MAIN(TEST_ENTRY(every_attack_honours_its_norm), TEST_ENTRY(l2_matches_autoattack_reference),
-          TEST_ENTRY(cw_defaults_beat_deepfool), TEST_ENTRY(teardown))
+TEST_MAIN(TEST_ENTRY(every_attack_honours_its_norm), TEST_ENTRY(l2_matches_autoattack_reference), TEST_ENTRY(teardown))
