@@ -73,7 +73,8 @@ typedef struct advex_eval_outputs {
     float *adv_conf;     /* (n): softmax probability of adv_pred */
 } advex_eval_outputs;
 
-/* advex_eval_attack (surrogate NULL) or advex_eval_transfer (crafted on surrogate, judged on m)
+/* advex_eval_attack (surrogate NULL) or advex_eval_transfer (crafted on surrogate in transfer
+ * mode, judged on m)
  * with per-example predictions and confidences, for per-class counts, confusion matrices and
  * image grids (advex/report.h). out may be NULL. */
 advex_status advex_eval_run(advex_model *m, advex_model *surrogate, const advex_dataset *d,
@@ -81,7 +82,9 @@ advex_status advex_eval_run(advex_model *m, advex_model *surrogate, const advex_
                             void *user, const advex_eval_outputs *out, advex_eval_result *res);
 
 /* Transfer: craft with c on `surrogate`, evaluate (clean and adversarial) on `target`.
- * Both models must take the same input shape and classes. */
+ * Both models must take the same input shape and classes. The attack runs in transfer mode
+ * (c->no_early_stop set on a copy: every step on every example, see advex/attack.h);
+ * standard and deepfool are refused (ADVEX_ERR_ARG). */
 advex_status advex_eval_transfer(advex_model *surrogate, advex_model *target, const advex_dataset *d,
                                  const advex_attack_config *c, int64_t batch, advex_progress_fn progress,
                                  void *user, float *adv_out, advex_eval_result *res);
@@ -93,7 +96,9 @@ advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float 
 
 /* Cheap checks that the evaluation is not fooling its user, on the first few examples of d:
  * probability-like outputs, zero input gradients for many examples, and (with c) two runs of
- * the attack with the same seed differing. Adds ADVEX_EVAL_WARN_* bits to *warnings. */
+ * the attack with the same seed differing (on 8 examples, its budget capped at 20 steps, 2
+ * binary steps, 200 queries, 2 target classes, 1 restart). Adds ADVEX_EVAL_WARN_* bits to
+ * *warnings. */
 advex_status advex_eval_checks(advex_model *m, const advex_dataset *d, const advex_attack_config *c,
                                unsigned *warnings);
 /* The gradient-masking check, AutoAttack's rule (checks.check_square_sr: warn when Square
