@@ -1,6 +1,6 @@
 /* Every attack implements the norm it is asked for or refuses it: at L2 each returns
  * perturbations of L2 norm <= eps in [0,1], at L-inf of L-inf norm <= eps, measured here in
- * the requested norm (not the one the attack reports), and the evaluation reports that norm;
+ * the requested norm (not the one the attack reports), and advex_attack_norm reports it;
  * C&W at L-inf is refused with ADVEX_ERR_ARG naming the attack and the norm. Then Square L2,
  * APGD-CE L2 and APGD-T L2 against the published AutoAttack code (tools/make_l2_fixtures.py,
  * tests/fixtures/attacks/l2_ref.npy): robust counts on the first 200 Fashion-MNIST test images
@@ -40,8 +40,8 @@ static int32_t argmax(const float *z) {
 
 TEST(every_attack_honours_its_norm) {
     ASSERT(setup());
-    const int n = 24;
-    float *xa = malloc((size_t)n * D * sizeof(float)), z[24 * K], zc[24 * K], delta[D];
+    const int n = 16;
+    float *xa = malloc((size_t)n * D * sizeof(float)), z[16 * K], zc[16 * K], delta[D];
     ASSERT(xa);
     ASSERT_OK(advex_model_forward(net, data.x, n, zc));
     for (int kind = ADVEX_ATTACK_FGSM; kind < ADVEX_ATTACK_COUNT_; kind++) {
@@ -92,11 +92,6 @@ TEST(every_attack_honours_its_norm) {
             if (!advex_attack_is_min_norm(c.kind))
                 ASSERT_MSG(largest >= 0.5 * c.eps, "%s %s: largest perturbation %.4g of eps %g", name,
                            nm ? "l2" : "linf", largest, (double)c.eps);
-            advex_dataset sub = data;
-            sub.n = 8;
-            advex_eval_result r;
-            ASSERT_OK(advex_eval_attack(net, &sub, &c, 8, NULL, NULL, NULL, &r));
-            ASSERT_EQ_INT(r.norm, c.norm);
         }
     }
     free(xa);
@@ -114,10 +109,8 @@ TEST(l2_matches_autoattack_reference) {
     int32_t *ref = NULL;
     int64_t nref = 0;
     ASSERT_OK(advex_npy_load_labels(advex_test_src("tests/fixtures/attacks/l2_ref.npy"), &ref, &nref));
-    ASSERT(nref % 4 == 0 && nref >= 4);
-    const int64_t seeds = nref / 4;
-    /* rows: apgd-ce, apgd-t, square, standard; standard (measured once: 103, as the reference)
-     * is left out here, it would double the test's time for what its stages already show */
+    ASSERT(nref % 3 == 0 && nref >= 3);
+    const int64_t seeds = nref / 3; /* rows: apgd-ce, apgd-t, square */
     const advex_attack_kind kinds[3] = {ADVEX_ATTACK_APGD_CE, ADVEX_ATTACK_APGD_T, ADVEX_ATTACK_SQUARE};
     for (int a = 0; a < 3; a++) {
         int64_t lo = INT64_MAX, hi = 0;
@@ -130,8 +123,9 @@ TEST(l2_matches_autoattack_reference) {
         advex_attack_config_default(&c);
         c.kind = kinds[a];
         c.norm = ADVEX_NORM_L2;
-        c.eps = 1.0f; /* as tools/make_l2_fixtures.py: EPS 1.0, 100 iterations, 9 targets, 1000 queries */
-        c.queries = 1000;
+        c.eps = 1.0f; /* as tools/make_l2_fixtures.py: EPS 1.0, 100 iterations, 3 targets, 500 queries */
+        c.topk = 3;
+        c.queries = 500;
         int64_t got = robust_count(&c);
         fprintf(stderr, "  %-9s L2 eps 1: advex robust %lld of %d, reference %lld..%lld over %lld seeds\n",
                 advex_attack_name(c.kind), (long long)got, NREF, (long long)lo, (long long)hi, (long long)seeds);

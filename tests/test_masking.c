@@ -91,18 +91,18 @@ TEST(masked_model_warns) {
     advex_model *m = NULL;
     advex_dataset d = {0};
     ASSERT_OK(advex_model_load_onnx(advex_test_src("tests/fixtures/attacks/masked.onnx"), &m));
-    ASSERT_OK(advex_dataset_load("fashion-mnist:test", NULL, 100, &d));
+    ASSERT_OK(advex_dataset_load("fashion-mnist:test", NULL, 64, &d));
     advex_attack_config c;
     advex_eval_result r[2], s;
     config(&c, ADVEX_ATTACK_STANDARD);
-    ASSERT_OK(advex_eval_attack(m, &d, &c, 100, NULL, NULL, NULL, &s));
+    ASSERT_OK(advex_eval_attack(m, &d, &c, 64, NULL, NULL, NULL, &s));
     fprintf(stderr, "  masked, standard: removed %lld / %lld / %lld\n", (long long)s.stage_removed[0],
             (long long)s.stage_removed[1], (long long)s.stage_removed[2]);
     ASSERT(s.warnings & ADVEX_EVAL_WARN_BLACKBOX_WINS);
     config(&c, ADVEX_ATTACK_APGD_CE);
-    ASSERT_OK(advex_eval_attack(m, &d, &c, 100, NULL, NULL, NULL, &r[0]));
+    ASSERT_OK(advex_eval_attack(m, &d, &c, 64, NULL, NULL, NULL, &r[0]));
     config(&c, ADVEX_ATTACK_SQUARE);
-    ASSERT_OK(advex_eval_attack(m, &d, &c, 100, NULL, NULL, NULL, &r[1]));
+    ASSERT_OK(advex_eval_attack(m, &d, &c, 64, NULL, NULL, NULL, &r[1]));
     fprintf(stderr, "  masked: apgd-ce robust %lld, square robust %lld of %lld\n", (long long)r[0].robust_correct,
             (long long)r[1].robust_correct, (long long)r[0].n);
     ASSERT_EQ_INT(r[1].warnings & ADVEX_EVAL_WARN_BLACKBOX_WINS, 0); /* alone, no comparison */
@@ -116,18 +116,18 @@ TEST(unmasked_model_does_not_warn) {
     advex_model *m = NULL;
     advex_dataset d = {0};
     ASSERT_OK(advex_model_load_onnx(advex_test_src("tests/fixtures/attacks/small_pgd.onnx"), &m));
-    ASSERT_OK(advex_dataset_load("fashion-mnist:test", NULL, 100, &d));
+    ASSERT_OK(advex_dataset_load("fashion-mnist:test", NULL, 64, &d));
     advex_attack_config c;
     advex_eval_result r[3], s;
     config(&c, ADVEX_ATTACK_STANDARD);
-    ASSERT_OK(advex_eval_attack(m, &d, &c, 100, NULL, NULL, NULL, &s));
+    ASSERT_OK(advex_eval_attack(m, &d, &c, 64, NULL, NULL, NULL, &s));
     fprintf(stderr, "  small, standard: removed %lld / %lld / %lld\n", (long long)s.stage_removed[0],
             (long long)s.stage_removed[1], (long long)s.stage_removed[2]);
     ASSERT_EQ_INT(s.warnings & ADVEX_EVAL_WARN_BLACKBOX_WINS, 0);
     const advex_attack_kind kinds[3] = {ADVEX_ATTACK_FGSM, ADVEX_ATTACK_APGD_CE, ADVEX_ATTACK_SQUARE};
     for (int a = 0; a < 3; a++) {
         config(&c, kinds[a]);
-        ASSERT_OK(advex_eval_attack(m, &d, &c, 100, NULL, NULL, NULL, &r[a]));
+        ASSERT_OK(advex_eval_attack(m, &d, &c, 64, NULL, NULL, NULL, &r[a]));
     }
     ASSERT_EQ_INT(advex_eval_flag_masking(r, 3), 0);
     advex_dataset_free(&d);

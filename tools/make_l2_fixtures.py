@@ -3,11 +3,11 @@
 AutoAttack code (/work/shared/reference/autoattack, used from there, never copied) run on the
 `small` network of tests/fixtures/attacks/small_pgd.onnx (its weights loaded into PyTorch) over
 the first N Fashion-MNIST test images at L2 eps EPS:
-  APGD-CE L2 (100 iterations, 1 restart), APGD-T L2 (100 iterations, 9 target classes),
+  APGD-CE L2 (100 iterations, 1 restart), APGD-T L2 (100 iterations, TOPK target classes),
   Square L2 (QUERIES queries, p_init 0.8, the schedule rescaled to the budget as square.py's
-  default), and AutoAttack's standard L2 list without FAB-T (APGD-CE, APGD-T, Square with the
-  same settings), each for SEEDS seeds.
-Writes l2_ref.npy: int64 robust counts, 4 x SEEDS flattened (apgd-ce, apgd-t, square, standard).
+  default), each for SEEDS seeds (budgets kept small so the test stays fast under the
+  sanitizers).
+Writes l2_ref.npy: int64 robust counts, 3 x SEEDS flattened (apgd-ce, apgd-t, square).
 The C test compares advex's counts with the reference's range. Run with /usr/bin/python3
 (torch 1.13). Never needed at run time.
 
@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 from onnx import numpy_helper
 
-EPS, N, QUERIES, SEEDS = 1.0, 200, 1000, 5
+EPS, N, QUERIES, TOPK, SEEDS = 1.0, 200, 500, 3, 5
 
 
 def idx(path):
@@ -47,7 +47,6 @@ def main():
     if not os.path.isdir(os.path.join(ref, "autoattack")):
         ref = "/work/shared/reference"
     sys.path.insert(0, ref)
-    from autoattack import AutoAttack
     from autoattack.autopgd_base import APGDAttack, APGDAttack_targeted
     from autoattack.square import SquareAttack
 
@@ -65,25 +64,18 @@ def main():
         with torch.no_grad():
             return int((clean & (model(adv).argmax(1) == y)).sum())
 
-    counts = np.zeros((4, SEEDS), dtype=np.int64)
+    counts = np.zeros((3, SEEDS), dtype=np.int64)
     for seed in range(SEEDS):
         apgd = APGDAttack(model, norm="L2", eps=EPS, n_iter=100, n_restarts=1, loss="ce", seed=seed, device="cpu")
         counts[0, seed] = robust(apgd.perturb(x, y))
-        apgdt = APGDAttack_targeted(model, norm="L2", eps=EPS, n_iter=100, n_restarts=1, n_target_classes=9,
+        apgdt = APGDAttack_targeted(model, norm="L2", eps=EPS, n_iter=100, n_restarts=1, n_target_classes=TOPK,
                                     seed=seed, device="cpu")
         counts[1, seed] = robust(apgdt.perturb(x, y))
         square = SquareAttack(model, norm="L2", eps=EPS, n_queries=QUERIES, p_init=0.8, n_restarts=1, seed=seed,
                               device="cpu", resc_schedule=True)
         counts[2, seed] = robust(square.perturb(x, y))
-        aa = AutoAttack(model, norm="L2", eps=EPS, version="custom", attacks_to_run=["apgd-ce", "apgd-t", "square"],
-                        seed=seed, verbose=False, device="cpu")
-        aa.apgd.n_restarts = 1
-        aa.apgd_targeted.n_target_classes = 9
-        aa.square.n_queries = QUERIES
-        aa.square.resc_schedule = True
-        counts[3, seed] = robust(aa.run_standard_evaluation(x, y, bs=N))
         print(f"seed {seed}: robust of {N} (clean {int(clean.sum())}): apgd-ce {counts[0, seed]}, "
-              f"apgd-t {counts[1, seed]}, square {counts[2, seed]}, standard {counts[3, seed]}", flush=True)
+              f"apgd-t {counts[1, seed]}, square {counts[2, seed]}", flush=True)
     np.save(os.path.join(out, "l2_ref.npy"), counts.reshape(-1))  # 1-D: row-major (attack, seed)
 
 

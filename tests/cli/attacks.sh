@@ -72,7 +72,7 @@ done
 # FGSM alone does not (a one-step attack is no benchmark), nor does an unmasked model
 MK="$SRC/tests/fixtures/attacks/masked.onnx"
 W="Square attack broke more examples"
-"$ADVEX" eval --model "$MK" --data "$D" --limit 100 --attack apgd-ce,square --eps 0.1 --steps 25 --queries 300 \
+"$ADVEX" eval --model "$MK" --data "$D" --limit 64 --attack apgd-ce,square --eps 0.1 --steps 25 --queries 300 \
     --quiet --json "$T/mk.json" >"$T/o" 2>"$T/e"
 check "masked apgd-ce,square exit code" [ $? -eq 0 ]
 check "masked apgd-ce,square warns" grep -q "$W" "$T/e"
@@ -82,7 +82,7 @@ r = json.load(open(sys.argv[1]))['results']
 w = [any('Square attack broke' in x for x in e.get('warnings', [])) for e in r]
 assert w == [False, True], w
 " "$T/mk.json"
-"$ADVEX" eval --model "$MK" --data "$D" --limit 100 --attack fgsm,square --eps 0.1 --queries 300 --quiet >"$T/o" 2>"$T/e"
+"$ADVEX" eval --model "$MK" --data "$D" --limit 64 --attack fgsm,square --eps 0.1 --queries 300 --quiet >"$T/o" 2>"$T/e"
 check "masked fgsm,square: square beats fgsm" $PY -c "
 import re, sys
 t = open(sys.argv[1]).read()
@@ -90,7 +90,7 @@ f, s = (float(re.search(r'^' + a + r' +[0-9.]+ +([0-9.]+)%', t, re.M).group(1)) 
 assert s < f - 5, (f, s)
 " "$T/o"
 check "masked fgsm,square does not warn of masking" bash -c "! grep -q '$W' '$T/e'"
-"$ADVEX" eval --model "$M" --data "$D" --limit 100 --attack apgd-ce,square --eps 0.1 --steps 25 --queries 300 \
+"$ADVEX" eval --model "$M" --data "$D" --limit 64 --attack apgd-ce,square --eps 0.1 --steps 25 --queries 300 \
     --quiet >"$T/o" 2>"$T/e"
 check "unmasked apgd-ce,square does not warn" bash -c "! grep -q '$W' '$T/e'"
 finish
