@@ -128,10 +128,10 @@ int cmd_bench(int argc, char **argv);
  * table; cli_attack_options reads them (and --attack, --target, --seed) into c. Returns 0 or
  * prints one error line and returns an exit code. */
 #define CLI_ATTACK_FLAGS                                                                              \
-    {"--steps", "K", "iterations (bim/pgd/mifgsm 10, apgd 100, cw 100 per binary step, deepfool 50)", NULL, 0}, \
+    {"--steps", "K", "iterations (bim/pgd/mifgsm 10, apgd 100, cw 1000 per binary step, deepfool 50)", NULL, 0}, \
     {"--alpha", "A", "step size (fgsm-rs 1.25*eps, bim/mifgsm eps/K, pgd 2.5*eps/K)", NULL, 0},            \
     {"--restarts", "R", "pgd/apgd: runs from random starts; 0 = one run from x, no random start", NULL, 0}, \
-    {"--norm", "N", "linf or l2 (bim, pgd, mifgsm, apgd, deepfool, uap)", "linf", 0},                      \
+    {"--norm", "N", "linf or l2, for every attack (default: l2 for cw, which is L2 only; linf otherwise)", NULL, 0}, \
     {"--queries", "Q", "square: query budget per example (default 5000)", NULL, 0},                          \
     {"--p-init", "P", "square: initial fraction of pixels changed (default 0.8)", NULL, 0},                 \
     {"--momentum", "MU", "mifgsm: momentum decay (default 1.0)", NULL, 0},                                  \
@@ -148,6 +148,10 @@ int cmd_bench(int argc, char **argv);
     {"--uap-out", "FILE", "uap: write the perturbation here (.npy, float32 C x H x W)", NULL, 0},           \
     {"--no-checks", NULL, "skip the sanity checks (probability outputs, zero gradients, determinism)", NULL, 0}
 int cli_attack_options(const char *cmd, cli_flag *f, int nflags, advex_attack_config *c);
+/* Before running c->kind on m: the norm (--norm, else the attack's default) into c, then
+ * advex_attack_check (in transfer mode when `transfer`). 0, or one error line and exit 2. */
+int cli_attack_ready(const char *cmd, cli_flag *f, int nflags, const advex_model *m, int transfer,
+                     advex_attack_config *c);
 /* --surrogate: load it (or set *s = NULL when not given). 0 or an exit code. */
 int cli_load_surrogate(const char *cmd, cli_flag *f, int nflags, advex_model *target, advex_model **s);
 /* uap: compute delta (C*H*W, malloc'd into *delta) for c->eps on --uap-data, write --uap-out

@@ -154,6 +154,7 @@ int cmd_attack(int argc, char **argv) {
     int rc = CLI_EXIT_FAIL;
     if ((r = cli_load_model(cmd, model_path, NULL, 0, &m))) { rc = r; goto done; }
     if ((r = cli_load_surrogate(cmd, f, nf, m, &sur))) { rc = r; goto done; }
+    if ((r = cli_attack_ready(cmd, f, nf, sur ? sur : m, sur != NULL, &ac))) { rc = r; goto done; }
     const char *input = CLI_GET(f, "--input")->value;
     if (input) {
         if ((r = load_input(cmd, input, CLI_GET(f, "--resize")->seen, CLI_GET(f, "--label"), m, &d))) { rc = r; goto done; }
@@ -194,8 +195,8 @@ int cmd_attack(int argc, char **argv) {
         printf("examples: %lld   attack: %s%s   eps: unbounded\n", (long long)d.n, advex_attack_name(ac.kind),
                sur ? " (transfer)" : "");
     else
-        printf("examples: %lld   attack: %s%s   eps: %.6g\n", (long long)d.n, advex_attack_name(ac.kind),
-               sur ? " (transfer)" : "", (double)ac.eps);
+        printf("examples: %lld   attack: %s%s   eps: %.6g (%s)\n", (long long)d.n, advex_attack_name(ac.kind),
+               sur ? " (transfer)" : "", (double)ac.eps, res.norm == ADVEX_NORM_L2 ? "L2" : "L-inf");
     printf("clean accuracy:       %.2f%%\n", 100.0 * (double)res.clean_correct / (double)d.n);
     printf("adversarial accuracy: %.2f%%\n", 100.0 * res.robust_accuracy);
     printf("success rate:         %.2f%% (of the %lld correctly classified)\n", 100.0 * res.success_rate,

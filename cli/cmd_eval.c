@@ -106,6 +106,10 @@ int cmd_eval(int argc, char **argv) {
                        (long long)advex_model_num_classes(m));
         goto done;
     }
+    for (int a = 0; a < nk; a++) { /* every attack's configuration, before running any */
+        ac.kind = kinds[a];
+        if ((r = cli_attack_ready(cmd, f, nf, sur ? sur : m, sur != NULL, &ac))) { rc = r; goto done; }
+    }
     int64_t clean_correct = 0;
     unsigned warn = 0;
     int itop = 0; /* index of the largest eps: its run gives the image grid */
@@ -140,6 +144,7 @@ int cmd_eval(int argc, char **argv) {
     }
     for (int a = 0; a < nk; a++) {
         ac.kind = kinds[a];
+        if ((r = cli_attack_ready(cmd, f, nf, sur ? sur : m, sur != NULL, &ac))) { rc = r; goto done; }
         if (a == 0) {
             advex_attack_config chk = ac;
             chk.eps = eps[neps - 1];
@@ -172,16 +177,7 @@ int cmd_eval(int argc, char **argv) {
             nres++;
         }
     }
-    /* black box beating white box at the same eps */
-    for (int i = 0; i < nres; i++) {
-        if (res[i].attack != ADVEX_ATTACK_SQUARE) continue;
-        for (int j = 0; j < nres; j++)
-            if (j != i && res[j].eps == res[i].eps && res[j].attack != ADVEX_ATTACK_SQUARE &&
-                res[j].attack != ADVEX_ATTACK_NONE && res[j].attack != ADVEX_ATTACK_UAP && !res[j].transfer &&
-                res[i].robust_correct < res[j].robust_correct) {
-                res[i].warnings |= ADVEX_EVAL_WARN_BLACKBOX_WINS;
-            }
-    }
+    advex_eval_flag_masking(res, nres); /* Square beating the white-box attacks at the same eps */
     for (int i = 0; i < nres; i++)
         if (res[i].warnings & ~warn) {
             cli_print_warnings(cmd, res[i].warnings & ~warn);

@@ -434,6 +434,18 @@ int cli_attack_options(const char *cmd, cli_flag *f, int nf, advex_attack_config
     return 0;
 }
 
+int cli_attack_ready(const char *cmd, cli_flag *f, int nf, const advex_model *m, int transfer,
+                     advex_attack_config *c) {
+    static const float no_delta = 0.0f; /* uap's perturbation is computed later */
+    cli_flag *fl = cli_get(f, nf, "--norm");
+    if (!fl || !fl->value) c->norm = advex_attack_default_norm(c->kind);
+    advex_attack_config chk = *c;
+    chk.no_early_stop = transfer;
+    if (!chk.uap_delta) chk.uap_delta = &no_delta;
+    advex_status st = advex_attack_check(m, &chk);
+    return st ? cli_fail(cmd, st) : 0;
+}
+
 int cli_load_surrogate(const char *cmd, cli_flag *f, int nf, advex_model *target, advex_model **s) {
     *s = NULL;
     cli_flag *fl = cli_get(f, nf, "--surrogate");

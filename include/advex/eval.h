@@ -18,10 +18,11 @@ ADVEX_API_BEGIN
 /* Warnings raised by the evaluation checks (bits of advex_eval_result.warnings). */
 #define ADVEX_EVAL_WARN_PROB_OUTPUT 1u       /* outputs look like probabilities, not logits */
 #define ADVEX_EVAL_WARN_ZERO_GRAD 2u         /* the input gradient is zero for many examples */
-#define ADVEX_EVAL_WARN_BLACKBOX_WINS 4u     /* a black-box attack beat the white-box ones */
+#define ADVEX_EVAL_WARN_BLACKBOX_WINS 4u     /* Square beat the white-box attacks by more than the
+                                                masking margin (advex_eval_flag_masking) */
 #define ADVEX_EVAL_WARN_NONDETERMINISTIC 8u  /* two runs with the same seed differ */
 
-#define ADVEX_EVAL_MAX_STAGES 4
+#define ADVEX_EVAL_MAX_STAGES ADVEX_ATTACK_MAX_STAGES
 
 typedef struct advex_eval_result {
     advex_attack_kind attack;
@@ -73,7 +74,8 @@ typedef struct advex_eval_outputs {
     float *adv_conf;     /* (n): softmax probability of adv_pred */
 } advex_eval_outputs;
 
-/* advex_eval_attack (surrogate NULL) or advex_eval_transfer (crafted on surrogate, judged on m)
+/* advex_eval_attack (surrogate NULL) or advex_eval_transfer (crafted on surrogate in transfer
+ * mode, judged on m)
  * with per-example predictions and confidences, for per-class counts, confusion matrices and
  * image grids (advex/report.h). out may be NULL. */
 advex_status advex_eval_run(advex_model *m, advex_model *surrogate, const advex_dataset *d,
@@ -81,7 +83,9 @@ advex_status advex_eval_run(advex_model *m, advex_model *surrogate, const advex_
                             void *user, const advex_eval_outputs *out, advex_eval_result *res);
 
 /* Transfer: craft with c on `surrogate`, evaluate (clean and adversarial) on `target`.
- * Both models must take the same input shape and classes. */
+ * Both models must take the same input shape and classes. The attack runs in transfer mode
+ * (c->no_early_stop set on a copy: every step on every example, see advex/attack.h);
+ * standard and deepfool are refused (ADVEX_ERR_ARG). */
 advex_status advex_eval_transfer(advex_model *surrogate, advex_model *target, const advex_dataset *d,
                                  const advex_attack_config *c, int64_t batch, advex_progress_fn progress,
                                  void *user, float *adv_out, advex_eval_result *res);
@@ -93,9 +97,27 @@ advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float 
 
 /* Cheap checks that the evaluation is not fooling its user, on the first few examples of d:
  * probability-like outputs, zero input gradients for many examples, and (with c) two runs of
- * the attack with the same seed differing. Adds ADVEX_EVAL_WARN_* bits to *warnings. */
+ * the attack with the same seed differing (on 8 examples, its budget capped at 20 steps, 2
+ * binary steps, 200 queries, 2 target classes, 1 restart). Adds ADVEX_EVAL_WARN_* bits to
+ * *warnings. */
 advex_status advex_eval_checks(advex_model *m, const advex_dataset *d, const advex_attack_config *c,
                                unsigned *warnings);
+/* The gradient-masking check, AutoAttack's rule (checks.check_square_sr: warn when Square
+ * lowers robust accuracy by more than 0.2% below the strongest white-box attack) with a
+ * floor for small evaluations: the black-box attack must find more than
+ * advex_eval_masking_margin(n) = max(3, ceil(0.002 n)) examples that the white-box attacks at
+ * the same eps and norm missed.
+ *   standard: its Square stage removed more than the margin (every earlier stage is
+ *             white-box and ran on the same examples);
+ *   square:   its robust count is more than the margin below the lowest robust count of
+ *             the iterative white-box attacks (bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t)
+ *             among r[0..count) with the same eps, norm and n, none of them transfer.
+ *             Single-step FGSM and the minimal-perturbation attacks are not a benchmark:
+ *             Square beating them is expected of any model.
+ * Sets ADVEX_EVAL_WARN_BLACKBOX_WINS in the flagged results' warnings; returns how many it
+ * flagged. advex_eval_attack and advex_eval_run apply it to a standard run themselves. */
+int64_t advex_eval_masking_margin(int64_t n);
+int advex_eval_flag_masking(advex_eval_result *r, int count);
 /* One-line text for a warning bit. */
 const char *advex_eval_warning_str(unsigned bit);
 

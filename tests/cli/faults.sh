@@ -16,8 +16,9 @@ trap cleanup EXIT
 M="$SRC/tests/fixtures/onnx/small_torch.onnx"
 skip=0
 bad() { fail=$((fail+1)); echo "FAIL: $*"; sed 's/^/  stderr: /' "$T/stderr" 2>/dev/null | head -5; }
-# no file at $1 and no temporary file beside it
-clean_dir() { [ ! -e "$1" ] && ! ls -a "$(dirname "$1")" | grep -q '\.tmp'; }
+# no file at $1 and no temporary file of it beside it (only its own: a SIGKILL in the training
+# section may leave a checkpoint's temporary behind, which nothing can clean up)
+clean_dir() { [ ! -e "$1" ] && ! ls -a "$(dirname "$1")" | grep -qF "$(basename "$1").tmp"; }
 
 # expect CODE PATTERN OUTFILE -- command...
 expect() {
