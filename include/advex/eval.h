@@ -49,6 +49,9 @@ typedef struct advex_eval_result {
     int64_t stage_removed[ADVEX_EVAL_MAX_STAGES];
     unsigned warnings;       /* ADVEX_EVAL_WARN_* found while evaluating */
     int transfer;            /* 1 if crafted on a surrogate model (advex_eval_transfer) */
+    /* Targeted attacks: examples the model classifies as their target afterwards (of n);
+     * -1 for an untargeted attack. */
+    int64_t target_hits;
 } advex_eval_result;
 
 /* Called after each batch (done, total); return non-zero to stop (ADVEX_ERR_INTERRUPTED). */
@@ -118,6 +121,79 @@ advex_status advex_eval_checks(advex_model *m, const advex_dataset *d, const adv
  * flagged. advex_eval_attack and advex_eval_run apply it to a standard run themselves. */
 int64_t advex_eval_masking_margin(int64_t n);
 int advex_eval_flag_masking(advex_eval_result *r, int count);
+/* ---- sweeps: every attack of a list at every eps, what `advex eval` runs -------------------- */
+
+#define ADVEX_SWEEP_MAX_ATTACKS 16
+#define ADVEX_SWEEP_MAX_EPS 64
+
+/* Where a sweep is: run `run` of `runs` (attack-major: attack a at eps e is run a * n_eps + e),
+ * `done` of `total` examples. */
+typedef struct advex_sweep_progress {
+    int run, runs;
+    advex_attack_kind attack;
+    float eps;
+    int64_t done, total;
+} advex_sweep_progress;
+/* Return non-zero to stop the sweep (ADVEX_ERR_INTERRUPTED). */
+typedef int (*advex_sweep_progress_fn)(void *user, const advex_sweep_progress *p);
+
+typedef struct advex_sweep_config {
+    const advex_attack_kind *attacks; /* n_attacks attacks, in order */
+    int n_attacks;
+    const float *eps;                 /* n_eps radii (the attack's norm, input units) */
+    int n_eps;
+    advex_attack_config attack;       /* tuning shared by every run: norm, steps, target, seed...
+                                         (kind and eps are set per run) */
+    int default_norms;                /* 1: each attack runs in its own default norm
+                                         (advex_attack_default_norm) instead of attack.norm */
+    int64_t batch;                    /* examples per batch; <= 0: 256 */
+    advex_model *surrogate;           /* craft on it, judge on the model (transfer); NULL: none */
+    int checks;                       /* 1: advex_eval_checks before the first attack (default) */
+    const advex_dataset *uap_data;    /* uap: the data the universal perturbation is computed on */
+    int32_t uap_epochs;               /* uap: passes over uap_data; <= 0: 5 */
+    int64_t uap_batch;                /* uap: mini-batch; <= 0: 128 */
+    int64_t keep_rows;                /* > 0: keep what a report needs (advex_report_write):
+                                         per-example predictions of every run, and keep_rows
+                                         example rows (successes first) of each attack's
+                                         largest eps for its image grid */
+    advex_sweep_progress_fn progress; /* after every batch; may be NULL */
+    void *user;
+} advex_sweep_config;
+
+/* Defaults: no attacks, no eps, advex_attack_config_default, batch 256, checks on. */
+void advex_sweep_config_default(advex_sweep_config *c);
+
+/* The results of a sweep: opaque, read with the advex_sweep_* calls, freed with
+ * advex_sweep_free. */
+typedef struct advex_sweep advex_sweep;
+
+/* Every attack at every eps on every example of d, judged on m: the clean accuracy, then
+ * runs in attack-major order; the sanity checks (c->checks) and the gradient-masking rule
+ * (advex_eval_flag_masking) raise warnings. Every run's configuration is checked before
+ * the first one starts (ADVEX_ERR_ARG naming the attack). */
+advex_status advex_eval_sweep(advex_model *m, const advex_dataset *d, const advex_sweep_config *c,
+                              advex_sweep **out);
+void advex_sweep_free(advex_sweep *s);
+int advex_sweep_runs(const advex_sweep *s);
+/* Run i (0 <= i < runs), NULL out of range. */
+const advex_eval_result *advex_sweep_result(const advex_sweep *s, int i);
+/* Every warning bit raised, by the checks and by any run. */
+unsigned advex_sweep_warnings(const advex_sweep *s);
+/* The universal perturbation (C, H, W) run i applied, or NULL when it is not a uap run. */
+const float *advex_sweep_uap_delta(const advex_sweep *s, int i);
+
+/* ---- results as text --------------------------------------------------------------------------- */
+
+/* The results table people read ("examples: N   clean accuracy: ..." and one row per result:
+ * attack, eps, robust accuracy, success rate, seconds, notes). *text is malloc'd. */
+advex_status advex_eval_table(const advex_eval_result *r, int count, char **text);
+/* The results as JSON: {"model", "data", "n", "clean_accuracy", "warnings": [...],
+ * "results": [{"attack", "eps", "norm", "robust_accuracy", "success_rate", "seconds",
+ * "robust_correct", ...}]} (docs/reports.md lists every field). warnings: bits every result
+ * shares (each result's own are listed with it). *json is malloc'd. */
+advex_status advex_eval_json(const advex_eval_result *r, int count, const char *model, const char *data,
+                             unsigned warnings, char **json);
+
 /* One-line text for a warning bit. */
 const char *advex_eval_warning_str(unsigned bit);
 

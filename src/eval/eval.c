@@ -118,8 +118,9 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
     int32_t *stage = malloc((size_t)batch * sizeof(int32_t));
     double *norms = malloc((size_t)(d->n ? d->n : 1) * sizeof(double));
     double *qv = malloc((size_t)(d->n ? d->n : 1) * sizeof(double));
-    if (!logits || !pred || (!adv_out && !xadv) || !clean_ok || !queries || !stage || !norms || !qv) {
-        free(logits); free(pred); free(xadv); free(clean_ok); free(queries); free(stage); free(norms); free(qv);
+    int32_t *tgt = malloc((size_t)batch * sizeof(int32_t));
+    if (!logits || !pred || (!adv_out && !xadv) || !clean_ok || !queries || !stage || !norms || !qv || !tgt) {
+        free(logits); free(pred); free(xadv); free(clean_ok); free(queries); free(stage); free(norms); free(qv); free(tgt);
         return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     }
     memset(res, 0, sizeof *res);
@@ -129,6 +130,7 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
     res->transfer = am != em;
     int counts_queries = c->kind == ADVEX_ATTACK_SQUARE || c->kind == ADVEX_ATTACK_STANDARD;
     res->n_stages = advex_attack_stages(c, res->stage_attack, ADVEX_EVAL_MAX_STAGES);
+    res->target_hits = c->target != ADVEX_TARGET_NONE ? 0 : -1;
     double t0 = now_seconds();
     for (int64_t i = 0; i < d->n; i += batch) {
         int64_t b = d->n - i < batch ? d->n - i : batch;
@@ -143,12 +145,17 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
             clean_ok[j] = pred[j] == y[j];
             res->clean_correct += clean_ok[j];
         }
+        if (c->target != ADVEX_TARGET_NONE) { /* the targets the attack aims at (least-likely: the crafting model's) */
+            if (am != em && c->target == ADVEX_TARGET_LEAST_LIKELY && (st = advex_model_forward(am, x, b, logits))) break;
+            if ((st = advex_attack_targets(c, logits, y, b, k, i, tgt))) break;
+        }
         advex_attack_info info = {queries, stage};
         if ((st = advex_attack_batch_info(am, c, x, y, b, i, xa, &info))) break;
         if ((st = advex_model_forward(em, xa, b, logits))) break;
         advex_argmax_rows(logits, b, k, pred);
         if (out->adv_pred) memcpy(out->adv_pred + i, pred, (size_t)b * sizeof *pred);
         if (out->adv_conf) pred_conf(logits, b, k, pred, out->adv_conf + i);
+        for (int64_t j = 0; res->target_hits >= 0 && j < b; j++) res->target_hits += pred[j] == tgt[j];
         for (int64_t j = 0; j < b; j++) {
             int robust = clean_ok[j] && pred[j] == y[j];
             res->robust_correct += robust;
@@ -170,7 +177,7 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
     mean_median(norms, res->norm_count, &res->norm_mean, &res->norm_median);
     mean_median(qv, res->queries_count, &res->queries_mean, &res->queries_median);
     advex_eval_flag_masking(res, 1);
-    free(logits); free(pred); free(xadv); free(clean_ok); free(queries); free(stage); free(norms); free(qv);
+    free(logits); free(pred); free(xadv); free(clean_ok); free(queries); free(stage); free(norms); free(qv); free(tgt);
     return st;
 }
 
