@@ -120,10 +120,6 @@ void cli_files_out_unprobed(cli_files *fs, const char *flag, const char *path);
 /* Run the checks; frees what the list holds. 0 or an exit code (one line printed). */
 int cli_files_check(const char *cmd, cli_files *fs);
 
-/* Growable string buffer for JSON/CSV output. */
-typedef struct cli_buf { char *s; size_t len, cap; int oom; } cli_buf;
-void cli_buf_printf(cli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void cli_buf_free(cli_buf *b);
 
 /* Set by SIGINT: long loops stop cleanly. */
 extern volatile int cli_interrupted;
@@ -141,10 +137,10 @@ int cmd_bench(int argc, char **argv);
  * table; cli_attack_options reads them (and --attack, --target, --seed) into c. Returns 0 or
  * prints one error line and returns an exit code. */
 #define CLI_ATTACK_FLAGS                                                                              \
-    {"--steps", "K", "iterations (bim/pgd/mifgsm 10, apgd 100, cw 100 per binary step, deepfool 50)", NULL, 0}, \
+    {"--steps", "K", "iterations (bim/pgd/mifgsm 10, apgd 100, cw 1000 per binary step, deepfool 50)", NULL, 0}, \
     {"--alpha", "A", "step size (fgsm-rs 1.25*eps, bim/mifgsm eps/K, pgd 2.5*eps/K)", NULL, 0},            \
     {"--restarts", "R", "pgd/apgd: runs from random starts; 0 = one run from x, no random start", NULL, 0}, \
-    {"--norm", "N", "linf or l2 (bim, pgd, mifgsm, apgd, deepfool, uap)", "linf", 0},                      \
+    {"--norm", "N", "linf or l2, for every attack (default: l2 for cw, which is L2 only; linf otherwise)", NULL, 0}, \
     {"--queries", "Q", "square: query budget per example (default 5000)", NULL, 0},                          \
     {"--p-init", "P", "square: initial fraction of pixels changed (default 0.8)", NULL, 0},                 \
     {"--momentum", "MU", "mifgsm: momentum decay (default 1.0)", NULL, 0},                                  \
@@ -161,54 +157,32 @@ int cmd_bench(int argc, char **argv);
     {"--uap-out", "FILE", "uap: write the perturbation here (.npy, float32 C x H x W)", NULL, 0},           \
     {"--no-checks", NULL, "skip the sanity checks (probability outputs, zero gradients, determinism)", NULL, 0}
 int cli_attack_options(const char *cmd, cli_flag *f, int nflags, advex_attack_config *c);
+/* Before running c->kind on m: the norm (--norm, else the attack's default) into c, then
+ * advex_attack_check (in transfer mode when `transfer`). 0, or one error line and exit 2. */
+int cli_attack_ready(const char *cmd, cli_flag *f, int nflags, const advex_model *m, int transfer,
+                     advex_attack_config *c);
 /* --surrogate: load it (or set *s = NULL when not given). 0 or an exit code. */
 int cli_load_surrogate(const char *cmd, cli_flag *f, int nflags, advex_model *target, advex_model **s);
-/* uap: compute delta (C*H*W, malloc'd into *delta) for c->eps on --uap-data, write --uap-out
- * if given and point c->uap_delta at it. 0 or an exit code. */
+/* --uap-data (first --uap-limit examples, labelled) for the model's input; 0 or an exit code. */
+int cli_load_uap_data(const char *cmd, cli_flag *f, int nflags, advex_model *m, advex_dataset *u);
+/* uap (attack): compute delta (C*H*W, malloc'd into *delta) for c->eps on --uap-data, write
+ * --uap-out if given and point c->uap_delta at it. 0 or an exit code. */
 int cli_uap_prepare(const char *cmd, cli_flag *f, int nflags, advex_model *m, advex_attack_config *c, long long batch,
                     float **delta);
-/* Run advex_eval_checks and print each warning (unless --no-checks). Returns the bits. */
+/* eval --uap-out: the last uap run's perturbation as .npy (nothing without a uap run). */
+int cli_write_uap(const char *cmd, const advex_sweep *s, const char *out, const advex_model *m);
+/* A failed run: "interrupted" and 130 for ^C, else cli_fail. */
+int cli_fail_run(const char *cmd, advex_status st);
+void cli_print_warnings(const char *cmd, unsigned bits);
+/* attack: advex_eval_checks and its warnings printed (unless --no-checks). Returns the bits. */
 unsigned cli_run_checks(const char *cmd, cli_flag *f, int nflags, advex_model *m, const advex_dataset *d,
                         const advex_attack_config *c);
-void cli_print_warnings(const char *cmd, unsigned bits);
 
-/* The eval table and JSON (shared by eval and demo). */
-void cli_print_eval_table(FILE *f, int64_t n, int64_t clean_correct, const advex_eval_result *r, int count);
-void cli_eval_json(cli_buf *b, const char *model, const char *data, int64_t n, int64_t clean_correct,
-                   const advex_eval_result *r, int count);
-
-/* eval --report DIR (cli/eval_report.c). */
-typedef struct cli_report {
-    const char *dir, *model, *data;
-    const advex_dataset *d;
-    int64_t k;                       /* model classes */
-    const char *const *class_names;  /* NULL: class numbers */
-    int64_t num_names;
-    int64_t clean_correct;
-    const advex_eval_result *res;    /* nk * neps, attack-major */
-    int nk, neps;
-    const int32_t *clean_pred;       /* n */
-    const float *clean_conf;         /* n */
-    const int32_t *adv_pred;         /* nk * neps * n */
-    unsigned warnings;
-    int64_t grid_rows;               /* examples per grid */
-    int grid_w, grid_h;              /* grid PNG size */
-    char *stage;                     /* DIR.tmp.XXXXXX while the report is being written */
-} cli_report;
-/* The report's files (DIR/report.html, ..., grid_<attack>.png) as outputs of a command,
- * for the same-file checks. */
-void cli_report_files(cli_files *fs, const char *dir, const advex_attack_kind *kinds, int nk);
-/* Before any work: DIR is a writable directory or does not exist, and a staging directory
- * can be made beside it. Creates nothing; 0 or an exit code. */
+/* eval --report DIR (cli/eval_report.c): the report's files as outputs of the command, for the
+ * same-file checks (0 or an exit code); before any work, DIR is a writable directory or does
+ * not exist and a staging directory can be made beside it (creates nothing). */
+int cli_report_files(const char *cmd, cli_files *fs, const char *dir, const advex_attack_kind *kinds, int nk);
 int cli_report_check(const char *cmd, const char *dir);
-/* grid_<attack>.png for run idx from its adversarial examples and confidences, into the
- * staging directory (made on first use); 0 or an exit code. */
-int cli_report_grid(const char *cmd, cli_report *r, int idx, const float *xadv, const float *adv_conf);
-/* curve.svg, curve.png, results.json, results.csv, report.html, then all of them moved into
- * DIR at once; on failure nothing changes in DIR. 0 or an exit code. */
-int cli_report_write(const char *cmd, cli_report *r);
-/* Remove the staging directory and what is in it (after a failure or ^C); safe to repeat. */
-void cli_report_abort(cli_report *r);
 
 int cmd_png(int argc, char **argv);
 int cmd_data(int argc, char **argv);

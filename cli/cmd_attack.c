@@ -148,14 +148,15 @@ int cmd_attack(int argc, char **argv) {
 
     advex_model *m = NULL, *sur = NULL;
     advex_dataset d = {0};
-    float *adv = NULL, *logits = NULL, *delta = NULL;
-    int32_t *targets = NULL, *pred = NULL, pc = 0, pa = 0;
+    float *adv = NULL, *delta = NULL;
+    int32_t pc = 0, pa = 0;
     float cc = 0, ca = 0;
     const char *names[MAX_NAMES] = {0};
     char *names_buf = NULL;
     int rc = CLI_EXIT_FAIL;
     if ((r = cli_load_model(cmd, model_path, NULL, 0, &m))) { rc = r; goto done; }
     if ((r = cli_load_surrogate(cmd, f, nf, m, &sur))) { rc = r; goto done; }
+    if ((r = cli_attack_ready(cmd, f, nf, sur ? sur : m, sur != NULL, &ac))) { rc = r; goto done; }
     const char *input = CLI_GET(f, "--input")->value;
     if (input) {
         if ((r = load_input(cmd, input, CLI_GET(f, "--label"), m, &d))) { rc = r; goto done; }
@@ -170,10 +171,7 @@ int cmd_attack(int argc, char **argv) {
         goto done;
     }
     adv = malloc((size_t)(d.n * dim) * sizeof(float));
-    logits = malloc((size_t)(d.n * k) * sizeof(float));
-    targets = malloc((size_t)d.n * sizeof(int32_t));
-    pred = malloc((size_t)d.n * sizeof(int32_t));
-    if (!adv || !logits || !targets || !pred) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
+    if (!adv) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
     if (ac.kind == ADVEX_ATTACK_UAP && (r = cli_uap_prepare(cmd, f, nf, sur ? sur : m, &ac, batch, &delta))) {
         rc = r;
         goto done;
@@ -190,14 +188,14 @@ int cmd_attack(int argc, char **argv) {
     if (input) { eo.clean_pred = &pc; eo.adv_pred = &pa; eo.clean_conf = &cc; eo.adv_conf = &ca; }
     st = advex_eval_run(m, sur, &d, &ac, batch, cli_eval_progress, &bar, &eo, &res);
     cli_progress_done(&bar);
-    if (st) { rc = st == ADVEX_ERR_INTERRUPTED ? (cli_error(cmd, 0, "interrupted"), 130) : cli_fail(cmd, st); goto done; }
+    if (st) { rc = cli_fail_run(cmd, st); goto done; }
     cli_print_warnings(cmd, res.warnings);
     if (ac.eps == FLT_MAX)
         printf("examples: %lld   attack: %s%s   eps: unbounded\n", (long long)d.n, advex_attack_name(ac.kind),
                sur ? " (transfer)" : "");
     else
-        printf("examples: %lld   attack: %s%s   eps: %.6g\n", (long long)d.n, advex_attack_name(ac.kind),
-               sur ? " (transfer)" : "", (double)ac.eps);
+        printf("examples: %lld   attack: %s%s   eps: %.6g (%s)\n", (long long)d.n, advex_attack_name(ac.kind),
+               sur ? " (transfer)" : "", (double)ac.eps, res.norm == ADVEX_NORM_L2 ? "L2" : "L-inf");
     printf("clean accuracy:       %.2f%%\n", 100.0 * (double)res.clean_correct / (double)d.n);
     printf("adversarial accuracy: %.2f%%\n", 100.0 * res.robust_accuracy);
     printf("success rate:         %.2f%% (of the %lld correctly classified)\n", 100.0 * res.success_rate,
@@ -218,15 +216,9 @@ int cmd_attack(int argc, char **argv) {
         printf("fooling rate:         %.2f%% (prediction changed by the universal perturbation)\n", 100.0 * fool);
     }
     printf("seconds:              %.2f (%.4f per example)\n", res.seconds, res.seconds / (double)d.n);
-    if (ac.target != ADVEX_TARGET_NONE) {
-        if ((st = advex_model_forward(m, d.x, d.n, logits)) ||
-            (st = advex_attack_targets(&ac, logits, d.y, d.n, k, 0, targets)) ||
-            (st = advex_model_forward(m, adv, d.n, logits))) { rc = cli_fail(cmd, st); goto done; }
-        advex_argmax_rows(logits, d.n, k, pred);
-        int64_t hit = 0;
-        for (int64_t i = 0; i < d.n; i++) hit += pred[i] == targets[i];
-        printf("targeted success:     %.2f%% (classified as the target)\n", 100.0 * (double)hit / (double)d.n);
-    }
+    if (res.target_hits >= 0)
+        printf("targeted success:     %.2f%% (classified as the target)\n",
+               100.0 * (double)res.target_hits / (double)d.n);
     if (input) {
         char a[32], b[32];
         printf("before:               %s, confidence %.2f%%%s\n", name_of(names, k, pc, a, sizeof a), 100.0 * cc,
@@ -251,7 +243,7 @@ int cmd_attack(int argc, char **argv) {
     }
     rc = CLI_EXIT_OK;
 done:
-    free(adv); free(logits); free(targets); free(pred); free(delta); free(names_buf);
+    free(adv); free(delta); free(names_buf);
     advex_model_free(m);
     advex_model_free(sur);
     advex_dataset_free(&d);

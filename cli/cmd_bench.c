@@ -5,10 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <cjson/cJSON.h>
 
-#include "attacks/attack_internal.h"
 #include "cli.h"
-#include "internal.h"
 
 typedef enum bench_kind { B_FGSM, B_PGD, B_TRAIN, B_FORWARD } bench_kind;
 
@@ -17,8 +16,9 @@ typedef struct bench_ctx {
     bench_kind kind;
     int64_t n, d, k, steps;
     float eps;
-    float *x, *xa, *g, *logits, *dl, *loss;
-    advex_trainer *trainer; /* the train workload */
+    float *x, *xa, *logits;
+    advex_attack_config attack; /* fgsm, pgd */
+    advex_trainer *trainer;     /* train */
     int32_t *y;
     advex_rng rng;
 } bench_ctx;
@@ -35,48 +35,17 @@ static double median(const double *v, long long n) {
     return n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
 }
 
-/* Multiply-adds per example of one forward pass (Conv and Gemm/MatMul nodes). */
-static double forward_macs(advex_model *m) {
-    advex_plan *p;
-    if (advex_plan_new(m->net, &p)) return 0;
-    double macs = advex_plan_images(p, 1, 0, 0) ? 0 : advex_plan_macs(p, NULL);
-    advex_plan_free(p);
-    return macs;
-}
-
 /* One FGSM-RS training step (advex_trainer_step): random start, eval-mode input gradient,
  * sign step of 1.25 eps; then a train-mode forward + backward (parameter gradients) on x' and
- * an SGD momentum update. */
-static advex_status train_step(bench_ctx *b) {
-    return advex_trainer_step(b->trainer, b->x, b->y, b->n, ADVEX_ADV_FGSM_RS, b->eps, 0.01f, NULL, NULL);
-}
-
+ * an SGD momentum update. FGSM and PGD are the attacks themselves (advex_attack_batch; PGD
+ * in transfer mode: every step on every example, as a benchmark must). */
 static advex_status run_once(bench_ctx *b) {
-    int64_t nd = b->n * b->d;
-    advex_status st = ADVEX_OK;
     switch (b->kind) {
-    case B_FORWARD:
-        return advex_model_forward(b->m, b->x, b->n, b->logits);
+    case B_FORWARD: return advex_model_forward(b->m, b->x, b->n, b->logits);
     case B_FGSM:
-        st = advex_model_input_grad(b->m, b->x, b->y, b->n, ADVEX_LOSS_CE, b->g, NULL, NULL);
-        if (st) return st;
-        advex_sign_step_from(b->xa, b->x, b->x, b->g, nd, b->eps, b->eps);
-        return ADVEX_OK;
-    case B_PGD: { /* L-inf PGD, random start, step 2.5 eps / K (Madry et al.) */
-        float alpha = 2.5f * b->eps / (float)b->steps;
-        for (int64_t i = 0; i < nd; i++) {
-            float v = b->x[i] + (2.0f * advex_rng_uniform(&b->rng) - 1.0f) * b->eps;
-            b->xa[i] = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
-        }
-        for (int64_t s = 0; s < b->steps; s++) {
-            st = advex_model_input_grad(b->m, b->xa, b->y, b->n, ADVEX_LOSS_CE, b->g, NULL, NULL);
-            if (st) return st;
-            advex_sign_step(b->xa, b->x, b->g, nd, alpha, b->eps);
-        }
-        return ADVEX_OK;
-    }
+    case B_PGD: return advex_attack_batch(b->m, &b->attack, b->x, b->y, b->n, 0, b->xa);
     case B_TRAIN:
-        return train_step(b);
+        return advex_trainer_step(b->trainer, b->x, b->y, b->n, ADVEX_ADV_FGSM_RS, b->eps, 0.01f, NULL, NULL);
     }
     return ADVEX_OK;
 }
@@ -150,20 +119,22 @@ int cmd_bench(int argc, char **argv) {
     advex_rng_seed(&b.rng, (uint64_t)seed + 1);
     b.x = malloc((size_t)(b.n * b.d) * sizeof(float));
     b.xa = malloc((size_t)(b.n * b.d) * sizeof(float));
-    b.g = malloc((size_t)(b.n * b.d) * sizeof(float));
     b.logits = malloc((size_t)(b.n * b.k) * sizeof(float));
-    b.dl = malloc((size_t)(b.n * b.k) * sizeof(float));
-    b.loss = malloc((size_t)b.n * sizeof(float));
     b.y = malloc((size_t)b.n * sizeof(int32_t));
     rates = malloc((size_t)reps * sizeof(double));
     rates1 = malloc((size_t)reps * sizeof(double));
     ratios = malloc((size_t)reps * sizeof(double));
-    if (!b.x || !b.xa || !b.g || !b.logits || !b.dl || !b.loss || !b.y || !rates || !rates1 || !ratios) {
+    if (!b.x || !b.xa || !b.logits || !b.y || !rates || !rates1 || !ratios) {
         rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
         goto done;
     }
     for (int64_t i = 0; i < b.n * b.d; i++) b.x[i] = advex_rng_uniform(&b.rng);
     for (int64_t i = 0; i < b.n; i++) b.y[i] = (int32_t)advex_rng_below(&b.rng, (uint64_t)b.k);
+    advex_attack_config_default(&b.attack); /* fgsm; pgd: L-inf, random start, K steps of 2.5 eps/K */
+    b.attack.kind = kind == B_PGD ? ADVEX_ATTACK_PGD : ADVEX_ATTACK_FGSM;
+    b.attack.eps = b.eps;
+    b.attack.steps = (int32_t)b.steps;
+    b.attack.no_early_stop = 1;
     if (kind == B_TRAIN) { /* SGD, momentum 0.9, lr 0.01, FGSM-RS at eps on x' only */
         advex_train_config tc;
         advex_train_config_default(&tc);
@@ -176,7 +147,7 @@ int cmd_bench(int argc, char **argv) {
         advex_status tst = advex_trainer_new(b.m, &tc, &b.trainer);
         if (tst) { rc = cli_fail(cmd, tst); goto done; }
     }
-    double macs = forward_macs(b.m);
+    double macs = advex_model_macs(b.m);
     /* passes of forward-equivalent GEMM work per example: forward 1, input-grad backward
      * 1 (weight gradients skipped), parameter-gradient backward 2 */
     double passes = kind == B_FORWARD ? 1 : kind == B_FGSM ? 2 : kind == B_PGD ? 2.0 * (double)b.steps : 5;
@@ -222,27 +193,36 @@ int cmd_bench(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     const char *name = model_path ? model_path : arch;
     if (json) {
-        cli_buf o = {0};
-        cli_buf_printf(&o, "{\"tool\": \"advex\", \"model\": \"%s\", \"attack\": \"%s\", \"steps\": %lld, \"batch\": %lld, "
-                           "\"threads\": %d, \"isa\": \"%s\", \"reps\": %lld, \"images_per_second\": %.3f, "
-                           "\"median_images_per_second\": %.3f, \"seconds_per_batch\": %.6f, \"rates\": [",
-                       name, attack, (long long)b.steps, batch, advex_get_threads(), advex_kernel_isa(), reps, med, med,
-                       (double)batch / med);
-        for (long long i = 0; i < reps; i++) cli_buf_printf(&o, "%s%.3f", i ? ", " : "", rates[i]);
-        cli_buf_printf(&o, "], \"gflop_per_image\": %.6f, \"gflops\": %.3f, \"peak_rss_kb\": %ld, \"iterations\": %lld",
-                       flop_per_image * 1e-9, flop_per_image * med * 1e-9, ru.ru_maxrss, (long long)iters_total);
+        cJSON *o = cJSON_CreateObject(), *sc;
+        cJSON_AddStringToObject(o, "tool", "advex");
+        cJSON_AddStringToObject(o, "model", name);
+        cJSON_AddStringToObject(o, "attack", attack);
+        cJSON_AddNumberToObject(o, "steps", (double)b.steps);
+        cJSON_AddNumberToObject(o, "batch", (double)batch);
+        cJSON_AddNumberToObject(o, "threads", advex_get_threads());
+        cJSON_AddStringToObject(o, "isa", advex_kernel_isa());
+        cJSON_AddNumberToObject(o, "reps", (double)reps);
+        cJSON_AddNumberToObject(o, "images_per_second", med);
+        cJSON_AddNumberToObject(o, "median_images_per_second", med);
+        cJSON_AddNumberToObject(o, "seconds_per_batch", (double)batch / med);
+        cJSON_AddItemToObject(o, "rates", cJSON_CreateDoubleArray(rates, (int)reps));
+        cJSON_AddNumberToObject(o, "gflop_per_image", flop_per_image * 1e-9);
+        cJSON_AddNumberToObject(o, "gflops", flop_per_image * med * 1e-9);
+        cJSON_AddNumberToObject(o, "peak_rss_kb", (double)ru.ru_maxrss);
+        cJSON_AddNumberToObject(o, "iterations", (double)iters_total);
         if (scaling) {
-            cli_buf_printf(&o, ", \"scaling\": {\"threads\": %d, \"images_per_second_1_thread\": %.3f, "
-                               "\"median_pair_ratio\": %.4f, \"rates_1_thread\": [", threads, med1, medr);
-            for (long long i = 0; i < reps; i++) cli_buf_printf(&o, "%s%.3f", i ? ", " : "", rates1[i]);
-            cli_buf_printf(&o, "], \"pair_ratios\": [");
-            for (long long i = 0; i < reps; i++) cli_buf_printf(&o, "%s%.4f", i ? ", " : "", ratios[i]);
-            cli_buf_printf(&o, "]}");
+            sc = cJSON_AddObjectToObject(o, "scaling");
+            cJSON_AddNumberToObject(sc, "threads", threads);
+            cJSON_AddNumberToObject(sc, "images_per_second_1_thread", med1);
+            cJSON_AddNumberToObject(sc, "median_pair_ratio", medr);
+            cJSON_AddItemToObject(sc, "rates_1_thread", cJSON_CreateDoubleArray(rates1, (int)reps));
+            cJSON_AddItemToObject(sc, "pair_ratios", cJSON_CreateDoubleArray(ratios, (int)reps));
         }
-        cli_buf_printf(&o, "}\n");
-        if (o.oom) { cli_buf_free(&o); rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
-        fputs(o.s, stdout);
-        cli_buf_free(&o);
+        char *text = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!text) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
+        puts(text);
+        cJSON_free(text);
     } else {
         printf("%s %s (steps %lld) batch %lld, %d threads, %s kernels: %.1f images/s (median of %lld; %.2f ms/batch, "
                "%.2f GFLOP/s, peak RSS %.1f MiB)\n",
@@ -255,7 +235,7 @@ int cmd_bench(int argc, char **argv) {
     }
     rc = CLI_EXIT_OK;
 done:
-    free(b.x); free(b.xa); free(b.g); free(b.logits); free(b.dl); free(b.loss); free(b.y);
+    free(b.x); free(b.xa); free(b.logits); free(b.y);
     advex_trainer_free(b.trainer);
     free(rates); free(rates1); free(ratios);
     advex_model_free(b.m);

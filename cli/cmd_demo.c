@@ -44,6 +44,12 @@ static int on_train(void *user, const advex_train_progress *p) {
     return cli_interrupted;
 }
 
+/* one bar for the whole FGSM table (every eps: 5 passes over the test set) */
+static int on_sweep(void *user, const advex_sweep_progress *p) {
+    cli_progress_update(user, (int64_t)p->run * p->total + p->done, (int64_t)p->runs * p->total, NULL);
+    return cli_interrupted;
+}
+
 int cmd_demo(int argc, char **argv) {
     const char *cmd = "demo";
     cli_flag f[] = {
@@ -72,6 +78,8 @@ int cmd_demo(int argc, char **argv) {
 
     advex_model *m = NULL;
     advex_dataset train = {0}, test = {0};
+    advex_sweep *sweep = NULL;
+    char *table = NULL;
     int rc = CLI_EXIT_FAIL;
     advex_status st;
     struct stat sb;
@@ -100,29 +108,37 @@ int cmd_demo(int argc, char **argv) {
         double t0 = cli_now();
         st = advex_train(m, &train, &tc, on_train, &bar);
         cli_progress_done(&bar);
-        if (st) { rc = st == ADVEX_ERR_INTERRUPTED ? (cli_error(cmd, 0, "interrupted"), 130) : cli_fail(cmd, st); goto done; }
+        if (st) { rc = cli_fail_run(cmd, st); goto done; }
         printf("trained in %.1f s\n", cli_now() - t0);
         if ((st = advex_model_save_onnx(m, path))) { rc = cli_fail(cmd, st); goto done; }
         printf("cached model: %s\n", path);
     }
     if ((r = cli_load_data(cmd, "fashion-mnist:test", data_dir, limit, &test))) { rc = r; goto done; }
     static const float eps[] = {0.0f, 0.02f, 0.05f, 0.1f, 0.2f};
-    enum { NEPS = sizeof eps / sizeof *eps };
-    advex_eval_result res[NEPS];
-    advex_attack_config ac;
-    advex_attack_config_default(&ac);
-    for (int i = 0; i < NEPS; i++) {
-        cli_progress bar;
-        cli_progress_init(&bar, "fgsm", quiet);
-        ac.eps = eps[i];
-        st = advex_eval_attack(m, &test, &ac, 256, cli_eval_progress, &bar, NULL, &res[i]);
-        cli_progress_done(&bar);
-        if (st) { rc = st == ADVEX_ERR_INTERRUPTED ? (cli_error(cmd, 0, "interrupted"), 130) : cli_fail(cmd, st); goto done; }
+    static const advex_attack_kind fgsm = ADVEX_ATTACK_FGSM;
+    advex_sweep_config sc;
+    advex_sweep_config_default(&sc);
+    sc.attacks = &fgsm;
+    sc.n_attacks = 1;
+    sc.eps = eps;
+    sc.n_eps = (int)(sizeof eps / sizeof *eps);
+    sc.checks = 0;
+    cli_progress bar;
+    cli_progress_init(&bar, "fgsm", quiet);
+    sc.progress = on_sweep;
+    sc.user = &bar;
+    st = advex_eval_sweep(m, &test, &sc, &sweep);
+    cli_progress_done(&bar);
+    if (st) { rc = cli_fail_run(cmd, st); goto done; }
+    if ((st = advex_eval_table(advex_sweep_result(sweep, 0), advex_sweep_runs(sweep), &table))) {
+        rc = cli_fail(cmd, st);
+        goto done;
     }
-    printf("\nFGSM on the Fashion-MNIST test set (untargeted, L-inf)\n");
-    cli_print_eval_table(stdout, test.n, res[0].clean_correct, res, NEPS);
+    printf("\nFGSM on the Fashion-MNIST test set (untargeted, L-inf)\n%s", table);
     rc = CLI_EXIT_OK;
 done:
+    free(table);
+    advex_sweep_free(sweep);
     advex_model_free(m);
     advex_dataset_free(&train);
     advex_dataset_free(&test);

@@ -1,13 +1,48 @@
-/* advex eval: the robust-accuracy table of a model for every attack in a list and every eps,
- * optionally as JSON (one entry per attack and eps) and as an HTML report (--report DIR, written
- * by cli/eval_report.c), with sanity checks that warn. */
+/* advex eval: robust accuracy of a model for every attack in a list and every eps
+ * (advex_eval_sweep), printed as a table, optionally as JSON (--json) and as an HTML report
+ * (--report DIR, advex_report_write); the sanity checks' warnings on stderr. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
-#define MAX_EPS 64
-#define MAX_ATTACKS 16
+/* Parse --attack A,B,... into kinds (at most max); 0 or an exit code. */
+static int parse_attacks(const char *cmd, const char *list, advex_attack_kind *kinds, int max, int *n) {
+    *n = 0;
+    for (const char *p = list;;) {
+        const char *comma = strchr(p, ',');
+        char name[64];
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len >= sizeof name) len = sizeof name - 1;
+        memcpy(name, p, len);
+        name[len] = '\0';
+        if (*n >= max) return cli_error(cmd, CLI_EXIT_USAGE, "--attack: at most %d attacks", max);
+        advex_status st = advex_attack_parse(name, &kinds[*n]);
+        if (st) return cli_fail(cmd, st);
+        (*n)++;
+        if (!comma) return 0;
+        p = comma + 1;
+    }
+}
+
+/* The progress bar of the run in progress: a new one when the run changes. */
+typedef struct eval_ui {
+    cli_progress bar;
+    int run;
+    char label[48];
+} eval_ui;
+
+static int on_progress(void *user, const advex_sweep_progress *p) {
+    eval_ui *ui = user;
+    if (p->run != ui->run) {
+        if (ui->run >= 0) cli_progress_done(&ui->bar);
+        ui->run = p->run;
+        snprintf(ui->label, sizeof ui->label, "%s eps=%.4g", advex_attack_name(p->attack), (double)p->eps);
+        cli_progress_init(&ui->bar, ui->label, cli_opts.quiet);
+    }
+    cli_progress_update(&ui->bar, p->done, p->total, NULL);
+    return cli_interrupted;
+}
 
 int cmd_eval(int argc, char **argv) {
     const char *cmd = "eval";
@@ -36,181 +71,101 @@ int cmd_eval(int argc, char **argv) {
                       "`standard` is AutoAttack's protocol: APGD-CE, APGD-T and Square, each on what is still robust.",
                       argc, argv, f, nf);
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
-    const char *model_path = CLI_GET(f, "--model")->value;
+    const char *model_path = CLI_GET(f, "--model")->value, *data_spec = CLI_GET(f, "--data")->value;
     if (!model_path) return cli_error(cmd, CLI_EXIT_USAGE, "--model FILE is required");
-    advex_attack_config ac;
-    advex_attack_config_default(&ac);
-    float eps[MAX_EPS];
-    advex_attack_kind kinds[MAX_ATTACKS];
-    int neps = 0, nk = 0;
-    long long limit, batch, seed;
-    advex_status st;
+    advex_sweep_config sc;
+    advex_sweep_config_default(&sc);
+    float eps[ADVEX_SWEEP_MAX_EPS];
+    advex_attack_kind kinds[ADVEX_SWEEP_MAX_ATTACKS];
+    long long limit, batch, seed, grid_rows;
     if (cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit) || cli_int(cmd, CLI_GET(f, "--batch"), 1, 1 << 20, &batch) ||
-        cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed))
+        cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed) ||
+        cli_int(cmd, CLI_GET(f, "--report-examples"), 1, 1000, &grid_rows))
         return CLI_EXIT_USAGE;
-    {
-        const char *p = CLI_GET(f, "--attack")->value;
-        for (;;) {
-            const char *comma = strchr(p, ',');
-            char name[64];
-            size_t len = comma ? (size_t)(comma - p) : strlen(p);
-            if (len >= sizeof name) len = sizeof name - 1;
-            memcpy(name, p, len);
-            name[len] = '\0';
-            if (nk >= MAX_ATTACKS) return cli_error(cmd, CLI_EXIT_USAGE, "--attack: at most %d attacks", MAX_ATTACKS);
-            if ((st = advex_attack_parse(name, &kinds[nk]))) return cli_fail(cmd, st);
-            nk++;
-            if (!comma) break;
-            p = comma + 1;
-        }
-    }
-    if ((st = advex_parse_eps_list(CLI_GET(f, "--eps")->value, eps, MAX_EPS, &neps)))
+    if ((r = parse_attacks(cmd, CLI_GET(f, "--attack")->value, kinds, ADVEX_SWEEP_MAX_ATTACKS, &sc.n_attacks))) return r;
+    if (advex_parse_eps_list(CLI_GET(f, "--eps")->value, eps, ADVEX_SWEEP_MAX_EPS, &sc.n_eps))
         return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
-    if ((r = cli_attack_options(cmd, f, nf, &ac))) return r;
-    ac.seed = (uint64_t)seed;
-    const char *json = CLI_GET(f, "--json")->value;
-    int quiet = cli_opts.quiet;
-    const char *report = CLI_GET(f, "--report")->value;
-    long long grid_rows;
-    if (cli_int(cmd, CLI_GET(f, "--report-examples"), 1, 1000, &grid_rows)) return CLI_EXIT_USAGE;
+    if ((r = cli_attack_options(cmd, f, nf, &sc.attack))) return r;
+    sc.attacks = kinds;
+    sc.eps = eps;
+    sc.attack.seed = (uint64_t)seed;
+    sc.default_norms = !CLI_GET(f, "--norm")->value;
+    sc.batch = batch;
+    sc.checks = !CLI_GET(f, "--no-checks")->seen;
+    const char *json = CLI_GET(f, "--json")->value, *report = CLI_GET(f, "--report")->value;
+    const char *uap_out = CLI_GET(f, "--uap-out")->value;
+    int uap = 0;
+    for (int a = 0; a < sc.n_attacks; a++) uap |= kinds[a] == ADVEX_ATTACK_UAP;
     {
         cli_files fs = {.n = 0};
-        int uap = 0;
-        for (int a = 0; a < nk; a++) uap |= kinds[a] == ADVEX_ATTACK_UAP;
         cli_files_in(&fs, "--model", model_path);
         cli_files_in(&fs, "--surrogate", CLI_GET(f, "--surrogate")->value);
-        cli_files_data(&fs, "--data", CLI_GET(f, "--data")->value, CLI_GET(f, "--data-dir")->value);
+        cli_files_data(&fs, "--data", data_spec, CLI_GET(f, "--data-dir")->value);
         if (uap) cli_files_data(&fs, "--uap-data", CLI_GET(f, "--uap-data")->value, CLI_GET(f, "--data-dir")->value);
         cli_files_out(&fs, "--json", json);
-        cli_files_out(&fs, "--uap-out", CLI_GET(f, "--uap-out")->value);
-        if (report) cli_report_files(&fs, report, kinds, nk);
+        cli_files_out(&fs, "--uap-out", uap_out);
+        if (report && (r = cli_report_files(cmd, &fs, report, kinds, sc.n_attacks))) return r;
         if ((r = cli_files_check(cmd, &fs))) return r;
     }
     if (report && (r = cli_report_check(cmd, report))) return r;
 
     advex_model *m = NULL, *sur = NULL;
-    advex_dataset d = {0};
-    advex_eval_result *res = calloc((size_t)(nk * neps), sizeof *res);
-    float *delta = NULL;
-    cli_buf jb = {0};
-    int rc = CLI_EXIT_FAIL, nres = 0;
-    int32_t *clean_pred = NULL, *adv_pred = NULL;
-    float *clean_conf = NULL, *adv_conf = NULL, *xadv = NULL;
-    cli_report rep;
-    memset(&rep, 0, sizeof rep);
-    if (!res) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
-    if ((r = cli_load_model(cmd, model_path, NULL, 0, &m))) { rc = r; goto done; }
-    if ((r = cli_load_surrogate(cmd, f, nf, m, &sur))) { rc = r; goto done; }
-    if ((r = cli_load_data_for(cmd, CLI_GET(f, "--data")->value, "test", CLI_GET(f, "--data-dir")->value, limit, m, &d))) { rc = r; goto done; }
-    if (ac.target == ADVEX_TARGET_LABEL && ac.target_label >= advex_model_num_classes(m)) {
-        rc = cli_error(cmd, CLI_EXIT_USAGE, "--target: class %d but the model has %lld classes", ac.target_label,
+    advex_dataset d = {0}, u = {0};
+    advex_sweep *s = NULL;
+    char *text = NULL;
+    int rc = CLI_EXIT_FAIL;
+    advex_status st;
+    if ((r = cli_load_model(cmd, model_path, NULL, 0, &m)) || (r = cli_load_surrogate(cmd, f, nf, m, &sur)) ||
+        (r = cli_load_data_for(cmd, data_spec, "test", CLI_GET(f, "--data-dir")->value, limit, m, &d)) ||
+        (uap && (r = cli_load_uap_data(cmd, f, nf, m, &u)))) {
+        rc = r;
+        goto done;
+    }
+    if (sc.attack.target == ADVEX_TARGET_LABEL && sc.attack.target_label >= advex_model_num_classes(m)) {
+        rc = cli_error(cmd, CLI_EXIT_USAGE, "--target: class %d but the model has %lld classes", sc.attack.target_label,
                        (long long)advex_model_num_classes(m));
         goto done;
     }
-    int64_t clean_correct = 0;
-    unsigned warn = 0;
-    int itop = 0; /* index of the largest eps: its run gives the image grid */
-    for (int i = 1; i < neps; i++) if (eps[i] > eps[itop]) itop = i;
-    if (report) {
-        int64_t dim = d.c * d.h * d.w;
-        clean_pred = malloc((size_t)d.n * sizeof *clean_pred);
-        adv_pred = malloc((size_t)(d.n * nk * neps) * sizeof *adv_pred);
-        clean_conf = malloc((size_t)d.n * sizeof *clean_conf);
-        adv_conf = malloc((size_t)d.n * sizeof *adv_conf);
-        xadv = malloc((size_t)(d.n * dim) * sizeof *xadv);
-        if (!clean_pred || !adv_pred || !clean_conf || !adv_conf || !xadv) {
-            rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory for the report (%lld examples)", (long long)d.n);
+    sc.surrogate = sur;
+    sc.uap_data = uap ? &u : NULL;
+    sc.uap_epochs = (int32_t)atoi(CLI_GET(f, "--uap-epochs")->value);
+    sc.keep_rows = report ? grid_rows : 0;
+    eval_ui ui = {.run = -1};
+    sc.progress = on_progress;
+    sc.user = &ui;
+    st = advex_eval_sweep(m, &d, &sc, &s);
+    if (ui.run >= 0) cli_progress_done(&ui.bar);
+    if (st) { rc = cli_fail_run(cmd, st); goto done; }
+    unsigned warn = advex_sweep_warnings(s);
+    /* the load already warned about a cut-off Softmax */
+    cli_print_warnings(cmd, advex_model_output_was_prob(m) ? warn & ~ADVEX_EVAL_WARN_PROB_OUTPUT : warn);
+    int runs = advex_sweep_runs(s);
+    if ((st = advex_eval_table(advex_sweep_result(s, 0), runs, &text))) { rc = cli_fail(cmd, st); goto done; }
+    fputs(text, stdout);
+    free(text);
+    text = NULL;
+    if (json) {
+        if ((st = advex_eval_json(advex_sweep_result(s, 0), runs, model_path, data_spec, warn, &text))) {
+            rc = cli_fail(cmd, st);
             goto done;
         }
-        rep.dir = report;
-        rep.model = model_path;
-        rep.data = CLI_GET(f, "--data")->value;
-        rep.d = &d;
-        rep.k = advex_model_num_classes(m);
-        if (d.class_names && d.num_classes >= rep.k) { rep.class_names = d.class_names; rep.num_names = d.num_classes; }
-        rep.res = res;
-        rep.nk = nk;
-        rep.neps = neps;
-        rep.clean_pred = clean_pred;
-        rep.clean_conf = clean_conf;
-        rep.adv_pred = adv_pred;
-        rep.grid_rows = grid_rows < d.n ? grid_rows : d.n;
-        advex_grid_rows g = {0};
-        g.n = rep.grid_rows; g.c = d.c; g.h = d.h; g.w = d.w;
-        advex_grid_adv_size(&g, &rep.grid_w, &rep.grid_h);
+        if (cli_write_file_atomic(cmd, json, text, strlen(text))) goto done;
     }
-    for (int a = 0; a < nk; a++) {
-        ac.kind = kinds[a];
-        if (a == 0) {
-            advex_attack_config chk = ac;
-            chk.eps = eps[neps - 1];
-            /* the determinism check reruns the attack on a few examples: skip it for the costly ones */
-            warn |= cli_run_checks(cmd, f, nf, m, &d, kinds[0] == ADVEX_ATTACK_UAP ? NULL : &chk);
-        }
-        for (int i = 0; i < neps; i++) {
-            cli_progress bar;
-            char label[48];
-            snprintf(label, sizeof label, "%s eps=%.4g", advex_attack_name(ac.kind), (double)eps[i]);
-            cli_progress_init(&bar, label, quiet);
-            ac.eps = eps[i];
-            if (ac.kind == ADVEX_ATTACK_UAP && (r = cli_uap_prepare(cmd, f, nf, sur ? sur : m, &ac, batch, &delta))) {
-                rc = r;
-                goto done;
-            }
-            advex_eval_result *er = &res[nres];
-            if (report) {
-                advex_eval_outputs out = {i == itop ? xadv : NULL, clean_pred, adv_pred + (int64_t)nres * d.n,
-                                          clean_conf, adv_conf};
-                st = advex_eval_run(m, sur, &d, &ac, batch, cli_eval_progress, &bar, &out, er);
-            } else {
-                st = sur ? advex_eval_transfer(sur, m, &d, &ac, batch, cli_eval_progress, &bar, NULL, er)
-                         : advex_eval_attack(m, &d, &ac, batch, cli_eval_progress, &bar, NULL, er);
-            }
-            cli_progress_done(&bar);
-            if (st) { rc = st == ADVEX_ERR_INTERRUPTED ? 130 : cli_fail(cmd, st); if (rc == 130) cli_error(cmd, 0, "interrupted"); goto done; }
-            clean_correct = er->clean_correct;
-            if (report && i == itop && (r = cli_report_grid(cmd, &rep, nres, xadv, adv_conf))) { rc = r; goto done; }
-            nres++;
-        }
-    }
-    /* black box beating white box at the same eps */
-    for (int i = 0; i < nres; i++) {
-        if (res[i].attack != ADVEX_ATTACK_SQUARE) continue;
-        for (int j = 0; j < nres; j++)
-            if (j != i && res[j].eps == res[i].eps && res[j].attack != ADVEX_ATTACK_SQUARE &&
-                res[j].attack != ADVEX_ATTACK_NONE && res[j].attack != ADVEX_ATTACK_UAP && !res[j].transfer &&
-                res[i].robust_correct < res[j].robust_correct) {
-                res[i].warnings |= ADVEX_EVAL_WARN_BLACKBOX_WINS;
-            }
-    }
-    for (int i = 0; i < nres; i++)
-        if (res[i].warnings & ~warn) {
-            cli_print_warnings(cmd, res[i].warnings & ~warn);
-            warn |= res[i].warnings;
-        }
-    cli_print_eval_table(stdout, d.n, clean_correct, res, nres);
-    if (json) {
-        for (int i = 0; i < nres; i++) res[i].warnings |= warn & ~ADVEX_EVAL_WARN_BLACKBOX_WINS;
-        cli_eval_json(&jb, model_path, CLI_GET(f, "--data")->value, d.n, clean_correct, res, nres);
-        if (jb.oom) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
-        if (cli_write_file_atomic(cmd, json, jb.s, jb.len)) goto done;
-    }
+    if (uap_out && (r = cli_write_uap(cmd, s, uap_out, m))) { rc = r; goto done; }
     if (report) {
-        for (int i = 0; i < nres; i++) res[i].warnings |= warn & ~ADVEX_EVAL_WARN_BLACKBOX_WINS;
-        rep.clean_correct = clean_correct;
-        rep.warnings = warn;
-        if ((r = cli_report_write(cmd, &rep))) { rc = r; goto done; }
-        if (!quiet) fprintf(stderr, "advex %s: wrote %s/report.html\n", cmd, report);
+        if ((st = advex_report_write(s, &d, advex_model_num_classes(m), model_path, data_spec, report))) {
+            rc = cli_fail(cmd, st);
+            goto done;
+        }
+        if (!cli_opts.quiet) fprintf(stderr, "advex %s: wrote %s/report.html\n", cmd, report);
     }
     rc = CLI_EXIT_OK;
 done:
-    cli_report_abort(&rep); /* a report not committed leaves nothing behind */
-    free(clean_pred); free(adv_pred); free(clean_conf); free(adv_conf); free(xadv);
-    cli_buf_free(&jb);
-    free(res);
-    free(delta);
+    free(text);
+    advex_sweep_free(s);
     advex_model_free(m);
     advex_model_free(sur);
     advex_dataset_free(&d);
+    advex_dataset_free(&u);
     return rc;
 }

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "data/data_internal.h"
 
 volatile int cli_interrupted;
 
@@ -286,116 +285,8 @@ int cli_eval_progress(void *user, int64_t done, int64_t total) {
 }
 
 int cli_write_file_atomic(const char *cmd, const char *path, const char *text, size_t len) {
-    /* the library's atomic writer: temporary in the same directory, fsync, rename, mode as fopen() */
-    advex_afile f;
-    advex_status st = advex_afile_open(&f, path);
-    if (!st) st = advex_afile_write(&f, text, len); /* a failed write removes the temporary */
-    if (!st) st = advex_afile_commit(&f);
+    advex_status st = advex_write_file(path, text, len);
     return st ? cli_fail(cmd, st) : 0;
-}
-
-void cli_buf_printf(cli_buf *b, const char *fmt, ...) {
-    va_list ap;
-    if (b->oom) return;
-    for (;;) {
-        size_t room = b->cap - b->len;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? room : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) { b->oom = 1; return; }
-        if (b->s && (size_t)k < room) { b->len += (size_t)k; return; }
-        size_t cap = (b->cap ? b->cap * 2 : 1024) + (size_t)k;
-        char *s = realloc(b->s, cap);
-        if (!s) { b->oom = 1; return; }
-        b->s = s;
-        b->cap = cap;
-    }
-}
-
-void cli_buf_free(cli_buf *b) {
-    free(b->s);
-    memset(b, 0, sizeof *b);
-}
-
-static const char *norm_name(advex_norm n) { return n == ADVEX_NORM_L2 ? "l2" : "linf"; }
-
-void cli_print_eval_table(FILE *f, int64_t n, int64_t clean_correct, const advex_eval_result *r, int count) {
-    fprintf(f, "examples: %lld   clean accuracy: %.2f%%\n", (long long)n, 100.0 * (double)clean_correct / (double)n);
-    fprintf(f, "%-10s %8s %16s %14s %10s  %s\n", "attack", "eps", "robust accuracy", "success rate", "seconds", "notes");
-    for (int i = 0; i < count; i++) {
-        char name[32], notes[160] = "";
-        snprintf(name, sizeof name, "%s%s", advex_attack_name(r[i].attack), r[i].transfer ? "*" : "");
-        size_t o = 0;
-        if (r[i].attack != ADVEX_ATTACK_NONE && r[i].norm_count > 0 &&
-            (advex_attack_is_min_norm(r[i].attack) || r[i].norm == ADVEX_NORM_L2))
-            o += (size_t)snprintf(notes + o, sizeof notes - o, "%s median %.4g mean %.4g  ", norm_name(r[i].norm),
-                                  r[i].norm_median, r[i].norm_mean);
-        if (r[i].queries_count > 0 && o < sizeof notes)
-            o += (size_t)snprintf(notes + o, sizeof notes - o, "queries mean %.1f median %.0f  ", r[i].queries_mean,
-                                  r[i].queries_median);
-        for (int s = 0; s < r[i].n_stages && o < sizeof notes; s++)
-            o += (size_t)snprintf(notes + o, sizeof notes - o, "%s%s -%lld", s ? ", " : "",
-                                  advex_attack_name(r[i].stage_attack[s]), (long long)r[i].stage_removed[s]);
-        fprintf(f, "%-10s %8.4f %15.2f%% %13.2f%% %10.2f  %s\n", name, (double)r[i].eps, 100.0 * r[i].robust_accuracy,
-                100.0 * r[i].success_rate, r[i].seconds, notes);
-    }
-    for (int i = 0; i < count; i++)
-        if (r[i].transfer) { fprintf(f, "* crafted on the surrogate model, evaluated on the model\n"); break; }
-}
-
-static void json_string(cli_buf *b, const char *s) {
-    cli_buf_printf(b, "\"");
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') cli_buf_printf(b, "\\%c", ch);
-        else if (ch < 0x20) cli_buf_printf(b, "\\u%04x", ch);
-        else cli_buf_printf(b, "%c", ch);
-    }
-    cli_buf_printf(b, "\"");
-}
-
-void cli_eval_json(cli_buf *b, const char *model, const char *data, int64_t n, int64_t clean_correct,
-                   const advex_eval_result *r, int count) {
-    cli_buf_printf(b, "{\n  \"model\": ");
-    json_string(b, model);
-    cli_buf_printf(b, ",\n  \"data\": ");
-    json_string(b, data);
-    cli_buf_printf(b, ",\n  \"n\": %lld,\n  \"clean_accuracy\": %.6f,\n  \"results\": [", (long long)n,
-                   (double)clean_correct / (double)n);
-    for (int i = 0; i < count; i++) {
-        cli_buf_printf(b,
-                       "%s\n    {\"attack\": \"%s\", \"eps\": %.9g, \"robust_accuracy\": %.6f, \"success_rate\": %.6f, "
-                       "\"seconds\": %.4f, \"robust_correct\": %lld, \"norm\": \"%s\"",
-                       i ? "," : "", advex_attack_name(r[i].attack), (double)r[i].eps, r[i].robust_accuracy,
-                       r[i].success_rate, r[i].seconds, (long long)r[i].robust_correct, norm_name(r[i].norm));
-        if (r[i].norm_count > 0)
-            cli_buf_printf(b, ", \"perturbation\": {\"count\": %lld, \"median\": %.6g, \"mean\": %.6g}",
-                           (long long)r[i].norm_count, r[i].norm_median, r[i].norm_mean);
-        if (r[i].queries_count > 0)
-            cli_buf_printf(b, ", \"queries\": {\"count\": %lld, \"mean\": %.2f, \"median\": %.1f}",
-                           (long long)r[i].queries_count, r[i].queries_mean, r[i].queries_median);
-        if (r[i].n_stages > 0) {
-            cli_buf_printf(b, ", \"stages\": [");
-            for (int s2 = 0; s2 < r[i].n_stages; s2++)
-                cli_buf_printf(b, "%s{\"attack\": \"%s\", \"removed\": %lld}", s2 ? ", " : "",
-                               advex_attack_name(r[i].stage_attack[s2]), (long long)r[i].stage_removed[s2]);
-            cli_buf_printf(b, "]");
-        }
-        if (r[i].transfer) cli_buf_printf(b, ", \"transfer\": true");
-        if (r[i].warnings) {
-            cli_buf_printf(b, ", \"warnings\": [");
-            int first = 1;
-            for (unsigned w = 1; w <= ADVEX_EVAL_WARN_NONDETERMINISTIC; w <<= 1)
-                if (r[i].warnings & w) {
-                    cli_buf_printf(b, "%s", first ? "" : ", ");
-                    json_string(b, advex_eval_warning_str(w));
-                    first = 0;
-                }
-            cli_buf_printf(b, "]");
-        }
-        cli_buf_printf(b, "}");
-    }
-    cli_buf_printf(b, "\n  ]\n}\n");
 }
 
 int cli_check_output(const char *cmd, const char *flag, const char *path) {
@@ -465,6 +356,18 @@ int cli_attack_options(const char *cmd, cli_flag *f, int nf, advex_attack_config
     return 0;
 }
 
+int cli_attack_ready(const char *cmd, cli_flag *f, int nf, const advex_model *m, int transfer,
+                     advex_attack_config *c) {
+    static const float no_delta = 0.0f; /* uap's perturbation is computed later */
+    cli_flag *fl = cli_get(f, nf, "--norm");
+    if (!fl || !fl->value) c->norm = advex_attack_default_norm(c->kind);
+    advex_attack_config chk = *c;
+    chk.no_early_stop = transfer;
+    if (!chk.uap_delta) chk.uap_delta = &no_delta;
+    advex_status st = advex_attack_check(m, &chk);
+    return st ? cli_fail(cmd, st) : 0;
+}
+
 int cli_load_surrogate(const char *cmd, cli_flag *f, int nf, advex_model *target, advex_model **s) {
     *s = NULL;
     cli_flag *fl = cli_get(f, nf, "--surrogate");
@@ -484,46 +387,75 @@ int cli_load_surrogate(const char *cmd, cli_flag *f, int nf, advex_model *target
     return 0;
 }
 
-int cli_uap_prepare(const char *cmd, cli_flag *f, int nf, advex_model *m, advex_attack_config *c, long long batch,
-                    float **delta) {
-    cli_flag *spec = cli_get(f, nf, "--uap-data"), *dir = cli_get(f, nf, "--data-dir");
-    long long limit = 2000, epochs = 5;
-    cli_flag *fl;
+int cli_load_uap_data(const char *cmd, cli_flag *f, int nf, advex_model *m, advex_dataset *u) {
+    cli_flag *spec = cli_get(f, nf, "--uap-data"), *dir = cli_get(f, nf, "--data-dir"), *fl;
+    long long limit = 2000, epochs;
     if ((fl = cli_get(f, nf, "--uap-limit")) && fl->value && cli_int(cmd, fl, 0, INT64_MAX, &limit)) return CLI_EXIT_USAGE;
     if ((fl = cli_get(f, nf, "--uap-epochs")) && fl->value && cli_int(cmd, fl, 1, 100000, &epochs)) return CLI_EXIT_USAGE;
-    const char *out = (fl = cli_get(f, nf, "--uap-out")) ? fl->value : NULL;
+    const char *uspec = spec && spec->value ? spec->value : "fashion-mnist:train";
+    int r = cli_load_data_for(cmd, uspec, "test", dir ? dir->value : NULL, limit, m, u);
+    if (r) return r;
+    if (!u->y) {
+        advex_dataset_free(u);
+        return cli_error(cmd, CLI_EXIT_FAIL, "--uap-data %s: no labels (give npy:X,Y or idx:IMAGES,LABELS)", uspec);
+    }
+    return 0;
+}
+
+int cli_uap_prepare(const char *cmd, cli_flag *f, int nf, advex_model *m, advex_attack_config *c, long long batch,
+                    float **delta) {
+    const cli_flag *fl = cli_get(f, nf, "--uap-out");
+    const char *out = fl ? fl->value : NULL;
     int r;
     if (out && (r = cli_check_output(cmd, "--uap-out", out))) return r;
     advex_dataset u = {0};
-    const char *uspec = spec && spec->value ? spec->value : "fashion-mnist:train";
-    r = cli_load_data_for(cmd, uspec, "test", dir ? dir->value : NULL, limit, m, &u);
-    if (r) return r;
+    if ((r = cli_load_uap_data(cmd, f, nf, m, &u))) return r;
     int64_t chw[3];
     advex_model_input_shape(m, chw);
-    int64_t dim = chw[0] * chw[1] * chw[2];
     free(*delta);
-    *delta = malloc((size_t)dim * sizeof(float));
-    advex_status st;
+    *delta = malloc((size_t)(chw[0] * chw[1] * chw[2]) * sizeof(float));
     if (!*delta) { advex_dataset_free(&u); return cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); }
-    if (!u.y) {
-        advex_dataset_free(&u);
-        return cli_error(cmd, CLI_EXIT_FAIL, "--uap-data %s: no labels (give npy:X,Y or idx:IMAGES,LABELS)", uspec);
-    }
-    st = advex_uap_compute(m, c, u.x, u.y, u.n, (int32_t)epochs, batch, *delta);
+    advex_status st = advex_uap_compute(m, c, u.x, u.y, u.n, (int32_t)atoi(cli_get(f, nf, "--uap-epochs")->value), batch,
+                                        *delta);
     advex_dataset_free(&u);
     if (st) return cli_fail(cmd, st);
     c->uap_delta = *delta;
     if (out) {
         if ((st = advex_npy_save_f32(out, *delta, 3, chw))) return cli_fail(cmd, st);
-        fprintf(stderr, "advex %s: wrote the universal perturbation (eps %g) to %s\n", cmd, (double)c->eps, out);
+        if (!cli_opts.quiet)
+            fprintf(stderr, "advex %s: wrote the universal perturbation (eps %g) to %s\n", cmd, (double)c->eps, out);
     }
     return 0;
+}
+
+int cli_write_uap(const char *cmd, const advex_sweep *s, const char *out, const advex_model *m) {
+    const float *delta = NULL;
+    float eps = 0;
+    for (int i = 0; i < advex_sweep_runs(s); i++) /* the last uap run's */
+        if (advex_sweep_uap_delta(s, i)) {
+            delta = advex_sweep_uap_delta(s, i);
+            eps = advex_sweep_result(s, i)->eps;
+        }
+    if (!delta) return 0;
+    int64_t chw[3];
+    advex_model_input_shape(m, chw);
+    advex_status st = advex_npy_save_f32(out, delta, 3, chw);
+    if (st) return cli_fail(cmd, st);
+    if (!cli_opts.quiet) fprintf(stderr, "advex %s: wrote the universal perturbation (eps %g) to %s\n", cmd, (double)eps, out);
+    return 0;
+}
+
+int cli_fail_run(const char *cmd, advex_status st) {
+    if (st != ADVEX_ERR_INTERRUPTED) return cli_fail(cmd, st);
+    cli_error(cmd, 0, "interrupted");
+    return 130;
 }
 
 void cli_print_warnings(const char *cmd, unsigned bits) {
     for (unsigned b = 1; b <= ADVEX_EVAL_WARN_NONDETERMINISTIC; b <<= 1)
         if (bits & b) fprintf(stderr, "advex %s: warning: %s\n", cmd, advex_eval_warning_str(b));
 }
+
 
 unsigned cli_run_checks(const char *cmd, cli_flag *f, int nf, advex_model *m, const advex_dataset *d,
                         const advex_attack_config *c) {

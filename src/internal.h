@@ -39,6 +39,18 @@ int advex_mem_fits(int64_t bytes);
 const char *advex_fmt_bytes(int64_t bytes, char buf[32]);
 char *advex_strdup(const char *s);
 
+/* A growable string (src/core/buf.c): appends that fail set oom and do nothing more. */
+typedef struct advex_buf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} advex_buf;
+void advex_buf_printf(advex_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Hand the string over (*out, malloc'd, NUL-terminated); ADVEX_ERR_NOMEM if an append failed
+ * or nothing was written. The buffer is empty afterwards either way. */
+advex_status advex_buf_take(advex_buf *b, char **out);
+void advex_buf_free(advex_buf *b);
+
 /* ---- ops ----------------------------------------------------------------------------- */
 
 #define ADVEX_OP_LIST(X)                               \
@@ -443,6 +455,36 @@ int32_t advex_argmax(const float *z, int64_t c);
  * loss (2b) and p (2b, c) are scratch. Returns the loss. */
 double advex_train_loss(const float *z, const int32_t *y, int64_t b, int64_t c, int rows2, float w, float beta,
                         float *loss, float *p, float *dl);
+
+/* ---- JSON (src/eval/results.c, cJSON) -------------------------------------------------------- */
+struct cJSON;
+/* The shortest decimal that reads back as float v (0.05f: "0.05"), or as double v exactly
+ * (15-17 digits; "null" when not finite), into buf; returns buf. JSON, CSV and HTML print
+ * every number with these, so all three carry the same values. */
+const char *advex_float_str(float v, char buf[32]);
+const char *advex_double_str(double v, char buf[32]);
+/* A JSON number printed by advex_double_str (cJSON's own printer may drop the last bit). */
+struct cJSON *advex_json_number(double v);
+/* The shortest decimal that reads back as v; the warning texts of bits; the results object
+ * of advex_eval_json (to extend, e.g. the report's results.json). NULL when out of memory. */
+struct cJSON *advex_json_float(float v);
+struct cJSON *advex_json_warnings(unsigned bits);
+struct cJSON *advex_eval_json_object(const advex_eval_result *r, int count, const char *model, const char *data,
+                                     unsigned warnings);
+/* Print o (and delete it) into a malloc'd string ending in a newline. */
+advex_status advex_json_take(struct cJSON *o, char **json);
+
+/* ---- what a report reads from a sweep (src/eval/sweep.c), when it kept rows ---------------- */
+int64_t advex_sweep_kept_rows(const advex_sweep *s);
+int advex_sweep_attacks(const advex_sweep *s);
+int advex_sweep_eps_count(const advex_sweep *s);
+int advex_sweep_top_run(const advex_sweep *s, int attack);
+const int32_t *advex_sweep_clean_pred(const advex_sweep *s);
+const float *advex_sweep_clean_conf(const advex_sweep *s);
+const int32_t *advex_sweep_adv_pred(const advex_sweep *s, int run);
+/* Attack a's grid: kept_rows example indices, adversarial examples, predictions, confidences. */
+void advex_sweep_grid(const advex_sweep *s, int a, const int64_t **idx, const float **xadv, const int32_t **pred,
+                      const float **conf);
 
 /* ---- threads ----------------------------------------------------------------------------- */
 int advex_threads(void);

@@ -153,7 +153,7 @@ TEST(targeted_attacks_raise_target_probability) {
         advex_attack_config_default(&c);
         c.kind = kinds[q];
         c.eps = c.kind == ADVEX_ATTACK_CW || c.kind == ADVEX_ATTACK_DEEPFOOL ? 3.0f : 0.08f;
-        c.norm = c.kind == ADVEX_ATTACK_DEEPFOOL ? ADVEX_NORM_L2 : ADVEX_NORM_LINF;
+        c.norm = advex_attack_is_min_norm(c.kind) ? ADVEX_NORM_L2 : ADVEX_NORM_LINF;
         small_budget(&c);
         c.target = ADVEX_TARGET_RANDOM;
         ASSERT_OK(advex_attack_targets(&c, z0, test_set.y, n, K, 0, t));
@@ -267,6 +267,7 @@ TEST(min_norm_attacks_small_norms) {
     advex_attack_config_default(&c);
     advex_eval_result cw, df;
     c.kind = ADVEX_ATTACK_CW;
+    c.norm = ADVEX_NORM_L2;
     c.eps = FLT_MAX;
     c.steps = 30;
     c.binary_steps = 4;

@@ -16,17 +16,17 @@ ADVEX_API_BEGIN
 
 typedef enum advex_attack_kind {
     ADVEX_ATTACK_NONE = 0,  /* identity: x' = x (clean accuracy) */
-    ADVEX_ATTACK_FGSM,      /* x' = clip(x + eps*sign(grad), 0, 1) */
-    ADVEX_ATTACK_FGSM_RS,   /* Wong et al.: delta ~ U[-eps,eps], one step alpha, project */
+    ADVEX_ATTACK_FGSM,      /* x' = clip(x + eps*sign(grad), 0, 1); L2 (FGM): eps*g/||g||_2 */
+    ADVEX_ATTACK_FGSM_RS,   /* Wong et al.: random start in the ball, one step alpha, project */
     ADVEX_ATTACK_BIM,       /* Kurakin et al. (I-FGSM): PGD from x, no random start */
     ADVEX_ATTACK_PGD,       /* Madry et al.: random start(s), K steps, L-inf or L2 */
     ADVEX_ATTACK_MIFGSM,    /* Dong et al.: momentum on L1-normalised gradients */
     ADVEX_ATTACK_APGD_CE,   /* Croce & Hein 2020, cross-entropy loss */
     ADVEX_ATTACK_APGD_DLR,  /* Croce & Hein 2020, DLR loss */
     ADVEX_ATTACK_APGD_T,    /* targeted DLR over the top-k classes (AutoAttack's APGD-T) */
-    ADVEX_ATTACK_SQUARE,    /* Andriushchenko et al. 2020, L-inf, score-based (forward only) */
-    ADVEX_ATTACK_STANDARD,  /* AutoAttack protocol: APGD-CE, then APGD-T, then Square */
-    ADVEX_ATTACK_CW,        /* Carlini & Wagner L2 (minimal perturbation) */
+    ADVEX_ATTACK_SQUARE,    /* Andriushchenko et al. 2020, L-inf or L2, score-based (forward only) */
+    ADVEX_ATTACK_STANDARD,  /* AutoAttack protocol: APGD-CE, then APGD-T, then Square (L-inf or L2) */
+    ADVEX_ATTACK_CW,        /* Carlini & Wagner L2 (minimal perturbation); L2 only */
     ADVEX_ATTACK_DEEPFOOL,  /* Moosavi-Dezfooli et al. (minimal perturbation, L2 or L-inf) */
     ADVEX_ATTACK_UAP,       /* universal perturbation: x' = clip(x + delta) (c->uap_delta) */
     ADVEX_ATTACK_COUNT_
@@ -57,11 +57,13 @@ typedef struct advex_attack_config {
     int32_t target_label; /* for ADVEX_TARGET_LABEL */
     uint64_t seed;
     /* iterative attacks */
-    int32_t steps;        /* <= 0: BIM/PGD/MI-FGSM 10, APGD 100, C&W 100 per binary step,
-                             DeepFool 50 */
+    int32_t steps;        /* <= 0: BIM/PGD/MI-FGSM 10, APGD 100, C&W 1000 per binary step
+                             (an example stops early when its objective stalls), DeepFool 50 */
     int32_t restarts;     /* PGD/APGD: runs from random starts; 0 = one run from x itself.
                              Default 1 */
-    advex_norm norm;      /* PGD, BIM, MI-FGSM, APGD, DeepFool. Default L-inf */
+    advex_norm norm;      /* the threat model, honoured by every attack; C&W implements L2 only
+                             and refuses L-inf (ADVEX_ERR_ARG). Default L-inf
+                             (advex_attack_default_norm gives each attack's natural one) */
     float momentum;       /* MI-FGSM decay mu; < 0: default 1.0 */
     /* Square */
     int32_t queries;      /* query budget per example; <= 0: 5000 */
@@ -77,6 +79,20 @@ typedef struct advex_attack_config {
     float overshoot;      /* < 0: 0.02 */
     /* UAP: the universal perturbation (C,H,W) applied by ADVEX_ATTACK_UAP; not owned */
     const float *uap_delta;
+    /* Transfer mode (default 0). Non-zero: craft for another model than the one attacked
+     * (advex_eval_transfer and advex_eval_run with a surrogate set it). Every iterative attack
+     * then runs every step on every example: no example stops at its first success on the
+     * crafting model, none is skipped because that model already misclassifies it.
+     *   BIM, PGD, MI-FGSM  the last iterate (the transfer literature's, torchattacks');
+     *                      with restarts, the last iterate of the run with the highest loss
+     *   APGD-CE/DLR/T      the highest-loss iterate over all steps, restarts and target
+     *                      classes (auto-attack's perturb(best_loss=True))
+     *   Square             the whole query budget, keeping the lowest-margin point
+     *   FGSM, FGSM-RS, UAP, C&W  unchanged (no early stop to remove; C&W's kappa is its
+     *                      transfer knob)
+     *   standard, DeepFool refused (ADVEX_ERR_ARG): both stop per example at the crafting
+     *                      model's decision boundary by definition */
+    int32_t no_early_stop;
 } advex_attack_config;
 
 /* Defaults: FGSM, eps 0, untargeted, seed 0, L-inf, restarts 1, momentum 1.0, kappa 0,
@@ -93,8 +109,21 @@ const char *advex_attack_names(void);
 advex_status advex_norm_parse(const char *s, advex_norm *norm);
 /* 1 for the minimal-perturbation attacks (C&W, DeepFool), whose results carry a norm. */
 int advex_attack_is_min_norm(advex_attack_kind kind);
-/* The norm an attack's perturbation is measured in (C&W: L2; Square: L-inf; else c->norm). */
+/* The norm an attack's perturbation is bounded and measured in: c->norm (every attack
+ * implements the norm it is given or refuses it; see advex_attack_check). */
 advex_norm advex_attack_norm(const advex_attack_config *c);
+/* The norm to use when none is asked for: L2 for C&W, L-inf for the others. */
+advex_norm advex_attack_default_norm(advex_attack_kind kind);
+/* Check a configuration for a model without running it: ADVEX_ERR_ARG with one line naming
+ * the attack for a norm it does not implement (C&W at L-inf), transfer mode on standard or
+ * DeepFool, a target given to an attack that picks its own, too few classes for DLR, a bad
+ * eps, kappa, alpha or momentum. advex_attack_batch runs the same check first. */
+advex_status advex_attack_check(const advex_model *m, const advex_attack_config *c);
+
+/* Composite attacks: the attacks `standard` runs, in order (APGD-CE, APGD-T, Square; FAB-T
+ * is not implemented), into stages (at most max). Returns the count; 0 for other attacks. */
+#define ADVEX_ATTACK_MAX_STAGES 4
+int advex_attack_stages(const advex_attack_config *c, advex_attack_kind *stages, int max);
 /* Parse "next", "least-likely", "random" or a class number. */
 advex_status advex_target_parse(const char *s, advex_target_mode *mode, int32_t *label);
 

@@ -98,6 +98,10 @@ advex_status advex_npy_load_labels(const char *path, int32_t **y, int64_t *n);
 /* Write float32 C-order .npy atomically (temporary name, then rename). */
 advex_status advex_npy_save_f32(const char *path, const float *data, int ndim,
                                 const int64_t *dims);
+/* Write n bytes to path atomically: a temporary file beside it, fsync, rename (an existing
+ * non-regular file other than /dev/null is refused). On failure nothing is left at path
+ * that was not there before. */
+advex_status advex_write_file(const char *path, const void *data, size_t n);
 /* Write int32 labels (1-D) as .npy atomically. */
 advex_status advex_npy_save_i32(const char *path, const int32_t *data, int64_t n);
 

@@ -18,10 +18,11 @@ ADVEX_API_BEGIN
 /* Warnings raised by the evaluation checks (bits of advex_eval_result.warnings). */
 #define ADVEX_EVAL_WARN_PROB_OUTPUT 1u       /* outputs look like probabilities, not logits */
 #define ADVEX_EVAL_WARN_ZERO_GRAD 2u         /* the input gradient is zero for many examples */
-#define ADVEX_EVAL_WARN_BLACKBOX_WINS 4u     /* a black-box attack beat the white-box ones */
+#define ADVEX_EVAL_WARN_BLACKBOX_WINS 4u     /* Square beat the white-box attacks by more than the
+                                                masking margin (advex_eval_flag_masking) */
 #define ADVEX_EVAL_WARN_NONDETERMINISTIC 8u  /* two runs with the same seed differ */
 
-#define ADVEX_EVAL_MAX_STAGES 4
+#define ADVEX_EVAL_MAX_STAGES ADVEX_ATTACK_MAX_STAGES
 
 typedef struct advex_eval_result {
     advex_attack_kind attack;
@@ -48,6 +49,9 @@ typedef struct advex_eval_result {
     int64_t stage_removed[ADVEX_EVAL_MAX_STAGES];
     unsigned warnings;       /* ADVEX_EVAL_WARN_* found while evaluating */
     int transfer;            /* 1 if crafted on a surrogate model (advex_eval_transfer) */
+    /* Targeted attacks: examples the model classifies as their target afterwards (of n);
+     * -1 for an untargeted attack. */
+    int64_t target_hits;
 } advex_eval_result;
 
 /* Called after each batch (done, total); return non-zero to stop (ADVEX_ERR_INTERRUPTED). */
@@ -73,7 +77,8 @@ typedef struct advex_eval_outputs {
     float *adv_conf;     /* (n): softmax probability of adv_pred */
 } advex_eval_outputs;
 
-/* advex_eval_attack (surrogate NULL) or advex_eval_transfer (crafted on surrogate, judged on m)
+/* advex_eval_attack (surrogate NULL) or advex_eval_transfer (crafted on surrogate in transfer
+ * mode, judged on m)
  * with per-example predictions and confidences, for per-class counts, confusion matrices and
  * image grids (advex/report.h). out may be NULL. */
 advex_status advex_eval_run(advex_model *m, advex_model *surrogate, const advex_dataset *d,
@@ -81,7 +86,9 @@ advex_status advex_eval_run(advex_model *m, advex_model *surrogate, const advex_
                             void *user, const advex_eval_outputs *out, advex_eval_result *res);
 
 /* Transfer: craft with c on `surrogate`, evaluate (clean and adversarial) on `target`.
- * Both models must take the same input shape and classes. */
+ * Both models must take the same input shape and classes. The attack runs in transfer mode
+ * (c->no_early_stop set on a copy: every step on every example, see advex/attack.h);
+ * standard and deepfool are refused (ADVEX_ERR_ARG). */
 advex_status advex_eval_transfer(advex_model *surrogate, advex_model *target, const advex_dataset *d,
                                  const advex_attack_config *c, int64_t batch, advex_progress_fn progress,
                                  void *user, float *adv_out, advex_eval_result *res);
@@ -93,9 +100,100 @@ advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float 
 
 /* Cheap checks that the evaluation is not fooling its user, on the first few examples of d:
  * probability-like outputs, zero input gradients for many examples, and (with c) two runs of
- * the attack with the same seed differing. Adds ADVEX_EVAL_WARN_* bits to *warnings. */
+ * the attack with the same seed differing (on 8 examples, its budget capped at 20 steps, 2
+ * binary steps, 200 queries, 2 target classes, 1 restart). Adds ADVEX_EVAL_WARN_* bits to
+ * *warnings. */
 advex_status advex_eval_checks(advex_model *m, const advex_dataset *d, const advex_attack_config *c,
                                unsigned *warnings);
+/* The gradient-masking check, AutoAttack's rule (checks.check_square_sr: warn when Square
+ * lowers robust accuracy by more than 0.2% below the strongest white-box attack) with a
+ * floor for small evaluations: the black-box attack must find more than
+ * advex_eval_masking_margin(n) = max(3, ceil(0.002 n)) examples that the white-box attacks at
+ * the same eps and norm missed.
+ *   standard: its Square stage removed more than the margin (every earlier stage is
+ *             white-box and ran on the same examples);
+ *   square:   its robust count is more than the margin below the lowest robust count of
+ *             the iterative white-box attacks (bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t)
+ *             among r[0..count) with the same eps, norm and n, none of them transfer.
+ *             Single-step FGSM and the minimal-perturbation attacks are not a benchmark:
+ *             Square beating them is expected of any model.
+ * Sets ADVEX_EVAL_WARN_BLACKBOX_WINS in the flagged results' warnings; returns how many it
+ * flagged. advex_eval_attack and advex_eval_run apply it to a standard run themselves. */
+int64_t advex_eval_masking_margin(int64_t n);
+int advex_eval_flag_masking(advex_eval_result *r, int count);
+/* ---- sweeps: every attack of a list at every eps, what `advex eval` runs -------------------- */
+
+#define ADVEX_SWEEP_MAX_ATTACKS 16
+#define ADVEX_SWEEP_MAX_EPS 64
+
+/* Where a sweep is: run `run` of `runs` (attack-major: attack a at eps e is run a * n_eps + e),
+ * `done` of `total` examples. */
+typedef struct advex_sweep_progress {
+    int run, runs;
+    advex_attack_kind attack;
+    float eps;
+    int64_t done, total;
+} advex_sweep_progress;
+/* Return non-zero to stop the sweep (ADVEX_ERR_INTERRUPTED). */
+typedef int (*advex_sweep_progress_fn)(void *user, const advex_sweep_progress *p);
+
+typedef struct advex_sweep_config {
+    const advex_attack_kind *attacks; /* n_attacks attacks, in order */
+    int n_attacks;
+    const float *eps;                 /* n_eps radii (the attack's norm, input units) */
+    int n_eps;
+    advex_attack_config attack;       /* tuning shared by every run: norm, steps, target, seed...
+                                         (kind and eps are set per run) */
+    int default_norms;                /* 1: each attack runs in its own default norm
+                                         (advex_attack_default_norm) instead of attack.norm */
+    int64_t batch;                    /* examples per batch; <= 0: 256 */
+    advex_model *surrogate;           /* craft on it, judge on the model (transfer); NULL: none */
+    int checks;                       /* 1: advex_eval_checks before the first attack (default) */
+    const advex_dataset *uap_data;    /* uap: the data the universal perturbation is computed on */
+    int32_t uap_epochs;               /* uap: passes over uap_data; <= 0: 5 */
+    int64_t uap_batch;                /* uap: mini-batch; <= 0: 128 */
+    int64_t keep_rows;                /* > 0: keep what a report needs (advex_report_write):
+                                         per-example predictions of every run, and keep_rows
+                                         example rows (successes first) of each attack's
+                                         largest eps for its image grid */
+    advex_sweep_progress_fn progress; /* after every batch; may be NULL */
+    void *user;
+} advex_sweep_config;
+
+/* Defaults: no attacks, no eps, advex_attack_config_default, batch 256, checks on. */
+void advex_sweep_config_default(advex_sweep_config *c);
+
+/* The results of a sweep: opaque, read with the advex_sweep_* calls, freed with
+ * advex_sweep_free. */
+typedef struct advex_sweep advex_sweep;
+
+/* Every attack at every eps on every example of d, judged on m: the clean accuracy, then
+ * runs in attack-major order; the sanity checks (c->checks) and the gradient-masking rule
+ * (advex_eval_flag_masking) raise warnings. Every run's configuration is checked before
+ * the first one starts (ADVEX_ERR_ARG naming the attack). */
+advex_status advex_eval_sweep(advex_model *m, const advex_dataset *d, const advex_sweep_config *c,
+                              advex_sweep **out);
+void advex_sweep_free(advex_sweep *s);
+int advex_sweep_runs(const advex_sweep *s);
+/* Run i (0 <= i < runs), NULL out of range. */
+const advex_eval_result *advex_sweep_result(const advex_sweep *s, int i);
+/* Every warning bit raised, by the checks and by any run. */
+unsigned advex_sweep_warnings(const advex_sweep *s);
+/* The universal perturbation (C, H, W) run i applied, or NULL when it is not a uap run. */
+const float *advex_sweep_uap_delta(const advex_sweep *s, int i);
+
+/* ---- results as text --------------------------------------------------------------------------- */
+
+/* The results table people read ("examples: N   clean accuracy: ..." and one row per result:
+ * attack, eps, robust accuracy, success rate, seconds, notes). *text is malloc'd. */
+advex_status advex_eval_table(const advex_eval_result *r, int count, char **text);
+/* The results as JSON: {"model", "data", "n", "clean_accuracy", "warnings": [...],
+ * "results": [{"attack", "eps", "norm", "robust_accuracy", "success_rate", "seconds",
+ * "robust_correct", ...}]} (docs/reports.md lists every field). warnings: bits every result
+ * shares (each result's own are listed with it). *json is malloc'd. */
+advex_status advex_eval_json(const advex_eval_result *r, int count, const char *model, const char *data,
+                             unsigned warnings, char **json);
+
 /* One-line text for a warning bit. */
 const char *advex_eval_warning_str(unsigned bit);
 

@@ -62,6 +62,10 @@ int advex_model_output_was_prob(const advex_model *m);
  * malloc'd (free it). */
 advex_status advex_model_describe(const advex_model *m, char **text);
 
+/* Multiply-adds of one forward pass per example (the Conv, Gemm and MatMul nodes); 0 when the
+ * model cannot be planned. */
+double advex_model_macs(const advex_model *m);
+
 /* Expected input shape per example (C, H, W) and number of classes. */
 void advex_model_input_shape(const advex_model *m, int64_t chw[3]);
 int64_t advex_model_num_classes(const advex_model *m);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "status.h"
+#include "data.h"
+#include "eval.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -99,6 +101,21 @@ typedef struct advex_grid_rows {
 advex_status advex_grid_adv_png(const char *path, const advex_grid_rows *g);
 /* The size advex_grid_adv_png produces. */
 void advex_grid_adv_size(const advex_grid_rows *g, int *width, int *height);
+
+/* ---- the evaluation report ---------------------------------------------------------------- */
+
+/* The HTML report of a sweep run with keep_rows > 0 (advex_eval_sweep) into directory dir:
+ * report.html (self-contained, no network), results.json (advex_eval_json's fields plus
+ * classes, per-class counts and confusion matrices), results.csv, curve.svg and curve.png,
+ * and grid_<attack>.png per attack (its largest eps). d: the data set the sweep ran on;
+ * classes: the model's class count; model, data: the names shown. All or nothing: the files
+ * are written into a directory beside dir and moved in at the end; on failure dir is as it
+ * was. */
+advex_status advex_report_write(const advex_sweep *s, const advex_dataset *d, int64_t classes, const char *model,
+                                const char *data, const char *dir);
+/* The files advex_report_write makes in dir for these attacks, one path per line (*paths is
+ * malloc'd): for checks that no output names an input. */
+advex_status advex_report_paths(const char *dir, const advex_attack_kind *kinds, int n, char **paths);
 
 /* ---- per-class counts ------------------------------------------------------------------- */
 

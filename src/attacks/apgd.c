@@ -6,7 +6,9 @@
  *   at a checkpoint halve eta and restart from the best point when the loss rose in at most
  *   rho = 0.75 of the steps since the last checkpoint, or eta was not halved last time and the
  *   best loss did not improve. Losses: CE, DLR, targeted DLR (APGD-T over the top-k classes).
- * Examples that succeed are frozen and leave the batch (their state does not affect others). */
+ * Examples that succeed are frozen and leave the batch (their state does not affect others).
+ * Transfer mode (c->no_early_stop): every example runs every step, restart and target class;
+ * the highest-loss iterate over all of them is returned (auto-attack's best_loss=True). */
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@ typedef struct apgd_state {
     int64_t *idx;
     float *z, *loss, *dl;
     unsigned char *keep;
+    unsigned char *tw; /* transfer mode: (n, dataset order) the kept point succeeds on this model */
 } apgd_state;
 
 static void apply_step(float *out, const float *xk, const float *xprev, const float *xs, const float *g, int64_t d,
@@ -50,16 +53,19 @@ static advex_status apgd_run(advex_model *m, const advex_attack_config *c, apgd_
     const int decr = iters * 3 / 100 > 1 ? iters * 3 / 100 : 1;
     const float rho = 0.75f;
     advex_status st;
-    /* record the state of row j's iterate (z, loss at xa) */
+    const int transfer = c->no_early_stop != 0;
+    /* record the state of row j's iterate (z, loss at xa); transfer mode: no freezing, the
+     * highest-loss iterate is kept */
 #define APGD_RECORD()                                                                          \
     for (int64_t j = 0; j < a; j++) {                                                          \
         int64_t i = S->idx[j];                                                                 \
         int ok = atk_success(L, S->z + j * k, k, j);                                           \
-        S->keep[j] = !ok;                                                                      \
-        if (ok || S->loss[j] > best[i]) {                                                      \
+        S->keep[j] = transfer || !ok;                                                          \
+        if ((ok && !transfer) || S->loss[j] > best[i]) {                                       \
             memcpy(xadv + i * d, S->xa + j * d, (size_t)d * fb);                               \
-            best[i] = ok ? FLT_MAX : S->loss[j];                                               \
-            won[i] = (unsigned char)ok;                                                        \
+            best[i] = ok && !transfer ? FLT_MAX : S->loss[j];                                  \
+            won[i] = (unsigned char)(ok && !transfer);                                         \
+            S->tw[i] = (unsigned char)ok;                                                      \
         }                                                                                      \
     }
     void *arrs[A_COUNT] = {S->xs, S->xa, S->xold, S->xbest, S->g, S->gbest, S->xn, S->hist, S->step, S->lbest,
@@ -139,7 +145,7 @@ advex_status atk_apgd(advex_model *m, const advex_attack_config *c, const float 
     if (topk > k - 1) topk = (int)(k - 1);
 
     size_t bytes = (size_t)(7 * n * d + n * iters + 4 * n + 2 * n * k + ATK_CHUNK * k + 2 * n) * fb +
-                   (size_t)n * (4 * sizeof(int32_t) + sizeof(int64_t) + 2 * sizeof(int32_t) + 2);
+                   (size_t)n * (4 * sizeof(int32_t) + sizeof(int64_t) + 2 * sizeof(int32_t) + 3);
     char *blk = atk_alloc(bytes);
     if (!blk) return ADVEX_ERR_NOMEM;
     apgd_state S;
@@ -167,6 +173,7 @@ advex_status atk_apgd(advex_model *m, const advex_attack_config *c, const float 
     int32_t *tfull = S.ts + n;
     S.keep = (unsigned char *)(tfull + n);
     unsigned char *won = S.keep + n;
+    S.tw = won + n;
 
     advex_status st = ADVEX_OK;
     int targeted = atk_setup_targets(m, c, x, y, n, off, zclean, tfull, &st);
@@ -227,7 +234,8 @@ advex_status atk_apgd(advex_model *m, const advex_attack_config *c, const float 
             st = apgd_run(m, c, &S, a, iters, &L, xadv, best, won);
         }
     }
-    if (info && info->stage) for (int64_t i = 0; i < n; i++) info->stage[i] = won[i];
+    if (info && info->stage)
+        for (int64_t i = 0; i < n; i++) info->stage[i] = c->no_early_stop ? S.tw[i] : won[i];
 done:
     free(blk);
     return st;

@@ -1,10 +1,11 @@
-/* The attack dispatcher: argument checks shared by every attack, eps = 0 and "none" as the
+/* The attack dispatcher: argument checks shared by every attack (advex_attack_check: norms
+ * each attack implements, transfer mode, targets, classes), eps = 0 and "none" as the
  * identity, then one call into the attack family's file. */
 #include <string.h>
 
 #include "attacks/attack_internal.h"
 
-static atk_fn family(advex_attack_kind kind) {
+atk_fn atk_family(advex_attack_kind kind) {
     switch (kind) {
     case ADVEX_ATTACK_FGSM: case ADVEX_ATTACK_FGSM_RS: return atk_fgsm;
     case ADVEX_ATTACK_BIM: case ADVEX_ATTACK_PGD: case ADVEX_ATTACK_MIFGSM: return atk_pgd;
@@ -18,24 +19,30 @@ static atk_fn family(advex_attack_kind kind) {
     }
 }
 
-advex_status advex_attack_batch_info(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,
-                                     int64_t n, int64_t batch_offset, float *x_adv, advex_attack_info *info) {
+/* 1 if the attack implements the norm. C&W is L2 only (Carlini & Wagner's L-inf variant is a
+ * different algorithm, not implemented); every other attack implements both. */
+static int norm_supported(advex_attack_kind kind, advex_norm norm) {
+    if (kind == ADVEX_ATTACK_CW) return norm == ADVEX_NORM_L2;
+    return norm == ADVEX_NORM_LINF || norm == ADVEX_NORM_L2;
+}
+
+advex_status advex_attack_check(const advex_model *m, const advex_attack_config *c) {
     if (!(c->eps >= 0)) return advex_set_error(ADVEX_ERR_ARG, "eps must be >= 0 (got %g)", (double)c->eps);
     if (c->norm != ADVEX_NORM_LINF && c->norm != ADVEX_NORM_L2)
         return advex_set_error(ADVEX_ERR_ARG, "unknown norm %d", (int)c->norm);
     if (c->kappa < 0 || !isfinite(c->kappa)) return advex_set_error(ADVEX_ERR_ARG, "kappa must be >= 0");
     if (!isfinite(c->alpha) || !isfinite(c->momentum))
         return advex_set_error(ADVEX_ERR_ARG, "alpha and momentum must be finite");
-    int64_t d = advex_model_dim(m);
-    if (n <= 0) return ADVEX_OK;
-    if (info && info->queries) memset(info->queries, 0, (size_t)n * sizeof(int64_t));
-    if (info && info->stage) memset(info->stage, 0, (size_t)n * sizeof(int32_t));
-    if (c->kind == ADVEX_ATTACK_NONE || c->eps == 0.0f) {
-        memmove(x_adv, x, (size_t)(n * d) * sizeof(float));
-        return ADVEX_OK;
-    }
-    atk_fn fn = family(c->kind);
-    if (!fn) return advex_set_error(ADVEX_ERR_ARG, "unknown attack kind %d", (int)c->kind);
+    if (c->kind == ADVEX_ATTACK_NONE) return ADVEX_OK;
+    if (!atk_family(c->kind)) return advex_set_error(ADVEX_ERR_ARG, "unknown attack kind %d", (int)c->kind);
+    if (!norm_supported(c->kind, c->norm))
+        return advex_set_error(ADVEX_ERR_ARG, "%s: the %s norm is not implemented (%s is L2 only)",
+                               advex_attack_name(c->kind), c->norm == ADVEX_NORM_L2 ? "L2" : "L-inf",
+                               advex_attack_name(c->kind));
+    if (c->no_early_stop && (c->kind == ADVEX_ATTACK_STANDARD || c->kind == ADVEX_ATTACK_DEEPFOOL))
+        return advex_set_error(ADVEX_ERR_ARG, "%s stops each example at the crafting model's decision boundary: no "
+                               "transfer mode (with a surrogate use pgd, mifgsm, apgd-ce, apgd-t, or cw with a kappa)",
+                               advex_attack_name(c->kind));
     if (c->kind == ADVEX_ATTACK_UAP && !c->uap_delta)
         return advex_set_error(ADVEX_ERR_ARG, "uap: no universal perturbation given (compute one first)");
     if (c->target != ADVEX_TARGET_NONE && (c->kind == ADVEX_ATTACK_STANDARD || c->kind == ADVEX_ATTACK_APGD_T ||
@@ -47,7 +54,22 @@ advex_status advex_attack_batch_info(advex_model *m, const advex_attack_config *
         return advex_set_error(ADVEX_ERR_ARG, "%s needs DLR, which needs at least %d classes (model has %lld)",
                                advex_attack_name(c->kind), c->kind == ADVEX_ATTACK_APGD_DLR ? 3 : 4,
                                (long long)m->net->classes);
-    return fn(m, c, x, y, n, batch_offset, NULL, x_adv, info);
+    return ADVEX_OK;
+}
+
+advex_status advex_attack_batch_info(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,
+                                     int64_t n, int64_t batch_offset, float *x_adv, advex_attack_info *info) {
+    advex_status st = advex_attack_check(m, c);
+    if (st) return st;
+    int64_t d = advex_model_dim(m);
+    if (n <= 0) return ADVEX_OK;
+    if (info && info->queries) memset(info->queries, 0, (size_t)n * sizeof(int64_t));
+    if (info && info->stage) memset(info->stage, 0, (size_t)n * sizeof(int32_t));
+    if (c->kind == ADVEX_ATTACK_NONE || c->eps == 0.0f) {
+        memmove(x_adv, x, (size_t)(n * d) * sizeof(float));
+        return ADVEX_OK;
+    }
+    return atk_family(c->kind)(m, c, x, y, n, batch_offset, NULL, x_adv, info);
 }
 
 advex_status advex_attack_batch(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,

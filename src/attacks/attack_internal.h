@@ -69,6 +69,8 @@ void atk_rng(advex_rng *r, uint64_t seed, uint64_t salt, int64_t example);
 #define ATK_ID(i) (ids ? ids[i] : off + (i))
 typedef advex_status (*atk_fn)(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,
                                int64_t n, int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+/* The family function running an attack kind (NULL for none / unknown). */
+atk_fn atk_family(advex_attack_kind kind);
 advex_status atk_fgsm(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                       int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
 advex_status atk_pgd(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
@@ -85,6 +87,14 @@ advex_status atk_deepfool(advex_model *m, const advex_attack_config *c, const fl
                           int64_t n, int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
 advex_status atk_uap_apply(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,
                            int64_t n, int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+
+/* Square L2 (square_l2.c). eta_buf: (H*W + C*H*W) doubles; delta: (C*H*W) floats of scratch.
+ * init: xb = the start point for x. propose: xn = a proposal around the best point xb, with
+ * windows of side s (odd, <= H, W). */
+void atk_square_l2_init(float *xb, const float *x, int64_t C, int64_t H, int64_t W, float eps, advex_rng *r,
+                        double *eta_buf, float *delta);
+void atk_square_l2_propose(float *xn, const float *x, const float *xb, int64_t C, int64_t H, int64_t W, int64_t s,
+                           float eps, advex_rng *r, double *eta_buf, float *delta);
 
 /* Allocation helper: one block for several arrays; NULL + error on failure. */
 void *atk_alloc(size_t bytes);

@@ -59,13 +59,10 @@ int advex_attack_is_min_norm(advex_attack_kind kind) {
     return kind == ADVEX_ATTACK_CW || kind == ADVEX_ATTACK_DEEPFOOL;
 }
 
-advex_norm advex_attack_norm(const advex_attack_config *c) {
-    switch (c->kind) {
-    case ADVEX_ATTACK_CW: return ADVEX_NORM_L2;
-    case ADVEX_ATTACK_FGSM: case ADVEX_ATTACK_FGSM_RS: case ADVEX_ATTACK_SQUARE: case ADVEX_ATTACK_STANDARD:
-        return ADVEX_NORM_LINF;
-    default: return c->norm;
-    }
+advex_norm advex_attack_norm(const advex_attack_config *c) { return c->norm; }
+
+advex_norm advex_attack_default_norm(advex_attack_kind kind) {
+    return kind == ADVEX_ATTACK_CW ? ADVEX_NORM_L2 : ADVEX_NORM_LINF;
 }
 
 advex_status advex_target_parse(const char *s, advex_target_mode *mode, int32_t *label) {

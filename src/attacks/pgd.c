@@ -2,7 +2,9 @@
  * (Madry et al. 2018; L-inf sign steps or L2 normalised steps, random starts) and MI-FGSM
  * (Dong et al. 2018; g <- mu g + grad/||grad||_1, step along sign(g)).
  * Every iterate is checked: an example that succeeds is frozen and returned; otherwise the
- * highest-loss iterate over all steps and restarts is returned. */
+ * highest-loss iterate over all steps and restarts is returned. Transfer mode
+ * (c->no_early_stop): every example runs every step of every run; the last iterate of the
+ * run whose last iterate has the highest loss is returned. */
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +21,12 @@ advex_status atk_pgd(advex_model *m, const advex_attack_config *c, const float *
     const float mu = c->momentum >= 0 ? c->momentum : 1.0f;
     const int runs = is_pgd && c->restarts > 1 ? c->restarts : 1;
     const int random_start = is_pgd && c->restarts > 0;
+    const int transfer = c->no_early_stop != 0;
 
     /* per-call buffers (never inside the step loop) */
     size_t fb = sizeof(float);
     char *blk = atk_alloc((size_t)(4 * n * d + n * k + 2 * n + ATK_CHUNK * k) * fb + (size_t)n * (2 * sizeof(int32_t) +
-                          sizeof(int64_t) + 2));
+                          sizeof(int64_t) + 3));
     if (!blk) return ADVEX_ERR_NOMEM;
     int64_t *idx = (int64_t *)blk;     /* (n) dataset row of each active example (first: aligned) */
     float *xs = (float *)(idx + n);    /* (n,d) clean inputs of the active examples */
@@ -36,6 +39,7 @@ advex_status atk_pgd(advex_model *m, const advex_attack_config *c, const float *
     float *dl = best + n;              /* (CHUNK,k) */
     int32_t *ys = (int32_t *)(dl + ATK_CHUNK * k), *ts = ys + n;
     unsigned char *keep = (unsigned char *)(ts + n), *won = keep + n;
+    unsigned char *tw = won + n; /* transfer mode: the kept point succeeds on this model */
 
     advex_status st = ADVEX_OK;
     int32_t *tfull = ts; /* targets in dataset order, gathered below */
@@ -71,10 +75,21 @@ advex_status atk_pgd(advex_model *m, const advex_attack_config *c, const float *
             if (s < steps) st = atk_grad(m, xa, a, atk_loss_rows, &L, g, z, loss, dl);
             else if (!(st = advex_model_forward(m, xa, a, z))) atk_loss_rows(&L, 0, a, k, z, loss, NULL);
             if (st) break;
-            /* record: success freezes the example; else keep the highest-loss iterate */
+            /* record: success freezes the example; else keep the highest-loss iterate.
+             * Transfer mode: every example runs every step; the last iterate of the run
+             * with the highest loss is kept */
             for (int64_t j = 0; j < a; j++) {
                 int64_t i = idx[j];
                 int ok = atk_success(&L, z + j * k, k, j);
+                if (transfer) {
+                    keep[j] = 1;
+                    if (s == steps && loss[j] > best[i]) {
+                        memcpy(xadv + i * d, xa + j * d, (size_t)d * fb);
+                        best[i] = loss[j];
+                        tw[i] = (unsigned char)ok;
+                    }
+                    continue;
+                }
                 keep[j] = !ok;
                 if (ok || loss[j] > best[i]) {
                     memcpy(xadv + i * d, xa + j * d, (size_t)d * fb);
@@ -109,7 +124,7 @@ advex_status atk_pgd(advex_model *m, const advex_attack_config *c, const float *
             }
         }
     }
-    if (info && info->stage) for (int64_t i = 0; i < n; i++) info->stage[i] = won[i];
+    if (info && info->stage) for (int64_t i = 0; i < n; i++) info->stage[i] = transfer ? tw[i] : won[i];
     free(tsave);
 done:
     free(blk);

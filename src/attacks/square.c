@@ -1,13 +1,17 @@
-/* Square attack, L-inf (Andriushchenko et al. 2020), following auto-attack's square.py:
+/* Square attack (Andriushchenko et al. 2020), L-inf and L2, following auto-attack's square.py:
  * score-based (forward passes only), margin loss z_y - max_{j!=y} z_j (targeted:
- * max_{j!=t} z_j - z_t), minimised by random search. Start: vertical stripes
- * x + eps * (+-1 per channel and column). Each iteration proposes one s x s window set to
- * +-2 eps per channel around the best point (then projected onto the ball and [0,1]) and keeps
- * it when the margin drops. s = round(sqrt(p * d / C)), p from p_init by the published
- * piecewise schedule over the budget rescaled to 10000 iterations.
+ * max_{j!=t} z_j - z_t), minimised by random search over localised square updates; a
+ * proposal is kept when the margin drops. s = round(sqrt(p * d / C)), p from p_init by the
+ * published piecewise schedule over the budget rescaled to 10000 iterations.
+ *   L-inf  start: vertical stripes x + eps * (+-1 per channel and column); each iteration one
+ *          s x s window set to +-2 eps per channel around the best point, projected onto the
+ *          ball and [0,1]
+ *   L2     start and proposals in square_l2.c (s odd, >= 3): one window redrawn, a second
+ *          zeroed, the whole perturbation kept at L2 norm eps before clipping
  * Queries are counted per example (the start counts one) and never exceed the budget.
  * Unlike square.py, each example draws its own windows from its own stream, so results do
- * not depend on the batch. */
+ * not depend on the batch. Transfer mode (c->no_early_stop): every example spends the whole
+ * budget and the lowest-margin point is returned. */
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +42,52 @@ static float margin(const float *z, int64_t k, int32_t y, int32_t t, int targete
 
 static inline float clip01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
 
+/* xb = clip(x + eps * (+-1 per channel and column)): vertical stripes */
+static void linf_start(float *xb, const float *x, int64_t C, int64_t H, int64_t W, float eps, advex_rng *r) {
+    for (int64_t ch = 0; ch < C; ch++)
+        for (int64_t col = 0; col < W; col++) {
+            float sgn = (advex_rng_u64(r) >> 63) ? eps : -eps;
+            for (int64_t row = 0; row < H; row++) {
+                int64_t q = (ch * H + row) * W + col;
+                xb[q] = clip01(x[q] + sgn);
+            }
+        }
+}
+
+/* xn = xb with one s x s window moved by +-2 eps per channel, projected onto the ball, clipped */
+static void linf_propose(float *xn, const float *x, const float *xb, int64_t C, int64_t H, int64_t W, int64_t s,
+                         float eps, advex_rng *r) {
+    int64_t vh = H - s > 0 ? (int64_t)advex_rng_below(r, (uint64_t)(H - s)) : 0;
+    int64_t vw = W - s > 0 ? (int64_t)advex_rng_below(r, (uint64_t)(W - s)) : 0;
+    memcpy(xn, xb, (size_t)(C * H * W) * sizeof(float));
+    for (int64_t ch = 0; ch < C; ch++) {
+        float dv = (advex_rng_u64(r) >> 63) ? 2.0f * eps : -2.0f * eps;
+        for (int64_t row = vh; row < vh + s; row++)
+            for (int64_t col = vw; col < vw + s; col++) {
+                int64_t q = (ch * H + row) * W + col;
+                float v = xn[q] + dv, lo = x[q] - eps, hi = x[q] + eps;
+                v = v < lo ? lo : (v > hi ? hi : v);
+                xn[q] = clip01(v);
+            }
+    }
+}
+
+/* window side s = round(sqrt(p * d / C)); L2: odd, >= 3, at most the image (square.py);
+ * L-inf: >= 1, at most H - 1 and W - 1 */
+static int64_t window_side(float p, int64_t C, int64_t H, int64_t W, int l2) {
+    int64_t s = (int64_t)lround(sqrt((double)p * (double)(C * H * W) / (double)C));
+    if (l2) {
+        s = s < 3 ? 3 : s;
+        s += s % 2 == 0;
+        s = s > H ? H : s;
+        return s > W ? W : s;
+    }
+    if (s < 1) s = 1;
+    if (s > H - 1 && H > 1) s = H - 1;
+    if (s > W - 1 && W > 1) s = W - 1;
+    return s;
+}
+
 advex_status atk_square(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                         int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info) {
     const int64_t C = m->net->in_chw[0], H = m->net->in_chw[1], W = m->net->in_chw[2], d = C * H * W, k = m->net->classes;
@@ -45,10 +95,16 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
     const float p_init = c->p_init > 0 ? (c->p_init < 1 ? c->p_init : 1.0f) : 0.8f;
     const float eps = c->eps;
     const size_t fb = sizeof(float);
-    char *blk = atk_alloc((size_t)n * (sizeof(int64_t) * 2 + sizeof(advex_rng) + (size_t)(3 * d + k + 1) * fb +
-                                       2 * sizeof(int32_t) + 1));
+    const int transfer = c->no_early_stop != 0;
+    const int l2 = c->norm == ADVEX_NORM_L2;
+    /* L2 scratch: eta patterns (H*W + C*H*W doubles) and the perturbation being edited (d) */
+    const size_t l2b = l2 ? ((size_t)(H * W + d) * sizeof(double) + (size_t)d * fb + 7) / 8 * 8 : 0;
+    char *blk = atk_alloc(l2b + (size_t)n * (sizeof(int64_t) * 2 + sizeof(advex_rng) + (size_t)(3 * d + k + 1) * fb +
+                                             2 * sizeof(int32_t) + 1));
     if (!blk) return ADVEX_ERR_NOMEM;
-    int64_t *idx = (int64_t *)blk, *qs = idx + n;
+    double *eta_buf = (double *)blk;
+    float *delta = (float *)(blk + (l2 ? (size_t)(H * W + d) * sizeof(double) : 0));
+    int64_t *idx = (int64_t *)(blk + l2b), *qs = idx + n;
     advex_rng *rng = (advex_rng *)(qs + n);
     float *xs = (float *)(rng + n), *xb = xs + n * d, *xn = xb + n * d, *z = xn + n * d, *mbest = z + n * k;
     int32_t *ys = (int32_t *)(mbest + n), *ts = ys + n;
@@ -59,21 +115,15 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
     int targeted = atk_setup_targets(m, c, x, y, n, off, z, ts, &st);
     if (targeted < 0) goto done;
     atk_loss L = {ATK_LOSS_CW, ys, targeted ? ts : NULL, 0};
-    /* start: vertical stripes */
+    /* start: vertical stripes (L-inf) or the grid of eta windows (L2) */
     for (int64_t i = 0; i < n; i++) {
         idx[i] = i;
         ys[i] = y[i];
         qs[i] = 1;
         atk_rng(&rng[i], c->seed, 0x5A, ATK_ID(i));
         memcpy(xs + i * d, x + i * d, (size_t)d * fb);
-        for (int64_t ch = 0; ch < C; ch++)
-            for (int64_t col = 0; col < W; col++) {
-                float sgn = (advex_rng_u64(&rng[i]) >> 63) ? eps : -eps;
-                for (int64_t row = 0; row < H; row++) {
-                    int64_t q = (ch * H + row) * W + col;
-                    xb[i * d + q] = clip01(x[i * d + q] + sgn);
-                }
-            }
+        if (l2) atk_square_l2_init(xb + i * d, x + i * d, C, H, W, eps, &rng[i], eta_buf, delta);
+        else linf_start(xb + i * d, x + i * d, C, H, W, eps, &rng[i]);
     }
     if ((st = advex_model_forward(m, xb, n, z))) goto done;
     int64_t a = 0;
@@ -81,8 +131,9 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
         memcpy(xadv + i * d, xb + i * d, (size_t)d * fb);
         if (queries) queries[i] = 1;
         mbest[i] = margin(z + i * k, k, y[i], ts[i], targeted);
-        keep[i] = !atk_success(&L, z + i * k, k, i);
-        if (!keep[i] && info && info->stage) info->stage[i] = 1;
+        int ok = atk_success(&L, z + i * k, k, i);
+        keep[i] = transfer || !ok;
+        if (ok && info && info->stage) info->stage[i] = 1;
         a += keep[i];
     }
     void *arrs[] = {idx, qs, rng, xs, xb, mbest, ys, ts};
@@ -90,28 +141,10 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
                    sizeof(int32_t), sizeof(int32_t)};
     a = atk_compact(keep, n, arrs, rb, 8);
     for (int64_t it = 0; it < Q - 1 && a > 0; it++) {
-        float p = p_selection(p_init, it, Q);
-        int64_t s = (int64_t)lround(sqrt((double)p * (double)d / (double)C));
-        if (s < 1) s = 1;
-        if (s > H - 1 && H > 1) s = H - 1;
-        if (s > W - 1 && W > 1) s = W - 1;
+        int64_t s = window_side(p_selection(p_init, it, Q), C, H, W, l2);
         for (int64_t j = 0; j < a; j++) {
-            advex_rng *r = &rng[j];
-            int64_t vh = H - s > 0 ? (int64_t)advex_rng_below(r, (uint64_t)(H - s)) : 0;
-            int64_t vw = W - s > 0 ? (int64_t)advex_rng_below(r, (uint64_t)(W - s)) : 0;
-            float *o = xn + j * d;
-            const float *xj = xs + j * d;
-            memcpy(o, xb + j * d, (size_t)d * fb);
-            for (int64_t ch = 0; ch < C; ch++) {
-                float delta = (advex_rng_u64(r) >> 63) ? 2.0f * eps : -2.0f * eps;
-                for (int64_t row = vh; row < vh + s; row++)
-                    for (int64_t col = vw; col < vw + s; col++) {
-                        int64_t q = (ch * H + row) * W + col;
-                        float v = o[q] + delta, lo = xj[q] - eps, hi = xj[q] + eps;
-                        v = v < lo ? lo : (v > hi ? hi : v);
-                        o[q] = clip01(v);
-                    }
-            }
+            if (l2) atk_square_l2_propose(xn + j * d, xs + j * d, xb + j * d, C, H, W, s, eps, &rng[j], eta_buf, delta);
+            else linf_propose(xn + j * d, xs + j * d, xb + j * d, C, H, W, s, eps, &rng[j]);
         }
         if ((st = advex_model_forward(m, xn, a, z))) goto done;
         for (int64_t j = 0; j < a; j++) {
@@ -120,8 +153,14 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
             if (queries) queries[i] = qs[j];
             float mg = margin(z + j * k, k, ys[j], ts[j], targeted);
             int ok = atk_success(&L, z + j * k, k, j);
-            keep[j] = !ok;
-            if (ok && info && info->stage) info->stage[i] = 1;
+            if (transfer) { /* the whole budget; the lowest margin so far is kept */
+                keep[j] = 1;
+                if (mg < mbest[j] && info && info->stage) info->stage[i] = ok;
+                ok = 0;
+            } else {
+                keep[j] = !ok;
+                if (ok && info && info->stage) info->stage[i] = 1;
+            }
             if (mg < mbest[j] || ok) {
                 mbest[j] = mg;
                 memcpy(xb + j * d, xn + j * d, (size_t)d * fb);

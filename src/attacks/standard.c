@@ -1,11 +1,22 @@
 /* `standard`: AutoAttack's protocol (Croce & Hein 2020) without FAB-T: APGD-CE, then APGD-T
  * (targeted DLR over the top-k classes), then Square, each run only on the examples that
- * are still classified correctly. Per example the first adversarial found is returned, and
- * info->stage records which stage found it (1, 2, 3; 0 = robust or clean-misclassified). */
+ * are still classified correctly, all in the configured norm (L-inf or L2, as AutoAttack's
+ * standard versions). Per example the first adversarial found is returned, and info->stage
+ * records which stage found it (1, 2, 3; 0 = robust or clean-misclassified). The stage list
+ * is one table (advex_attack_stages). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "attacks/attack_internal.h"
+
+int advex_attack_stages(const advex_attack_config *c, advex_attack_kind *stages, int max) {
+    /* AutoAttack's standard list (autoattack.py set_version), FAB-T left out */
+    static const advex_attack_kind standard[] = {ADVEX_ATTACK_APGD_CE, ADVEX_ATTACK_APGD_T, ADVEX_ATTACK_SQUARE};
+    if (c->kind != ADVEX_ATTACK_STANDARD) return 0;
+    int n = (int)(sizeof standard / sizeof *standard);
+    for (int s = 0; s < n && s < max; s++) stages[s] = standard[s];
+    return n < max ? n : max;
+}
 
 advex_status atk_standard(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                           int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info) {
@@ -24,9 +35,10 @@ advex_status atk_standard(advex_model *m, const advex_attack_config *c, const fl
         robust[i] = atk_argmax(z + i * k, k) == y[i];
         stage[i] = 0;
     }
-    static const advex_attack_kind stages[3] = {ADVEX_ATTACK_APGD_CE, ADVEX_ATTACK_APGD_T, ADVEX_ATTACK_SQUARE};
-    static const atk_fn fns[3] = {atk_apgd, atk_apgd, atk_square};
-    for (int s = 0; s < 3; s++) {
+    advex_attack_kind stages[ADVEX_ATTACK_MAX_STAGES];
+    int nst = advex_attack_stages(c, stages, ADVEX_ATTACK_MAX_STAGES);
+    for (int s = 0; s < nst; s++) {
+        atk_fn fn = atk_family(stages[s]);
         int64_t a = 0;
         for (int64_t i = 0; i < n; i++) {
             if (!robust[i]) continue;
@@ -39,13 +51,12 @@ advex_status atk_standard(advex_model *m, const advex_attack_config *c, const fl
         if (a == 0) break;
         advex_attack_config sub = *c;
         sub.kind = stages[s];
-        sub.norm = ADVEX_NORM_LINF;
         sub.target = ADVEX_TARGET_NONE;
         sub.seed = c->seed + (uint64_t)s;
         advex_attack_info si = {qg, sg};
         memset(qg, 0, (size_t)a * sizeof(int64_t));
         memset(sg, 0, (size_t)a * sizeof(int32_t));
-        if ((st = fns[s](m, &sub, xg, yg, a, 0, idg, xo, &si))) goto done;
+        if ((st = fn(m, &sub, xg, yg, a, 0, idg, xo, &si))) goto done;
         /* the model's own verdict on what the stage returned */
         if ((st = advex_model_forward(m, xo, a, z))) goto done;
         for (int64_t j = 0; j < a; j++) {

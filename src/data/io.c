@@ -182,3 +182,11 @@ advex_status advex_data_size_check(const char *path, int64_t count, int64_t each
                                "--limit", path, (long long)count, what, advex_fmt_bytes(bytes, a), advex_fmt_bytes(phys, b));
     return ADVEX_OK;
 }
+
+advex_status advex_write_file(const char *path, const void *data, size_t n) {
+    advex_afile f;
+    advex_status st = advex_afile_open(&f, path);
+    if (!st) st = advex_afile_write(&f, data, n); /* a failed write removes the temporary */
+    if (!st) st = advex_afile_commit(&f);
+    return st;
+}

@@ -1,7 +1,6 @@
 /* Public model API on top of the graph runner: forward, input gradients and
  * vector-Jacobian products in eval mode, processed in chunks of bounded size. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,56 +110,31 @@ advex_status advex_model_vjp(advex_model *m, const float *x, int64_t n, const fl
     return grad_chunked(m, x, n, NULL, ADVEX_LOSS_CE, w, grad, logits, NULL);
 }
 
-/* printf into a growing malloc'd string; *oom on failure */
-typedef struct text_buf {
-    char *s;
-    size_t len, cap;
-    int oom;
-} text_buf;
-
-static void tb_printf(text_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tb_printf(text_buf *b, const char *fmt, ...) {
-    va_list ap;
-    if (b->oom) return;
-    va_start(ap, fmt);
-    int k = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) { b->oom = 1; return; }
-    if (!b->s || b->len + (size_t)k >= b->cap) {
-        size_t cap = (b->cap ? 2 * b->cap : 512) + (size_t)k;
-        char *t = realloc(b->s, cap);
-        if (!t) { b->oom = 1; return; }
-        b->s = t;
-        b->cap = cap;
-        va_start(ap, fmt);
-        vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-    }
-    b->len += (size_t)k;
-}
-
 advex_status advex_model_describe(const advex_model *m, char **text) {
     *text = NULL;
     const advex_net *net = m->net;
     const advex_graph *g = &net->g;
-    text_buf b = {0};
-    tb_printf(&b, "model:      %s\n", net->source);
-    if (net->opset) tb_printf(&b, "opset:      %lld\n", (long long)net->opset);
-    tb_printf(&b, "input:      %s  N x %lld x %lld x %lld (float32, [0,1])\n", g->vals[g->input].name,
+    advex_buf b = {0};
+    advex_buf_printf(&b, "model:      %s\n", net->source);
+    if (net->opset) advex_buf_printf(&b, "opset:      %lld\n", (long long)net->opset);
+    advex_buf_printf(&b, "input:      %s  N x %lld x %lld x %lld (float32, [0,1])\n", g->vals[g->input].name,
               (long long)net->in_chw[0], (long long)net->in_chw[1], (long long)net->in_chw[2]);
-    tb_printf(&b, "output:     %s  N x %lld%s\n", g->vals[g->output].name, (long long)net->classes,
+    advex_buf_printf(&b, "output:     %s  N x %lld%s\n", g->vals[g->output].name, (long long)net->classes,
               net->output_is_prob ? "  (logits before the model's final Softmax, which advex removed)" : "");
-    tb_printf(&b, "parameters: %lld\n", (long long)advex_model_num_params(m));
-    tb_printf(&b, "nodes:      %d\nops:       ", g->n_nodes);
+    advex_buf_printf(&b, "parameters: %lld\n", (long long)advex_model_num_params(m));
+    advex_buf_printf(&b, "nodes:      %d\nops:       ", g->n_nodes);
     int count[ADVEX_OP_COUNT] = {0};
     for (int i = 0; i < g->n_nodes; i++) count[g->nodes[i].op]++;
     for (int op = 0; op < ADVEX_OP_COUNT; op++)
-        if (count[op]) tb_printf(&b, " %s x%d", advex_op_defs[op].name, count[op]);
-    tb_printf(&b, "\n");
-    if (b.oom) {
-        free(b.s);
-        return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
-    }
-    *text = b.s;
-    return ADVEX_OK;
+        if (count[op]) advex_buf_printf(&b, " %s x%d", advex_op_defs[op].name, count[op]);
+    advex_buf_printf(&b, "\n");
+    return advex_buf_take(&b, text);
+}
+
+double advex_model_macs(const advex_model *m) {
+    advex_plan *p;
+    if (advex_plan_new(m->net, &p)) return 0;
+    double macs = advex_plan_images(p, 1, 0, 0) ? 0 : advex_plan_macs(p, NULL);
+    advex_plan_free(p);
+    return macs;
 }
