@@ -17,10 +17,17 @@ typedef struct bench_ctx {
     int64_t n, d, k, steps;
     float eps;
     float *x, *xa, *logits;
-    advex_attack_config attack; /* fgsm, pgd */
+    advex_attack_config atk; /* fgsm, pgd */
     advex_trainer *trainer;     /* train */
     int32_t *y;
     advex_rng rng;
+    /* results */
+    const char *name, *attack;
+    long long reps;
+    int threads, scaling;
+    double *rates, *rates1, *ratios; /* (reps) T threads, 1 thread, their pair ratios */
+    int64_t iters;
+    double flop_per_image;
 } bench_ctx;
 
 static int cmp_double(const void *a, const void *b) {
@@ -43,7 +50,7 @@ static advex_status run_once(bench_ctx *b) {
     switch (b->kind) {
     case B_FORWARD: return advex_model_forward(b->m, b->x, b->n, b->logits);
     case B_FGSM:
-    case B_PGD: return advex_attack_batch(b->m, &b->attack, b->x, b->y, b->n, 0, b->xa);
+    case B_PGD: return advex_attack_batch(b->m, &b->atk, b->x, b->y, b->n, 0, b->xa);
     case B_TRAIN:
         return advex_trainer_step(b->trainer, b->x, b->y, b->n, ADVEX_ADV_FGSM_RS, b->eps, 0.01f, NULL, NULL);
     }
@@ -63,6 +70,56 @@ static advex_status timed_rep(bench_ctx *b, double min_time, double *rate, int64
     *rate = (double)(it * b->n) / el;
     *iters = it;
     return ADVEX_OK;
+}
+
+/* The figures: one JSON object (--json) or a text line. 0 or an exit code. */
+static int bench_print(const char *cmd, const bench_ctx *b, int json) {
+    double med = median(b->rates, b->reps), med1 = b->scaling ? median(b->rates1, b->reps) : 0,
+           medr = b->scaling ? median(b->ratios, b->reps) : 0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    if (json) {
+        cJSON *o = cJSON_CreateObject(), *sc;
+        cJSON_AddStringToObject(o, "tool", "advex");
+        cJSON_AddStringToObject(o, "model", b->name);
+        cJSON_AddStringToObject(o, "attack", b->attack);
+        cJSON_AddNumberToObject(o, "steps", (double)b->steps);
+        cJSON_AddNumberToObject(o, "batch", (double)b->n);
+        cJSON_AddNumberToObject(o, "threads", advex_get_threads());
+        cJSON_AddStringToObject(o, "isa", advex_kernel_isa());
+        cJSON_AddNumberToObject(o, "reps", (double)b->reps);
+        cJSON_AddNumberToObject(o, "images_per_second", med);
+        cJSON_AddNumberToObject(o, "median_images_per_second", med);
+        cJSON_AddNumberToObject(o, "seconds_per_batch", (double)b->n / med);
+        cJSON_AddItemToObject(o, "rates", cJSON_CreateDoubleArray(b->rates, (int)b->reps));
+        cJSON_AddNumberToObject(o, "gflop_per_image", b->flop_per_image * 1e-9);
+        cJSON_AddNumberToObject(o, "gflops", b->flop_per_image * med * 1e-9);
+        cJSON_AddNumberToObject(o, "peak_rss_kb", (double)ru.ru_maxrss);
+        cJSON_AddNumberToObject(o, "iterations", (double)b->iters);
+        if (b->scaling) {
+            sc = cJSON_AddObjectToObject(o, "scaling");
+            cJSON_AddNumberToObject(sc, "threads", b->threads);
+            cJSON_AddNumberToObject(sc, "images_per_second_1_thread", med1);
+            cJSON_AddNumberToObject(sc, "median_pair_ratio", medr);
+            cJSON_AddItemToObject(sc, "rates_1_thread", cJSON_CreateDoubleArray(b->rates1, (int)b->reps));
+            cJSON_AddItemToObject(sc, "pair_ratios", cJSON_CreateDoubleArray(b->ratios, (int)b->reps));
+        }
+        char *text = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!text) return cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
+        puts(text);
+        cJSON_free(text);
+    } else {
+        printf("%s %s (steps %lld) batch %lld, %d threads, %s kernels: %.1f images/s (median of %lld; %.2f ms/batch, "
+               "%.2f GFLOP/s, peak RSS %.1f MiB)\n",
+               b->name, b->attack, (long long)b->steps, (long long)b->n, advex_get_threads(), advex_kernel_isa(), med, b->reps,
+               1e3 * (double)b->n / med,
+               b->flop_per_image * med * 1e-9, (double)ru.ru_maxrss / 1024.0);
+        if (b->scaling)
+            printf("1 thread: %.1f images/s; %d threads / 1 thread: %.2fx (median of %lld side-by-side pairs)\n",
+                   med1, b->threads, medr, b->reps);
+    }
+    return 0;
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -107,7 +164,6 @@ int cmd_bench(int argc, char **argv) {
     memset(&b, 0, sizeof b);
     if ((r = cli_load_model(cmd, model_path, model_path ? NULL : arch, (uint64_t)seed, &b.m))) return r;
     int rc = CLI_EXIT_FAIL;
-    double *rates = NULL, *rates1 = NULL, *ratios = NULL;
     int64_t chw[3];
     advex_model_input_shape(b.m, chw);
     b.kind = kind;
@@ -121,20 +177,20 @@ int cmd_bench(int argc, char **argv) {
     b.xa = malloc((size_t)(b.n * b.d) * sizeof(float));
     b.logits = malloc((size_t)(b.n * b.k) * sizeof(float));
     b.y = malloc((size_t)b.n * sizeof(int32_t));
-    rates = malloc((size_t)reps * sizeof(double));
-    rates1 = malloc((size_t)reps * sizeof(double));
-    ratios = malloc((size_t)reps * sizeof(double));
+    double *rates = b.rates = malloc((size_t)reps * sizeof(double));
+    double *rates1 = b.rates1 = malloc((size_t)reps * sizeof(double));
+    double *ratios = b.ratios = malloc((size_t)reps * sizeof(double));
     if (!b.x || !b.xa || !b.logits || !b.y || !rates || !rates1 || !ratios) {
         rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
         goto done;
     }
     for (int64_t i = 0; i < b.n * b.d; i++) b.x[i] = advex_rng_uniform(&b.rng);
     for (int64_t i = 0; i < b.n; i++) b.y[i] = (int32_t)advex_rng_below(&b.rng, (uint64_t)b.k);
-    advex_attack_config_default(&b.attack); /* fgsm; pgd: L-inf, random start, K steps of 2.5 eps/K */
-    b.attack.kind = kind == B_PGD ? ADVEX_ATTACK_PGD : ADVEX_ATTACK_FGSM;
-    b.attack.eps = b.eps;
-    b.attack.steps = (int32_t)b.steps;
-    b.attack.no_early_stop = 1;
+    advex_attack_config_default(&b.atk); /* fgsm; pgd: L-inf, random start, K steps of 2.5 eps/K */
+    b.atk.kind = kind == B_PGD ? ADVEX_ATTACK_PGD : ADVEX_ATTACK_FGSM;
+    b.atk.eps = b.eps;
+    b.atk.steps = (int32_t)b.steps;
+    b.atk.no_early_stop = 1;
     if (kind == B_TRAIN) { /* SGD, momentum 0.9, lr 0.01, FGSM-RS at eps on x' only */
         advex_train_config tc;
         advex_train_config_default(&tc);
@@ -187,57 +243,19 @@ int cmd_bench(int argc, char **argv) {
         rc = 130;
         goto done;
     }
-    double med = median(rates, reps), med1 = scaling ? median(rates1, reps) : 0,
-           medr = scaling ? median(ratios, reps) : 0;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    const char *name = model_path ? model_path : arch;
-    if (json) {
-        cJSON *o = cJSON_CreateObject(), *sc;
-        cJSON_AddStringToObject(o, "tool", "advex");
-        cJSON_AddStringToObject(o, "model", name);
-        cJSON_AddStringToObject(o, "attack", attack);
-        cJSON_AddNumberToObject(o, "steps", (double)b.steps);
-        cJSON_AddNumberToObject(o, "batch", (double)batch);
-        cJSON_AddNumberToObject(o, "threads", advex_get_threads());
-        cJSON_AddStringToObject(o, "isa", advex_kernel_isa());
-        cJSON_AddNumberToObject(o, "reps", (double)reps);
-        cJSON_AddNumberToObject(o, "images_per_second", med);
-        cJSON_AddNumberToObject(o, "median_images_per_second", med);
-        cJSON_AddNumberToObject(o, "seconds_per_batch", (double)batch / med);
-        cJSON_AddItemToObject(o, "rates", cJSON_CreateDoubleArray(rates, (int)reps));
-        cJSON_AddNumberToObject(o, "gflop_per_image", flop_per_image * 1e-9);
-        cJSON_AddNumberToObject(o, "gflops", flop_per_image * med * 1e-9);
-        cJSON_AddNumberToObject(o, "peak_rss_kb", (double)ru.ru_maxrss);
-        cJSON_AddNumberToObject(o, "iterations", (double)iters_total);
-        if (scaling) {
-            sc = cJSON_AddObjectToObject(o, "scaling");
-            cJSON_AddNumberToObject(sc, "threads", threads);
-            cJSON_AddNumberToObject(sc, "images_per_second_1_thread", med1);
-            cJSON_AddNumberToObject(sc, "median_pair_ratio", medr);
-            cJSON_AddItemToObject(sc, "rates_1_thread", cJSON_CreateDoubleArray(rates1, (int)reps));
-            cJSON_AddItemToObject(sc, "pair_ratios", cJSON_CreateDoubleArray(ratios, (int)reps));
-        }
-        char *text = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        if (!text) { rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory"); goto done; }
-        puts(text);
-        cJSON_free(text);
-    } else {
-        printf("%s %s (steps %lld) batch %lld, %d threads, %s kernels: %.1f images/s (median of %lld; %.2f ms/batch, "
-               "%.2f GFLOP/s, peak RSS %.1f MiB)\n",
-               name, attack, (long long)b.steps, batch, advex_get_threads(), advex_kernel_isa(), med, reps,
-               1e3 * (double)batch / med,
-               flop_per_image * med * 1e-9, (double)ru.ru_maxrss / 1024.0);
-        if (scaling)
-            printf("1 thread: %.1f images/s; %d threads / 1 thread: %.2fx (median of %lld side-by-side pairs)\n",
-                   med1, threads, medr, reps);
-    }
+    b.name = model_path ? model_path : arch;
+    b.attack = attack;
+    b.reps = reps;
+    b.iters = iters_total;
+    b.flop_per_image = flop_per_image;
+    b.threads = threads;
+    b.scaling = scaling;
+    if ((r = bench_print(cmd, &b, json))) { rc = r; goto done; }
     rc = CLI_EXIT_OK;
 done:
     free(b.x); free(b.xa); free(b.logits); free(b.y);
     advex_trainer_free(b.trainer);
-    free(rates); free(rates1); free(ratios);
+    free(b.rates); free(b.rates1); free(b.ratios);
     advex_model_free(b.m);
     return rc;
 }

@@ -61,6 +61,106 @@ static int check_held_out(const char *cmd, const advex_dataset *train, const cha
     return 0;
 }
 
+/* What the flags ask for (a preset first, then only the flags given override it). */
+typedef struct train_opts {
+    advex_train_config tc;
+    const char *preset, *arch;
+    int preset_threads;
+    long long seed, limit, holdout; /* holdout -1: the default */
+} train_opts;
+
+/* The flags into o; 0 or an exit code (one line printed). */
+static int train_settings(const char *cmd, cli_flag *f, int nf, train_opts *o) {
+    advex_train_config_default(&o->tc);
+    const char *preset = o->preset = cli_get(f, nf, "--preset")->value;
+    o->arch = cli_get(f, nf, "--arch")->value;
+    if (preset) {
+        const char *parch = NULL;
+        if (advex_train_preset(preset, &o->tc, &parch, &o->preset_threads))
+            return cli_error(cmd, CLI_EXIT_USAGE, "--preset: %s", advex_last_error());
+        if (!cli_get(f, nf, "--arch")->seen) o->arch = parch;
+    }
+/* with a preset, only flags given on the command line override it */
+#define TAKE(name) (!preset || cli_get(f, nf, name)->seen)
+    long long epochs, batch, v;
+    double x;
+    if (cli_int(cmd, cli_get(f, nf, "--seed"), 0, INT64_MAX, &o->seed) || cli_int(cmd, cli_get(f, nf, "--limit"), 0, INT64_MAX, &o->limit))
+        return CLI_EXIT_USAGE;
+    o->tc.seed = (uint64_t)o->seed;
+    if (TAKE("--epochs")) { if (cli_int(cmd, cli_get(f, nf, "--epochs"), 0, 100000, &epochs)) return CLI_EXIT_USAGE; o->tc.epochs = (int)epochs; }
+    if (TAKE("--batch")) { if (cli_int(cmd, cli_get(f, nf, "--batch"), 1, 1 << 20, &batch)) return CLI_EXIT_USAGE; o->tc.batch = batch; }
+    if (TAKE("--lr")) { if (cli_float(cmd, cli_get(f, nf, "--lr"), 1e-12, 1e3, &x)) return CLI_EXIT_USAGE; o->tc.lr = (float)x; }
+    if (TAKE("--momentum")) { if (cli_float(cmd, cli_get(f, nf, "--momentum"), 0, 1, &x)) return CLI_EXIT_USAGE; o->tc.momentum = (float)x; }
+    if (TAKE("--weight-decay")) { if (cli_float(cmd, cli_get(f, nf, "--weight-decay"), 0, 10, &x)) return CLI_EXIT_USAGE; o->tc.weight_decay = (float)x; }
+    if (TAKE("--opt")) {
+        const char *opt = cli_get(f, nf, "--opt")->value;
+        if (strcmp(opt, "sgd") == 0) o->tc.opt = ADVEX_OPT_SGD;
+        else if (strcmp(opt, "adam") == 0) o->tc.opt = ADVEX_OPT_ADAM;
+        else return cli_error(cmd, CLI_EXIT_USAGE, "--opt: unknown optimiser '%s' (sgd or adam)", opt);
+    }
+    if (TAKE("--schedule")) {
+        const char *sch = cli_get(f, nf, "--schedule")->value;
+        if (strcmp(sch, "cyclic") == 0) sch = "onecycle";
+        if (advex_lr_schedule_parse(sch, &o->tc.schedule)) return cli_error(cmd, CLI_EXIT_USAGE, "--schedule: %s", advex_last_error());
+    }
+    if (TAKE("--adv") && advex_adv_mode_parse(cli_get(f, nf, "--adv")->value, &o->tc.adv))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--adv: %s", advex_last_error());
+    if (cli_get(f, nf, "--eps")->value && advex_parse_eps(cli_get(f, nf, "--eps")->value, &o->tc.eps))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
+    if (o->tc.adv != ADVEX_ADV_NONE && !(o->tc.eps > 0))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--adv %s needs --eps E > 0", advex_adv_mode_name(o->tc.adv));
+    if (o->tc.adv == ADVEX_ADV_NONE && cli_get(f, nf, "--eps")->seen && !preset)
+        return cli_error(cmd, CLI_EXIT_USAGE, "--eps given without --adv (fgsm, fgsm-rs, pgd, trades)");
+    if (cli_get(f, nf, "--alpha")->value) {
+        if (advex_parse_eps(cli_get(f, nf, "--alpha")->value, &o->tc.alpha) || !(o->tc.alpha > 0) || o->tc.alpha > 1)
+            return cli_error(cmd, CLI_EXIT_USAGE, "--alpha: bad value '%s' (a step in (0, 1], e.g. 0.02 or 2/255)",
+                             cli_get(f, nf, "--alpha")->value);
+    }
+    if (cli_get(f, nf, "--adv-weight")->value) {
+        if (cli_float(cmd, cli_get(f, nf, "--adv-weight"), 0, 1, &x)) return CLI_EXIT_USAGE;
+        o->tc.adv_weight = (float)x;
+    }
+    if (cli_get(f, nf, "--pgd-steps")->value) {
+        if (cli_int(cmd, cli_get(f, nf, "--pgd-steps"), 1, 1000, &v)) return CLI_EXIT_USAGE;
+        o->tc.pgd_steps = (int)v;
+    }
+    if (cli_get(f, nf, "--pgd-from")->value) {
+        if (cli_int(cmd, cli_get(f, nf, "--pgd-from"), 1, 100000, &v)) return CLI_EXIT_USAGE;
+        o->tc.pgd_from_epoch = (int)v;
+    }
+    if (TAKE("--beta")) { if (cli_float(cmd, cli_get(f, nf, "--beta"), 0, 1000, &x)) return CLI_EXIT_USAGE; o->tc.beta = (float)x; }
+    if (TAKE("--eps-ramp")) { if (cli_int(cmd, cli_get(f, nf, "--eps-ramp"), 0, 100000, &v)) return CLI_EXIT_USAGE; o->tc.eps_ramp = (int)v; }
+    if (TAKE("--holdout-steps")) {
+        if (cli_int(cmd, cli_get(f, nf, "--holdout-steps"), 1, 1000, &v)) return CLI_EXIT_USAGE;
+        o->tc.holdout_steps = (int)v;
+    }
+    if (TAKE("--overfit-drop")) {
+        if (cli_float(cmd, cli_get(f, nf, "--overfit-drop"), 1e-6, 2, &x)) return CLI_EXIT_USAGE;
+        o->tc.overfit_drop = (float)x;
+    }
+    o->holdout = -1;
+    if (cli_get(f, nf, "--holdout")->value && cli_int(cmd, cli_get(f, nf, "--holdout"), 0, INT64_MAX, &o->holdout)) return CLI_EXIT_USAGE;
+#undef TAKE
+    return 0;
+}
+
+/* The run's settings on stderr before it starts. */
+static void print_header(const char *arch, const advex_model *m, const char *data_spec, const advex_dataset *train,
+                         const advex_train_config *tc, const char *preset, const char *ckpt) {
+    fprintf(stderr, "training %s (%lld parameters) on %s: %lld examples, %d epochs, batch %lld, %s lr %g, %d threads",
+            arch, (long long)advex_model_num_params(m), data_spec, (long long)(train->n - tc->holdout), tc->epochs,
+            (long long)tc->batch, tc->opt == ADVEX_OPT_SGD ? "sgd" : "adam", (double)tc->lr, advex_get_threads());
+    if (preset) fprintf(stderr, ", preset %s", preset);
+    if (tc->adv != ADVEX_ADV_NONE) {
+        fprintf(stderr, "\nadversarial: %s eps %g", advex_adv_mode_name(tc->adv), (double)tc->eps);
+        if (tc->pgd_from_epoch > 0) fprintf(stderr, " (fgsm-rs before epoch %d)", tc->pgd_from_epoch);
+        if (tc->eps_ramp) fprintf(stderr, ", eps ramp %d epochs", tc->eps_ramp);
+    }
+    if (tc->holdout) fprintf(stderr, "; held out: last %lld", (long long)tc->holdout);
+    if (ckpt) fprintf(stderr, "; checkpoint %s%s", ckpt, tc->resume ? " (resume)" : "");
+    fprintf(stderr, "\n");
+}
+
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
     cli_flag f[] = {
@@ -102,78 +202,12 @@ int cmd_train(int argc, char **argv) {
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     const char *out = CLI_GET(f, "--out")->value;
     if (!out) return cli_error(cmd, CLI_EXIT_USAGE, "--out FILE is required");
-    advex_train_config tc;
-    advex_train_config_default(&tc);
-    const char *preset = CLI_GET(f, "--preset")->value, *arch = CLI_GET(f, "--arch")->value;
-    int preset_threads = 0;
-    if (preset) {
-        const char *parch = NULL;
-        if (advex_train_preset(preset, &tc, &parch, &preset_threads))
-            return cli_error(cmd, CLI_EXIT_USAGE, "--preset: %s", advex_last_error());
-        if (!CLI_GET(f, "--arch")->seen) arch = parch;
-    }
-/* with a preset, only flags given on the command line override it */
-#define TAKE(name) (!preset || CLI_GET(f, name)->seen)
-    long long epochs, batch, seed, limit, v;
-    double x;
-    if (cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed) || cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit))
-        return CLI_EXIT_USAGE;
-    tc.seed = (uint64_t)seed;
-    if (TAKE("--epochs")) { if (cli_int(cmd, CLI_GET(f, "--epochs"), 0, 100000, &epochs)) return CLI_EXIT_USAGE; tc.epochs = (int)epochs; }
-    if (TAKE("--batch")) { if (cli_int(cmd, CLI_GET(f, "--batch"), 1, 1 << 20, &batch)) return CLI_EXIT_USAGE; tc.batch = batch; }
-    if (TAKE("--lr")) { if (cli_float(cmd, CLI_GET(f, "--lr"), 1e-12, 1e3, &x)) return CLI_EXIT_USAGE; tc.lr = (float)x; }
-    if (TAKE("--momentum")) { if (cli_float(cmd, CLI_GET(f, "--momentum"), 0, 1, &x)) return CLI_EXIT_USAGE; tc.momentum = (float)x; }
-    if (TAKE("--weight-decay")) { if (cli_float(cmd, CLI_GET(f, "--weight-decay"), 0, 10, &x)) return CLI_EXIT_USAGE; tc.weight_decay = (float)x; }
-    if (TAKE("--opt")) {
-        const char *opt = CLI_GET(f, "--opt")->value;
-        if (strcmp(opt, "sgd") == 0) tc.opt = ADVEX_OPT_SGD;
-        else if (strcmp(opt, "adam") == 0) tc.opt = ADVEX_OPT_ADAM;
-        else return cli_error(cmd, CLI_EXIT_USAGE, "--opt: unknown optimiser '%s' (sgd or adam)", opt);
-    }
-    if (TAKE("--schedule")) {
-        const char *sch = CLI_GET(f, "--schedule")->value;
-        if (strcmp(sch, "cyclic") == 0) sch = "onecycle";
-        if (advex_lr_schedule_parse(sch, &tc.schedule)) return cli_error(cmd, CLI_EXIT_USAGE, "--schedule: %s", advex_last_error());
-    }
-    if (TAKE("--adv") && advex_adv_mode_parse(CLI_GET(f, "--adv")->value, &tc.adv))
-        return cli_error(cmd, CLI_EXIT_USAGE, "--adv: %s", advex_last_error());
-    if (CLI_GET(f, "--eps")->value && advex_parse_eps(CLI_GET(f, "--eps")->value, &tc.eps))
-        return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
-    if (tc.adv != ADVEX_ADV_NONE && !(tc.eps > 0))
-        return cli_error(cmd, CLI_EXIT_USAGE, "--adv %s needs --eps E > 0", advex_adv_mode_name(tc.adv));
-    if (tc.adv == ADVEX_ADV_NONE && CLI_GET(f, "--eps")->seen && !preset)
-        return cli_error(cmd, CLI_EXIT_USAGE, "--eps given without --adv (fgsm, fgsm-rs, pgd, trades)");
-    if (CLI_GET(f, "--alpha")->value) {
-        if (advex_parse_eps(CLI_GET(f, "--alpha")->value, &tc.alpha) || !(tc.alpha > 0) || tc.alpha > 1)
-            return cli_error(cmd, CLI_EXIT_USAGE, "--alpha: bad value '%s' (a step in (0, 1], e.g. 0.02 or 2/255)",
-                             CLI_GET(f, "--alpha")->value);
-    }
-    if (CLI_GET(f, "--adv-weight")->value) {
-        if (cli_float(cmd, CLI_GET(f, "--adv-weight"), 0, 1, &x)) return CLI_EXIT_USAGE;
-        tc.adv_weight = (float)x;
-    }
-    if (CLI_GET(f, "--pgd-steps")->value) {
-        if (cli_int(cmd, CLI_GET(f, "--pgd-steps"), 1, 1000, &v)) return CLI_EXIT_USAGE;
-        tc.pgd_steps = (int)v;
-    }
-    if (CLI_GET(f, "--pgd-from")->value) {
-        if (cli_int(cmd, CLI_GET(f, "--pgd-from"), 1, 100000, &v)) return CLI_EXIT_USAGE;
-        tc.pgd_from_epoch = (int)v;
-    }
-    if (TAKE("--beta")) { if (cli_float(cmd, CLI_GET(f, "--beta"), 0, 1000, &x)) return CLI_EXIT_USAGE; tc.beta = (float)x; }
-    if (TAKE("--eps-ramp")) { if (cli_int(cmd, CLI_GET(f, "--eps-ramp"), 0, 100000, &v)) return CLI_EXIT_USAGE; tc.eps_ramp = (int)v; }
-    if (TAKE("--holdout-steps")) {
-        if (cli_int(cmd, CLI_GET(f, "--holdout-steps"), 1, 1000, &v)) return CLI_EXIT_USAGE;
-        tc.holdout_steps = (int)v;
-    }
-    if (TAKE("--overfit-drop")) {
-        if (cli_float(cmd, CLI_GET(f, "--overfit-drop"), 1e-6, 2, &x)) return CLI_EXIT_USAGE;
-        tc.overfit_drop = (float)x;
-    }
-    long long holdout = -1;
-    if (CLI_GET(f, "--holdout")->value && cli_int(cmd, CLI_GET(f, "--holdout"), 0, INT64_MAX, &holdout)) return CLI_EXIT_USAGE;
-#undef TAKE
-    if (preset && !cli_opts.threads_seen) advex_set_threads(preset_threads);
+    train_opts o;
+    if ((r = train_settings(cmd, f, (int)(sizeof f / sizeof *f), &o))) return r;
+    advex_train_config tc = o.tc;
+    const char *preset = o.preset, *arch = o.arch;
+    long long holdout = o.holdout;
+    if (preset && !cli_opts.threads_seen) advex_set_threads(o.preset_threads);
     tc.resume = CLI_GET(f, "--resume")->seen;
     const char *ckpt_flag = CLI_GET(f, "--checkpoint")->value;
     char *ckpt = NULL;
@@ -203,8 +237,8 @@ int cmd_train(int argc, char **argv) {
     cli_files_out(&fs, "--out", out);
     cli_files_out(&fs, ckpt_flag ? "--checkpoint" : "--checkpoint (default OUT.ckpt)", ckpt);
     if ((r = cli_files_check(cmd, &fs))) { rc = r; goto done; }
-    if ((r = cli_load_model(cmd, NULL, arch, (uint64_t)seed, &m))) { rc = r; goto done; }
-    if ((r = cli_load_data_for(cmd, data_spec, "train", data_dir, limit, m, &train))) { rc = r; goto done; }
+    if ((r = cli_load_model(cmd, NULL, arch, (uint64_t)o.seed, &m))) { rc = r; goto done; }
+    if ((r = cli_load_data_for(cmd, data_spec, "train", data_dir, o.limit, m, &train))) { rc = r; goto done; }
     if (test_spec && (r = cli_load_data_for(cmd, test_spec, "test", data_dir, 0, m, &test))) { rc = r; goto done; }
     if (test_spec && (r = check_held_out(cmd, &train, data_spec, &test, test_spec))) { rc = r; goto done; }
     if (holdout >= 0) tc.holdout = holdout;
@@ -214,20 +248,7 @@ int cmd_train(int argc, char **argv) {
                                            holdout, (long long)train.n); goto done; }
         tc.holdout = train.n / 10;
     }
-    if (!quiet) {
-        fprintf(stderr, "training %s (%lld parameters) on %s: %lld examples, %d epochs, batch %lld, %s lr %g, %d threads",
-                arch, (long long)advex_model_num_params(m), data_spec, (long long)(train.n - tc.holdout), tc.epochs,
-                (long long)tc.batch, tc.opt == ADVEX_OPT_SGD ? "sgd" : "adam", (double)tc.lr, advex_get_threads());
-        if (preset) fprintf(stderr, ", preset %s", preset);
-        if (tc.adv != ADVEX_ADV_NONE) {
-            fprintf(stderr, "\nadversarial: %s eps %g", advex_adv_mode_name(tc.adv), (double)tc.eps);
-            if (tc.pgd_from_epoch > 0) fprintf(stderr, " (fgsm-rs before epoch %d)", tc.pgd_from_epoch);
-            if (tc.eps_ramp) fprintf(stderr, ", eps ramp %d epochs", tc.eps_ramp);
-        }
-        if (tc.holdout) fprintf(stderr, "; held out: last %lld", (long long)tc.holdout);
-        if (ckpt) fprintf(stderr, "; checkpoint %s%s", ckpt, tc.resume ? " (resume)" : "");
-        fprintf(stderr, "\n");
-    }
+    if (!quiet) print_header(arch, m, data_spec, &train, &tc, preset, ckpt);
     train_ui ui;
     memset(&ui, 0, sizeof ui);
     ui.bar.quiet = ui.quiet = quiet;

@@ -431,6 +431,19 @@ advex_status advex_model_eval_forward(advex_model *m, const float *x, int64_t b,
 /* Backward of the last advex_model_eval_forward (want_grad) seeded with dl (b, classes);
  * writes the (b, C, H, W) input gradient to grad. */
 advex_status advex_model_eval_backward(advex_model *m, const float *dl, float *grad);
+/* Gradients with respect to the input of the batch x (n, C,H,W) in eval mode, chunk by chunk
+ * (ADVEX_CHUNK examples): forward, fn fills the per-example loss (b) and d loss / d logits
+ * (b, k) of rows i0..i0+b-1 from their logits z, backward into grad (n, C,H,W). logits (n, k)
+ * and loss (n) may be NULL; dl is scratch of ADVEX_CHUNK * k floats. A non-finite dl is
+ * ADVEX_ERR_NUMERIC naming the example. Never allocates (the plans aside). What the public
+ * input_grad/vjp and every gradient attack run. */
+#define ADVEX_CHUNK 256
+typedef void (*advex_dl_fn)(void *u, int64_t i0, int64_t b, int64_t k, const float *z, float *loss, float *dl);
+advex_status advex_model_grad_loop(advex_model *m, const float *x, int64_t n, advex_dl_fn fn, void *u, float *grad,
+                                   float *logits, float *loss, float *dl);
+/* The data set fits the model: labels present, images of the model's input shape, labels
+ * in [0, classes). `use` names the caller in the message ("training needs labels"). */
+advex_status advex_data_fits(const advex_model *m, const advex_dataset *d, const char *use);
 /* The training plan laid out for a batch of n (train mode, parameter gradients). */
 advex_status advex_model_train_plan(advex_model *m, int64_t n, advex_plan **p);
 

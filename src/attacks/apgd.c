@@ -73,7 +73,7 @@ static advex_status apgd_run(advex_model *m, const advex_attack_config *c, apgd_
     size_t rb[A_COUNT] = {d * fb, d * fb, d * fb, d * fb, d * fb, d * fb, d * fb, (size_t)iters * fb, fb, fb, fb, fb,
                           sizeof(int32_t), sizeof(int32_t), sizeof(int64_t)};
 
-    if ((st = atk_grad(m, S->xa, a, atk_loss_rows, L, S->g, S->z, S->loss, S->dl))) return st;
+    if ((st = advex_model_grad_loop(m, S->xa, a, atk_loss_rows, L, S->g, S->z, S->loss, S->dl))) return st;
     APGD_RECORD();
     for (int64_t j = 0; j < a; j++) {
         memcpy(S->xbest + j * d, S->xa + j * d, (size_t)d * fb);
@@ -94,7 +94,7 @@ static advex_status apgd_run(advex_model *m, const advex_attack_config *c, apgd_
             memcpy(xo, xk, (size_t)d * fb);
             memcpy(xk, xn, (size_t)d * fb);
         }
-        if ((st = atk_grad(m, S->xa, a, atk_loss_rows, L, S->g, S->z, S->loss, S->dl))) return st;
+        if ((st = advex_model_grad_loop(m, S->xa, a, atk_loss_rows, L, S->g, S->z, S->loss, S->dl))) return st;
         APGD_RECORD();
         for (int64_t j = 0; j < a; j++) {
             S->hist[j * iters + it] = S->loss[j];
@@ -144,7 +144,7 @@ advex_status atk_apgd(advex_model *m, const advex_attack_config *c, const float 
     int topk = c->kind == ADVEX_ATTACK_APGD_T ? (c->topk > 0 ? c->topk : 9) : 1;
     if (topk > k - 1) topk = (int)(k - 1);
 
-    size_t bytes = (size_t)(7 * n * d + n * iters + 4 * n + 2 * n * k + ATK_CHUNK * k + 2 * n) * fb +
+    size_t bytes = (size_t)(7 * n * d + n * iters + 4 * n + 2 * n * k + ADVEX_CHUNK * k + 2 * n) * fb +
                    (size_t)n * (4 * sizeof(int32_t) + sizeof(int64_t) + 2 * sizeof(int32_t) + 3);
     char *blk = atk_alloc(bytes);
     if (!blk) return ADVEX_ERR_NOMEM;
@@ -167,7 +167,7 @@ advex_status atk_apgd(advex_model *m, const advex_attack_config *c, const float 
     float *zclean = p; p += n * k;
     S.loss = p; p += n;
     float *best = p; p += n;
-    S.dl = p; p += ATK_CHUNK * k;
+    S.dl = p; p += ADVEX_CHUNK * k;
     S.ys = (int32_t *)p;
     S.ts = S.ys + n;
     int32_t *tfull = S.ts + n;

@@ -7,8 +7,6 @@
 #include <math.h>
 #include "internal.h"
 
-/* Examples per forward/backward chunk (bounds activation memory). */
-#define ATK_CHUNK 256
 
 /* xa <- clip(proj_{x,eps}(xa + step * sign(g)), 0, 1) elementwise; sign(0) = 0.
  * step may be negative (targeted attacks descend). */
@@ -30,18 +28,12 @@ typedef struct atk_loss {
     int untargeted_success;  /* APGD-T: targets steer the loss, success is misclassification */
 } atk_loss;
 
-/* Per-example loss (b) and d loss / d logits (b, k; may be NULL) of rows i0..i0+b-1. */
-typedef void (*atk_dl_fn)(void *u, int64_t i0, int64_t b, int64_t k, const float *z, float *loss, float *dl);
+/* Per-example loss (b) and d loss / d logits (b, k) of rows i0..i0+b-1 (an advex_dl_fn). */
 void atk_loss_rows(void *L, int64_t i0, int64_t b, int64_t k, const float *z, float *loss, float *dl);
-
-/* Gradient wrt x (n, d) of sum_i loss_i from fn, in eval mode. logits (n, k) and loss (n)
- * may be NULL; dl is scratch of ATK_CHUNK * k floats. Never allocates. */
-advex_status atk_grad(advex_model *m, const float *x, int64_t n, atk_dl_fn fn, void *u, float *grad,
-                      float *logits, float *loss, float *dl);
+/* (Input gradients of a batch: advex_model_grad_loop in internal.h; argmax: advex_argmax.) */
 
 /* 1 if logits row z (k) counts as a success for example i under L. */
 int atk_success(const atk_loss *L, const float *z, int64_t k, int64_t i);
-int32_t atk_argmax(const float *z, int64_t k);
 
 /* Project xa (d) onto the eps-ball around x in the given norm, then clip to [0,1]. */
 void atk_project(float *xa, const float *x, int64_t d, float eps, advex_norm norm);

@@ -180,14 +180,8 @@ void atk_rng(advex_rng *r, uint64_t seed, uint64_t salt, int64_t example) {
     advex_rng_seed_stream(r, seed ^ (salt * 0x9E3779B97F4A7C15ULL), (uint64_t)example);
 }
 
-int32_t atk_argmax(const float *z, int64_t k) {
-    int64_t best = 0;
-    for (int64_t j = 1; j < k; j++) if (z[j] > z[best]) best = j;
-    return (int32_t)best;
-}
-
 int atk_success(const atk_loss *L, const float *z, int64_t k, int64_t i) {
-    int32_t p = atk_argmax(z, k);
+    int32_t p = advex_argmax(z, k);
     if (!L->t || L->untargeted_success) return p != L->y[i];
     return p == L->t[i];
 }
@@ -244,23 +238,6 @@ void atk_loss_rows(void *u, int64_t i0, int64_t b, int64_t k, const float *z, fl
     }
 }
 
-advex_status atk_grad(advex_model *m, const float *x, int64_t n, atk_dl_fn fn, void *u, float *grad, float *logits,
-                      float *loss, float *dl) {
-    int64_t d = advex_model_dim(m), k = m->net->classes;
-    float lossbuf[ATK_CHUNK];
-    advex_status st;
-    for (int64_t i = 0; i < n; i += ATK_CHUNK) {
-        int64_t b = n - i < ATK_CHUNK ? n - i : ATK_CHUNK;
-        const float *z;
-        if ((st = advex_model_eval_forward(m, x + i * d, b, 1, &z))) return st;
-        if (logits) memcpy(logits + i * k, z, (size_t)(b * k) * sizeof(float));
-        fn(u, i, b, k, z, loss ? loss + i : lossbuf, dl);
-        for (int64_t j = 0; j < b * k; j++)
-            if (!isfinite(dl[j])) return advex_set_error(ADVEX_ERR_NUMERIC, "attack: non-finite loss gradient");
-        if ((st = advex_model_eval_backward(m, dl, grad + i * d))) return st;
-    }
-    return ADVEX_OK;
-}
 
 double atk_norm2(const float *v, int64_t d) {
     double s = 0;

@@ -61,13 +61,13 @@ advex_status atk_cw(advex_model *m, const advex_attack_config *c, const float *x
     const size_t fb = sizeof(float);
     /* active rows: xs w am av (a,d) | xp g (a,d) scratch | cst prev loss (a) | y t (a) | idx (a);
      * dataset order: cst_full lo hi bestl2 (n) | targets (n) | hit (n) */
-    char *blk = atk_alloc((size_t)n * sizeof(int64_t) + (size_t)(6 * n * d + n * k + 7 * n + ATK_CHUNK * k) * fb +
+    char *blk = atk_alloc((size_t)n * sizeof(int64_t) + (size_t)(6 * n * d + n * k + 7 * n + ADVEX_CHUNK * k) * fb +
                           (size_t)n * 3 * sizeof(int32_t) + (size_t)n);
     if (!blk) return ADVEX_ERR_NOMEM;
     int64_t *idx = (int64_t *)blk;
     float *xs = (float *)(idx + n), *w = xs + n * d, *am = w + n * d, *av = am + n * d, *xp = av + n * d;
     float *g = xp + n * d, *z = g + n * d, *cst = z + n * k, *prev = cst + n, *loss = prev + n, *dl = loss + n;
-    float *cfull = dl + ATK_CHUNK * k, *lo = cfull + n, *hi = lo + n, *bestl2 = hi + n;
+    float *cfull = dl + ADVEX_CHUNK * k, *lo = cfull + n, *hi = lo + n, *bestl2 = hi + n;
     int32_t *ya = (int32_t *)(bestl2 + n), *ta = ya + n, *tfull = ta + n;
     unsigned char *hit = (unsigned char *)(tfull + n);
     advex_status st = ADVEX_OK;
@@ -96,7 +96,7 @@ advex_status atk_cw(advex_model *m, const advex_attack_config *c, const float *x
         for (int it = 0; it < steps && a > 0; it++) {
             for (int64_t q = 0; q < a * d; q++) xp[q] = 0.5f * (tanhf(w[q]) + 1.0f);
             cw_loss L = {ya, targeted ? ta : NULL, cst, kappa};
-            if ((st = atk_grad(m, xp, a, cw_rows, &L, g, z, loss, dl))) break;
+            if ((st = advex_model_grad_loop(m, xp, a, cw_rows, &L, g, z, loss, dl))) break;
             atk_loss S = {ATK_LOSS_CW, ya, targeted ? ta : NULL, 0};
             for (int64_t j = 0; j < a; j++) {
                 const float *xj = xs + j * d, *pj = xp + j * d;

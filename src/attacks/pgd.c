@@ -25,7 +25,7 @@ advex_status atk_pgd(advex_model *m, const advex_attack_config *c, const float *
 
     /* per-call buffers (never inside the step loop) */
     size_t fb = sizeof(float);
-    char *blk = atk_alloc((size_t)(4 * n * d + n * k + 2 * n + ATK_CHUNK * k) * fb + (size_t)n * (2 * sizeof(int32_t) +
+    char *blk = atk_alloc((size_t)(4 * n * d + n * k + 2 * n + ADVEX_CHUNK * k) * fb + (size_t)n * (2 * sizeof(int32_t) +
                           sizeof(int64_t) + 3));
     if (!blk) return ADVEX_ERR_NOMEM;
     int64_t *idx = (int64_t *)blk;     /* (n) dataset row of each active example (first: aligned) */
@@ -37,7 +37,7 @@ advex_status atk_pgd(advex_model *m, const advex_attack_config *c, const float *
     float *loss = z + n * k;           /* (n) */
     float *best = loss + n;            /* (n) best loss per example (by dataset order) */
     float *dl = best + n;              /* (CHUNK,k) */
-    int32_t *ys = (int32_t *)(dl + ATK_CHUNK * k), *ts = ys + n;
+    int32_t *ys = (int32_t *)(dl + ADVEX_CHUNK * k), *ts = ys + n;
     unsigned char *keep = (unsigned char *)(ts + n), *won = keep + n;
     unsigned char *tw = won + n; /* transfer mode: the kept point succeeds on this model */
 
@@ -72,7 +72,7 @@ advex_status atk_pgd(advex_model *m, const advex_attack_config *c, const float *
         memset(mom, 0, (size_t)(a * d) * fb);
         atk_loss L = {ATK_LOSS_CE, ys, targeted ? ts : NULL, 0};
         for (int s = 0; s <= steps && a > 0; s++) {
-            if (s < steps) st = atk_grad(m, xa, a, atk_loss_rows, &L, g, z, loss, dl);
+            if (s < steps) st = advex_model_grad_loop(m, xa, a, atk_loss_rows, &L, g, z, loss, dl);
             else if (!(st = advex_model_forward(m, xa, a, z))) atk_loss_rows(&L, 0, a, k, z, loss, NULL);
             if (st) break;
             /* record: success freezes the example; else keep the highest-loss iterate.

@@ -32,7 +32,7 @@ advex_status atk_standard(advex_model *m, const advex_attack_config *c, const fl
     memmove(xadv, x, (size_t)(n * d) * fb);
     if ((st = advex_model_forward(m, x, n, z))) goto done;
     for (int64_t i = 0; i < n; i++) {
-        robust[i] = atk_argmax(z + i * k, k) == y[i];
+        robust[i] = advex_argmax(z + i * k, k) == y[i];
         stage[i] = 0;
     }
     advex_attack_kind stages[ADVEX_ATTACK_MAX_STAGES];
@@ -62,7 +62,7 @@ advex_status atk_standard(advex_model *m, const advex_attack_config *c, const fl
         for (int64_t j = 0; j < a; j++) {
             int64_t i = rows[j];
             if (stages[s] == ADVEX_ATTACK_SQUARE && info && info->queries) info->queries[i] = qg[j];
-            if (atk_argmax(z + j * k, k) != y[i]) {
+            if (advex_argmax(z + j * k, k) != y[i]) {
                 memcpy(xadv + i * d, xo + j * d, (size_t)d * fb);
                 robust[i] = 0;
                 stage[i] = s + 1;

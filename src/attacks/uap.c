@@ -32,9 +32,9 @@ advex_status advex_uap_compute(advex_model *m, const advex_attack_config *c, con
     memset(delta, 0, (size_t)d * sizeof(float));
     if (c->eps == 0) return ADVEX_OK;
     const float alpha = c->alpha > 0 ? c->alpha : c->eps / 10.0f;
-    float *xb = atk_alloc((size_t)(2 * batch * d + ATK_CHUNK * k + d + 1) * sizeof(float));
+    float *xb = atk_alloc((size_t)(2 * batch * d + ADVEX_CHUNK * k + d + 1) * sizeof(float));
     if (!xb) return ADVEX_ERR_NOMEM;
-    float *g = xb + batch * d, *dl = g + batch * d, *gs = dl + ATK_CHUNK * k, *zero = gs + d;
+    float *g = xb + batch * d, *dl = g + batch * d, *gs = dl + ADVEX_CHUNK * k, *zero = gs + d;
     (void)zero;
     advex_status st = ADVEX_OK;
     for (int e = 0; e < epochs && !st; e++) {
@@ -43,7 +43,7 @@ advex_status advex_uap_compute(advex_model *m, const advex_attack_config *c, con
             for (int64_t r = 0; r < b; r++)
                 for (int64_t q = 0; q < d; q++) xb[r * d + q] = clip01(x[(i + r) * d + q] + delta[q]);
             atk_loss L = {ATK_LOSS_CE, y + i, NULL, 0};
-            if ((st = atk_grad(m, xb, b, atk_loss_rows, &L, g, NULL, NULL, dl))) break;
+            if ((st = advex_model_grad_loop(m, xb, b, atk_loss_rows, &L, g, NULL, NULL, dl))) break;
             memset(gs, 0, (size_t)d * sizeof(float));
             for (int64_t r = 0; r < b; r++)
                 for (int64_t q = 0; q < d; q++) gs[q] += g[r * d + q];

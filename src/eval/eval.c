@@ -14,25 +14,11 @@ static double now_seconds(void) {
 }
 
 void advex_argmax_rows(const float *logits, int64_t n, int64_t c, int32_t *pred) {
-    for (int64_t i = 0; i < n; i++) {
-        const float *z = logits + i * c;
-        int64_t best = 0;
-        for (int64_t k = 1; k < c; k++) if (z[k] > z[best]) best = k;
-        pred[i] = (int32_t)best;
-    }
+    for (int64_t i = 0; i < n; i++) pred[i] = advex_argmax(logits + i * c, c);
 }
 
 static advex_status check_data(const advex_model *m, const advex_dataset *d) {
-    if (!d->y) return advex_set_error(ADVEX_ERR_ARG, "evaluation needs labels");
-    if (d->c != m->net->in_chw[0] || d->h != m->net->in_chw[1] || d->w != m->net->in_chw[2])
-        return advex_set_error(ADVEX_ERR_SHAPE, "data has images %lldx%lldx%lld but the model expects %lldx%lldx%lld",
-                               (long long)d->c, (long long)d->h, (long long)d->w, (long long)m->net->in_chw[0],
-                               (long long)m->net->in_chw[1], (long long)m->net->in_chw[2]);
-    for (int64_t i = 0; i < d->n; i++)
-        if (d->y[i] < 0 || d->y[i] >= m->net->classes)
-            return advex_set_error(ADVEX_ERR_ARG, "label %d of example %lld is outside the model's %lld classes",
-                                   d->y[i], (long long)i, (long long)m->net->classes);
-    return ADVEX_OK;
+    return advex_data_fits(m, d, "evaluation");
 }
 
 advex_status advex_eval_clean(advex_model *m, const advex_dataset *d, int64_t batch, int64_t *correct) {
@@ -79,14 +65,10 @@ static double pert_norm(const float *x, const float *xa, int64_t d, advex_norm n
     return norm == ADVEX_NORM_L2 ? sqrt(s) : s;
 }
 
-/* Softmax probability of row i's entry at pred[i]. */
-static void pred_conf(const float *logits, int64_t n, int64_t k, const int32_t *pred, float *conf) {
-    for (int64_t i = 0; i < n; i++) {
-        const float *z = logits + i * k;
-        double mx = z[pred[i]], s = 0;
-        for (int64_t j = 0; j < k; j++) s += exp((double)z[j] - mx);
-        conf[i] = (float)(1.0 / s);
-    }
+/* Softmax probability of row i's entry at pred[i]; p: scratch (n, k). */
+static void pred_conf(const float *logits, int64_t n, int64_t k, const int32_t *pred, float *p, float *conf) {
+    advex_softmax_rows(logits, n, k, p);
+    for (int64_t i = 0; i < n; i++) conf[i] = p[i * k + pred[i]];
 }
 
 /* Craft on `am`, judge on `em` (the same model unless transfer). */
@@ -110,7 +92,7 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
     }
     if (batch <= 0) batch = 256;
     int64_t dim = d->c * d->h * d->w, k = em->net->classes;
-    float *logits = malloc((size_t)(batch * k) * sizeof(float));
+    float *logits = malloc((size_t)(2 * batch * k) * sizeof(float)), *probs = logits + batch * k;
     int32_t *pred = malloc((size_t)batch * sizeof(int32_t));
     float *xadv = adv_out ? NULL : malloc((size_t)(batch * dim) * sizeof(float));
     unsigned char *clean_ok = malloc((size_t)batch);
@@ -140,7 +122,7 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
         if ((st = advex_model_forward(em, x, b, logits))) break;
         advex_argmax_rows(logits, b, k, pred);
         if (out->clean_pred) memcpy(out->clean_pred + i, pred, (size_t)b * sizeof *pred);
-        if (out->clean_conf) pred_conf(logits, b, k, pred, out->clean_conf + i);
+        if (out->clean_conf) pred_conf(logits, b, k, pred, probs, out->clean_conf + i);
         for (int64_t j = 0; j < b; j++) {
             clean_ok[j] = pred[j] == y[j];
             res->clean_correct += clean_ok[j];
@@ -154,7 +136,7 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
         if ((st = advex_model_forward(em, xa, b, logits))) break;
         advex_argmax_rows(logits, b, k, pred);
         if (out->adv_pred) memcpy(out->adv_pred + i, pred, (size_t)b * sizeof *pred);
-        if (out->adv_conf) pred_conf(logits, b, k, pred, out->adv_conf + i);
+        if (out->adv_conf) pred_conf(logits, b, k, pred, probs, out->adv_conf + i);
         for (int64_t j = 0; res->target_hits >= 0 && j < b; j++) res->target_hits += pred[j] == tgt[j];
         for (int64_t j = 0; j < b; j++) {
             int robust = clean_ok[j] && pred[j] == y[j];

@@ -8,8 +8,6 @@
 
 #include "internal.h"
 
-/* Examples per internal chunk: bounds activation memory for large calls. */
-#define ADVEX_CHUNK 256
 
 void advex_model_input_shape(const advex_model *m, int64_t chw[3]) {
     for (int i = 0; i < 3; i++) chw[i] = m->net->in_chw[i];
@@ -64,34 +62,49 @@ advex_status advex_model_forward(advex_model *m, const float *x, int64_t n, floa
     return ADVEX_OK;
 }
 
-/* Shared by input_grad and vjp: forward, weight the logits (loss gradient or w), backward. */
-static advex_status grad_chunked(advex_model *m, const float *x, int64_t n, const int32_t *y,
-                                 advex_loss loss, const float *w, float *grad, float *logits,
-                                 float *loss_out) {
+advex_status advex_model_grad_loop(advex_model *m, const float *x, int64_t n, advex_dl_fn fn, void *u, float *grad,
+                                   float *logits, float *loss, float *dl) {
+    int64_t d = advex_model_dim(m), k = m->net->classes;
+    float lossbuf[ADVEX_CHUNK];
+    advex_status st;
+    for (int64_t i = 0; i < n; i += ADVEX_CHUNK) {
+        int64_t b = n - i < ADVEX_CHUNK ? n - i : ADVEX_CHUNK;
+        const float *z;
+        if ((st = advex_model_eval_forward(m, x + i * d, b, 1, &z))) return st;
+        if (logits) memcpy(logits + i * k, z, (size_t)(b * k) * sizeof(float));
+        fn(u, i, b, k, z, loss ? loss + i : lossbuf, dl);
+        int64_t bad = advex_find_nonfinite(dl, b * k);
+        if (bad >= 0)
+            return advex_set_error(ADVEX_ERR_NUMERIC, "loss gradient of example %lld is not finite",
+                                   (long long)(i + bad / k));
+        if ((st = advex_model_eval_backward(m, dl, grad + i * d))) return st;
+    }
+    return ADVEX_OK;
+}
+
+/* d loss / d logits for input_grad (a loss on labels) and vjp (given weights). */
+typedef struct api_dl {
+    advex_loss loss;
+    const int32_t *y;
+    const float *w;
+} api_dl;
+
+static void api_rows(void *u, int64_t i0, int64_t b, int64_t k, const float *z, float *loss, float *dl) {
+    const api_dl *a = u;
+    if (a->w) memcpy(dl, a->w + i0 * k, (size_t)(b * k) * sizeof(float));
+    else advex_loss_forward_backward(a->loss, z, a->y + i0, b, k, loss, dl);
+}
+
+static advex_status grad_chunked(advex_model *m, const float *x, int64_t n, const int32_t *y, advex_loss loss,
+                                 const float *w, float *grad, float *logits, float *loss_out) {
     advex_status st = check_inputs(m, x, n);
     if (st) return st;
     if (y && (st = check_labels(m, y, n))) return st;
-    int64_t d = example_size(m), c = m->net->classes;
-    float *dl = NULL, *lossbuf = NULL;
-    if (!w) {
-        dl = malloc((size_t)(ADVEX_CHUNK * c) * sizeof(float));
-        lossbuf = malloc(ADVEX_CHUNK * sizeof(float));
-        if (!dl || !lossbuf) { free(dl); free(lossbuf); return advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); }
-    }
-    for (int64_t i = 0; i < n && !st; i += ADVEX_CHUNK) {
-        int64_t b = n - i < ADVEX_CHUNK ? n - i : ADVEX_CHUNK;
-        const float *z;
-        if ((st = advex_model_eval_forward(m, x + i * d, b, 1, &z))) break;
-        if (logits) memcpy(logits + i * c, z, (size_t)(b * c) * sizeof(float));
-        const float *seed = w ? w + i * c : dl;
-        if (!w) {
-            advex_loss_forward_backward(loss, z, y + i, b, c, lossbuf, dl);
-            if (loss_out) memcpy(loss_out + i, lossbuf, (size_t)b * sizeof(float));
-        }
-        if ((st = advex_model_eval_backward(m, seed, grad + i * d))) break;
-    }
+    float *dl = malloc((size_t)(ADVEX_CHUNK * m->net->classes) * sizeof(float));
+    if (!dl) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    api_dl a = {loss, y, w};
+    st = advex_model_grad_loop(m, x, n, api_rows, &a, grad, logits, loss_out, dl);
     free(dl);
-    free(lossbuf);
     return st;
 }
 
@@ -137,4 +150,18 @@ double advex_model_macs(const advex_model *m) {
     double macs = advex_plan_images(p, 1, 0, 0) ? 0 : advex_plan_macs(p, NULL);
     advex_plan_free(p);
     return macs;
+}
+
+advex_status advex_data_fits(const advex_model *m, const advex_dataset *d, const char *use) {
+    const int64_t *chw = m->net->in_chw;
+    if (!d->y) return advex_set_error(ADVEX_ERR_ARG, "%s needs labels", use);
+    if (d->c != chw[0] || d->h != chw[1] || d->w != chw[2])
+        return advex_set_error(ADVEX_ERR_SHAPE, "data has images %lldx%lldx%lld but the model expects %lldx%lldx%lld",
+                               (long long)d->c, (long long)d->h, (long long)d->w, (long long)chw[0], (long long)chw[1],
+                               (long long)chw[2]);
+    for (int64_t i = 0; i < d->n; i++)
+        if (d->y[i] < 0 || d->y[i] >= m->net->classes)
+            return advex_set_error(ADVEX_ERR_ARG, "label %d of example %lld is outside the model's %lld classes",
+                                   d->y[i], (long long)i, (long long)m->net->classes);
+    return ADVEX_OK;
 }

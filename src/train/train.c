@@ -317,17 +317,8 @@ static advex_status run_epoch_end(run *r, int ep, double loss_sum, int64_t seen,
 
 advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_train_config *c,
                          advex_train_progress_fn progress, void *user) {
-    if (!d->y) return advex_set_error(ADVEX_ERR_ARG, "training needs labels");
-    if (d->c != m->net->in_chw[0] || d->h != m->net->in_chw[1] || d->w != m->net->in_chw[2])
-        return advex_set_error(ADVEX_ERR_SHAPE, "data has images %lldx%lldx%lld but the model expects %lldx%lldx%lld",
-                               (long long)d->c, (long long)d->h, (long long)d->w, (long long)m->net->in_chw[0],
-                               (long long)m->net->in_chw[1], (long long)m->net->in_chw[2]);
-    advex_status st = advex_train_config_check(c);
-    if (st) return st;
-    for (int64_t i = 0; i < d->n; i++)
-        if (d->y[i] < 0 || d->y[i] >= m->net->classes)
-            return advex_set_error(ADVEX_ERR_ARG, "label %d of example %lld is outside the model's %lld classes",
-                                   d->y[i], (long long)i, (long long)m->net->classes);
+    advex_status st = advex_data_fits(m, d, "training");
+    if (st || (st = advex_train_config_check(c))) return st;
     if (d->n == 0) return advex_set_error(ADVEX_ERR_ARG, "empty training set");
     if (c->holdout >= d->n)
         return advex_set_error(ADVEX_ERR_ARG, "holdout %lld leaves no training examples (of %lld)", (long long)c->holdout,
