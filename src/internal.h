@@ -206,18 +206,18 @@ typedef struct advex_node {
     int *in;        /* value ids; -1 for an absent optional input */
     int out[2];     /* value ids (out[1] only for optional outputs we ignore: -1) */
     advex_attrs a;
-    /* Eval-mode BatchNorm folding (set at finalize, see mark_bn_folds in graph.c): on a Conv,
+    /* Eval-mode BatchNorm folding (set at finalize, see mark_bn_folds in fuse.c): on a Conv,
      * 1 + the index of the BatchNorm it folds into, and that BatchNorm's output, scale, B,
      * mean and var value ids and epsilon; on that BatchNorm, -1. */
     int fold;
     int fold_v[5];
     float fold_eps;
-    /* ReLU fusion (set at finalize, see mark_relu_fusion in graph.c): relu_out on a Conv,
+    /* ReLU fusion (set at finalize, see mark_relu_fusion in fuse.c): relu_out on a Conv,
      * BatchNorm or Add whose output's only use is a Relu: it stores max(0, y) itself; on that
      * Relu, relu_fused: its output shares the producer's buffer and its forward does nothing.
      * fold_relu on a Conv whose folded BatchNorm has relu_out (eval mode). */
     int relu_out, relu_fused, fold_relu;
-    /* Buffer aliases (set at finalize, see mark_aliases in graph.c). alias_data: the output
+    /* Buffer aliases (set at finalize, see mark_aliases in fuse.c). alias_data: the output
      * is input 0's buffer (Flatten, Reshape, Identity: a view), the forward does nothing.
      * alias_grad: input 0's gradient is the output's gradient buffer and the backward does
      * nothing; on a fused Relu its producer (Conv, BatchNorm, Add) masks that gradient itself:

@@ -425,7 +425,7 @@ TEST(grad_write_mode_archs) {
  * output, or its producer's step when nobody consumes it, to its producer's step) never
  * overlap, nor any activation's data or the input grad, and all lie in the arena. Returns
  * NULL or what is wrong. */
-/* v, or the value whose gradient buffer v's shares through alias_grad nodes (graph.c,
+/* v, or the value whose gradient buffer v's shares through alias_grad nodes (fuse.c,
  * mark_aliases: a node's input 0 takes its output's block) */
 static int grad_root(const advex_graph *g, int v) {
     for (int i = 0; i < g->n_nodes; i++)

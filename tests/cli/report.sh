@@ -162,4 +162,26 @@ if command -v script >/dev/null; then
     check "progress on a terminal: a bar with rate and ETA" grep -Eq $'\r''fgsm eps=0.1 \[#+\] 64/64 [0-9]+/s ETA' "$T/tty.out"
 fi
 
+# ---- the same report from C through the library alone (examples/report.c) ---------------
+EX="$(dirname "$ADVEX")/example_report"
+if [ -x "$EX" ]; then
+    "$EX" "$T/m.onnx" "$T/exrep" fashion-mnist:test 120 >"$T/ex.out" 2>"$T/ex.err"
+    check "example_report exits 0 ($(tail -1 "$T/ex.err"))" test $? -eq 0
+    "$ADVEX" eval --model "$T/m.onnx" --data fashion-mnist:test --limit 120 --attack fgsm,pgd --eps 0.05,0.1 \
+        --report "$T/clirep" --quiet >/dev/null 2>&1
+    check "eval --report for the example's sweep exits 0" test $? -eq 0
+    for f in report.html results.json results.csv curve.svg grid_fgsm.png grid_pgd.png; do
+        check "example report file $f" test -s "$T/exrep/$f"
+    done
+    check "example's results.json equals the CLI's (timings aside)" $PY - "$T/exrep/results.json" "$T/clirep/results.json" <<'PYEOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+for r in a["results"] + b["results"]:
+    r.pop("seconds", None)
+sys.exit(0 if a == b and len(a["results"]) == 4 else 1)
+PYEOF
+else
+    bad "example_report not built beside $ADVEX"
+fi
+
 finish
