@@ -87,6 +87,75 @@ static const char *name_of(const char **names, int64_t k, int32_t c, char *buf, 
     return buf;
 }
 
+/* The figures of one run, as people read them. */
+static void print_result(const advex_eval_result *res, const advex_attack_config *ac, int64_t n, int transfer) {
+    if (ac->eps == FLT_MAX)
+        printf("examples: %lld   attack: %s%s   eps: unbounded\n", (long long)n, advex_attack_name(ac->kind),
+               transfer ? " (transfer)" : "");
+    else
+        printf("examples: %lld   attack: %s%s   eps: %.6g (%s)\n", (long long)n, advex_attack_name(ac->kind),
+               transfer ? " (transfer)" : "", (double)ac->eps, res->norm == ADVEX_NORM_L2 ? "L2" : "L-inf");
+    printf("clean accuracy:       %.2f%%\n", 100.0 * (double)res->clean_correct / (double)n);
+    printf("adversarial accuracy: %.2f%%\n", 100.0 * res->robust_accuracy);
+    printf("success rate:         %.2f%% (of the %lld correctly classified)\n", 100.0 * res->success_rate,
+           (long long)res->clean_correct);
+    if (res->norm_count > 0)
+        printf("perturbation %s:     median %.4g, mean %.4g (of the %lld successful)\n",
+               res->norm == ADVEX_NORM_L2 ? "L2  " : "Linf", res->norm_median, res->norm_mean, (long long)res->norm_count);
+    if (res->queries_count > 0)
+        printf("queries:              mean %.1f, median %.0f (of the %lld successful)\n", res->queries_mean,
+               res->queries_median, (long long)res->queries_count);
+    for (int s2 = 0; s2 < res->n_stages; s2++)
+        printf("stage %d %-9s     removed %lld\n", s2 + 1, advex_attack_name(res->stage_attack[s2]),
+               (long long)res->stage_removed[s2]);
+}
+
+/* --out: .png (the image, or a grid of several) or .npy. 0 or an exit code. */
+static int write_out(const char *cmd, const char *out, const float *adv, const advex_dataset *d) {
+    advex_status st;
+    size_t ol = strlen(out);
+    if (ol >= 4 && strcmp(out + ol - 4, ".png") == 0) {
+        if (d->c != 1 && d->c != 3) {
+            return cli_error(cmd, CLI_EXIT_FAIL, "%s: PNG needs 1 or 3 channels, the model has %lld", out, (long long)d->c);
+        }
+        st = d->n == 1 ? advex_png_write(out, adv, d->c, d->h, d->w) : advex_grid_png(out, adv, d->n, d->c, d->h, d->w, 0, 1, 0);
+    } else {
+        int64_t dims[4] = {d->n, d->c, d->h, d->w};
+        st = advex_npy_save_f32(out, adv, 4, dims);
+    }
+    if (st) return cli_fail(cmd, st);
+    printf("wrote %s\n", out);
+    return 0;
+}
+
+/* The attack, its eps and options from the flags, and the files: inputs exist, no output
+ * names an input. 0 or an exit code. */
+static int attack_settings(const char *cmd, cli_flag *f, int nf, uint64_t seed, advex_attack_config *ac) {
+    advex_status st;
+    int r;
+    if ((st = advex_attack_parse(cli_get(f, nf, "--attack")->value, &ac->kind)))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--attack: %s", advex_last_error());
+    if (!cli_get(f, nf, "--eps")->value) {
+        if (!advex_attack_is_min_norm(ac->kind)) return cli_error(cmd, CLI_EXIT_USAGE, "--eps E is required");
+        ac->eps = FLT_MAX; /* minimal-perturbation attack without a budget */
+    } else if ((st = advex_parse_eps(cli_get(f, nf, "--eps")->value, &ac->eps))) {
+        return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
+    }
+    if ((r = cli_attack_options(cmd, f, nf, ac))) return r;
+    ac->seed = seed;
+    cli_files fs = {.n = 0};
+    cli_files_in(&fs, "--model", cli_get(f, nf, "--model")->value);
+    cli_files_in(&fs, "--surrogate", cli_get(f, nf, "--surrogate")->value);
+    cli_files_in(&fs, "--input", cli_get(f, nf, "--input")->value);
+    if (!cli_get(f, nf, "--input")->value)
+        cli_files_data(&fs, "--data", cli_get(f, nf, "--data")->value, cli_get(f, nf, "--data-dir")->value);
+    if (ac->kind == ADVEX_ATTACK_UAP)
+        cli_files_data(&fs, "--uap-data", cli_get(f, nf, "--uap-data")->value, cli_get(f, nf, "--data-dir")->value);
+    cli_files_out(&fs, "--out", cli_get(f, nf, "--out")->value);
+    cli_files_out(&fs, "--uap-out", cli_get(f, nf, "--uap-out")->value);
+    return cli_files_check(cmd, &fs);
+}
+
 int cmd_attack(int argc, char **argv) {
     const char *cmd = "attack";
     cli_flag f[] = {
@@ -123,27 +192,7 @@ int cmd_attack(int argc, char **argv) {
     if (cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit) || cli_int(cmd, CLI_GET(f, "--batch"), 1, 1 << 20, &batch) ||
         cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed))
         return CLI_EXIT_USAGE;
-    if ((st = advex_attack_parse(CLI_GET(f, "--attack")->value, &ac.kind)))
-        return cli_error(cmd, CLI_EXIT_USAGE, "--attack: %s", advex_last_error());
-    if (!CLI_GET(f, "--eps")->value) {
-        if (!advex_attack_is_min_norm(ac.kind)) return cli_error(cmd, CLI_EXIT_USAGE, "--eps E is required");
-        ac.eps = FLT_MAX; /* minimal-perturbation attack without a budget */
-    } else if ((st = advex_parse_eps(CLI_GET(f, "--eps")->value, &ac.eps))) {
-        return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
-    }
-    if ((r = cli_attack_options(cmd, f, nf, &ac))) return r;
-    ac.seed = (uint64_t)seed;
-    cli_files fs = {.n = 0};
-    cli_files_in(&fs, "--model", model_path);
-    cli_files_in(&fs, "--surrogate", CLI_GET(f, "--surrogate")->value);
-    cli_files_in(&fs, "--input", CLI_GET(f, "--input")->value);
-    if (!CLI_GET(f, "--input")->value)
-        cli_files_data(&fs, "--data", CLI_GET(f, "--data")->value, CLI_GET(f, "--data-dir")->value);
-    if (ac.kind == ADVEX_ATTACK_UAP)
-        cli_files_data(&fs, "--uap-data", CLI_GET(f, "--uap-data")->value, CLI_GET(f, "--data-dir")->value);
-    cli_files_out(&fs, "--out", out);
-    cli_files_out(&fs, "--uap-out", CLI_GET(f, "--uap-out")->value);
-    if ((r = cli_files_check(cmd, &fs))) return r;
+    if ((r = attack_settings(cmd, f, nf, (uint64_t)seed, &ac))) return r;
     int quiet = cli_opts.quiet;
 
     advex_model *m = NULL, *sur = NULL;
@@ -190,25 +239,7 @@ int cmd_attack(int argc, char **argv) {
     cli_progress_done(&bar);
     if (st) { rc = cli_fail_run(cmd, st); goto done; }
     cli_print_warnings(cmd, res.warnings);
-    if (ac.eps == FLT_MAX)
-        printf("examples: %lld   attack: %s%s   eps: unbounded\n", (long long)d.n, advex_attack_name(ac.kind),
-               sur ? " (transfer)" : "");
-    else
-        printf("examples: %lld   attack: %s%s   eps: %.6g (%s)\n", (long long)d.n, advex_attack_name(ac.kind),
-               sur ? " (transfer)" : "", (double)ac.eps, res.norm == ADVEX_NORM_L2 ? "L2" : "L-inf");
-    printf("clean accuracy:       %.2f%%\n", 100.0 * (double)res.clean_correct / (double)d.n);
-    printf("adversarial accuracy: %.2f%%\n", 100.0 * res.robust_accuracy);
-    printf("success rate:         %.2f%% (of the %lld correctly classified)\n", 100.0 * res.success_rate,
-           (long long)res.clean_correct);
-    if (res.norm_count > 0)
-        printf("perturbation %s:     median %.4g, mean %.4g (of the %lld successful)\n",
-               res.norm == ADVEX_NORM_L2 ? "L2  " : "Linf", res.norm_median, res.norm_mean, (long long)res.norm_count);
-    if (res.queries_count > 0)
-        printf("queries:              mean %.1f, median %.0f (of the %lld successful)\n", res.queries_mean,
-               res.queries_median, (long long)res.queries_count);
-    for (int s2 = 0; s2 < res.n_stages; s2++)
-        printf("stage %d %-9s     removed %lld\n", s2 + 1, advex_attack_name(res.stage_attack[s2]),
-               (long long)res.stage_removed[s2]);
+    print_result(&res, &ac, d.n, sur != NULL);
     if (ac.kind == ADVEX_ATTACK_UAP) {
         double fool;
         advex_eval_result ur;
@@ -226,21 +257,7 @@ int cmd_attack(int argc, char **argv) {
         printf("after:                %s, confidence %.2f%%%s\n", name_of(names, k, pa, b, sizeof b), 100.0 * ca,
                pa == d.y[0] ? " (attack failed)" : " (attack succeeded)");
     }
-    if (out) {
-        size_t ol = strlen(out);
-        if (ol >= 4 && strcmp(out + ol - 4, ".png") == 0) {
-            if (d.c != 1 && d.c != 3) {
-                rc = cli_error(cmd, CLI_EXIT_FAIL, "%s: PNG needs 1 or 3 channels, the model has %lld", out, (long long)d.c);
-                goto done;
-            }
-            st = d.n == 1 ? advex_png_write(out, adv, d.c, d.h, d.w) : advex_grid_png(out, adv, d.n, d.c, d.h, d.w, 0, 1, 0);
-        } else {
-            int64_t dims[4] = {d.n, d.c, d.h, d.w};
-            st = advex_npy_save_f32(out, adv, 4, dims);
-        }
-        if (st) { rc = cli_fail(cmd, st); goto done; }
-        printf("wrote %s\n", out);
-    }
+    if (out && (r = write_out(cmd, out, adv, &d))) { rc = r; goto done; }
     rc = CLI_EXIT_OK;
 done:
     free(adv); free(delta); free(names_buf);

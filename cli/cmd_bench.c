@@ -122,6 +122,50 @@ static int bench_print(const char *cmd, const bench_ctx *b, int json) {
     return 0;
 }
 
+/* Buffers, random inputs and labels, the attack or trainer of the workload. 0 or an exit code;
+ * what was allocated is freed by the caller. */
+static int bench_setup(const char *cmd, bench_ctx *b, bench_kind kind, long long batch, long long steps, double eps,
+                       long long seed, long long reps) {
+    int64_t chw[3];
+    advex_model_input_shape(b->m, chw);
+    b->kind = kind;
+    b->n = batch;
+    b->d = chw[0] * chw[1] * chw[2];
+    b->k = advex_model_num_classes(b->m);
+    b->steps = kind == B_PGD ? steps : 1;
+    b->eps = (float)eps;
+    advex_rng_seed(&b->rng, (uint64_t)seed + 1);
+    b->x = malloc((size_t)(b->n * b->d) * sizeof(float));
+    b->xa = malloc((size_t)(b->n * b->d) * sizeof(float));
+    b->logits = malloc((size_t)(b->n * b->k) * sizeof(float));
+    b->y = malloc((size_t)b->n * sizeof(int32_t));
+    b->rates = malloc((size_t)reps * sizeof(double));
+    b->rates1 = malloc((size_t)reps * sizeof(double));
+    b->ratios = malloc((size_t)reps * sizeof(double));
+    if (!b->x || !b->xa || !b->logits || !b->y || !b->rates || !b->rates1 || !b->ratios)
+        return cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
+    for (int64_t i = 0; i < b->n * b->d; i++) b->x[i] = advex_rng_uniform(&b->rng);
+    for (int64_t i = 0; i < b->n; i++) b->y[i] = (int32_t)advex_rng_below(&b->rng, (uint64_t)b->k);
+    advex_attack_config_default(&b->atk); /* fgsm; pgd: L-inf, random start, K steps of 2.5 eps/K */
+    b->atk.kind = kind == B_PGD ? ADVEX_ATTACK_PGD : ADVEX_ATTACK_FGSM;
+    b->atk.eps = b->eps;
+    b->atk.steps = (int32_t)b->steps;
+    b->atk.no_early_stop = 1;
+    if (kind == B_TRAIN) { /* SGD, momentum 0.9, lr 0.01, FGSM-RS at eps on x' only */
+        advex_train_config tc;
+        advex_train_config_default(&tc);
+        tc.batch = b->n;
+        tc.opt = ADVEX_OPT_SGD;
+        tc.momentum = 0.9f;
+        tc.adv = ADVEX_ADV_FGSM_RS;
+        tc.eps = b->eps;
+        tc.adv_weight = 0.0f;
+        advex_status tst = advex_trainer_new(b->m, &tc, &b->trainer);
+        if (tst) return cli_fail(cmd, tst);
+    }
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench";
     cli_flag f[] = {
@@ -164,45 +208,7 @@ int cmd_bench(int argc, char **argv) {
     memset(&b, 0, sizeof b);
     if ((r = cli_load_model(cmd, model_path, model_path ? NULL : arch, (uint64_t)seed, &b.m))) return r;
     int rc = CLI_EXIT_FAIL;
-    int64_t chw[3];
-    advex_model_input_shape(b.m, chw);
-    b.kind = kind;
-    b.n = batch;
-    b.d = chw[0] * chw[1] * chw[2];
-    b.k = advex_model_num_classes(b.m);
-    b.steps = kind == B_PGD ? steps : 1;
-    b.eps = (float)eps;
-    advex_rng_seed(&b.rng, (uint64_t)seed + 1);
-    b.x = malloc((size_t)(b.n * b.d) * sizeof(float));
-    b.xa = malloc((size_t)(b.n * b.d) * sizeof(float));
-    b.logits = malloc((size_t)(b.n * b.k) * sizeof(float));
-    b.y = malloc((size_t)b.n * sizeof(int32_t));
-    double *rates = b.rates = malloc((size_t)reps * sizeof(double));
-    double *rates1 = b.rates1 = malloc((size_t)reps * sizeof(double));
-    double *ratios = b.ratios = malloc((size_t)reps * sizeof(double));
-    if (!b.x || !b.xa || !b.logits || !b.y || !rates || !rates1 || !ratios) {
-        rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
-        goto done;
-    }
-    for (int64_t i = 0; i < b.n * b.d; i++) b.x[i] = advex_rng_uniform(&b.rng);
-    for (int64_t i = 0; i < b.n; i++) b.y[i] = (int32_t)advex_rng_below(&b.rng, (uint64_t)b.k);
-    advex_attack_config_default(&b.atk); /* fgsm; pgd: L-inf, random start, K steps of 2.5 eps/K */
-    b.atk.kind = kind == B_PGD ? ADVEX_ATTACK_PGD : ADVEX_ATTACK_FGSM;
-    b.atk.eps = b.eps;
-    b.atk.steps = (int32_t)b.steps;
-    b.atk.no_early_stop = 1;
-    if (kind == B_TRAIN) { /* SGD, momentum 0.9, lr 0.01, FGSM-RS at eps on x' only */
-        advex_train_config tc;
-        advex_train_config_default(&tc);
-        tc.batch = b.n;
-        tc.opt = ADVEX_OPT_SGD;
-        tc.momentum = 0.9f;
-        tc.adv = ADVEX_ADV_FGSM_RS;
-        tc.eps = b.eps;
-        tc.adv_weight = 0.0f;
-        advex_status tst = advex_trainer_new(b.m, &tc, &b.trainer);
-        if (tst) { rc = cli_fail(cmd, tst); goto done; }
-    }
+    if ((r = bench_setup(cmd, &b, kind, batch, steps, eps, seed, reps))) { rc = r; goto done; }
     double macs = advex_model_macs(b.m);
     /* passes of forward-equivalent GEMM work per example: forward 1, input-grad backward
      * 1 (weight gradients skipped), parameter-gradient backward 2 */
@@ -230,12 +236,12 @@ int cmd_bench(int argc, char **argv) {
             double rate;
             int64_t it;
             if ((st = timed_rep(&b, min_time, &rate, &it))) { rc = cli_fail(cmd, st); goto done; }
-            if (single) rates1[rep] = rate;
-            else rates[rep] = rate;
+            if (single) b.rates1[rep] = rate;
+            else b.rates[rep] = rate;
             iters_total += it;
         }
         advex_set_threads(threads);
-        if (scaling) ratios[rep] = rates[rep] / rates1[rep];
+        if (scaling) b.ratios[rep] = b.rates[rep] / b.rates1[rep];
     }
     advex_set_threads(threads);
     if (cli_interrupted) { /* the repetitions are incomplete: no figures */

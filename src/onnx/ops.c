@@ -261,6 +261,31 @@ static advex_status tr_squeeze(const tctx *t, int opset, const onnx_input *in, i
     return reshape_target(t, out, on, &in[0], 0, a);
 }
 
+/* Pad: pads (an attribute before opset 11, then a load-time integer input) and the constant value. */
+static advex_status tr_pad(tctx *t, int opset, const onnx_input *in, int n_in, advex_attrs *a, int *keep) {
+    advex_status st;
+    int r = in[0].ndim, np = -1;
+    if (opset < 11) {
+        if ((st = onnx_attr_ints(t->nd, opset < 2 ? "paddings" : "pads", a->ints, 2 * ADVEX_MAX_DIMS, &np)) ||
+            (st = onnx_attr_float(t->nd, "value", 0.0f, &a->pad_value)))
+            return st;
+    } else {
+        const onnx_const *c = n_in > 1 ? in[1].c : NULL;
+        if (!c || c->is_float || c->numel > 2 * ADVEX_MAX_DIMS)
+            return terr(t, ADVEX_ERR_UNSUPPORTED, "pads must be integers known at load time");
+        for (int64_t k = 0; k < c->numel; k++)
+            if (onnx_const_int(c, k, &a->ints[k]) != 0) return terr(t, ADVEX_ERR_UNSUPPORTED, "pads depend on the batch size");
+        np = (int)c->numel;
+        if (n_in > 2 && in[2].present && (st = scalar_input(t, &in[2], &a->pad_value, "constant_value"))) return st;
+        for (int k = 1; k < n_in; k++) keep[k] = 0;
+    }
+    if (np != 2 * r) return terr(t, ADVEX_ERR_FORMAT, "pads must have 2 values per input dimension");
+    for (int k = 0; k < np; k++)
+        if (a->ints[k] < -MAX_GEOM || a->ints[k] > MAX_GEOM) return terr(t, ADVEX_ERR_UNSUPPORTED, "pads beyond 2^24");
+    a->n_ints = np;
+    return ADVEX_OK;
+}
+
 advex_status onnx_translate(const Onnx__NodeProto *nd, int opset, const onnx_input *in, int n_in,
                             advex_op_type *op_out, advex_attrs *a, int *keep) {
     tctx t;
@@ -356,25 +381,7 @@ advex_status onnx_translate(const Onnx__NodeProto *nd, int opset, const onnx_inp
         if ((st = onnx_attr_int(nd, "axis", INT64_MIN, &a->axis))) return st;
         if (a->axis == INT64_MIN) return terr(&t, ADVEX_ERR_FORMAT, "axis attribute is missing");
     } else if (strcmp(op, "Pad") == 0) {
-        int r = in[0].ndim, np = -1;
-        if (opset < 11) {
-            if ((st = onnx_attr_ints(nd, opset < 2 ? "paddings" : "pads", a->ints, 2 * ADVEX_MAX_DIMS, &np)) ||
-                (st = onnx_attr_float(nd, "value", 0.0f, &a->pad_value)))
-                return st;
-        } else {
-            const onnx_const *c = n_in > 1 ? in[1].c : NULL;
-            if (!c || c->is_float || c->numel > 2 * ADVEX_MAX_DIMS)
-                return terr(&t, ADVEX_ERR_UNSUPPORTED, "pads must be integers known at load time");
-            for (int64_t k = 0; k < c->numel; k++)
-                if (onnx_const_int(c, k, &a->ints[k]) != 0) return terr(&t, ADVEX_ERR_UNSUPPORTED, "pads depend on the batch size");
-            np = (int)c->numel;
-            if (n_in > 2 && in[2].present && (st = scalar_input(&t, &in[2], &a->pad_value, "constant_value"))) return st;
-            for (int k = 1; k < n_in; k++) keep[k] = 0;
-        }
-        if (np != 2 * r) return terr(&t, ADVEX_ERR_FORMAT, "pads must have 2 values per input dimension");
-        for (int k = 0; k < np; k++)
-            if (a->ints[k] < -MAX_GEOM || a->ints[k] > MAX_GEOM) return terr(&t, ADVEX_ERR_UNSUPPORTED, "pads beyond 2^24");
-        a->n_ints = np;
+        st = tr_pad(&t, opset, in, n_in, a, keep);
     } else if (strcmp(op, "Softmax") == 0 || strcmp(op, "LogSoftmax") == 0) {
         int r = in[0].ndim;
         if ((st = onnx_attr_int(nd, "axis", opset < 13 ? 1 : -1, &a->axis))) return st;
