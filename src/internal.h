@@ -51,6 +51,14 @@ void advex_buf_printf(advex_buf *b, const char *fmt, ...) __attribute__((format(
 advex_status advex_buf_take(advex_buf *b, char **out);
 void advex_buf_free(advex_buf *b);
 
+/* ---- topological order (src/core/toposort.c) ------------------------------------------ */
+
+/* Kahn's algorithm over n nodes: node i's successors are adj[start[i] .. start[i+1]),
+ * indeg[i] its number of predecessor edges (consumed). Writes the order to order (n) and
+ * returns how many nodes it holds: fewer than n when there is a cycle (the nodes left with
+ * indeg > 0 are on or behind it). Ties go in index order, so a sorted graph keeps its order. */
+int advex_kahn(int n, int *indeg, const int *start, const int *adj, int *order);
+
 /* ---- ops ----------------------------------------------------------------------------- */
 
 #define ADVEX_OP_LIST(X)                               \

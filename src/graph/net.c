@@ -119,18 +119,18 @@ int advex_graph_add_node(advex_graph *g, advex_op_type op, const char *name, int
     return g->n_nodes++;
 }
 
-/* Kahn's algorithm over nodes in O(nodes + edges), using a CSR list of each value's
- * consumers; also checks every input value is defined exactly once. */
+/* Nodes in topological order (advex_kahn over each node's consumers, a CSR list); also
+ * checks every input value is defined exactly once. */
 static advex_status topo_sort(advex_graph *g) {
     int nn = g->n_nodes, nv = g->n_vals;
-    size_t nn1 = (size_t)nn + 1, nv1 = (size_t)nv + 1;
+    size_t nn1 = (size_t)nn + 1;
     int64_t n_edges = 0;
     for (int i = 0; i < nn; i++) n_edges += g->nodes[i].n_in;
     int *indeg = calloc(nn1, sizeof(int));
     int *order = malloc(nn1 * sizeof(int));
-    int *cstart = calloc(nv1 + 1, sizeof(int));      /* consumers of value v: cons[cstart[v]..cstart[v+1]) */
+    int *cstart = calloc(nn1 + 1, sizeof(int));      /* consumers of node p: cons[cstart[p]..cstart[p+1]) */
     int *cons = malloc(((size_t)n_edges + 1) * sizeof(int));
-    int *fill = calloc(nv1, sizeof(int));
+    int *fill = calloc(nn1, sizeof(int));
     advex_node *sorted = NULL;
     advex_status st = ADVEX_OK;
     if (!indeg || !order || !cstart || !cons || !fill) { st = advex_set_error(ADVEX_ERR_NOMEM, "graph: out of memory"); goto done; }
@@ -158,25 +158,21 @@ static advex_status topo_sort(advex_graph *g) {
                     goto done;
                 }
                 indeg[i]++;
-                cstart[v + 1]++;
+                cstart[g->vals[v].producer + 1]++;
             }
         }
     }
-    for (int v = 0; v < nv; v++) cstart[v + 1] += cstart[v];
+    for (int p = 0; p < nn; p++) cstart[p + 1] += cstart[p];
     for (int i = 0; i < nn; i++) {
         advex_node *nd = &g->nodes[i];
         for (int k = 0; k < nd->n_in; k++) {
             int v = nd->in[k];
-            if (v >= 0 && g->vals[v].kind == ADVEX_VAL_ACT) cons[cstart[v] + fill[v]++] = i;
+            if (v < 0 || g->vals[v].kind != ADVEX_VAL_ACT) continue;
+            int p = g->vals[v].producer;
+            cons[cstart[p] + fill[p]++] = i;
         }
     }
-    int head = 0, tail = 0;
-    for (int i = 0; i < nn; i++) if (indeg[i] == 0) order[tail++] = i;
-    while (head < tail) {
-        int o = g->nodes[order[head++]].out[0];
-        for (int e = cstart[o]; e < cstart[o + 1]; e++)
-            if (--indeg[cons[e]] == 0) order[tail++] = cons[e];
-    }
+    int tail = advex_kahn(nn, indeg, cstart, cons, order);
     if (tail != nn) {
         for (int i = 0; i < nn; i++)
             if (indeg[i] > 0) {

@@ -190,13 +190,7 @@ static advex_status topo_sort(importer *im) {
         }
         free(fill);
     }
-    size_t head = 0, tail = 0;
-    for (size_t i = 0; i < nn; i++) if (indeg[i] == 0) im->order[tail++] = (int)i;
-    while (head < tail) {
-        int i = im->order[head++];
-        for (int j = start[i]; j < start[i + 1]; j++)
-            if (--indeg[adj[j]] == 0) im->order[tail++] = adj[j];
-    }
+    size_t tail = (size_t)advex_kahn((int)nn, indeg, start, adj, im->order);
     if (tail != nn)
         for (size_t i = 0; i < nn; i++)
             if (indeg[i] > 0) {
