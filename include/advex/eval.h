@@ -127,7 +127,7 @@ int advex_eval_flag_masking(advex_eval_result *r, int count);
 #define ADVEX_SWEEP_MAX_EPS 64
 
 /* Where a sweep is: run `run` of `runs` (attack-major: attack a at eps e is run a * n_eps + e),
- * `done` of `total` examples. */
+ * `done` of `total` examples; reported with done = 0 when a run starts, then after every batch. */
 typedef struct advex_sweep_progress {
     int run, runs;
     advex_attack_kind attack;

@@ -158,6 +158,8 @@ static advex_status run_one(advex_model *m, const advex_dataset *d, const advex_
             out.adv_conf = conf;
         }
     }
+    /* done = 0 before the first batch: a progress display times the run from its start */
+    if (on_batch(&ctx, 0, d->n)) return advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
     if ((st = advex_eval_run(m, c->surrogate, d, &ac, c->batch, on_batch, &ctx, &out, &s->res[r]))) return st;
     if (s->rows > 0 && r == s->top[a]) keep_grid(s, d, a, r, xadv, conf);
     return ADVEX_OK;
