@@ -62,6 +62,10 @@ int cmd_eval(int argc, char **argv) {
         {"--report", "DIR", "write report.html with plots, image grids, per-class accuracy, confusion matrices, "
                             "results.json and results.csv into DIR", NULL, 0},
         {"--report-examples", "N", "rows of examples in each report image grid", "8", 0},
+        {"--state", "FILE", "record progress in FILE after every batch; the same command resumes from it "
+                            "(refused when any setting differs; not with --report or uap)", NULL, 0},
+        {"--per-example", "FILE", "write one JSON line per example and eps: label, clean prediction, the attack "
+                                  "that broke it, final prediction, perturbation norms", NULL, 0},
         CLI_ATTACK_FLAGS,
     };
     const int nf = (int)(sizeof f / sizeof *f);
@@ -94,8 +98,12 @@ int cmd_eval(int argc, char **argv) {
     sc.checks = !CLI_GET(f, "--no-checks")->seen;
     const char *json = CLI_GET(f, "--json")->value, *report = CLI_GET(f, "--report")->value;
     const char *uap_out = CLI_GET(f, "--uap-out")->value;
+    const char *state = CLI_GET(f, "--state")->value, *per_example = CLI_GET(f, "--per-example")->value;
     int uap = 0;
     for (int a = 0; a < sc.n_attacks; a++) uap |= kinds[a] == ADVEX_ATTACK_UAP;
+    if (state && (report || uap))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--state: not with %s (a resumed run keeps per-example records, not "
+                         "adversarial examples)", report ? "--report" : "uap");
     {
         cli_files fs = {.n = 0};
         cli_files_in(&fs, "--model", model_path);
@@ -104,6 +112,8 @@ int cmd_eval(int argc, char **argv) {
         if (uap) cli_files_data(&fs, "--uap-data", CLI_GET(f, "--uap-data")->value, CLI_GET(f, "--data-dir")->value);
         cli_files_out(&fs, "--json", json);
         cli_files_out(&fs, "--uap-out", uap_out);
+        cli_files_out(&fs, "--state", state);
+        cli_files_out(&fs, "--per-example", per_example);
         if (report && (r = cli_report_files(cmd, &fs, report, kinds, sc.n_attacks))) return r;
         if ((r = cli_files_check(cmd, &fs))) return r;
     }
@@ -133,9 +143,13 @@ int cmd_eval(int argc, char **argv) {
     eval_ui ui = {.run = -1};
     sc.progress = on_progress;
     sc.user = &ui;
+    sc.state = state;
     st = advex_eval_sweep(m, &d, &sc, &s);
     if (ui.run >= 0) cli_progress_done(&ui.bar);
     if (st) { rc = cli_fail_run(cmd, st); goto done; }
+    if (advex_sweep_resumed(s) && !cli_opts.quiet)
+        fprintf(stderr, "advex %s: resumed from %s (%lld of %lld example runs were recorded there)\n", cmd, state,
+                (long long)advex_sweep_resumed(s), (long long)(d.n * advex_sweep_runs(s)));
     unsigned warn = advex_sweep_warnings(s);
     /* the load already warned about a cut-off Softmax */
     cli_print_warnings(cmd, advex_model_output_was_prob(m) ? warn & ~ADVEX_EVAL_WARN_PROB_OUTPUT : warn);
@@ -145,13 +159,14 @@ int cmd_eval(int argc, char **argv) {
     free(text);
     text = NULL;
     if (json) {
-        if ((st = advex_eval_json(advex_sweep_result(s, 0), runs, model_path, data_spec, warn, &text))) {
+        if ((st = advex_sweep_json(s, model_path, data_spec, &text))) {
             rc = cli_fail(cmd, st);
             goto done;
         }
         if (cli_write_file_atomic(cmd, json, text, strlen(text))) goto done;
     }
     if (uap_out && (r = cli_write_uap(cmd, s, uap_out, m))) { rc = r; goto done; }
+    if (per_example && (st = advex_sweep_write_per_example(s, &d, per_example))) { rc = cli_fail(cmd, st); goto done; }
     if (report) {
         if ((st = advex_report_write(s, &d, advex_model_num_classes(m), model_path, data_spec, report))) {
             rc = cli_fail(cmd, st);
