@@ -187,4 +187,34 @@ if not 0 < accs[-1] < accs[0]: errs.append(f"a degenerate curve {accs}")
 print("\n".join(errs[:10]))
 sys.exit(1 if errs else 0)
 PYEOF
+# ---- the report plots the minimal-perturbation curve inline (SVG, no script) ----------------
+"$ADVEX" eval --model "$T/m.onnx" --data fashion-mnist:test --limit 60 --attack fgsm,deepfool --eps 0.05,0.1 \
+    --report "$T/rep" --json "$T/rep.json" --quiet >/dev/null 2>"$T/rep.err"
+check "eval --report with deepfool exits 0 ($(cat "$T/rep.err"))" test $? -eq 0
+check "report: the minimal-perturbation curve, inline SVG and points equal to results.json" \
+    $PY - "$T/rep/report.html" "$T/rep/results.json" "$T/rep.json" <<'PYEOF'
+import json, re, sys
+import xml.dom.minidom
+H = open(sys.argv[1]).read()
+J, J2 = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+errs = []
+m = re.search(r'<div id="min-norm-curve">\s*(<svg.*?</svg>)', H, re.S)
+if not m: errs.append("no inline SVG")
+else:
+    svg = xml.dom.minidom.parseString(m.group(1))
+    if not svg.getElementsByTagName("polyline") + svg.getElementsByTagName("path") + svg.getElementsByTagName("line"):
+        errs.append("the SVG draws nothing")
+    if "<script" in m.group(1): errs.append("script in the SVG")
+(c,) = J["curves"]
+if J2["curves"] != J["curves"]: errs.append("--json and the report's results.json differ on curves")
+if c["attack"] != "deepfool" or len(c["points"]) != 21 or c["points"][0]["eps"] != 0: errs.append(f"curve {c}")
+accs = [p["robust_accuracy"] for p in c["points"]]
+if any(b > a for a, b in zip(accs, accs[1:])): errs.append("not monotone")
+if accs[0] != J["clean_accuracy"]: errs.append(f"curve at 0 {accs[0]} is not the clean accuracy {J['clean_accuracy']}")
+rows = re.findall(r'<tr data-attack="deepfool" data-eps="([^"]+)"><td class="l">deepfool</td><td>[^<]*</td><td data-v="([^"]+)"', H)
+if [(float(e), float(v)) for e, v in rows] != [(p["eps"], p["robust_accuracy"]) for p in c["points"]]:
+    errs.append(f"points table {rows[:3]} vs JSON")
+print("\n".join(errs))
+sys.exit(1 if errs else 0)
+PYEOF
 finish
