@@ -44,6 +44,39 @@ static int on_progress(void *user, const advex_sweep_progress *p) {
     return cli_interrupted;
 }
 
+/* The files a finished sweep writes (NULL: not asked for). */
+typedef struct eval_outputs {
+    const char *model, *data, *json, *uap_out, *per_example, *report;
+} eval_outputs;
+
+/* Warnings, the table, then --json, --uap-out, --per-example and --report; 0 or an exit code. */
+static int write_outputs(const char *cmd, advex_sweep *s, advex_model *m, const advex_dataset *d,
+                         const eval_outputs *o) {
+    char *text = NULL;
+    int r;
+    advex_status st;
+    unsigned warn = advex_sweep_warnings(s);
+    /* the load already warned about a cut-off Softmax */
+    cli_print_warnings(cmd, advex_model_output_was_prob(m) ? warn & ~ADVEX_EVAL_WARN_PROB_OUTPUT : warn);
+    if ((st = advex_eval_table(advex_sweep_result(s, 0), advex_sweep_runs(s), &text))) return cli_fail(cmd, st);
+    fputs(text, stdout);
+    free(text);
+    if (o->json) {
+        if ((st = advex_sweep_json(s, o->model, o->data, &text))) return cli_fail(cmd, st);
+        r = cli_write_file_atomic(cmd, o->json, text, strlen(text));
+        free(text);
+        if (r) return CLI_EXIT_FAIL;
+    }
+    if (o->uap_out && (r = cli_write_uap(cmd, s, o->uap_out, m))) return r;
+    if (o->per_example && (st = advex_sweep_write_per_example(s, d, o->per_example))) return cli_fail(cmd, st);
+    if (o->report) {
+        if ((st = advex_report_write(s, d, advex_model_num_classes(m), o->model, o->data, o->report)))
+            return cli_fail(cmd, st);
+        if (!cli_opts.quiet) fprintf(stderr, "advex %s: wrote %s/report.html\n", cmd, o->report);
+    }
+    return CLI_EXIT_OK;
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *cmd = "eval";
     cli_flag f[] = {
@@ -122,7 +155,6 @@ int cmd_eval(int argc, char **argv) {
     advex_model *m = NULL, *sur = NULL;
     advex_dataset d = {0}, u = {0};
     advex_sweep *s = NULL;
-    char *text = NULL;
     int rc = CLI_EXIT_FAIL;
     advex_status st;
     if ((r = cli_load_model(cmd, model_path, NULL, 0, &m)) || (r = cli_load_surrogate(cmd, f, nf, m, &sur)) ||
@@ -150,33 +182,9 @@ int cmd_eval(int argc, char **argv) {
     if (advex_sweep_resumed(s) && !cli_opts.quiet)
         fprintf(stderr, "advex %s: resumed from %s (%lld of %lld example runs were recorded there)\n", cmd, state,
                 (long long)advex_sweep_resumed(s), (long long)(d.n * advex_sweep_runs(s)));
-    unsigned warn = advex_sweep_warnings(s);
-    /* the load already warned about a cut-off Softmax */
-    cli_print_warnings(cmd, advex_model_output_was_prob(m) ? warn & ~ADVEX_EVAL_WARN_PROB_OUTPUT : warn);
-    int runs = advex_sweep_runs(s);
-    if ((st = advex_eval_table(advex_sweep_result(s, 0), runs, &text))) { rc = cli_fail(cmd, st); goto done; }
-    fputs(text, stdout);
-    free(text);
-    text = NULL;
-    if (json) {
-        if ((st = advex_sweep_json(s, model_path, data_spec, &text))) {
-            rc = cli_fail(cmd, st);
-            goto done;
-        }
-        if (cli_write_file_atomic(cmd, json, text, strlen(text))) goto done;
-    }
-    if (uap_out && (r = cli_write_uap(cmd, s, uap_out, m))) { rc = r; goto done; }
-    if (per_example && (st = advex_sweep_write_per_example(s, &d, per_example))) { rc = cli_fail(cmd, st); goto done; }
-    if (report) {
-        if ((st = advex_report_write(s, &d, advex_model_num_classes(m), model_path, data_spec, report))) {
-            rc = cli_fail(cmd, st);
-            goto done;
-        }
-        if (!cli_opts.quiet) fprintf(stderr, "advex %s: wrote %s/report.html\n", cmd, report);
-    }
-    rc = CLI_EXIT_OK;
+    eval_outputs o = {model_path, data_spec, json, uap_out, per_example, report};
+    if ((rc = write_outputs(cmd, s, m, &d, &o)) != CLI_EXIT_OK) goto done;
 done:
-    free(text);
     advex_sweep_free(s);
     advex_model_free(m);
     advex_model_free(sur);
