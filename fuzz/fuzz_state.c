@@ -28,10 +28,16 @@ static void config(advex_sweep_config *c, const char *state) {
     c->state = state;
 }
 
+static void cleanup(void) {
+    advex_model_free(model);
+    advex_dataset_free(&data);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     if (advex_model_build("small", 0, &model)) abort();
+    atexit(cleanup);
     data.n = N; data.c = 1; data.h = 28; data.w = 28; data.num_classes = 10;
     data.x = calloc((size_t)N * 784, sizeof(float));
     data.y = calloc(N, sizeof(int32_t));
