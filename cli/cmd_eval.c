@@ -44,6 +44,39 @@ static int on_progress(void *user, const advex_sweep_progress *p) {
     return cli_interrupted;
 }
 
+/* The files a finished sweep writes (NULL: not asked for). */
+typedef struct eval_outputs {
+    const char *model, *data, *json, *uap_out, *per_example, *report;
+} eval_outputs;
+
+/* Warnings, the table, then --json, --uap-out, --per-example and --report; 0 or an exit code. */
+static int write_outputs(const char *cmd, advex_sweep *s, advex_model *m, const advex_dataset *d,
+                         const eval_outputs *o) {
+    char *text = NULL;
+    int r;
+    advex_status st;
+    unsigned warn = advex_sweep_warnings(s);
+    /* the load already warned about a cut-off Softmax */
+    cli_print_warnings(cmd, advex_model_output_was_prob(m) ? warn & ~ADVEX_EVAL_WARN_PROB_OUTPUT : warn);
+    if ((st = advex_eval_table(advex_sweep_result(s, 0), advex_sweep_runs(s), &text))) return cli_fail(cmd, st);
+    fputs(text, stdout);
+    free(text);
+    if (o->json) {
+        if ((st = advex_sweep_json(s, o->model, o->data, &text))) return cli_fail(cmd, st);
+        r = cli_write_file_atomic(cmd, o->json, text, strlen(text));
+        free(text);
+        if (r) return CLI_EXIT_FAIL;
+    }
+    if (o->uap_out && (r = cli_write_uap(cmd, s, o->uap_out, m))) return r;
+    if (o->per_example && (st = advex_sweep_write_per_example(s, d, o->per_example))) return cli_fail(cmd, st);
+    if (o->report) {
+        if ((st = advex_report_write(s, d, advex_model_num_classes(m), o->model, o->data, o->report)))
+            return cli_fail(cmd, st);
+        if (!cli_opts.quiet) fprintf(stderr, "advex %s: wrote %s/report.html\n", cmd, o->report);
+    }
+    return CLI_EXIT_OK;
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *cmd = "eval";
     cli_flag f[] = {
@@ -62,6 +95,10 @@ int cmd_eval(int argc, char **argv) {
         {"--report", "DIR", "write report.html with plots, image grids, per-class accuracy, confusion matrices, "
                             "results.json and results.csv into DIR", NULL, 0},
         {"--report-examples", "N", "rows of examples in each report image grid", "8", 0},
+        {"--state", "FILE", "record progress in FILE after every batch; the same command resumes from it "
+                            "(refused when any setting differs; not with --report or uap)", NULL, 0},
+        {"--per-example", "FILE", "write one JSON line per example and eps: label, clean prediction, the attack "
+                                  "that broke it, final prediction, perturbation norms", NULL, 0},
         CLI_ATTACK_FLAGS,
     };
     const int nf = (int)(sizeof f / sizeof *f);
@@ -94,8 +131,12 @@ int cmd_eval(int argc, char **argv) {
     sc.checks = !CLI_GET(f, "--no-checks")->seen;
     const char *json = CLI_GET(f, "--json")->value, *report = CLI_GET(f, "--report")->value;
     const char *uap_out = CLI_GET(f, "--uap-out")->value;
+    const char *state = CLI_GET(f, "--state")->value, *per_example = CLI_GET(f, "--per-example")->value;
     int uap = 0;
     for (int a = 0; a < sc.n_attacks; a++) uap |= kinds[a] == ADVEX_ATTACK_UAP;
+    if (state && (report || uap))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--state: not with %s (a resumed run keeps per-example records, not "
+                         "adversarial examples)", report ? "--report" : "uap");
     {
         cli_files fs = {.n = 0};
         cli_files_in(&fs, "--model", model_path);
@@ -104,6 +145,8 @@ int cmd_eval(int argc, char **argv) {
         if (uap) cli_files_data(&fs, "--uap-data", CLI_GET(f, "--uap-data")->value, CLI_GET(f, "--data-dir")->value);
         cli_files_out(&fs, "--json", json);
         cli_files_out(&fs, "--uap-out", uap_out);
+        cli_files_out(&fs, "--state", state);
+        cli_files_out(&fs, "--per-example", per_example);
         if (report && (r = cli_report_files(cmd, &fs, report, kinds, sc.n_attacks))) return r;
         if ((r = cli_files_check(cmd, &fs))) return r;
     }
@@ -112,7 +155,6 @@ int cmd_eval(int argc, char **argv) {
     advex_model *m = NULL, *sur = NULL;
     advex_dataset d = {0}, u = {0};
     advex_sweep *s = NULL;
-    char *text = NULL;
     int rc = CLI_EXIT_FAIL;
     advex_status st;
     if ((r = cli_load_model(cmd, model_path, NULL, 0, &m)) || (r = cli_load_surrogate(cmd, f, nf, m, &sur)) ||
@@ -133,35 +175,16 @@ int cmd_eval(int argc, char **argv) {
     eval_ui ui = {.run = -1};
     sc.progress = on_progress;
     sc.user = &ui;
+    sc.state = state;
     st = advex_eval_sweep(m, &d, &sc, &s);
     if (ui.run >= 0) cli_progress_done(&ui.bar);
     if (st) { rc = cli_fail_run(cmd, st); goto done; }
-    unsigned warn = advex_sweep_warnings(s);
-    /* the load already warned about a cut-off Softmax */
-    cli_print_warnings(cmd, advex_model_output_was_prob(m) ? warn & ~ADVEX_EVAL_WARN_PROB_OUTPUT : warn);
-    int runs = advex_sweep_runs(s);
-    if ((st = advex_eval_table(advex_sweep_result(s, 0), runs, &text))) { rc = cli_fail(cmd, st); goto done; }
-    fputs(text, stdout);
-    free(text);
-    text = NULL;
-    if (json) {
-        if ((st = advex_eval_json(advex_sweep_result(s, 0), runs, model_path, data_spec, warn, &text))) {
-            rc = cli_fail(cmd, st);
-            goto done;
-        }
-        if (cli_write_file_atomic(cmd, json, text, strlen(text))) goto done;
-    }
-    if (uap_out && (r = cli_write_uap(cmd, s, uap_out, m))) { rc = r; goto done; }
-    if (report) {
-        if ((st = advex_report_write(s, &d, advex_model_num_classes(m), model_path, data_spec, report))) {
-            rc = cli_fail(cmd, st);
-            goto done;
-        }
-        if (!cli_opts.quiet) fprintf(stderr, "advex %s: wrote %s/report.html\n", cmd, report);
-    }
-    rc = CLI_EXIT_OK;
+    if (advex_sweep_resumed(s) && !cli_opts.quiet)
+        fprintf(stderr, "advex %s: resumed from %s (%lld of %lld example runs were recorded there)\n", cmd, state,
+                (long long)advex_sweep_resumed(s), (long long)(d.n * advex_sweep_runs(s)));
+    eval_outputs o = {model_path, data_spec, json, uap_out, per_example, report};
+    if ((rc = write_outputs(cmd, s, m, &d, &o)) != CLI_EXIT_OK) goto done;
 done:
-    free(text);
     advex_sweep_free(s);
     advex_model_free(m);
     advex_model_free(sur);

@@ -477,6 +477,56 @@ int32_t advex_argmax(const float *z, int64_t c);
 double advex_train_loss(const float *z, const int32_t *y, int64_t b, int64_t c, int rows2, float w, float beta,
                         float *loss, float *p, float *dl);
 
+/* ---- per-example records of a sweep and its state file (src/eval/state.c) ------------------ */
+/* Mean and median of v (n; sorted in place); 0 and 0 when n is 0. */
+void advex_mean_median(double *v, int64_t n, double *mean, double *median);
+/* Linf, L2 and L1 norms of xa - x (d), in double. */
+void advex_pert_norms(const float *x, const float *xa, int64_t d, double n3[3]);
+/* Per-example outputs beyond advex_eval_outputs'; every pointer may be NULL. */
+typedef struct advex_eval_extra {
+    double *norms;      /* (n, 3): Linf, L2 and L1 norms of x' - x */
+    int32_t *stage;     /* (n): advex_attack_info.stage */
+    int64_t *queries;   /* (n): advex_attack_info.queries */
+    int32_t *target;    /* (n): the class a targeted attack aimed at; -1 untargeted */
+} advex_eval_extra;
+/* advex_eval_run over d, whose first example is example `first` of the whole data set (the
+ * seed of its per-example randomness); no progress callback. */
+advex_status advex_eval_run_at(advex_model *m, advex_model *surrogate, const advex_dataset *d, int64_t first,
+                               const advex_attack_config *c, int64_t batch, const advex_eval_outputs *out,
+                               const advex_eval_extra *extra, advex_eval_result *res);
+
+/* What every run of a sweep did to every example; the arrays point into buf, which is the
+ * state file's contents (header, the arrays, a checksum). */
+typedef struct advex_records {
+    unsigned char *buf;
+    size_t size;
+    int64_t n;
+    int runs;
+    int64_t *done;        /* (runs) examples done, from the first, in batches */
+    double *seconds;      /* (runs) time spent on them */
+    double *norms;        /* (runs, n, 3) Linf, L2, L1 norms of x' - x */
+    int64_t *queries;     /* (runs, n) */
+    int32_t *clean_pred;  /* (n) */
+    int32_t *adv_pred;    /* (runs, n) */
+    int32_t *stage;       /* (runs, n) */
+    int32_t *target;      /* (runs, n) -1 untargeted */
+    const char *path;     /* the state file (borrowed); NULL: in memory only */
+    int64_t resumed;      /* example-runs read back from the file */
+} advex_records;
+
+/* The records of sweep c over d on m, read back from c->state when that file exists. */
+advex_status advex_records_open(advex_records *r, advex_model *m, const advex_dataset *d, const advex_sweep_config *c);
+void advex_records_free(advex_records *r);
+/* Run `run` (attack config ac) over the examples it has not done, batch by batch, saving the
+ * state after each and calling c->progress; keep: the report's outputs (whole-data arrays)
+ * or NULL. Then its result from the records. */
+advex_status advex_records_run(advex_records *r, int run, advex_model *m, const advex_dataset *d,
+                               const advex_sweep_config *c, const advex_attack_config *ac,
+                               const advex_eval_outputs *keep, advex_eval_result *res);
+/* The state file's checks on bytes already read (the fuzz harness's entry): ADVEX_OK when
+ * they are a valid state for r's shape (n, runs) and a model of `classes` classes. */
+advex_status advex_records_check(const advex_records *r, int64_t classes, int64_t batch, const char *path);
+
 /* ---- JSON (src/eval/results.c, cJSON) -------------------------------------------------------- */
 struct cJSON;
 /* The shortest decimal that reads back as float v (0.05f: "0.05"), or as double v exactly
@@ -503,6 +553,15 @@ int advex_sweep_top_run(const advex_sweep *s, int attack);
 const int32_t *advex_sweep_clean_pred(const advex_sweep *s);
 const float *advex_sweep_clean_conf(const advex_sweep *s);
 const int32_t *advex_sweep_adv_pred(const advex_sweep *s, int run);
+/* The records of every run (state.c), the labels (n), and each attack's curve storage: counts
+ * (attacks), eps and robust accuracy (attacks, ADVEX_SWEEP_MAX_EPS), filled by
+ * advex_curves_compute (curve.c) once the runs are done. */
+const advex_records *advex_sweep_records(const advex_sweep *s);
+const int32_t *advex_sweep_labels(const advex_sweep *s);
+void advex_sweep_curve_storage(advex_sweep *s, int **count, float **eps, double **acc);
+advex_status advex_curves_compute(advex_sweep *s, const advex_sweep_config *c);
+/* "curves": [...] of advex_sweep_json, added to o (the report's results.json too). */
+void advex_curves_json(const advex_sweep *s, struct cJSON *o);
 /* Attack a's grid: kept_rows example indices, adversarial examples, predictions, confidences. */
 void advex_sweep_grid(const advex_sweep *s, int a, const int64_t **idx, const float **xadv, const int32_t **pred,
                       const float **conf);

@@ -158,6 +158,13 @@ typedef struct advex_sweep_config {
                                          largest eps for its image grid */
     advex_sweep_progress_fn progress; /* after every batch; may be NULL */
     void *user;
+    const char *state;                /* a state file (docs/reports.md, "Resumable runs"): read
+                                         when it exists (the runs and batches it records are not
+                                         run again; a file written for another model, data set,
+                                         eps list, attack list, seed, flags or advex version is
+                                         refused, ADVEX_ERR_ARG naming the difference; a corrupt
+                                         one ADVEX_ERR_FORMAT), rewritten atomically after every
+                                         batch. NULL: none. Not with uap or keep_rows. */
 } advex_sweep_config;
 
 /* Defaults: no attacks, no eps, advex_attack_config_default, batch 256, checks on. */
@@ -181,6 +188,35 @@ const advex_eval_result *advex_sweep_result(const advex_sweep *s, int i);
 unsigned advex_sweep_warnings(const advex_sweep *s);
 /* The universal perturbation (C, H, W) run i applied, or NULL when it is not a uap run. */
 const float *advex_sweep_uap_delta(const advex_sweep *s, int i);
+
+/* Example-runs (a run's record of one example) read back from the state file instead of
+ * being run again: 0 for a fresh run. */
+int64_t advex_sweep_resumed(const advex_sweep *s);
+
+/* ---- per example, minimal perturbations, curves ------------------------------------------- */
+
+/* Attack a (0 <= a < attacks in the sweep) finds minimal perturbations
+ * (advex_attack_is_min_norm): the norm, in its norm, of example i's minimal adversarial
+ * perturbation found by its run at its largest eps; 0 for a clean-misclassified example,
+ * INFINITY when it was never broken. NAN when a is not a minimal-perturbation attack or out
+ * of range. */
+double advex_sweep_min_norm(const advex_sweep *s, int a, int64_t i);
+/* Attack a's robust accuracy against eps, from that one run: at t, the fraction of examples
+ * whose minimal norm is > t. Points at the sweep's eps values (sorted) when it has three or
+ * more, else 21 points evenly from 0 to the largest eps or the largest finite minimal norm,
+ * whichever is smaller. Returns the number of points (*eps, *robust_accuracy point into the
+ * sweep), 0 when a is not a minimal-perturbation attack. */
+int advex_sweep_curve(const advex_sweep *s, int a, const float **eps, const double **robust_accuracy);
+
+/* One JSON line per example and eps (docs/reports.md lists the fields): index, eps, label,
+ * clean prediction, the first attack that broke it (or null), the final prediction and the
+ * Linf, L2 and L1 norms of the example returned, and the same for each attack. d: the data
+ * set the sweep ran on. Written atomically (advex_write_file) to path. */
+advex_status advex_sweep_write_per_example(const advex_sweep *s, const advex_dataset *d, const char *path);
+
+/* advex_eval_json of the sweep's results plus "curves": the robust-accuracy-vs-eps curve of
+ * every minimal-perturbation attack (advex_sweep_curve). *json is malloc'd. */
+advex_status advex_sweep_json(const advex_sweep *s, const char *model, const char *data, char **json);
 
 /* ---- results as text --------------------------------------------------------------------------- */
 

@@ -46,7 +46,7 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static void mean_median(double *v, int64_t n, double *mean, double *median) {
+void advex_mean_median(double *v, int64_t n, double *mean, double *median) {
     *mean = *median = 0;
     if (n <= 0) return;
     double s = 0;
@@ -56,13 +56,23 @@ static void mean_median(double *v, int64_t n, double *mean, double *median) {
     *median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static double pert_norm(const float *x, const float *xa, int64_t d, advex_norm norm) {
-    double s = 0;
+void advex_pert_norms(const float *x, const float *xa, int64_t d, double n3[3]) {
+    double inf = 0, l2 = 0, l1 = 0;
     for (int64_t j = 0; j < d; j++) {
         double v = fabs((double)xa[j] - x[j]);
-        if (norm == ADVEX_NORM_L2) s += v * v; else if (v > s) s = v;
+        l2 += v * v;
+        l1 += v;
+        if (v > inf) inf = v;
     }
-    return norm == ADVEX_NORM_L2 ? sqrt(s) : s;
+    n3[0] = inf;
+    n3[1] = sqrt(l2);
+    n3[2] = l1;
+}
+
+static double pert_norm(const float *x, const float *xa, int64_t d, advex_norm norm) {
+    double n3[3];
+    advex_pert_norms(x, xa, d, n3);
+    return norm == ADVEX_NORM_L2 ? n3[1] : n3[0];
 }
 
 /* Softmax probability of row i's entry at pred[i]; p: scratch (n, k). */
@@ -71,10 +81,21 @@ static void pred_conf(const float *logits, int64_t n, int64_t k, const int32_t *
     for (int64_t i = 0; i < n; i++) conf[i] = p[i * k + pred[i]];
 }
 
+/* The per-example outputs of examples [i, i + b) that advex_eval_outputs asks for. */
+static void per_example(const advex_eval_extra *out, int64_t i, int64_t b, const float *x, const float *xa,
+                        int64_t dim, const advex_attack_info *info, const int32_t *tgt) {
+    for (int64_t j = 0; j < b; j++) {
+        if (out->norms) advex_pert_norms(x + j * dim, xa + j * dim, dim, out->norms + 3 * (i + j));
+        if (out->stage) out->stage[i + j] = info->stage[j];
+        if (out->queries) out->queries[i + j] = info->queries[j];
+        if (out->target) out->target[i + j] = tgt ? tgt[j] : -1;
+    }
+}
+
 /* Craft on `am`, judge on `em` (the same model unless transfer). */
-static advex_status eval_core(advex_model *am, advex_model *em, const advex_dataset *d, const advex_attack_config *cfg,
-                              int64_t batch, advex_progress_fn progress, void *user, const advex_eval_outputs *out,
-                              advex_eval_result *res) {
+static advex_status eval_core(advex_model *am, advex_model *em, const advex_dataset *d, int64_t first,
+                              const advex_attack_config *cfg, int64_t batch, advex_progress_fn progress, void *user,
+                              const advex_eval_outputs *out, const advex_eval_extra *extra, advex_eval_result *res) {
     static const advex_eval_outputs none = {0};
     /* crafted on another model: transfer mode (every step on every example, no early stop) */
     advex_attack_config tc = *cfg;
@@ -129,15 +150,16 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
         }
         if (c->target != ADVEX_TARGET_NONE) { /* the targets the attack aims at (least-likely: the crafting model's) */
             if (am != em && c->target == ADVEX_TARGET_LEAST_LIKELY && (st = advex_model_forward(am, x, b, logits))) break;
-            if ((st = advex_attack_targets(c, logits, y, b, k, i, tgt))) break;
+            if ((st = advex_attack_targets(c, logits, y, b, k, first + i, tgt))) break;
         }
         advex_attack_info info = {queries, stage};
-        if ((st = advex_attack_batch_info(am, c, x, y, b, i, xa, &info))) break;
+        if ((st = advex_attack_batch_info(am, c, x, y, b, first + i, xa, &info))) break;
         if ((st = advex_model_forward(em, xa, b, logits))) break;
         advex_argmax_rows(logits, b, k, pred);
         if (out->adv_pred) memcpy(out->adv_pred + i, pred, (size_t)b * sizeof *pred);
         if (out->adv_conf) pred_conf(logits, b, k, pred, probs, out->adv_conf + i);
         for (int64_t j = 0; res->target_hits >= 0 && j < b; j++) res->target_hits += pred[j] == tgt[j];
+        if (extra) per_example(extra, i, b, x, xa, dim, &info, c->target != ADVEX_TARGET_NONE ? tgt : NULL);
         for (int64_t j = 0; j < b; j++) {
             int robust = clean_ok[j] && pred[j] == y[j];
             res->robust_correct += robust;
@@ -156,8 +178,8 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
     res->seconds = now_seconds() - t0;
     res->robust_accuracy = res->n ? (double)res->robust_correct / (double)res->n : 0.0;
     res->success_rate = res->clean_correct ? 1.0 - (double)res->robust_correct / (double)res->clean_correct : 0.0;
-    mean_median(norms, res->norm_count, &res->norm_mean, &res->norm_median);
-    mean_median(qv, res->queries_count, &res->queries_mean, &res->queries_median);
+    advex_mean_median(norms, res->norm_count, &res->norm_mean, &res->norm_median);
+    advex_mean_median(qv, res->queries_count, &res->queries_mean, &res->queries_median);
     advex_eval_flag_masking(res, 1);
     free(logits); free(pred); free(xadv); free(clean_ok); free(queries); free(stage); free(norms); free(qv); free(tgt);
     return st;
@@ -167,13 +189,19 @@ advex_status advex_eval_attack(advex_model *m, const advex_dataset *d, const adv
                                advex_progress_fn progress, void *user, float *adv_out, advex_eval_result *res) {
     advex_eval_outputs o = {0};
     o.adv = adv_out;
-    return eval_core(m, m, d, c, batch, progress, user, &o, res);
+    return eval_core(m, m, d, 0, c, batch, progress, user, &o, NULL, res);
 }
 
 advex_status advex_eval_run(advex_model *m, advex_model *surrogate, const advex_dataset *d, const advex_attack_config *c,
                             int64_t batch, advex_progress_fn progress, void *user, const advex_eval_outputs *out,
                             advex_eval_result *res) {
-    return eval_core(surrogate ? surrogate : m, m, d, c, batch, progress, user, out, res);
+    return eval_core(surrogate ? surrogate : m, m, d, 0, c, batch, progress, user, out, NULL, res);
+}
+
+advex_status advex_eval_run_at(advex_model *m, advex_model *surrogate, const advex_dataset *d, int64_t first,
+                               const advex_attack_config *c, int64_t batch, const advex_eval_outputs *out,
+                               const advex_eval_extra *extra, advex_eval_result *res) {
+    return eval_core(surrogate ? surrogate : m, m, d, first, c, batch, NULL, NULL, out, extra, res);
 }
 
 advex_status advex_eval_transfer(advex_model *surrogate, advex_model *target, const advex_dataset *d,
@@ -181,7 +209,7 @@ advex_status advex_eval_transfer(advex_model *surrogate, advex_model *target, co
                                  float *adv_out, advex_eval_result *res) {
     advex_eval_outputs o = {0};
     o.adv = adv_out;
-    return eval_core(surrogate, target, d, c, batch, progress, user, &o, res);
+    return eval_core(surrogate, target, d, 0, c, batch, progress, user, &o, NULL, res);
 }
 
 advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float *delta, float eps, int64_t batch,

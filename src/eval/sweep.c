@@ -22,6 +22,12 @@ struct advex_sweep {
     float *grid_x;           /* (n_attacks, rows, dim) their adversarial examples */
     int32_t *grid_pred;      /* (n_attacks, rows) predictions on them */
     float *grid_conf;        /* (n_attacks, rows) and their confidences */
+    /* every run's per-example records (state.c), the labels, each attack's curve (curve.c) */
+    advex_records rec;
+    int32_t *y;              /* (n) */
+    int *curve_n;            /* (n_attacks) points of each attack's curve, 0: not minimal */
+    float *curve_eps;        /* (n_attacks, ADVEX_SWEEP_MAX_EPS) */
+    double *curve_acc;       /* (n_attacks, ADVEX_SWEEP_MAX_EPS) */
 };
 
 void advex_sweep_config_default(advex_sweep_config *c) {
@@ -38,6 +44,8 @@ void advex_sweep_free(advex_sweep *s) {
     free(s->res);
     free(s->clean_pred); free(s->clean_conf); free(s->adv_pred); free(s->top);
     free(s->grid_idx); free(s->grid_x); free(s->grid_pred); free(s->grid_conf);
+    advex_records_free(&s->rec);
+    free(s->y); free(s->curve_n); free(s->curve_eps); free(s->curve_acc);
     free(s);
 }
 
@@ -87,12 +95,11 @@ static advex_status keep_alloc(advex_sweep *s, const advex_sweep_config *c, int6
     s->clean_pred = malloc((size_t)n * sizeof(int32_t));
     s->clean_conf = malloc((size_t)n * sizeof(float));
     s->adv_pred = malloc((size_t)(s->runs * n) * sizeof(int32_t));
-    s->top = calloc((size_t)na, sizeof(int));
     s->grid_idx = malloc((size_t)(na * rows + 1) * sizeof(int64_t));
     s->grid_x = malloc((size_t)(na * rows * dim + 1) * sizeof(float));
     s->grid_pred = malloc((size_t)(na * rows + 1) * sizeof(int32_t));
     s->grid_conf = malloc((size_t)(na * rows + 1) * sizeof(float));
-    if (!s->clean_pred || !s->clean_conf || !s->adv_pred || !s->top || !s->grid_idx || !s->grid_x || !s->grid_pred ||
+    if (!s->clean_pred || !s->clean_conf || !s->adv_pred || !s->grid_idx || !s->grid_x || !s->grid_pred ||
         !s->grid_conf)
         return advex_set_error(ADVEX_ERR_NOMEM, "out of memory for what a report keeps (%lld examples)", (long long)n);
     return ADVEX_OK;
@@ -115,18 +122,6 @@ static void keep_grid(advex_sweep *s, const advex_dataset *d, int a, int r, cons
     }
 }
 
-typedef struct run_ctx {
-    const advex_sweep_config *c;
-    advex_sweep_progress p;
-} run_ctx;
-
-static int on_batch(void *user, int64_t done, int64_t total) {
-    run_ctx *r = user;
-    r->p.done = done;
-    r->p.total = total;
-    return r->c->progress ? r->c->progress(r->c->user, &r->p) : 0;
-}
-
 /* Run r = attack a at eps e. */
 static advex_status run_one(advex_model *m, const advex_dataset *d, const advex_sweep_config *c, advex_sweep *s,
                             int a, int e, float *xadv, float *conf) {
@@ -147,7 +142,6 @@ static advex_status run_one(advex_model *m, const advex_dataset *d, const advex_
             return st;
         ac.uap_delta = s->uap[r];
     }
-    run_ctx ctx = {c, {r, s->runs, ac.kind, ac.eps, 0, d->n}};
     advex_eval_outputs out = {0};
     if (s->rows > 0) {
         out.clean_pred = s->clean_pred;
@@ -158,9 +152,7 @@ static advex_status run_one(advex_model *m, const advex_dataset *d, const advex_
             out.adv_conf = conf;
         }
     }
-    /* done = 0 before the first batch: a progress display times the run from its start */
-    if (on_batch(&ctx, 0, d->n)) return advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
-    if ((st = advex_eval_run(m, c->surrogate, d, &ac, c->batch, on_batch, &ctx, &out, &s->res[r]))) return st;
+    if ((st = advex_records_run(&s->rec, r, m, d, c, &ac, s->rows > 0 ? &out : NULL, &s->res[r]))) return st;
     if (s->rows > 0 && r == s->top[a]) keep_grid(s, d, a, r, xadv, conf);
     return ADVEX_OK;
 }
@@ -176,19 +168,26 @@ advex_status advex_eval_sweep(advex_model *m, const advex_dataset *d, const adve
     s->runs = c->n_attacks * c->n_eps;
     s->res = calloc((size_t)s->runs, sizeof *s->res);
     s->uap = calloc((size_t)s->runs, sizeof *s->uap);
+    s->top = calloc((size_t)c->n_attacks, sizeof(int));
+    s->y = malloc((size_t)(d->n ? d->n : 1) * sizeof(int32_t));
+    s->curve_n = calloc((size_t)c->n_attacks, sizeof(int));
+    s->curve_eps = malloc((size_t)c->n_attacks * ADVEX_SWEEP_MAX_EPS * sizeof(float));
+    s->curve_acc = malloc((size_t)c->n_attacks * ADVEX_SWEEP_MAX_EPS * sizeof(double));
     float *xadv = NULL, *conf = NULL;
     int64_t dim = d->c * d->h * d->w;
-    if (!s->res || !s->uap) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); goto done; }
+    if (!s->res || !s->uap || !s->top || !s->y || !s->curve_n || !s->curve_eps || !s->curve_acc) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); goto done; }
+    memcpy(s->y, d->y, (size_t)d->n * sizeof(int32_t));
+    for (int a = 0; a < c->n_attacks; a++) {
+        s->top[a] = a * c->n_eps;
+        for (int e = 1; e < c->n_eps; e++)
+            if (c->eps[e] > c->eps[s->top[a] - a * c->n_eps]) s->top[a] = a * c->n_eps + e;
+    }
+    if ((st = advex_records_open(&s->rec, m, d, c))) goto done;
     if (c->keep_rows > 0 && d->n > 0) {
         if ((st = keep_alloc(s, c, d->n, dim))) goto done;
         xadv = malloc((size_t)(d->n * dim) * sizeof(float));
         conf = malloc((size_t)d->n * sizeof(float));
         if (!xadv || !conf) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory for the report's grids"); goto done; }
-        for (int a = 0; a < c->n_attacks; a++) {
-            s->top[a] = a * c->n_eps;
-            for (int e = 1; e < c->n_eps; e++)
-                if (c->eps[e] > c->eps[s->top[a] - a * c->n_eps]) s->top[a] = a * c->n_eps + e;
-        }
     }
     if (c->checks) {
         /* the determinism check reruns the first attack (at the last eps) on a few examples;
@@ -204,6 +203,7 @@ advex_status advex_eval_sweep(advex_model *m, const advex_dataset *d, const adve
     if (!st) {
         advex_eval_flag_masking(s->res, s->runs);
         for (int r = 0; r < s->runs; r++) s->warnings |= s->res[r].warnings;
+        st = advex_curves_compute(s, c);
     }
 done:
     free(xadv);
@@ -218,7 +218,15 @@ done:
 int64_t advex_sweep_kept_rows(const advex_sweep *s) { return s->rows; }
 int advex_sweep_attacks(const advex_sweep *s) { return s->n_attacks; }
 int advex_sweep_eps_count(const advex_sweep *s) { return s->n_eps; }
-int advex_sweep_top_run(const advex_sweep *s, int a) { return s->top ? s->top[a] : a * s->n_eps; }
+int advex_sweep_top_run(const advex_sweep *s, int a) { return s->top[a]; }
+int64_t advex_sweep_resumed(const advex_sweep *s) { return s ? s->rec.resumed : 0; }
+const advex_records *advex_sweep_records(const advex_sweep *s) { return &s->rec; }
+const int32_t *advex_sweep_labels(const advex_sweep *s) { return s->y; }
+void advex_sweep_curve_storage(advex_sweep *s, int **count, float **eps, double **acc) {
+    *count = s->curve_n;
+    *eps = s->curve_eps;
+    *acc = s->curve_acc;
+}
 const int32_t *advex_sweep_clean_pred(const advex_sweep *s) { return s->clean_pred; }
 const float *advex_sweep_clean_conf(const advex_sweep *s) { return s->clean_conf; }
 const int32_t *advex_sweep_adv_pred(const advex_sweep *s, int r) { return s->adv_pred + (int64_t)r * s->n; }

@@ -95,6 +95,7 @@ static advex_status write_json(report *r) {
     cJSON *o = advex_eval_json_object(r->res, r->runs, r->model, r->data, advex_sweep_warnings(r->s));
     char nb[32];
     if (!o) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    advex_curves_json(r->s, o);
     cJSON *cl = cJSON_AddArrayToObject(o, "classes"), *tot = cJSON_AddArrayToObject(o, "class_total");
     for (int64_t q = 0; q < r->k; q++) {
         cJSON_AddItemToArray(cl, cJSON_CreateString(advex_report_class_label(r, q, nb, sizeof nb)));

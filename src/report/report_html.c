@@ -132,6 +132,8 @@ static void html_attack(const report *r, int a, advex_buf *h) {
 advex_status advex_report_html(const report *r, advex_buf *h) {
     html_head(r, h);
     html_results(r, h);
+    advex_status st = advex_report_min_norm_html(r, h);
+    if (st) return st;
     html_per_class(r, h);
     for (int a = 0; a < r->na; a++) {
         int dup = 0; /* one section per attack name (its grid file is per name) */

@@ -37,6 +37,9 @@ typedef struct report {
 /* A class's name (the data set's, else its number in buf). */
 const char *advex_report_class_label(const report *r, int64_t q, char *buf, size_t n);
 static inline double advex_frac(int64_t a, int64_t b) { return b ? (double)a / (double)b : 0.0; }
+/* The minimal-perturbation curves' section of report.html (curve_html.c); nothing without
+ * such attacks. */
+advex_status advex_report_min_norm_html(const report *r, advex_buf *h);
 /* report.html into h. */
 advex_status advex_report_html(const report *r, advex_buf *h);
 
