@@ -49,10 +49,15 @@ static void config(advex_sweep_config *c, const char *state) {
     c->state = state;
 }
 
-typedef struct stopper { int left; } stopper;
+/* Stops the sweep after `left` batches: a run's first report (where it starts, before any
+ * batch) is not a batch. */
+typedef struct stopper { int left, run; } stopper;
 static int stop_after(void *user, const advex_sweep_progress *p) {
-    (void)p;
     stopper *s = user;
+    if (p->run != s->run) {
+        s->run = p->run;
+        return 0;
+    }
     return --s->left < 0;
 }
 
@@ -82,12 +87,12 @@ TEST(resume_equals_uninterrupted) {
     snprintf(path, sizeof path, "%s/sweep.state", advex_test_tmpdir());
     unlink(path);
     config(&c, path);
-    stopper st = {3};
+    stopper st = {3, -1};
     c.progress = stop_after;
     c.user = &st;
     ASSERT_STATUS(advex_eval_sweep(m, &d, &c, &s), ADVEX_ERR_INTERRUPTED); /* 4 batches of run 0 */
     ASSERT(s == NULL);
-    st.left = 7; /* run 0's last batch, then into run 1 */
+    st = (stopper){7, -1}; /* run 0's last batch, then into run 1 */
     ASSERT_STATUS(advex_eval_sweep(m, &d, &c, &s), ADVEX_ERR_INTERRUPTED);
     c.progress = NULL;
     ASSERT_OK(advex_eval_sweep(m, &d, &c, &s));
