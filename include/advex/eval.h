@@ -21,6 +21,10 @@ ADVEX_API_BEGIN
 #define ADVEX_EVAL_WARN_BLACKBOX_WINS 4u     /* Square beat the white-box attacks by more than the
                                                 masking margin (advex_eval_flag_masking) */
 #define ADVEX_EVAL_WARN_NONDETERMINISTIC 8u  /* two runs with the same seed differ */
+#define ADVEX_EVAL_WARN_RANDOMIZED 16u       /* repeated forward passes of one input differ
+                                                (AutoAttack's check_randomized) */
+#define ADVEX_EVAL_WARN_NONFINITE_GRAD 32u   /* an input gradient has NaN or Inf entries */
+#define ADVEX_EVAL_WARN_LAST ADVEX_EVAL_WARN_NONFINITE_GRAD /* the highest bit, for loops */
 
 #define ADVEX_EVAL_MAX_STAGES ADVEX_ATTACK_MAX_STAGES
 
@@ -52,6 +56,16 @@ typedef struct advex_eval_result {
     /* Targeted attacks: examples the model classifies as their target afterwards (of n);
      * -1 for an untargeted attack. */
     int64_t target_hits;
+    /* Robust against this attack and every earlier one of the sweep at the same eps and norm,
+     * example by example (AutoAttack's running figure, the worst case so far); outside a
+     * sweep, robust_correct. */
+    int64_t robust_all;
+    /* The returned adversarial examples, all n of them (AutoAttack's final check): the
+     * largest perturbation in the attack's norm, the count of NaN entries, the largest and
+     * smallest finite value. */
+    double max_pert;
+    int64_t nan_count;
+    float adv_max, adv_min;
 } advex_eval_result;
 
 /* Called after each batch (done, total); return non-zero to stop (ADVEX_ERR_INTERRUPTED). */

@@ -74,7 +74,7 @@ cJSON *advex_json_float(float v) {
 /* warnings as an array of their texts */
 cJSON *advex_json_warnings(unsigned bits) {
     cJSON *a = cJSON_CreateArray();
-    for (unsigned w = 1; a && w <= ADVEX_EVAL_WARN_NONDETERMINISTIC; w <<= 1)
+    for (unsigned w = 1; a && w <= ADVEX_EVAL_WARN_LAST; w <<= 1)
         if (bits & w) cJSON_AddItemToArray(a, cJSON_CreateString(advex_eval_warning_str(w)));
     return a;
 }

@@ -22,6 +22,9 @@ struct advex_sweep {
     float *grid_x;           /* (n_attacks, rows, dim) their adversarial examples */
     int32_t *grid_pred;      /* (n_attacks, rows) predictions on them */
     float *grid_conf;        /* (n_attacks, rows) and their confidences */
+    /* the running worst case (advex_eval_result.robust_all) */
+    unsigned char *robust;   /* (n_eps * 2 norms, n): robust to every attack so far */
+    int32_t *pred_tmp;       /* (2, n) clean and adversarial predictions of a run */
 };
 
 void advex_sweep_config_default(advex_sweep_config *c) {
@@ -38,6 +41,7 @@ void advex_sweep_free(advex_sweep *s) {
     free(s->res);
     free(s->clean_pred); free(s->clean_conf); free(s->adv_pred); free(s->top);
     free(s->grid_idx); free(s->grid_x); free(s->grid_pred); free(s->grid_conf);
+    free(s->robust); free(s->pred_tmp);
     free(s);
 }
 
@@ -158,7 +162,17 @@ static advex_status run_one(advex_model *m, const advex_dataset *d, const advex_
             out.adv_conf = conf;
         }
     }
+    if (!out.clean_pred) out.clean_pred = s->pred_tmp;
+    if (!out.adv_pred) out.adv_pred = s->pred_tmp + d->n;
     if ((st = advex_eval_run(m, c->surrogate, d, &ac, c->batch, on_batch, &ctx, &out, &s->res[r]))) return st;
+    /* the worst case so far at this eps and norm, example by example */
+    unsigned char *rb = s->robust + ((int64_t)e * 2 + (s->res[r].norm == ADVEX_NORM_L2)) * d->n;
+    int64_t all = 0;
+    for (int64_t j = 0; j < d->n; j++) {
+        rb[j] &= out.clean_pred[j] == d->y[j] && out.adv_pred[j] == d->y[j];
+        all += rb[j];
+    }
+    s->res[r].robust_all = all;
     if (s->rows > 0 && r == s->top[a]) keep_grid(s, d, a, r, xadv, conf);
     return ADVEX_OK;
 }
@@ -176,7 +190,13 @@ advex_status advex_eval_sweep(advex_model *m, const advex_dataset *d, const adve
     s->uap = calloc((size_t)s->runs, sizeof *s->uap);
     float *xadv = NULL, *conf = NULL;
     int64_t dim = d->c * d->h * d->w;
-    if (!s->res || !s->uap) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); goto done; }
+    s->robust = malloc((size_t)(c->n_eps * 2 * d->n + 1));
+    s->pred_tmp = malloc((size_t)(2 * d->n + 1) * sizeof(int32_t));
+    if (!s->res || !s->uap || !s->robust || !s->pred_tmp) {
+        st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    memset(s->robust, 1, (size_t)(c->n_eps * 2 * d->n));
     if (c->keep_rows > 0 && d->n > 0) {
         if ((st = keep_alloc(s, c, d->n, dim))) goto done;
         xadv = malloc((size_t)(d->n * dim) * sizeof(float));
@@ -196,6 +216,9 @@ advex_status advex_eval_sweep(advex_model *m, const advex_dataset *d, const adve
         if (c->default_norms) chk.norm = advex_attack_default_norm(chk.kind);
         chk.eps = c->eps[c->n_eps - 1];
         if (advex_eval_checks(m, d, chk.kind == ADVEX_ATTACK_UAP ? NULL : &chk, &s->warnings)) advex_clear_error();
+        /* attacking with EOT is the answer to a randomized model (AutoAttack's rand version
+         * skips check_randomized): its runs differ by design */
+        if (c->attack.eot > 1) s->warnings &= ~(ADVEX_EVAL_WARN_RANDOMIZED | ADVEX_EVAL_WARN_NONDETERMINISTIC);
     }
     for (int a = 0; a < c->n_attacks && !st; a++)
         for (int e = 0; e < c->n_eps && !st; e++) st = run_one(m, d, c, s, a, e, xadv, conf);
