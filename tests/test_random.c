@@ -132,6 +132,12 @@ TEST(seeded_and_reproducible) {
     ASSERT(memcmp(a, b, sizeof a) == 0);
     advex_model_free(r);
     advex_model_free(m);
+    /* Bernoulli (opset 15) has no opset-13 form: refused, no file */
+    m = load("bernoulli");
+    ASSERT(m);
+    snprintf(path, sizeof path, "%s/b.onnx", advex_test_tmpdir());
+    ASSERT_STATUS(advex_model_save_onnx(m, path), ADVEX_ERR_UNSUPPORTED);
+    advex_model_free(m);
     /* a deterministic model says so */
     ASSERT_OK(advex_model_load_onnx(advex_test_src("tests/fixtures/attacks/small_pgd.onnx"), &m));
     ASSERT_EQ_INT(advex_model_is_random(m), 0);

@@ -320,6 +320,8 @@ static advex_status export_node(exporter *x, const advex_node *nd, int idx) {
         attr_float(x, &n, "scale", a->beta);
         if (nd->op == ADVEX_OP_RANDOM_NORMAL) attr_ints(x, &n, "shape", a->n_ints, a->ints);
         break;
+    case ADVEX_OP_BERNOULLI:
+        return refuse(nd, "Bernoulli (opset 15)");
     case ADVEX_OP_RANDOM_UNIFORM_LIKE: case ADVEX_OP_RANDOM_UNIFORM:
         attr_float(x, &n, "low", a->min);
         attr_float(x, &n, "high", a->max);
