@@ -25,6 +25,8 @@ r = json.load(open(sys.argv[1]))["results"]
 pgd = [x for x in r if x["attack"] == "pgd" and abs(x["eps"] - 0.1) < 1e-6][0]
 block = open(sys.argv[2]).read().split("eps: 0.1 (linf)\n")[1]
 worst = float(re.search(r"^robust accuracy: (\d+\.\d\d)%$", block, re.M).group(1))
+assert round(worst) == pgd["worst_case_robust_correct"], (worst, pgd)  # the last attack's: the worst case
+assert pgd["worst_case_robust_correct"] <= min(x["robust_correct"] for x in r if abs(x["eps"] - 0.1) < 1e-6)
 print(pgd["robust_correct"], round(worst))  # of 100 examples
 EOF
 )"
