@@ -138,6 +138,9 @@ TEST(seeded_and_reproducible) {
     snprintf(path, sizeof path, "%s/b.onnx", advex_test_tmpdir());
     ASSERT_STATUS(advex_model_save_onnx(m, path), ADVEX_ERR_UNSUPPORTED);
     advex_model_free(m);
+    /* a hostile fixed shape is refused at load, naming the node */
+    ASSERT_STATUS(advex_model_load_onnx(advex_test_src("tests/fixtures/random/huge_shape.onnx"), &m), ADVEX_ERR_SHAPE);
+    ASSERT(strstr(advex_last_error(), "shape entry") != NULL);
     /* a deterministic model says so */
     ASSERT_OK(advex_model_load_onnx(advex_test_src("tests/fixtures/attacks/small_pgd.onnx"), &m));
     ASSERT_EQ_INT(advex_model_is_random(m), 0);

@@ -17,6 +17,7 @@ onnx.helper (opset 13 for the two classifiers, 15 for the one-op models: Bernoul
                    dropout_id    Dropout(Flatten(x), ratio 0.5, training_mode=true)
   sqrt.onnx      Gemm(Flatten(Sqrt(x))): finite logits, infinite input gradient at x = 0
   floor.onnx     Gemm(Flatten(Floor(x))): input gradient exactly zero everywhere
+  huge_shape.onnx  RandomNormal(shape [2^30, 2^30]): a hostile size the loader must refuse
 
 Run with /usr/bin/python3 (onnx 1.12). Never needed at run time.
 
@@ -97,6 +98,9 @@ def main():
         "dropout_id": tiny("dropout_id", [
             helper.make_node("Dropout", ["xf", "ratio", "training"], ["z"])],
             [numpy_helper.from_array(np.array(0.5, np.float32), "ratio"), bool_scalar("training", True)]),
+        "huge_shape": tiny("huge_shape", [
+            helper.make_node("RandomNormal", [], ["r"], shape=[1 << 30, 1 << 30]),
+            helper.make_node("Add", ["xf", "r"], ["z"])], []),
         "sqrt": tiny("sqrt", [helper.make_node("Sqrt", ["xf"], ["z"])], [],
                      np.random.default_rng(0).standard_normal((10, 16)).astype(np.float32)),
         "floor": tiny("floor", [helper.make_node("Floor", ["xf"], ["z"])], [],

@@ -15,9 +15,12 @@ advex_status advex_random_infer(const advex_node *nd, advex_value *v) {
     if (nd->op == ADVEX_OP_RANDOM_NORMAL || nd->op == ADVEX_OP_RANDOM_UNIFORM) {
         if (nd->a.n_ints < 1 || nd->a.n_ints > ADVEX_MAX_DIMS)
             return advex_set_error(ADVEX_ERR_SHAPE, "%s: shape of %d dims", nd->name, nd->a.n_ints);
-        for (int d = 0; d < nd->a.n_ints; d++)
-            if (nd->a.ints[d] < 1) return advex_set_error(ADVEX_ERR_SHAPE, "%s: shape entry %lld", nd->name,
-                                                          (long long)nd->a.ints[d]);
+        int64_t numel = 1;
+        for (int d = 0; d < nd->a.n_ints; d++) { /* bounded: a hostile file cannot overflow the size */
+            if (nd->a.ints[d] < 1 || nd->a.ints[d] > ((int64_t)1 << 24) || (numel *= nd->a.ints[d]) > ((int64_t)1 << 31))
+                return advex_set_error(ADVEX_ERR_SHAPE, "%s: shape entry %lld (each in 1..2^24, %s)", nd->name,
+                                       (long long)nd->a.ints[d], "at most 2^31 elements");
+        }
         advex_set_shape(y, nd->a.n_ints, nd->a.ints);
         return ADVEX_OK;
     }
