@@ -80,6 +80,15 @@ int cli_eval_ci_finish(const char *cmd, cli_flag *f, int nf, const advex_sweep *
     char *text = NULL;
     advex_status st;
     if (!cli_opts.quiet) {
+        /* AutoAttack's first line: "using rand version including apgd-ce, apgd-dlr." */
+        const char *ver = cli_get(f, nf, "--version")->value;
+        fprintf(stderr, "using %s version including ", ver ? ver : "custom");
+        for (int a = 0, k = 0; a < runs; a++) { /* each attack once, in order */
+            int seen = 0;
+            for (int b = 0; b < a; b++) seen |= r[b].attack == r[a].attack;
+            if (!seen) fprintf(stderr, "%s%s", k++ ? ", " : "", advex_attack_name(r[a].attack));
+        }
+        fprintf(stderr, ".\n");
         if ((st = advex_eval_autoattack_log(r, runs, &text))) return cli_fail(cmd, st);
         fputs(text, stderr);
         free(text);

@@ -83,7 +83,7 @@ EOF
 check "AutoAttack log lines" $PY - "$T/e" "$T/r1.json" <<'EOF'
 import json, re, sys
 e, r = open(sys.argv[1]).read(), json.load(open(sys.argv[2]))
-assert "initial accuracy: %.2f%%\n" % (100 * r["clean_accuracy"]) in e, e
+assert "using custom version including fgsm, pgd.\ninitial accuracy: %.2f%%\n" % (100 * r["clean_accuracy"]) in e, e
 fgsm = [x for x in r["results"] if x["attack"] == "fgsm"][0]
 assert "robust accuracy after FGSM: %.2f%% (total time " % (100 * fgsm["robust_accuracy"]) in e, e
 assert re.search(r"^robust accuracy after PGD: \d+\.\d\d% \(total time \d+\.\d s\)$", e, re.M), e

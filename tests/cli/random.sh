@@ -34,6 +34,7 @@ a, b = (json.load(open(p)) for p in sys.argv[1:3])
 key = lambda r: [(x["robust_correct"], x.get("perturbation")) for x in r["results"]] + [r["clean_accuracy"]]
 assert key(a) == key(b), (key(a), key(b))
 PYEOF
+check "rand: AutoAttack's version line" grep -qx "using rand version including apgd-ce, apgd-dlr." "$T/e1"
 check "rand: no randomness warning" sh -c "! grep -q 'check_randomized' '$T/e1'"
 check "rand: AutoAttack's lines for both attacks" sh -c "grep -q 'robust accuracy after APGD-CE' '$T/e1' && grep -q 'robust accuracy after APGD-DLR' '$T/e1'"
 
