@@ -112,8 +112,10 @@ advex_status advex_eval_transfer(advex_model *surrogate, advex_model *target, co
 advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float *delta, float eps,
                             int64_t batch, double *fooling_rate, advex_eval_result *res);
 
-/* Cheap checks that the evaluation is not fooling its user, on the first few examples of d:
- * probability-like outputs, zero input gradients for many examples, and (with c) two runs of
+/* Cheap checks that the evaluation is not fooling its user, on the first few examples of d
+ * (AutoAttack's checks.py and advex's own): a randomized model (five forward passes differ),
+ * probability-like outputs, zero input gradients for many examples, non-finite input
+ * gradients, and (with c) two runs of
  * the attack with the same seed differing (on 8 examples, its budget capped at 20 steps, 2
  * binary steps, 200 queries, 2 target classes, 1 restart). Adds ADVEX_EVAL_WARN_* bits to
  * *warnings. */
