@@ -272,18 +272,18 @@ int advex_eval_flag_masking(advex_eval_result *r, int count) {
 const char *advex_eval_warning_str(unsigned bit) {
     switch (bit) {
     case ADVEX_EVAL_WARN_PROB_OUTPUT:
-        return "check_range_output: the model's outputs look like probabilities (rows in [0,1] summing to 1): attacks need logits, "
-               "gradients through a softmax saturate and overstate robustness";
+        return "check_range_output: the model's outputs look like probabilities (rows in [0,1] summing to 1): "
+               "attacks need logits, gradients through a softmax saturate and overstate robustness";
     case ADVEX_EVAL_WARN_ZERO_GRAD:
-        return "check_zero_gradients: the input gradient is exactly zero for many examples: gradient attacks cannot move them "
-               "(gradient masking?); trust the black-box results";
+        return "check_zero_gradients: the input gradient is exactly zero for many examples: gradient attacks "
+               "cannot move them (gradient masking?); trust the black-box results";
     case ADVEX_EVAL_WARN_BLACKBOX_WINS:
-        return "check_square_sr: the black-box Square attack broke more examples than every white-box attack at the same eps "
-               "missed (beyond max(3 examples, 0.2%), AutoAttack's rule): a sign of gradient masking; the "
-               "white-box numbers overstate robustness";
+        return "check_square_sr: the black-box Square attack broke more examples than every white-box attack at "
+               "the same eps missed (beyond max(3 examples, 0.2%), AutoAttack's rule): a sign of gradient masking; "
+               "the white-box numbers overstate robustness";
     case ADVEX_EVAL_WARN_NONDETERMINISTIC:
-        return "check_determinism: two runs of the attack with the same seed gave different results: the model or attack is not "
-               "deterministic (train-mode layers?)";
+        return "check_determinism: two runs of the attack with the same seed gave different results: the model or "
+               "attack is not deterministic (train-mode layers?)";
     case ADVEX_EVAL_WARN_RANDOMIZED:
         return "check_randomized: repeated forward passes of the same input differ: a randomized defence; attack "
                "it with expectation over transformation (--version rand, --eot K)";
