@@ -199,8 +199,9 @@ int cli_report_check(const char *cmd, const char *dir);
 /* --version: the protocol's attacks into kinds (n) and its settings into c; 0 or an exit code. */
 int cli_eval_version(const char *cmd, cli_flag *f, int nf, advex_attack_kind *kinds, int max, int *n,
                      advex_attack_config *c);
-/* Before any work: the gate parsed into g (g->n 0 without it), --junit and --robustbench added
- * to fs, --robustbench needs one eps, --eot a gradient attack. 0 or an exit code. */
+/* Before any work: the gate parsed into g (g->n 0 without it), --robustbench needs one eps,
+ * --eot a gradient attack; then (all checks passed) --junit and --robustbench added to fs.
+ * 0 or an exit code. */
 int cli_eval_ci_prepare(const char *cmd, cli_flag *f, int nf, const advex_attack_kind *kinds, int nk, int n_eps,
                         cli_files *fs, advex_gate *g);
 /* After the sweep: AutoAttack's log lines on stderr (unless --quiet), --junit and --robustbench

@@ -30,6 +30,8 @@ static int check_files(const char *cmd, cli_flag *f, int nf, const advex_sweep_c
     const char *report = cli_get(f, nf, "--report")->value, *dir = cli_get(f, nf, "--data-dir")->value;
     cli_files fs = {.n = 0};
     int r;
+    /* first: its usage errors return before the list holds anything to free */
+    if ((r = cli_eval_ci_prepare(cmd, f, nf, sc->attacks, sc->n_attacks, sc->n_eps, &fs, gate))) return r;
     cli_files_in(&fs, "--model", cli_get(f, nf, "--model")->value);
     cli_files_in(&fs, "--surrogate", cli_get(f, nf, "--surrogate")->value);
     cli_files_data(&fs, "--data", cli_get(f, nf, "--data")->value, dir);
@@ -37,7 +39,6 @@ static int check_files(const char *cmd, cli_flag *f, int nf, const advex_sweep_c
     cli_files_out(&fs, "--json", cli_get(f, nf, "--json")->value);
     cli_files_out(&fs, "--uap-out", cli_get(f, nf, "--uap-out")->value);
     if (report && (r = cli_report_files(cmd, &fs, report, sc->attacks, sc->n_attacks))) return r;
-    if ((r = cli_eval_ci_prepare(cmd, f, nf, sc->attacks, sc->n_attacks, sc->n_eps, &fs, gate))) return r;
     if ((r = cli_files_check(cmd, &fs))) return r;
     return report ? cli_report_check(cmd, report) : 0;
 }
