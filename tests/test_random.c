@@ -222,7 +222,7 @@ TEST(eot_is_the_mean_gradient) {
     advex_model_free(m);
 }
 
-static unsigned checks_of(const char *path, int fashion) {
+static unsigned checks_of(const char *path, int fashion, int eot) {
     advex_model *m = NULL;
     advex_dataset d = {0};
     unsigned w = 0;
@@ -239,6 +239,7 @@ static unsigned checks_of(const char *path, int fashion) {
     advex_attack_config_default(&c);
     c.kind = ADVEX_ATTACK_FGSM;
     c.eps = 0.1f;
+    c.eot = eot;
     if (advex_eval_checks(m, &d, &c, &w)) w |= 0x80000000u;
     if (fashion) advex_dataset_free(&d);
     else { free(d.x); free(d.y); }
@@ -247,15 +248,17 @@ static unsigned checks_of(const char *path, int fashion) {
 }
 
 TEST(autoattack_checks) {
-    unsigned w = checks_of("tests/fixtures/random/noise.onnx", 1);
+    unsigned w = checks_of("tests/fixtures/random/noise.onnx", 1, 1);
     ASSERT_EQ_INT(w, ADVEX_EVAL_WARN_RANDOMIZED);
-    w = checks_of("tests/fixtures/random/dropout.onnx", 1);
+    w = checks_of("tests/fixtures/random/dropout.onnx", 1, 1);
     ASSERT_EQ_INT(w, ADVEX_EVAL_WARN_RANDOMIZED);
-    w = checks_of("tests/fixtures/attacks/small_pgd.onnx", 1);
+    w = checks_of("tests/fixtures/random/noise.onnx", 1, 4); /* attacked with EOT: the answer to it */
     ASSERT_EQ_INT(w, 0);
-    w = checks_of("tests/fixtures/random/sqrt.onnx", 0);
+    w = checks_of("tests/fixtures/attacks/small_pgd.onnx", 1, 1);
+    ASSERT_EQ_INT(w, 0);
+    w = checks_of("tests/fixtures/random/sqrt.onnx", 0, 1);
     ASSERT_EQ_INT(w, ADVEX_EVAL_WARN_NONFINITE_GRAD);
-    w = checks_of("tests/fixtures/random/floor.onnx", 0);
+    w = checks_of("tests/fixtures/random/floor.onnx", 0, 1);
     ASSERT_EQ_INT(w, ADVEX_EVAL_WARN_ZERO_GRAD);
     ASSERT(strncmp(advex_eval_warning_str(ADVEX_EVAL_WARN_RANDOMIZED), "check_randomized:", 17) == 0);
 }

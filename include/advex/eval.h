@@ -113,7 +113,8 @@ advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float 
                             int64_t batch, double *fooling_rate, advex_eval_result *res);
 
 /* Cheap checks that the evaluation is not fooling its user, on the first few examples of d
- * (AutoAttack's checks.py and advex's own): a randomized model (five forward passes differ),
+ * (AutoAttack's checks.py and advex's own): a randomized model (five forward passes differ;
+ * not reported, nor the determinism check, when c attacks with EOT, c->eot > 1),
  * probability-like outputs, zero input gradients for many examples, non-finite input
  * gradients, and (with c) two runs of
  * the attack with the same seed differing (on 8 examples, its budget capped at 20 steps, 2

@@ -216,9 +216,6 @@ advex_status advex_eval_sweep(advex_model *m, const advex_dataset *d, const adve
         if (c->default_norms) chk.norm = advex_attack_default_norm(chk.kind);
         chk.eps = c->eps[c->n_eps - 1];
         if (advex_eval_checks(m, d, chk.kind == ADVEX_ATTACK_UAP ? NULL : &chk, &s->warnings)) advex_clear_error();
-        /* attacking with EOT is the answer to a randomized model (AutoAttack's rand version
-         * skips check_randomized): its runs differ by design */
-        if (c->attack.eot > 1) s->warnings &= ~(ADVEX_EVAL_WARN_RANDOMIZED | ADVEX_EVAL_WARN_NONDETERMINISTIC);
     }
     for (int a = 0; a < c->n_attacks && !st; a++)
         for (int e = 0; e < c->n_eps && !st; e++) st = run_one(m, d, c, s, a, e, xadv, conf);
