@@ -94,6 +94,10 @@ EOF
 "$ADVEX" eval --model "$M" --data "$D" --limit 10 --attack fgsm --eps 0.1 --quiet >"$T/o" 2>"$T/e"
 check "--quiet: no log lines" sh -c "! grep -q 'initial accuracy' '$T/e'"
 
+"$ADVEX" eval --help >"$T/h" 2>&1
+check "eval --help documents exit 3" grep -q "3 robust accuracy below --min-robust-accuracy" "$T/h"
+check "README documents exit 3" grep -q "exits 3" "$SRC/README.md"
+
 # usage errors, before any work
 expect2() { local what=$1 rc; shift; "$ADVEX" eval --model "$M" --data "$D" --limit 10 --eps 0.1 "$@" >"$T/o" 2>"$T/e"
     rc=$?; check "$what: exit 2 ($(head -c 200 "$T/e"))" [ $rc -eq 2 ]; check "$what: nothing printed on stdout" test ! -s "$T/o"; }
