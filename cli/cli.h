@@ -10,6 +10,7 @@
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1   /* a runtime error: file, data, model */
 #define CLI_EXIT_USAGE 2  /* a bad flag or value */
+#define CLI_EXIT_GATE 3   /* eval: robust accuracy below --min-robust-accuracy (outputs written) */
 
 typedef struct cli_flag {
     const char *name;     /* "--eps" */
@@ -155,7 +156,10 @@ int cmd_bench(int argc, char **argv);
     {"--uap-limit", "N", "uap: first N examples of --uap-data", "2000", 0},                                 \
     {"--uap-epochs", "E", "uap: passes over --uap-data", "5", 0},                                           \
     {"--uap-out", "FILE", "uap: write the perturbation here (.npy, float32 C x H x W)", NULL, 0},           \
-    {"--no-checks", NULL, "skip the sanity checks (probability outputs, zero gradients, determinism)", NULL, 0}
+    {"--eot", "K", "expectation over transformation (randomized models): every gradient is the mean of K " \
+                   "forward/backward passes (default 1; eval --version rand: 20); gradient attacks only", NULL, 0}, \
+    {"--no-checks", NULL, "skip the sanity checks (probability outputs, randomized model, zero or non-finite " \
+                          "gradients, determinism)", NULL, 0}
 int cli_attack_options(const char *cmd, cli_flag *f, int nflags, advex_attack_config *c);
 /* Before running c->kind on m: the norm (--norm, else the attack's default) into c, then
  * advex_attack_check (in transfer mode when `transfer`). 0, or one error line and exit 2. */
@@ -183,6 +187,27 @@ unsigned cli_run_checks(const char *cmd, cli_flag *f, int nflags, advex_model *m
  * not exist and a staging directory can be made beside it (creates nothing). */
 int cli_report_files(const char *cmd, cli_files *fs, const char *dir, const advex_attack_kind *kinds, int nk);
 int cli_report_check(const char *cmd, const char *dir);
+
+/* eval for other tools and CI (cli/eval_ci.c). */
+#define CLI_EVAL_CI_FLAGS                                                                                      \
+    {"--version", "V", "a protocol instead of --attack: rand (AutoAttack's for randomized defences: apgd-ce, " \
+                       "apgd-dlr, 1 restart, --eot 20)", NULL, 0},                                              \
+    {"--min-robust-accuracy", "X|A=X,...", "gate: exit 3 when the worst-case robust accuracy (X) or that of " \
+                       "attack A (A=X) falls below X at any eps; X a fraction (0.45) or a percentage (45%)", NULL, 0}, \
+    {"--junit", "FILE", "also write JUnit XML: one test case per attack and eps, failures under the gate", NULL, 0}, \
+    {"--robustbench", "FILE", "also write RobustBench's model-info JSON (one eps)", NULL, 0}
+/* --version: the protocol's attacks into kinds (n) and its settings into c; 0 or an exit code. */
+int cli_eval_version(const char *cmd, cli_flag *f, int nf, advex_attack_kind *kinds, int max, int *n,
+                     advex_attack_config *c);
+/* Before any work: the gate parsed into g (g->n 0 without it), --robustbench needs one eps,
+ * --eot a gradient attack; then (all checks passed) --junit and --robustbench added to fs.
+ * 0 or an exit code. */
+int cli_eval_ci_prepare(const char *cmd, cli_flag *f, int nf, const advex_attack_kind *kinds, int nk, int n_eps,
+                        cli_files *fs, advex_gate *g);
+/* After the sweep: AutoAttack's log lines on stderr (unless --quiet), --junit and --robustbench
+ * written, then the gate: CLI_EXIT_OK, CLI_EXIT_GATE (one line per failure) or an error exit. */
+int cli_eval_ci_finish(const char *cmd, cli_flag *f, int nf, const advex_sweep *s, const char *model,
+                       const char *data, unsigned warn, const advex_gate *g);
 
 int cmd_png(int argc, char **argv);
 int cmd_data(int argc, char **argv);

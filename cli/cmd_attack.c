@@ -170,7 +170,7 @@ int cmd_attack(int argc, char **argv) {
                        "budget, unbounded when omitted", NULL, 0},
         {"--target", "T", "targeted attack: a class, next, least-likely or random", NULL, 0},
         {"--batch", "B", "batch size", "256", 0},
-        {"--seed", "S", "seed for random starts and random targets", "0", 0},
+        {"--seed", "S", "seed for random starts, random targets and the model's own randomness", "0", 0},
         {"--out", "FILE", "write the adversarial examples here: .npy (float32 N x C x H x W) or .png (the image "
                           "with --input, else a grid)", NULL, 0},
         {"--input", "FILE", "attack one PNG or JPEG image instead of --data (preprocessed as an image folder's)", NULL, 0},
@@ -204,6 +204,7 @@ int cmd_attack(int argc, char **argv) {
     char *names_buf = NULL;
     int rc = CLI_EXIT_FAIL;
     if ((r = cli_load_model(cmd, model_path, NULL, 0, &m))) { rc = r; goto done; }
+    advex_model_seed(m, (uint64_t)seed); /* randomness inside the model, if any */
     if ((r = cli_load_surrogate(cmd, f, nf, m, &sur))) { rc = r; goto done; }
     if ((r = cli_attack_ready(cmd, f, nf, sur ? sur : m, sur != NULL, &ac))) { rc = r; goto done; }
     const char *input = CLI_GET(f, "--input")->value;

@@ -25,6 +25,26 @@ static int parse_attacks(const char *cmd, const char *list, advex_attack_kind *k
     }
 }
 
+/* Every file eval reads and writes, checked before any work; --report DIR; the gate. */
+static int check_files(const char *cmd, cli_flag *f, int nf, const advex_sweep_config *sc, int uap, advex_gate *gate) {
+    const char *report = cli_get(f, nf, "--report")->value, *dir = cli_get(f, nf, "--data-dir")->value;
+    cli_files fs = {.n = 0};
+    int r;
+    /* first: its usage errors return before the list holds anything to free */
+    if ((r = cli_eval_ci_prepare(cmd, f, nf, sc->attacks, sc->n_attacks, sc->n_eps, &fs, gate))) return r;
+    cli_files_in(&fs, "--model", cli_get(f, nf, "--model")->value);
+    cli_files_in(&fs, "--surrogate", cli_get(f, nf, "--surrogate")->value);
+    cli_files_data(&fs, "--data", cli_get(f, nf, "--data")->value, dir);
+    if (uap) cli_files_data(&fs, "--uap-data", cli_get(f, nf, "--uap-data")->value, dir);
+    cli_files_out(&fs, "--json", cli_get(f, nf, "--json")->value);
+    cli_files_out(&fs, "--uap-out", cli_get(f, nf, "--uap-out")->value);
+    cli_files_out(&fs, "--state", cli_get(f, nf, "--state")->value);
+    cli_files_out(&fs, "--per-example", cli_get(f, nf, "--per-example")->value);
+    if (report && (r = cli_report_files(cmd, &fs, report, sc->attacks, sc->n_attacks))) return r;
+    if ((r = cli_files_check(cmd, &fs))) return r;
+    return report ? cli_report_check(cmd, report) : 0;
+}
+
 /* The progress bar of the run in progress: a new one when the run changes. */
 typedef struct eval_ui {
     cli_progress bar;
@@ -90,7 +110,7 @@ int cmd_eval(int argc, char **argv) {
         {"--eps", "E,...", "comma-separated radii (input units; 8/255 accepted)", "0,0.05,0.1", 0},
         {"--target", "T", "targeted attack: a class, next, least-likely or random", NULL, 0},
         {"--batch", "B", "batch size", "256", 0},
-        {"--seed", "S", "seed for random starts and random targets", "0", 0},
+        {"--seed", "S", "seed for random starts, random targets and the model's own randomness", "0", 0},
         {"--json", "FILE", "also write the results as JSON", NULL, 0},
         {"--report", "DIR", "write report.html with plots, image grids, per-class accuracy, confusion matrices, "
                             "results.json and results.csv into DIR", NULL, 0},
@@ -100,12 +120,15 @@ int cmd_eval(int argc, char **argv) {
         {"--per-example", "FILE", "write one JSON line per example and eps: label, clean prediction, the attack "
                                   "that broke it, final prediction, perturbation norms", NULL, 0},
         CLI_ATTACK_FLAGS,
+        CLI_EVAL_CI_FLAGS,
     };
     const int nf = (int)(sizeof f / sizeof *f);
     int r = cli_parse(cmd, "--model M.onnx --data D --attack A,... --eps E,... [options]",
                       "Robust accuracy of a model over a data set for each attack and eps (a clean-misclassified\n"
                       "example counts as non-robust); success rate is over the correctly classified examples.\n"
-                      "`standard` is AutoAttack's protocol: APGD-CE, APGD-T and Square, each on what is still robust.",
+                      "`standard` is AutoAttack's protocol: APGD-CE, APGD-T and Square, each on what is still robust.\n"
+                      "AutoAttack's log lines go to stderr. Exit status: 0 done, 1 runtime error, 2 bad usage,\n"
+                      "3 robust accuracy below --min-robust-accuracy (every output written), 130 interrupted.",
                       argc, argv, f, nf);
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     const char *model_path = CLI_GET(f, "--model")->value, *data_spec = CLI_GET(f, "--data")->value;
@@ -123,6 +146,8 @@ int cmd_eval(int argc, char **argv) {
     if (advex_parse_eps_list(CLI_GET(f, "--eps")->value, eps, ADVEX_SWEEP_MAX_EPS, &sc.n_eps))
         return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
     if ((r = cli_attack_options(cmd, f, nf, &sc.attack))) return r;
+    if ((r = cli_eval_version(cmd, f, nf, kinds, ADVEX_SWEEP_MAX_ATTACKS, &sc.n_attacks, &sc.attack))) return r;
+    advex_gate gate;
     sc.attacks = kinds;
     sc.eps = eps;
     sc.attack.seed = (uint64_t)seed;
@@ -137,20 +162,7 @@ int cmd_eval(int argc, char **argv) {
     if (state && (report || uap))
         return cli_error(cmd, CLI_EXIT_USAGE, "--state: not with %s (a resumed run keeps per-example records, not "
                          "adversarial examples)", report ? "--report" : "uap");
-    {
-        cli_files fs = {.n = 0};
-        cli_files_in(&fs, "--model", model_path);
-        cli_files_in(&fs, "--surrogate", CLI_GET(f, "--surrogate")->value);
-        cli_files_data(&fs, "--data", data_spec, CLI_GET(f, "--data-dir")->value);
-        if (uap) cli_files_data(&fs, "--uap-data", CLI_GET(f, "--uap-data")->value, CLI_GET(f, "--data-dir")->value);
-        cli_files_out(&fs, "--json", json);
-        cli_files_out(&fs, "--uap-out", uap_out);
-        cli_files_out(&fs, "--state", state);
-        cli_files_out(&fs, "--per-example", per_example);
-        if (report && (r = cli_report_files(cmd, &fs, report, kinds, sc.n_attacks))) return r;
-        if ((r = cli_files_check(cmd, &fs))) return r;
-    }
-    if (report && (r = cli_report_check(cmd, report))) return r;
+    if ((r = check_files(cmd, f, nf, &sc, uap, &gate))) return r;
 
     advex_model *m = NULL, *sur = NULL;
     advex_dataset d = {0}, u = {0};
@@ -168,6 +180,7 @@ int cmd_eval(int argc, char **argv) {
                        (long long)advex_model_num_classes(m));
         goto done;
     }
+    advex_model_seed(m, (uint64_t)seed); /* randomness inside the model (randomized defences) */
     sc.surrogate = sur;
     sc.uap_data = uap ? &u : NULL;
     sc.uap_epochs = (int32_t)atoi(CLI_GET(f, "--uap-epochs")->value);
@@ -184,6 +197,7 @@ int cmd_eval(int argc, char **argv) {
                 (long long)advex_sweep_resumed(s), (long long)(d.n * advex_sweep_runs(s)));
     eval_outputs o = {model_path, data_spec, json, uap_out, per_example, report};
     if ((rc = write_outputs(cmd, s, m, &d, &o)) != CLI_EXIT_OK) goto done;
+    rc = cli_eval_ci_finish(cmd, f, nf, s, model_path, data_spec, advex_sweep_warnings(s), &gate);
 done:
     advex_sweep_free(s);
     advex_model_free(m);

@@ -348,7 +348,7 @@ int cli_attack_options(const char *cmd, cli_flag *f, int nf, advex_attack_config
         return cli_error(cmd, CLI_EXIT_USAGE, "--norm: %s", advex_last_error());
     if (opt_int(cmd, f, nf, "--steps", 1, 1000000, &c->steps) || opt_int(cmd, f, nf, "--restarts", 0, 10000, &c->restarts) ||
         opt_int(cmd, f, nf, "--queries", 1, 100000000, &c->queries) || opt_int(cmd, f, nf, "--topk", 1, 100000, &c->topk) ||
-        opt_int(cmd, f, nf, "--binary-steps", 1, 1000, &c->binary_steps) ||
+        opt_int(cmd, f, nf, "--binary-steps", 1, 1000, &c->binary_steps) || opt_int(cmd, f, nf, "--eot", 1, 100000, &c->eot) ||
         opt_float(cmd, f, nf, "--momentum", 0, 1e6, &c->momentum) || opt_float(cmd, f, nf, "--kappa", 0, 1e6, &c->kappa) ||
         opt_float(cmd, f, nf, "--c-init", 1e-12, 1e9, &c->c_init) || opt_float(cmd, f, nf, "--lr", 1e-12, 1e6, &c->lr) ||
         opt_float(cmd, f, nf, "--overshoot", 0, 100, &c->overshoot) || opt_float(cmd, f, nf, "--p-init", 1e-6, 1, &c->p_init))
@@ -361,6 +361,9 @@ int cli_attack_ready(const char *cmd, cli_flag *f, int nf, const advex_model *m,
     static const float no_delta = 0.0f; /* uap's perturbation is computed later */
     cli_flag *fl = cli_get(f, nf, "--norm");
     if (!fl || !fl->value) c->norm = advex_attack_default_norm(c->kind);
+    if (c->eot > 1 && (c->kind == ADVEX_ATTACK_SQUARE || c->kind == ADVEX_ATTACK_NONE))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--eot: %s takes no gradients (EOT is for gradient attacks)",
+                         advex_attack_name(c->kind));
     advex_attack_config chk = *c;
     chk.no_early_stop = transfer;
     if (!chk.uap_delta) chk.uap_delta = &no_delta;
@@ -452,7 +455,7 @@ int cli_fail_run(const char *cmd, advex_status st) {
 }
 
 void cli_print_warnings(const char *cmd, unsigned bits) {
-    for (unsigned b = 1; b <= ADVEX_EVAL_WARN_NONDETERMINISTIC; b <<= 1)
+    for (unsigned b = 1; b <= ADVEX_EVAL_WARN_LAST; b <<= 1)
         if (bits & b) fprintf(stderr, "advex %s: warning: %s\n", cmd, advex_eval_warning_str(b));
 }
 

@@ -125,7 +125,13 @@ int advex_kahn(int n, int *indeg, const int *start, const int *adj, int *order);
     /* normalisation and indexing (layernorm.c, index.c) */ \
     X(LAYER_NORM, "LayerNormalization")                \
     X(SLICE, "Slice")                                  \
-    X(GATHER, "Gather")
+    X(GATHER, "Gather")                                \
+    /* randomness (random.c): randomized defences */   \
+    X(RANDOM_NORMAL_LIKE, "RandomNormalLike")          \
+    X(RANDOM_UNIFORM_LIKE, "RandomUniformLike")        \
+    X(BERNOULLI, "Bernoulli")                          \
+    X(RANDOM_NORMAL, "RandomNormal")                   \
+    X(RANDOM_UNIFORM, "RandomUniform")
 
 typedef enum advex_op_type {
 #define ADVEX_OP_ENUM_(id, name) ADVEX_OP_##id,
@@ -422,6 +428,10 @@ struct advex_model {
     float *zbuf;         /* (split_b, classes) gathered logits of a split pass */
     int64_t zcap;
     float *ws;           /* grow-only workspace for attacks/training (advex_model_workspace) */
+    int32_t eot;         /* > 1: advex_model_grad_loop averages eot passes (set per attack) */
+    uint64_t seed;       /* randomness inside the model: plan streams (advex_model_seed) */
+    int random;          /* advex_model_is_random: eval passes never split */
+    float *eot_g;        /* (ADVEX_CHUNK, C,H,W) the gradient sum of an EOT loop */
     int64_t ws_cap;
 };
 
@@ -441,7 +451,9 @@ advex_status advex_model_eval_forward(advex_model *m, const float *x, int64_t b,
 advex_status advex_model_eval_backward(advex_model *m, const float *dl, float *grad);
 /* Gradients with respect to the input of the batch x (n, C,H,W) in eval mode, chunk by chunk
  * (ADVEX_CHUNK examples): forward, fn fills the per-example loss (b) and d loss / d logits
- * (b, k) of rows i0..i0+b-1 from their logits z, backward into grad (n, C,H,W). logits (n, k)
+ * (b, k) of rows i0..i0+b-1 from their logits z, backward into grad (n, C,H,W). With
+ * m->eot > 1 (expectation over transformation) each chunk runs eot passes and grad is their
+ * mean; logits and loss are the last pass's. logits (n, k)
  * and loss (n) may be NULL; dl is scratch of ADVEX_CHUNK * k floats. A non-finite dl is
  * ADVEX_ERR_NUMERIC naming the example. Never allocates (the plans aside). What the public
  * input_grad/vjp and every gradient attack run. */
@@ -504,6 +516,8 @@ typedef struct advex_records {
     int runs;
     int64_t *done;        /* (runs) examples done, from the first, in batches */
     double *seconds;      /* (runs) time spent on them */
+    double *range;        /* (runs, 4) of the returned examples: NaN entries, smallest and largest
+                             finite value, whether any was finite (AutoAttack's final check) */
     double *norms;        /* (runs, n, 3) Linf, L2, L1 norms of x' - x */
     int64_t *queries;     /* (runs, n) */
     int32_t *clean_pred;  /* (n) */
@@ -546,6 +560,11 @@ struct cJSON *advex_eval_json_object(const advex_eval_result *r, int count, cons
 advex_status advex_json_take(struct cJSON *o, char **json);
 
 /* ---- what a report reads from a sweep (src/eval/sweep.c), when it kept rows ---------------- */
+/* AutoAttack's check_randomized (src/eval/checks.c): five forward passes of x (n examples)
+ * differ (rows normalised to unit L2 norm, any entry by more than 1e-4, or the count of
+ * correct predictions changes): ADVEX_EVAL_WARN_RANDOMIZED into *warnings. */
+advex_status advex_eval_check_randomized(advex_model *m, const float *x, const int32_t *y, int64_t n,
+                                         unsigned *warnings);
 int64_t advex_sweep_kept_rows(const advex_sweep *s);
 int advex_sweep_attacks(const advex_sweep *s);
 int advex_sweep_eps_count(const advex_sweep *s);

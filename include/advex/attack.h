@@ -93,6 +93,11 @@ typedef struct advex_attack_config {
      *   standard, DeepFool refused (ADVEX_ERR_ARG): both stop per example at the crafting
      *                      model's decision boundary by definition */
     int32_t no_early_stop;
+    /* Expectation over transformation (AutoAttack's eot_iter), for randomized models: every
+     * input gradient a gradient attack takes is the mean over eot forward/backward passes
+     * (each drawing the model's randomness anew); the logits and losses it sees are those of
+     * the last pass. <= 1: one pass. Black-box attacks (Square) ignore it. */
+    int32_t eot;
 } advex_attack_config;
 
 /* Defaults: FGSM, eps 0, untargeted, seed 0, L-inf, restarts 1, momentum 1.0, kappa 0,

@@ -21,6 +21,10 @@ ADVEX_API_BEGIN
 #define ADVEX_EVAL_WARN_BLACKBOX_WINS 4u     /* Square beat the white-box attacks by more than the
                                                 masking margin (advex_eval_flag_masking) */
 #define ADVEX_EVAL_WARN_NONDETERMINISTIC 8u  /* two runs with the same seed differ */
+#define ADVEX_EVAL_WARN_RANDOMIZED 16u       /* repeated forward passes of one input differ
+                                                (AutoAttack's check_randomized) */
+#define ADVEX_EVAL_WARN_NONFINITE_GRAD 32u   /* an input gradient has NaN or Inf entries */
+#define ADVEX_EVAL_WARN_LAST ADVEX_EVAL_WARN_NONFINITE_GRAD /* the highest bit, for loops */
 
 #define ADVEX_EVAL_MAX_STAGES ADVEX_ATTACK_MAX_STAGES
 
@@ -52,6 +56,16 @@ typedef struct advex_eval_result {
     /* Targeted attacks: examples the model classifies as their target afterwards (of n);
      * -1 for an untargeted attack. */
     int64_t target_hits;
+    /* Robust against this attack and every earlier one of the sweep at the same eps and norm,
+     * example by example (AutoAttack's running figure, the worst case so far); outside a
+     * sweep, robust_correct. */
+    int64_t robust_all;
+    /* The returned adversarial examples, all n of them (AutoAttack's final check): the
+     * largest perturbation in the attack's norm, the count of NaN entries, the largest and
+     * smallest finite value. */
+    double max_pert;
+    int64_t nan_count;
+    float adv_max, adv_min;
 } advex_eval_result;
 
 /* Called after each batch (done, total); return non-zero to stop (ADVEX_ERR_INTERRUPTED). */
@@ -98,8 +112,11 @@ advex_status advex_eval_transfer(advex_model *surrogate, advex_model *target, co
 advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float *delta, float eps,
                             int64_t batch, double *fooling_rate, advex_eval_result *res);
 
-/* Cheap checks that the evaluation is not fooling its user, on the first few examples of d:
- * probability-like outputs, zero input gradients for many examples, and (with c) two runs of
+/* Cheap checks that the evaluation is not fooling its user, on the first few examples of d
+ * (AutoAttack's checks.py and advex's own): a randomized model (five forward passes differ;
+ * not reported, nor the determinism check, when c attacks with EOT, c->eot > 1),
+ * probability-like outputs, zero input gradients for many examples, non-finite input
+ * gradients, and (with c) two runs of
  * the attack with the same seed differing (on 8 examples, its budget capped at 20 steps, 2
  * binary steps, 200 queries, 2 target classes, 1 restart). Adds ADVEX_EVAL_WARN_* bits to
  * *warnings. */

@@ -52,6 +52,13 @@ advex_status advex_model_save_onnx(const advex_model *m, const char *path);
 advex_status advex_model_share(const advex_model *m, advex_model **out);
 
 void advex_model_free(advex_model *m);
+/* Randomness inside a model (randomized defences: ONNX RandomNormalLike, RandomUniformLike,
+ * RandomNormal, RandomUniform, Bernoulli, Dropout with training_mode=true): every forward
+ * pass draws anew from the handle's own generators, seeded here (a new handle: seed 0).
+ * The sequence of passes after a seed is reproducible for a given thread count. */
+void advex_model_seed(advex_model *m, uint64_t seed);
+/* 1 when the model draws random numbers in its forward pass. */
+int advex_model_is_random(const advex_model *m);
 
 /* 1 if the loaded ONNX graph ended in Softmax/LogSoftmax and advex cut it off so that
  * attacks see logits (gradients through probabilities saturate: false robustness). */

@@ -31,6 +31,7 @@ advex_status advex_attack_check(const advex_model *m, const advex_attack_config 
     if (c->norm != ADVEX_NORM_LINF && c->norm != ADVEX_NORM_L2)
         return advex_set_error(ADVEX_ERR_ARG, "unknown norm %d", (int)c->norm);
     if (c->kappa < 0 || !isfinite(c->kappa)) return advex_set_error(ADVEX_ERR_ARG, "kappa must be >= 0");
+    if (c->eot > 100000) return advex_set_error(ADVEX_ERR_ARG, "eot must be at most 100000 (got %d)", (int)c->eot);
     if (!isfinite(c->alpha) || !isfinite(c->momentum))
         return advex_set_error(ADVEX_ERR_ARG, "alpha and momentum must be finite");
     if (c->kind == ADVEX_ATTACK_NONE) return ADVEX_OK;
@@ -69,7 +70,12 @@ advex_status advex_attack_batch_info(advex_model *m, const advex_attack_config *
         memmove(x_adv, x, (size_t)(n * d) * sizeof(float));
         return ADVEX_OK;
     }
-    return atk_family(c->kind)(m, c, x, y, n, batch_offset, NULL, x_adv, info);
+    /* EOT: every gradient the attack takes (advex_model_grad_loop) averages c->eot passes */
+    int32_t eot = m->eot;
+    m->eot = c->eot > 1 ? c->eot : 1;
+    st = atk_family(c->kind)(m, c, x, y, n, batch_offset, NULL, x_adv, info);
+    m->eot = eot;
+    return st;
 }
 
 advex_status advex_attack_batch(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,

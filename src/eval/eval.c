@@ -75,6 +75,22 @@ static double pert_norm(const float *x, const float *xa, int64_t d, advex_norm n
     return norm == ADVEX_NORM_L2 ? n3[1] : n3[0];
 }
 
+/* AutoAttack's final check over a batch of b returned examples xa of x: the largest
+ * perturbation, NaN entries, the largest and smallest finite value. */
+static void adv_stats(const float *x, const float *xa, int64_t b, int64_t dim, advex_eval_result *res) {
+    for (int64_t j = 0; j < b; j++) {
+        double p = pert_norm(x + j * dim, xa + j * dim, dim, res->norm);
+        if (p > res->max_pert) res->max_pert = p;
+    }
+    for (int64_t k = 0; k < b * dim; k++) {
+        float v = xa[k];
+        if (isnan(v)) { res->nan_count++; continue; }
+        if (!isfinite(v)) continue;
+        if (v > res->adv_max) res->adv_max = v;
+        if (v < res->adv_min) res->adv_min = v;
+    }
+}
+
 /* Softmax probability of row i's entry at pred[i]; p: scratch (n, k). */
 static void pred_conf(const float *logits, int64_t n, int64_t k, const int32_t *pred, float *p, float *conf) {
     advex_softmax_rows(logits, n, k, p);
@@ -134,6 +150,8 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
     int counts_queries = c->kind == ADVEX_ATTACK_SQUARE || c->kind == ADVEX_ATTACK_STANDARD;
     res->n_stages = advex_attack_stages(c, res->stage_attack, ADVEX_EVAL_MAX_STAGES);
     res->target_hits = c->target != ADVEX_TARGET_NONE ? 0 : -1;
+    res->adv_max = -INFINITY;
+    res->adv_min = INFINITY;
     double t0 = now_seconds();
     for (int64_t i = 0; i < d->n; i += batch) {
         int64_t b = d->n - i < batch ? d->n - i : batch;
@@ -160,6 +178,7 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
         if (out->adv_conf) pred_conf(logits, b, k, pred, probs, out->adv_conf + i);
         for (int64_t j = 0; res->target_hits >= 0 && j < b; j++) res->target_hits += pred[j] == tgt[j];
         if (extra) per_example(extra, i, b, x, xa, dim, &info, c->target != ADVEX_TARGET_NONE ? tgt : NULL);
+        adv_stats(x, xa, b, dim, res);
         for (int64_t j = 0; j < b; j++) {
             int robust = clean_ok[j] && pred[j] == y[j];
             res->robust_correct += robust;
@@ -176,6 +195,8 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
         }
     }
     res->seconds = now_seconds() - t0;
+    res->robust_all = res->robust_correct;
+    if (res->adv_max < res->adv_min) res->adv_max = res->adv_min = 0.0f; /* no finite value */
     res->robust_accuracy = res->n ? (double)res->robust_correct / (double)res->n : 0.0;
     res->success_rate = res->clean_correct ? 1.0 - (double)res->robust_correct / (double)res->clean_correct : 0.0;
     advex_mean_median(norms, res->norm_count, &res->norm_mean, &res->norm_median);
@@ -279,18 +300,24 @@ int advex_eval_flag_masking(advex_eval_result *r, int count) {
 const char *advex_eval_warning_str(unsigned bit) {
     switch (bit) {
     case ADVEX_EVAL_WARN_PROB_OUTPUT:
-        return "the model's outputs look like probabilities (rows in [0,1] summing to 1): attacks need logits, "
-               "gradients through a softmax saturate and overstate robustness";
+        return "check_range_output: the model's outputs look like probabilities (rows in [0,1] summing to 1): "
+               "attacks need logits, gradients through a softmax saturate and overstate robustness";
     case ADVEX_EVAL_WARN_ZERO_GRAD:
-        return "the input gradient is exactly zero for many examples: gradient attacks cannot move them "
-               "(gradient masking?); trust the black-box results";
+        return "check_zero_gradients: the input gradient is exactly zero for many examples: gradient attacks "
+               "cannot move them (gradient masking?); trust the black-box results";
     case ADVEX_EVAL_WARN_BLACKBOX_WINS:
-        return "the black-box Square attack broke more examples than every white-box attack at the same eps "
-               "missed (beyond max(3 examples, 0.2%), AutoAttack's rule): a sign of gradient masking; the "
-               "white-box numbers overstate robustness";
+        return "check_square_sr: the black-box Square attack broke more examples than every white-box attack at "
+               "the same eps missed (beyond max(3 examples, 0.2%), AutoAttack's rule): a sign of gradient masking; "
+               "the white-box numbers overstate robustness";
     case ADVEX_EVAL_WARN_NONDETERMINISTIC:
-        return "two runs of the attack with the same seed gave different results: the model or attack is not "
-               "deterministic (train-mode layers?)";
+        return "check_determinism: two runs of the attack with the same seed gave different results: the model or "
+               "attack is not deterministic (train-mode layers?)";
+    case ADVEX_EVAL_WARN_RANDOMIZED:
+        return "check_randomized: repeated forward passes of the same input differ: a randomized defence; attack "
+               "it with expectation over transformation (--version rand, --eot K)";
+    case ADVEX_EVAL_WARN_NONFINITE_GRAD:
+        return "check_nonfinite_gradients: the input gradient has NaN or Inf entries: gradient attacks cannot use it "
+               "(gradient masking?); trust the black-box results";
     default: return "unknown warning";
     }
 }
@@ -301,6 +328,7 @@ advex_status advex_eval_checks(advex_model *m, const advex_dataset *d, const adv
     if (st) return st;
     int64_t n = d->n < 64 ? d->n : 64, dim = d->c * d->h * d->w, k = m->net->classes;
     if (n == 0) return ADVEX_OK;
+    unsigned before = *warnings;
     float *z = malloc((size_t)(n * k) * sizeof(float)), *g = malloc((size_t)(n * dim) * sizeof(float));
     float *a1 = malloc((size_t)(8 * dim) * sizeof(float)), *a2 = malloc((size_t)(8 * dim) * sizeof(float));
     if (!z || !g || !a1 || !a2) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); goto done; }
@@ -313,7 +341,14 @@ advex_status advex_eval_checks(advex_model *m, const advex_dataset *d, const adv
         prob_rows += in01 && fabs(s - 1.0) < 1e-3;
     }
     if (advex_model_output_was_prob(m) || prob_rows == n) *warnings |= ADVEX_EVAL_WARN_PROB_OUTPUT;
-    if ((st = advex_model_input_grad(m, d->x, d->y, n, ADVEX_LOSS_CE, g, NULL, NULL))) goto done;
+    if ((st = advex_eval_check_randomized(m, d->x, d->y, n, warnings))) goto done;
+    if ((st = advex_model_input_grad(m, d->x, d->y, n, ADVEX_LOSS_CE, g, NULL, NULL))) {
+        if (st != ADVEX_ERR_NUMERIC) goto done;
+        advex_clear_error(); /* a non-finite gradient is what this check looks for */
+        *warnings |= ADVEX_EVAL_WARN_NONFINITE_GRAD;
+        st = ADVEX_OK;
+        goto done;
+    }
     int64_t zero = 0;
     for (int64_t i = 0; i < n; i++) {
         int allz = 1;
@@ -333,9 +368,15 @@ advex_status advex_eval_checks(advex_model *m, const advex_dataset *d, const adv
         int64_t r = n < 8 ? n : 8;
         if ((st = advex_attack_batch(m, &q, d->x, d->y, r, 0, a1))) goto done;
         if ((st = advex_attack_batch(m, &q, d->x, d->y, r, 0, a2))) goto done;
-        if (memcmp(a1, a2, (size_t)(r * dim) * sizeof(float)) != 0) *warnings |= ADVEX_EVAL_WARN_NONDETERMINISTIC;
+        /* (a randomized model explains it: that warning is the one to read) */
+        if (memcmp(a1, a2, (size_t)(r * dim) * sizeof(float)) != 0 && !(*warnings & ADVEX_EVAL_WARN_RANDOMIZED))
+            *warnings |= ADVEX_EVAL_WARN_NONDETERMINISTIC;
     }
 done:
+    /* attacking with EOT is the answer to a randomized model (AutoAttack's rand version skips
+     * check_randomized): its runs differ by design */
+    if (c && c->eot > 1)
+        *warnings &= before | ~(ADVEX_EVAL_WARN_RANDOMIZED | ADVEX_EVAL_WARN_NONDETERMINISTIC);
     free(z); free(g); free(a1); free(a2);
     return st;
 }

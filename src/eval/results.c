@@ -74,7 +74,7 @@ cJSON *advex_json_float(float v) {
 /* warnings as an array of their texts */
 cJSON *advex_json_warnings(unsigned bits) {
     cJSON *a = cJSON_CreateArray();
-    for (unsigned w = 1; a && w <= ADVEX_EVAL_WARN_NONDETERMINISTIC; w <<= 1)
+    for (unsigned w = 1; a && w <= ADVEX_EVAL_WARN_LAST; w <<= 1)
         if (bits & w) cJSON_AddItemToArray(a, cJSON_CreateString(advex_eval_warning_str(w)));
     return a;
 }
@@ -88,6 +88,11 @@ static cJSON *result_json(const advex_eval_result *r, unsigned shared) {
     cJSON_AddItemToObject(o, "success_rate", advex_json_number(r->success_rate));
     cJSON_AddItemToObject(o, "seconds", advex_json_number(r->seconds));
     cJSON_AddNumberToObject(o, "robust_correct", (double)r->robust_correct);
+    /* the running worst case (robust to this and every earlier attack at this eps) and
+     * AutoAttack's final check of the returned examples */
+    cJSON_AddNumberToObject(o, "worst_case_robust_correct", (double)r->robust_all);
+    cJSON_AddItemToObject(o, "max_perturbation", advex_json_number(r->max_pert));
+    cJSON_AddNumberToObject(o, "nan_count", (double)r->nan_count);
     cJSON_AddStringToObject(o, "norm", norm_name(r->norm));
     if (r->norm_count > 0) {
         cJSON *p = cJSON_AddObjectToObject(o, "perturbation");

@@ -68,6 +68,7 @@ static void hash_flags(uint64_t *h, const advex_sweep_config *c) {
     FNV_FIELD(h, a->restarts); FNV_FIELD(h, a->norm); FNV_FIELD(h, a->momentum); FNV_FIELD(h, a->queries);
     FNV_FIELD(h, a->p_init); FNV_FIELD(h, a->topk); FNV_FIELD(h, a->kappa); FNV_FIELD(h, a->binary_steps);
     FNV_FIELD(h, a->c_init); FNV_FIELD(h, a->lr); FNV_FIELD(h, a->overshoot); FNV_FIELD(h, a->no_early_stop);
+    FNV_FIELD(h, a->eot);
     int64_t batch = c->batch > 0 ? c->batch : 256;
     FNV_FIELD(h, batch);
     FNV_FIELD(h, c->checks);
@@ -108,6 +109,7 @@ static size_t layout(advex_records *r, unsigned char *buf) {
     } while (0)
     LAY(done, R);
     LAY(seconds, R);
+    LAY(range, R * 4);
     LAY(norms, R * n * 3);
     LAY(queries, R * n);
     LAY(clean_pred, n);
@@ -166,7 +168,9 @@ advex_status advex_records_check(const advex_records *r, int64_t classes, int64_
     for (int q = 0; q < r->runs; q++) {
         int64_t done = r->done[q];
         if (done < 0 || done > n || (done < n && done % batch) || (q > 0 && done > 0 && r->done[q - 1] < n) ||
-            !(r->seconds[q] >= 0 && r->seconds[q] < 1e12))
+            !(r->seconds[q] >= 0 && r->seconds[q] < 1e12) || !(r->range[4 * q] >= 0 && r->range[4 * q] <= 1e18) ||
+            !isfinite(r->range[4 * q + 1]) || !isfinite(r->range[4 * q + 2]) ||
+            (r->range[4 * q + 3] != 0 && r->range[4 * q + 3] != 1))
             return advex_set_error(ADVEX_ERR_FORMAT, "state %s: corrupt (run %d records %lld examples done)", path, q,
                                    (long long)done);
         for (int64_t i = 0; i < done; i++) {
@@ -269,6 +273,15 @@ static advex_status records_result(const advex_records *r, int run, const int32_
     }
     res->n = n;
     res->seconds = r->seconds[run];
+    for (int64_t i = 0; i < n; i++) { /* the largest perturbation of any returned example */
+        double p = r->norms[3 * (off + i) + (res->norm == ADVEX_NORM_L2)];
+        if (p > res->max_pert) res->max_pert = p;
+    }
+    const double *rg = r->range + 4 * run;
+    res->nan_count = (int64_t)rg[0];
+    res->adv_min = rg[3] != 0 ? (float)rg[1] : 0.0f;
+    res->adv_max = rg[3] != 0 ? (float)rg[2] : 0.0f;
+    res->robust_all = res->robust_correct; /* a sweep makes it the running worst case */
     res->robust_accuracy = n ? (double)res->robust_correct / (double)n : 0.0;
     res->success_rate = res->clean_correct ? 1.0 - (double)res->robust_correct / (double)res->clean_correct : 0.0;
     advex_mean_median(nv, res->norm_count, &res->norm_mean, &res->norm_median);
@@ -307,6 +320,13 @@ advex_status advex_records_run(advex_records *r, int run, advex_model *m, const 
         if (keep && keep->clean_pred) memcpy(keep->clean_pred + i, o.clean_pred, (size_t)b * sizeof(int32_t));
         if (keep && keep->adv_pred) memcpy(keep->adv_pred + i, o.adv_pred, (size_t)b * sizeof(int32_t));
         r->seconds[run] += part.seconds;
+        double *rg = r->range + 4 * run;
+        rg[0] += (double)part.nan_count;
+        if (part.nan_count < b * dim) { /* the batch had a finite value (examples are clipped: no inf) */
+            rg[1] = rg[3] != 0 && rg[1] < part.adv_min ? rg[1] : part.adv_min;
+            rg[2] = rg[3] != 0 && rg[2] > part.adv_max ? rg[2] : part.adv_max;
+            rg[3] = 1;
+        }
         r->done[run] = i + b;
         if ((st = records_save(r))) break;
         p.done = i + b;

@@ -28,6 +28,8 @@ struct advex_sweep {
     int *curve_n;            /* (n_attacks) points of each attack's curve, 0: not minimal */
     float *curve_eps;        /* (n_attacks, ADVEX_SWEEP_MAX_EPS) */
     double *curve_acc;       /* (n_attacks, ADVEX_SWEEP_MAX_EPS) */
+    /* the running worst case (advex_eval_result.robust_all) */
+    unsigned char *robust;   /* (n_eps * 2 norms, n): robust to every attack so far */
 };
 
 void advex_sweep_config_default(advex_sweep_config *c) {
@@ -46,6 +48,7 @@ void advex_sweep_free(advex_sweep *s) {
     free(s->grid_idx); free(s->grid_x); free(s->grid_pred); free(s->grid_conf);
     advex_records_free(&s->rec);
     free(s->y); free(s->curve_n); free(s->curve_eps); free(s->curve_acc);
+    free(s->robust);
     free(s);
 }
 
@@ -153,6 +156,16 @@ static advex_status run_one(advex_model *m, const advex_dataset *d, const advex_
         }
     }
     if ((st = advex_records_run(&s->rec, r, m, d, c, &ac, s->rows > 0 ? &out : NULL, &s->res[r]))) return st;
+    /* the worst case so far at this eps and norm, example by example (from the records, so a
+     * resumed sweep has it too) */
+    unsigned char *rb = s->robust + ((int64_t)e * 2 + (s->res[r].norm == ADVEX_NORM_L2)) * d->n;
+    const int32_t *cp = s->rec.clean_pred, *ap = s->rec.adv_pred + (int64_t)r * d->n;
+    int64_t all = 0;
+    for (int64_t j = 0; j < d->n; j++) {
+        rb[j] &= cp[j] == d->y[j] && ap[j] == d->y[j];
+        all += rb[j];
+    }
+    s->res[r].robust_all = all;
     if (s->rows > 0 && r == s->top[a]) keep_grid(s, d, a, r, xadv, conf);
     return ADVEX_OK;
 }
@@ -175,7 +188,12 @@ advex_status advex_eval_sweep(advex_model *m, const advex_dataset *d, const adve
     s->curve_acc = malloc((size_t)c->n_attacks * ADVEX_SWEEP_MAX_EPS * sizeof(double));
     float *xadv = NULL, *conf = NULL;
     int64_t dim = d->c * d->h * d->w;
-    if (!s->res || !s->uap || !s->top || !s->y || !s->curve_n || !s->curve_eps || !s->curve_acc) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); goto done; }
+    s->robust = malloc((size_t)(c->n_eps * 2 * d->n + 1));
+    if (!s->res || !s->uap || !s->top || !s->y || !s->curve_n || !s->curve_eps || !s->curve_acc || !s->robust) {
+        st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    memset(s->robust, 1, (size_t)(c->n_eps * 2 * d->n));
     memcpy(s->y, d->y, (size_t)d->n * sizeof(int32_t));
     for (int a = 0; a < c->n_attacks; a++) {
         s->top[a] = a * c->n_eps;

@@ -14,7 +14,9 @@
  *
  * Results do not depend on the split: every kernel computes an example from that example
  * alone, and the parts are planned like any other batch size (the tests compare 1 and 2
- * threads). */
+ * threads). A model that draws random numbers (advex_model_is_random) never splits: its draws
+ * come from one generator in one order, whatever the thread count, and a fixed-shape draw
+ * (RandomNormal) is one per pass for the whole batch. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +66,8 @@ static advex_status ensure_parts(advex_model *m, int parts, int64_t b) {
             advex_status st = advex_plan_new(m->net, &m->part[m->n_part]);
             if (st) return st;
             m->part[m->n_part]->threads = 1; /* kernels inside a part see one thread */
+            /* its own random stream (randomized models): parts never repeat each other's draws */
+            advex_rng_seed_stream(&m->part[m->n_part]->rng, m->seed, (uint64_t)m->n_part + 1);
             m->n_part++;
         }
     }
@@ -123,7 +127,7 @@ static advex_status part_forward(advex_model *m, int p, void *u) {
 
 advex_status advex_model_eval_forward(advex_model *m, const float *x, int64_t b, int want_grad, const float **z) {
     advex_status st;
-    int parts = split_parts(b);
+    int parts = m->random ? 0 : split_parts(b);
     m->split = 0;
     if (!parts) {
         advex_plan *pl = m->plan;
@@ -204,6 +208,8 @@ advex_status advex_model_wrap(advex_net *net, advex_model **out) {
         advex_model_free(m);
         return st;
     }
+    advex_model_seed(m, 0);
+    m->random = advex_model_is_random(m);
     *out = m;
     return ADVEX_OK;
 }
@@ -214,12 +220,30 @@ advex_status advex_model_share(const advex_model *m, advex_model **out) {
     return advex_model_wrap(m->net, out);
 }
 
+void advex_model_seed(advex_model *m, uint64_t seed) {
+    m->seed = seed;
+    advex_rng_seed_stream(&m->plan->rng, seed, 0);
+    for (int i = 0; i < m->n_part; i++) advex_rng_seed_stream(&m->part[i]->rng, seed, (uint64_t)i + 1);
+}
+
+int advex_model_is_random(const advex_model *m) {
+    const advex_graph *g = &m->net->g;
+    for (int i = 0; i < g->n_nodes; i++) {
+        advex_op_type op = g->nodes[i].op;
+        if ((op >= ADVEX_OP_RANDOM_NORMAL_LIKE && op <= ADVEX_OP_RANDOM_UNIFORM) ||
+            (op == ADVEX_OP_DROPOUT && g->nodes[i].a.mode))
+            return 1;
+    }
+    return 0;
+}
+
 void advex_model_free(advex_model *m) {
     if (!m) return;
     free_parts(m);
     advex_plan_free(m->plan);
     advex_plan_free(m->train);
     advex_ffree(m->ws);
+    free(m->eot_g);
     advex_net_release(m->net);
     free(m);
 }

@@ -62,22 +62,41 @@ advex_status advex_model_forward(advex_model *m, const float *x, int64_t n, floa
     return ADVEX_OK;
 }
 
+/* One pass over chunk i (b examples) into grad. */
+static advex_status grad_pass(advex_model *m, const float *x, int64_t i, int64_t b, advex_dl_fn fn, void *u,
+                              float *grad, float *logits, float *loss, float *dl) {
+    int64_t k = m->net->classes;
+    const float *z;
+    advex_status st = advex_model_eval_forward(m, x, b, 1, &z);
+    if (st) return st;
+    if (logits) memcpy(logits, z, (size_t)(b * k) * sizeof(float));
+    fn(u, i, b, k, z, loss, dl);
+    int64_t bad = advex_find_nonfinite(dl, b * k);
+    if (bad >= 0)
+        return advex_set_error(ADVEX_ERR_NUMERIC, "loss gradient of example %lld is not finite",
+                               (long long)(i + bad / k));
+    return advex_model_eval_backward(m, dl, grad);
+}
+
 advex_status advex_model_grad_loop(advex_model *m, const float *x, int64_t n, advex_dl_fn fn, void *u, float *grad,
                                    float *logits, float *loss, float *dl) {
     int64_t d = advex_model_dim(m), k = m->net->classes;
     float lossbuf[ADVEX_CHUNK];
+    int32_t eot = m->eot > 1 ? m->eot : 1;
+    if (eot > 1 && !m->eot_g && !(m->eot_g = malloc((size_t)(ADVEX_CHUNK * d) * sizeof(float))))
+        return advex_set_error(ADVEX_ERR_NOMEM, "out of memory (EOT gradient)");
     advex_status st;
     for (int64_t i = 0; i < n; i += ADVEX_CHUNK) {
         int64_t b = n - i < ADVEX_CHUNK ? n - i : ADVEX_CHUNK;
-        const float *z;
-        if ((st = advex_model_eval_forward(m, x + i * d, b, 1, &z))) return st;
-        if (logits) memcpy(logits + i * k, z, (size_t)(b * k) * sizeof(float));
-        fn(u, i, b, k, z, loss ? loss + i : lossbuf, dl);
-        int64_t bad = advex_find_nonfinite(dl, b * k);
-        if (bad >= 0)
-            return advex_set_error(ADVEX_ERR_NUMERIC, "loss gradient of example %lld is not finite",
-                                   (long long)(i + bad / k));
-        if ((st = advex_model_eval_backward(m, dl, grad + i * d))) return st;
+        float *g = grad + i * d;
+        for (int32_t e = 0; e < eot; e++) {
+            /* expectation over transformation: the mean of eot gradients, each a fresh draw */
+            if ((st = grad_pass(m, x + i * d, i, b, fn, u, e ? m->eot_g : g, logits ? logits + i * k : NULL,
+                                loss ? loss + i : lossbuf, dl)))
+                return st;
+            if (e) for (int64_t j = 0; j < b * d; j++) g[j] += m->eot_g[j];
+        }
+        if (eot > 1) for (int64_t j = 0; j < b * d; j++) g[j] /= (float)eot;
     }
     return ADVEX_OK;
 }

@@ -315,6 +315,18 @@ static advex_status export_node(exporter *x, const advex_node *nd, int idx) {
     case ADVEX_OP_LEAKY_RELU:
         attr_float(x, &n, "alpha", a->alpha);
         break;
+    case ADVEX_OP_RANDOM_NORMAL_LIKE: case ADVEX_OP_RANDOM_NORMAL: /* randomness (ops/random.c) */
+        attr_float(x, &n, "mean", a->alpha);
+        attr_float(x, &n, "scale", a->beta);
+        if (nd->op == ADVEX_OP_RANDOM_NORMAL) attr_ints(x, &n, "shape", a->n_ints, a->ints);
+        break;
+    case ADVEX_OP_BERNOULLI:
+        return refuse(nd, "Bernoulli (opset 15)");
+    case ADVEX_OP_RANDOM_UNIFORM_LIKE: case ADVEX_OP_RANDOM_UNIFORM:
+        attr_float(x, &n, "low", a->min);
+        attr_float(x, &n, "high", a->max);
+        if (nd->op == ADVEX_OP_RANDOM_UNIFORM) attr_ints(x, &n, "shape", a->n_ints, a->ints);
+        break;
     case ADVEX_OP_CLIP:
         n_in = 1;
         if (a->min != -INFINITY) ins[1] = (char *)scalar_init(x, nm, "min", a->min), n_in = 2;
@@ -326,6 +338,7 @@ static advex_status export_node(exporter *x, const advex_node *nd, int idx) {
         attr_float(x, &n, "momentum", a->momentum);
         break;
     case ADVEX_OP_DROPOUT:
+        if (a->mode) return refuse(nd, "Dropout with training_mode=true");
         ins[1] = (char *)scalar_init(x, nm, "ratio", a->ratio);
         n_in = 2;
         break;

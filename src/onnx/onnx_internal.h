@@ -155,6 +155,12 @@ typedef struct onnx_input {
 
 /* Translate a checked compute node: op, attributes (static inputs folded into them) and
  * which ONNX inputs stay graph inputs (keep[k] = 1). Errors name the node. */
+/* Random ops (ops_random.c): the support check (1 ok, 0 unsupported with why, -1 bad file) and
+ * the attributes, for n_in inputs. */
+int onnx_is_random_op(advex_op_type op);
+int onnx_check_random(const Onnx__NodeProto *nd, char *why, size_t n);
+advex_status onnx_translate_random(const Onnx__NodeProto *nd, const char *label, advex_op_type op, int n_in,
+                                   advex_attrs *a);
 advex_status onnx_translate(const Onnx__NodeProto *nd, int opset, const onnx_input *in, int n_in,
                             advex_op_type *op, advex_attrs *a, int *keep);
 

@@ -61,6 +61,7 @@ int onnx_check_node(const Onnx__NodeProto *nd, int opset, char *why, size_t n) {
         int ok = onnx_check_ext(nd, (advex_op_type)code, why, n);
         if (ok <= 0) return ok;
     }
+    if (onnx_is_random_op((advex_op_type)code)) return onnx_check_random(nd, why, n);
     if (is_window_op(op)) {
         if (onnx_attr_str(nd, "auto_pad", "NOTSET", s, sizeof s)) return -1;
         if (auto_pad_code(s) < 0) return WHY("%s auto_pad=%s", op, s);
@@ -300,6 +301,7 @@ advex_status onnx_translate(const Onnx__NodeProto *nd, int opset, const onnx_inp
     *op_out = (advex_op_type)code;
     advex_attrs_default(a);
     for (int k = 0; k < n_in; k++) keep[k] = in[k].present;
+    if (onnx_is_random_op(*op_out)) return onnx_translate_random(nd, t.label, *op_out, n_in, a);
     if (n_in < 1 || !in[0].present) return terr(&t, ADVEX_ERR_FORMAT, "first input is missing");
 
     if (strcmp(op, "Conv") == 0 || strcmp(op, "MaxPool") == 0 || strcmp(op, "AveragePool") == 0) {
@@ -356,9 +358,10 @@ advex_status onnx_translate(const Onnx__NodeProto *nd, int opset, const onnx_inp
             if (n_in > 2 && in[2].present) {
                 float tm;
                 if ((st = scalar_input(&t, &in[2], &tm, "training_mode"))) return st;
-                /* PyTorch's F.dropout(p=0) exports training_mode=true: still the identity */
-                if (tm != 0.0f && a->ratio != 0.0f) return terr(&t, ADVEX_ERR_UNSUPPORTED, "training_mode=true");
-                if (tm != 0.0f) *op_out = ADVEX_OP_IDENTITY;
+                /* PyTorch's F.dropout(p=0) exports training_mode=true: still the identity; with
+                 * p > 0 a randomized defence: dropout in every pass (mode 1), eval included */
+                if (tm != 0.0f && a->ratio != 0.0f) a->mode = 1;
+                else if (tm != 0.0f) *op_out = ADVEX_OP_IDENTITY;
             }
         }
         for (int k = 1; k < n_in; k++) keep[k] = 0;

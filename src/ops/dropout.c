@@ -23,12 +23,14 @@ advex_status advex_dropout_infer(const advex_node *nd, advex_value *v) {
     return ADVEX_OK;
 }
 
+/* a->mode 1: ONNX training_mode=true with ratio > 0 (a randomized defence): on in every
+ * pass, eval passes included */
 int64_t advex_dropout_aux(const advex_node *nd, const advex_value *v, int train) {
-    return train ? advex_val_numel(&v[nd->in[0]]) : 0; /* mask, one float per element */
+    return train || nd->a.mode ? advex_val_numel(&v[nd->in[0]]) : 0; /* mask, one float per element */
 }
 
 static int dropout_active(const advex_node *nd, const advex_value *v, const advex_op_ctx *c) {
-    return c->train && c->rng && c->aux && c->aux_n >= advex_val_numel(&v[nd->in[0]]);
+    return (c->train || nd->a.mode) && c->rng && c->aux && c->aux_n >= advex_val_numel(&v[nd->in[0]]);
 }
 
 void advex_dropout_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {

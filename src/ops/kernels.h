@@ -213,6 +213,7 @@ ADVEX_OP_FN_DECL_(layernorm)
 ADVEX_OP_SIZE_DECL_(layernorm_aux)
 ADVEX_OP_FN_DECL_(slice)
 ADVEX_OP_FN_DECL_(gather)
+ADVEX_OP_FN_DECL_(random)
 
 #undef ADVEX_OP_FN_DECL_
 #undef ADVEX_OP_SIZE_DECL_

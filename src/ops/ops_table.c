@@ -75,6 +75,12 @@ const advex_op_def advex_op_defs[] = {
     [ADVEX_OP_SLICE] = OP_(slice, "Slice", 1, 1, NULL, NULL, 0x1u),
     /* Gather: input 1 holds the indices (a constant) */
     [ADVEX_OP_GATHER] = OP_(gather, "Gather", 2, 2, NULL, NULL, 0x1u),
+    /* randomness: the sample is a constant w.r.t. the input (no gradient) */
+    [ADVEX_OP_RANDOM_NORMAL_LIKE] = OP_(random, "RandomNormalLike", 1, 1, NULL, NULL, 0),
+    [ADVEX_OP_RANDOM_UNIFORM_LIKE] = OP_(random, "RandomUniformLike", 1, 1, NULL, NULL, 0),
+    [ADVEX_OP_BERNOULLI] = OP_(random, "Bernoulli", 1, 1, NULL, NULL, 0),
+    [ADVEX_OP_RANDOM_NORMAL] = OP_(random, "RandomNormal", 0, 0, NULL, NULL, 0),
+    [ADVEX_OP_RANDOM_UNIFORM] = OP_(random, "RandomUniform", 0, 0, NULL, NULL, 0),
 };
 _Static_assert(sizeof advex_op_defs / sizeof advex_op_defs[0] == ADVEX_OP_COUNT,
                "advex_op_defs must have one entry per ADVEX_OP_LIST op");

@@ -43,7 +43,7 @@ static void html_head(const report *r, advex_buf *h) {
                      advex_double_str(advex_frac(clean, r->n), nb),
                      100.0 * advex_frac(clean, r->n));
     unsigned warnings = advex_sweep_warnings(r->s);
-    for (unsigned w = 1; w <= ADVEX_EVAL_WARN_NONDETERMINISTIC; w <<= 1)
+    for (unsigned w = 1; w <= ADVEX_EVAL_WARN_LAST; w <<= 1)
         if (warnings & w) {
             advex_buf_printf(h, "<p class=\"warn\">warning: ");
             html_text(h, advex_eval_warning_str(w));

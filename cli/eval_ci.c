@@ -1,0 +1,120 @@
+/* eval's outputs for other tools and CI pipelines: --version (a protocol's attacks and
+ * settings, from a table), AutoAttack's log lines on stderr, --junit FILE, --robustbench FILE,
+ * and the gate --min-robust-accuracy (exit CLI_EXIT_GATE when robust accuracy falls below it).
+ * The formats are library calls (advex/interop.h); this file parses flags and writes files. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Protocols by name: the attacks they run and the settings they change (flags the user gives
+ * explicitly win, --attack excepted: a version sets the attacks). */
+static const struct eval_version {
+    const char *name;
+    const char *attacks;
+    int32_t eot, restarts;
+    const char *what;
+} versions[] = {
+    {"rand", "apgd-ce,apgd-dlr", 20, 1,
+     "AutoAttack's version for randomized defences: APGD-CE and APGD-DLR, 1 restart, EOT over 20 passes"},
+};
+
+int cli_eval_version(const char *cmd, cli_flag *f, int nf, advex_attack_kind *kinds, int max, int *n,
+                     advex_attack_config *c) {
+    cli_flag *v = cli_get(f, nf, "--version");
+    if (!v || !v->value) return 0;
+    const struct eval_version *ver = NULL;
+    for (size_t i = 0; i < sizeof versions / sizeof *versions; i++)
+        if (strcmp(v->value, versions[i].name) == 0) ver = &versions[i];
+    if (!ver) {
+        char names[256] = "";
+        for (size_t i = 0; i < sizeof versions / sizeof *versions; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", versions[i].name);
+        return cli_error(cmd, CLI_EXIT_USAGE, "--version: unknown version '%s' (choose from %s)", v->value, names);
+    }
+    if (cli_get(f, nf, "--attack")->seen)
+        return cli_error(cmd, CLI_EXIT_USAGE, "--version %s sets the attacks (%s): drop --attack", ver->name,
+                         ver->attacks);
+    *n = 0;
+    char list[128];
+    snprintf(list, sizeof list, "%s", ver->attacks);
+    for (char *save = NULL, *a = strtok_r(list, ",", &save); a && *n < max; a = strtok_r(NULL, ",", &save))
+        if (advex_attack_parse(a, &kinds[(*n)++])) return cli_fail(cmd, ADVEX_ERR_ARG);
+    if (!cli_get(f, nf, "--eot")->seen) c->eot = ver->eot;
+    if (!cli_get(f, nf, "--restarts")->seen) c->restarts = ver->restarts;
+    return 0;
+}
+
+int cli_eval_ci_prepare(const char *cmd, cli_flag *f, int nf, const advex_attack_kind *kinds, int nk, int n_eps,
+                        cli_files *fs, advex_gate *g) {
+    memset(g, 0, sizeof *g);
+    cli_flag *gate = cli_get(f, nf, "--min-robust-accuracy"), *rb = cli_get(f, nf, "--robustbench");
+    if (gate->value && advex_gate_parse(gate->value, kinds, nk, g))
+        return cli_error(cmd, CLI_EXIT_USAGE, "%s", advex_last_error());
+    if (rb->value && n_eps != 1)
+        return cli_error(cmd, CLI_EXIT_USAGE, "--robustbench: RobustBench's model info is for one eps; give one "
+                         "value to --eps (got %d)", n_eps);
+    int eot = 0;
+    for (int a = 0; a < nk; a++) eot |= kinds[a] != ADVEX_ATTACK_SQUARE && kinds[a] != ADVEX_ATTACK_NONE;
+    if (cli_get(f, nf, "--eot")->seen && !eot)
+        return cli_error(cmd, CLI_EXIT_USAGE, "--eot: none of the attacks takes gradients (EOT is for gradient "
+                         "attacks)");
+    cli_files_out(fs, "--junit", cli_get(f, nf, "--junit")->value);
+    cli_files_out(fs, "--robustbench", rb->value);
+    return 0;
+}
+
+/* RobustBench's dataset name: a named set's name ("cifar10:DIR" -> "cifar10"), "custom" for
+ * files (npy, idx, folder). */
+static void dataset_name(const char *spec, char out[64]) {
+    size_t len = strcspn(spec, ":");
+    snprintf(out, 64, "%.*s", (int)(len < 63 ? len : 63), spec);
+    if (!strcmp(out, "npy") || !strcmp(out, "idx") || !strcmp(out, "folder")) snprintf(out, 64, "custom");
+}
+
+int cli_eval_ci_finish(const char *cmd, cli_flag *f, int nf, const advex_sweep *s, const char *model,
+                       const char *data, unsigned warn, const advex_gate *g) {
+    const advex_eval_result *r = advex_sweep_result(s, 0);
+    int runs = advex_sweep_runs(s);
+    const char *junit = cli_get(f, nf, "--junit")->value, *rb = cli_get(f, nf, "--robustbench")->value;
+    char *text = NULL;
+    advex_status st;
+    if (!cli_opts.quiet) {
+        /* AutoAttack's first line: "using rand version including apgd-ce, apgd-dlr." */
+        const char *ver = cli_get(f, nf, "--version")->value;
+        fprintf(stderr, "using %s version including ", ver ? ver : "custom");
+        for (int a = 0, k = 0; a < runs; a++) { /* each attack once, in order */
+            int seen = 0;
+            for (int b = 0; b < a; b++) seen |= r[b].attack == r[a].attack;
+            if (!seen) fprintf(stderr, "%s%s", k++ ? ", " : "", advex_attack_name(r[a].attack));
+        }
+        fprintf(stderr, ".\n");
+        if ((st = advex_eval_autoattack_log(r, runs, &text))) return cli_fail(cmd, st);
+        fputs(text, stderr);
+        free(text);
+    }
+    if (junit) {
+        if ((st = advex_eval_junit(r, runs, g, model, data, warn, &text))) return cli_fail(cmd, st);
+        int w = cli_write_file_atomic(cmd, junit, text, strlen(text));
+        free(text);
+        if (w) return CLI_EXIT_FAIL;
+    }
+    if (rb) {
+        char ds[64];
+        dataset_name(data, ds);
+        if ((st = advex_eval_robustbench_json(r, runs, cli_get(f, nf, "--eps")->value, ds, warn, &text)))
+            return cli_fail(cmd, st);
+        int w = cli_write_file_atomic(cmd, rb, text, strlen(text));
+        free(text);
+        if (w) return CLI_EXIT_FAIL;
+    }
+    int fails = advex_gate_check(r, runs, g, &text);
+    if (fails < 0) return cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
+    if (fails == 0) return CLI_EXIT_OK;
+    for (char *p = text, *nl; p && *p; p = nl + 1) {
+        nl = strchr(p, '\n');
+        fprintf(stderr, "advex %s: gate failed: %.*s\n", cmd, (int)(nl - p), p);
+    }
+    free(text);
+    return CLI_EXIT_GATE;
+}
