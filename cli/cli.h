@@ -139,12 +139,15 @@ int cmd_bench(int argc, char **argv);
 #define CLI_ATTACK_FLAGS                                                                              \
     {"--steps", "K", "iterations (bim/pgd/mifgsm 10, apgd 100, cw 1000 per binary step, deepfool 50)", NULL, 0}, \
     {"--alpha", "A", "step size (fgsm-rs 1.25*eps, bim/mifgsm eps/K, pgd 2.5*eps/K)", NULL, 0},            \
-    {"--restarts", "R", "pgd/apgd: runs from random starts; 0 = one run from x, no random start", NULL, 0}, \
-    {"--norm", "N", "linf or l2, for every attack (default: l2 for cw, which is L2 only; linf otherwise)", NULL, 0}, \
+    {"--restarts", "R", "pgd/apgd: runs from random starts; 0 = one run from x, no random start; fab: runs, "  \
+                        "the first from x", NULL, 0},                                                      \
+    {"--norm", "N", "linf, l2 or l1 (l1: fab, fab-t), for every attack (default: l2 for cw, which is L2 "    \
+                    "only; linf otherwise)", NULL, 0},                                                     \
+    {"--version", "V", "standard: the AutoAttack version, standard or plus (default standard)", NULL, 0},   \
     {"--queries", "Q", "square: query budget per example (default 5000)", NULL, 0},                          \
     {"--p-init", "P", "square: initial fraction of pixels changed (default 0.8)", NULL, 0},                 \
     {"--momentum", "MU", "mifgsm: momentum decay (default 1.0)", NULL, 0},                                  \
-    {"--topk", "K", "apgd-t/standard: target classes (default 9)", NULL, 0},                                \
+    {"--topk", "K", "apgd-t/fab-t/standard: target classes (default 9)", NULL, 0},                          \
     {"--kappa", "K", "cw: confidence margin (default 0)", NULL, 0},                                         \
     {"--binary-steps", "B", "cw: binary search steps over c (default 9)", NULL, 0},                         \
     {"--c-init", "C", "cw: initial constant c (default 1e-3)", NULL, 0},                                    \

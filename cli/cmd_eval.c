@@ -53,7 +53,7 @@ int cmd_eval(int argc, char **argv) {
         {"--limit", "N", "evaluate the first N examples (0 = all)", "0", 0},
         CLI_DATA_FLAGS,
         {"--attack", "A,...", "comma-separated attacks: none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, "
-                              "apgd-t, square, standard, cw, deepfool, uap", "fgsm", 0},
+                              "apgd-t, square, standard, cw, deepfool, uap, fab, fab-t", "fgsm", 0},
         {"--eps", "E,...", "comma-separated radii (input units; 8/255 accepted)", "0,0.05,0.1", 0},
         {"--target", "T", "targeted attack: a class, next, least-likely or random", NULL, 0},
         {"--batch", "B", "batch size", "256", 0},
@@ -86,6 +86,11 @@ int cmd_eval(int argc, char **argv) {
     if (advex_parse_eps_list(CLI_GET(f, "--eps")->value, eps, ADVEX_SWEEP_MAX_EPS, &sc.n_eps))
         return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
     if ((r = cli_attack_options(cmd, f, nf, &sc.attack))) return r;
+    if (CLI_GET(f, "--version")->value) { /* the version is standard's: refused without it */
+        int std = 0;
+        for (int a = 0; a < sc.n_attacks; a++) std |= kinds[a] == ADVEX_ATTACK_STANDARD;
+        if (!std) return cli_error(cmd, CLI_EXIT_USAGE, "--version: applies to standard only (not in --attack)");
+    }
     sc.attacks = kinds;
     sc.eps = eps;
     sc.attack.seed = (uint64_t)seed;

@@ -60,7 +60,7 @@ static double pert_norm(const float *x, const float *xa, int64_t d, advex_norm n
     double s = 0;
     for (int64_t j = 0; j < d; j++) {
         double v = fabs((double)xa[j] - x[j]);
-        if (norm == ADVEX_NORM_L2) s += v * v; else if (v > s) s = v;
+        if (norm == ADVEX_NORM_L2) s += v * v; else if (norm == ADVEX_NORM_L1) s += v; else if (v > s) s = v;
     }
     return norm == ADVEX_NORM_L2 ? sqrt(s) : s;
 }

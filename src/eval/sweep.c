@@ -60,6 +60,7 @@ static advex_status check_config(advex_model *m, const advex_dataset *d, const a
     for (int a = 0; a < c->n_attacks; a++) {
         advex_attack_config ac = c->attack;
         ac.kind = c->attacks[a];
+        if (ac.kind != ADVEX_ATTACK_STANDARD) ac.version = ADVEX_AA_STANDARD; /* (a version is standard's) */
         if (c->default_norms) ac.norm = advex_attack_default_norm(ac.kind);
         ac.no_early_stop = c->surrogate != NULL;
         if (ac.kind == ADVEX_ATTACK_UAP) {
@@ -133,6 +134,7 @@ static advex_status run_one(advex_model *m, const advex_dataset *d, const advex_
     int r = a * c->n_eps + e;
     advex_attack_config ac = c->attack;
     ac.kind = c->attacks[a];
+    if (ac.kind != ADVEX_ATTACK_STANDARD) ac.version = ADVEX_AA_STANDARD;
     if (c->default_norms) ac.norm = advex_attack_default_norm(ac.kind);
     ac.eps = c->eps[e];
     advex_status st;
@@ -193,6 +195,7 @@ advex_status advex_eval_sweep(advex_model *m, const advex_dataset *d, const adve
          * a uap has no perturbation yet. A failing check is not fatal: the runs report errors. */
         advex_attack_config chk = c->attack;
         chk.kind = c->attacks[0];
+        if (chk.kind != ADVEX_ATTACK_STANDARD) chk.version = ADVEX_AA_STANDARD;
         if (c->default_norms) chk.norm = advex_attack_default_norm(chk.kind);
         chk.eps = c->eps[c->n_eps - 1];
         if (advex_eval_checks(m, d, chk.kind == ADVEX_ATTACK_UAP ? NULL : &chk, &s->warnings)) advex_clear_error();
