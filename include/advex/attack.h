@@ -109,6 +109,10 @@ typedef struct advex_attack_config {
     /* standard: the AutoAttack version (advex_aa_version). Default 0, standard; any other
      * value with another attack is refused (ADVEX_ERR_ARG) */
     int32_t version;
+    /* Square: 0 (default) p's schedule rescaled to the budget (square.py's default); 1 its
+     * iteration numbers as they are (resc_schedule=False, as AutoAttack's standard versions
+     * build their Square, which standard does) */
+    int32_t square_unscaled;
 } advex_attack_config;
 
 /* Defaults: FGSM, eps 0, untargeted, seed 0, L-inf, restarts 1, momentum 1.0, kappa 0,

@@ -51,6 +51,7 @@ static advex_attack_config stage_config(const advex_attack_config *c, const aa_s
     sub.seed = c->seed + (uint64_t)s;
     if (t[s].restarts && c->restarts == 1) sub.restarts = t[s].restarts;
     if (t[s].topk && c->topk <= 0) sub.topk = t[s].topk;
+    sub.square_unscaled = 1; /* autoattack.py builds its Square with resc_schedule=False */
     return sub;
 }
 
