@@ -91,7 +91,7 @@ void atk_square_l2_propose(float *xn, const float *x, const float *xb, int64_t C
 /* FAB (fab.c, fab_proj.c). atk_fab_project: the displacement d (n) of smallest norm that
  * takes t onto {z : w.z = b} inside [0,1]^n (the far corner when the plane misses the box);
  * scratch: n keys. atk_norm_of: ||v|| in the norm. */
-typedef struct atk_fab_key { double key; int64_t i; } atk_fab_key;
+typedef struct atk_fab_key { double key, full, slope; int64_t i; } atk_fab_key;
 void atk_fab_project(advex_norm norm, const float *t, const float *w, double b, int64_t n, float *d,
                      atk_fab_key *scratch);
 double atk_norm_of(const float *v, int64_t d, advex_norm norm);
