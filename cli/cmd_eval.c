@@ -68,7 +68,8 @@ int cmd_eval(int argc, char **argv) {
     int r = cli_parse(cmd, "--model M.onnx --data D --attack A,... --eps E,... [options]",
                       "Robust accuracy of a model over a data set for each attack and eps (a clean-misclassified\n"
                       "example counts as non-robust); success rate is over the correctly classified examples.\n"
-                      "`standard` is AutoAttack's protocol: APGD-CE, APGD-T and Square, each on what is still robust.",
+                      "`standard` is AutoAttack's protocol: APGD-CE, APGD-T, FAB-T and Square, each on what is still robust\n"
+                      "(--version plus: APGD-CE, APGD-DLR, FAB, Square, APGD-T, FAB-T).",
                       argc, argv, f, nf);
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     const char *model_path = CLI_GET(f, "--model")->value, *data_spec = CLI_GET(f, "--data")->value;
