@@ -9,7 +9,9 @@
  * 3. Against the published FAB (auto-attack's fab_pt.py, tools/make_fab_fixtures.py,
  *    tests/fixtures/attacks/fab_ref.npy) on the same weights and first 40 test images, each
  *    norm: robust counts of fab and fab-t (3 targets) at eps within 2 examples, and each
- *    example's minimal norm within 5% of the published one for 90% of them. */
+ *    example's minimal norm within 5% of the published one for 90% of them.
+ * 4. standard's stage lists per version and norm are autoattack.py's, in its order; a version
+ *    on another attack and an unknown version name are refused. */
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +220,43 @@ TEST(fab_matches_published_code) {
     free(ref);
 }
 
+/* standard's stage lists are autoattack.py's set_version, in its order */
+TEST(standard_versions_follow_autoattack) {
+    ASSERT(setup());
+    advex_attack_config c;
+    advex_attack_config_default(&c);
+    c.kind = ADVEX_ATTACK_STANDARD;
+    advex_attack_kind st[ADVEX_ATTACK_MAX_STAGES];
+    const advex_attack_kind std4[] = {ADVEX_ATTACK_APGD_CE, ADVEX_ATTACK_APGD_T, ADVEX_ATTACK_FAB_T, ADVEX_ATTACK_SQUARE};
+    const advex_attack_kind plus6[] = {ADVEX_ATTACK_APGD_CE, ADVEX_ATTACK_APGD_DLR, ADVEX_ATTACK_FAB,
+                                       ADVEX_ATTACK_SQUARE,  ADVEX_ATTACK_APGD_T,   ADVEX_ATTACK_FAB_T};
+    for (int nm = 0; nm < 2; nm++) {
+        c.norm = nm ? ADVEX_NORM_L2 : ADVEX_NORM_LINF;
+        c.version = ADVEX_AA_STANDARD;
+        ASSERT_EQ_INT(advex_attack_stages(&c, st, ADVEX_ATTACK_MAX_STAGES), 4);
+        for (int s = 0; s < 4; s++) ASSERT_EQ_INT(st[s], std4[s]);
+        c.version = ADVEX_AA_PLUS;
+        ASSERT_OK(advex_attack_check(net, &c));
+        ASSERT_EQ_INT(advex_attack_stages(&c, st, ADVEX_ATTACK_MAX_STAGES), 6);
+        for (int s = 0; s < 6; s++) ASSERT_EQ_INT(st[s], plus6[s]);
+    }
+    c.version = ADVEX_AA_STANDARD;
+    c.norm = ADVEX_NORM_L1; /* AutoAttack's L1 list (refused to run until APGD has its L1 form) */
+    ASSERT_EQ_INT(advex_attack_stages(&c, st, ADVEX_ATTACK_MAX_STAGES), 3);
+    for (int s = 0; s < 3; s++) ASSERT_EQ_INT(st[s], std4[s]);
+    ASSERT_STATUS(advex_attack_check(net, &c), ADVEX_ERR_ARG);
+    /* a version on another attack, an unknown one, by name */
+    c.norm = ADVEX_NORM_LINF;
+    c.kind = ADVEX_ATTACK_PGD;
+    c.version = ADVEX_AA_PLUS;
+    ASSERT_STATUS(advex_attack_check(net, &c), ADVEX_ERR_ARG);
+    int32_t v = -1;
+    ASSERT_OK(advex_aa_version_parse("plus", &v));
+    ASSERT_EQ_INT(v, ADVEX_AA_PLUS);
+    ASSERT_STATUS(advex_aa_version_parse("rand2", &v), ADVEX_ERR_ARG);
+    ASSERT(strstr(advex_last_error(), "standard, plus"));
+}
+
 TEST(teardown) {
     advex_model_free(net);
     advex_dataset_free(&data);
@@ -225,4 +264,4 @@ TEST(teardown) {
 }
 
 TEST_MAIN(TEST_ENTRY(projection_matches_definition), TEST_ENTRY(fab_matches_definition_and_beats_deepfool),
-          TEST_ENTRY(fab_matches_published_code), TEST_ENTRY(teardown))
+          TEST_ENTRY(fab_matches_published_code), TEST_ENTRY(standard_versions_follow_autoattack), TEST_ENTRY(teardown))
