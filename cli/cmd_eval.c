@@ -25,6 +25,15 @@ static int parse_attacks(const char *cmd, const char *list, advex_attack_kind *k
     }
 }
 
+/* --version is standard's: refused when --attack does not list it. 0 or an exit code. */
+static int check_version(const char *cmd, cli_flag *f, int nf, const advex_attack_kind *kinds, int n) {
+    int std = 0;
+    for (int a = 0; a < n; a++) std |= kinds[a] == ADVEX_ATTACK_STANDARD;
+    if (!std && cli_get(f, nf, "--version")->value)
+        return cli_error(cmd, CLI_EXIT_USAGE, "--version: applies to standard only (not in --attack)");
+    return 0;
+}
+
 /* The progress bar of the run in progress: a new one when the run changes. */
 typedef struct eval_ui {
     cli_progress bar;
@@ -86,12 +95,7 @@ int cmd_eval(int argc, char **argv) {
     if ((r = parse_attacks(cmd, CLI_GET(f, "--attack")->value, kinds, ADVEX_SWEEP_MAX_ATTACKS, &sc.n_attacks))) return r;
     if (advex_parse_eps_list(CLI_GET(f, "--eps")->value, eps, ADVEX_SWEEP_MAX_EPS, &sc.n_eps))
         return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
-    if ((r = cli_attack_options(cmd, f, nf, &sc.attack))) return r;
-    if (CLI_GET(f, "--version")->value) { /* the version is standard's: refused without it */
-        int std = 0;
-        for (int a = 0; a < sc.n_attacks; a++) std |= kinds[a] == ADVEX_ATTACK_STANDARD;
-        if (!std) return cli_error(cmd, CLI_EXIT_USAGE, "--version: applies to standard only (not in --attack)");
-    }
+    if ((r = cli_attack_options(cmd, f, nf, &sc.attack)) || (r = check_version(cmd, f, nf, kinds, sc.n_attacks))) return r;
     sc.attacks = kinds;
     sc.eps = eps;
     sc.attack.seed = (uint64_t)seed;
