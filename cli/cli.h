@@ -140,12 +140,16 @@ int cmd_bench(int argc, char **argv);
 #define CLI_ATTACK_FLAGS                                                                              \
     {"--steps", "K", "iterations (bim/pgd/mifgsm 10, apgd 100, cw 1000 per binary step, deepfool 50)", NULL, 0}, \
     {"--alpha", "A", "step size (fgsm-rs 1.25*eps, bim/mifgsm eps/K, pgd 2.5*eps/K)", NULL, 0},            \
-    {"--restarts", "R", "pgd/apgd: runs from random starts; 0 = one run from x, no random start", NULL, 0}, \
-    {"--norm", "N", "linf or l2, for every attack (default: l2 for cw, which is L2 only; linf otherwise)", NULL, 0}, \
+    {"--restarts", "R", "pgd/apgd: runs from random starts; 0 = one run from x, no random start; fab: runs, "  \
+                        "the first from x", NULL, 0},                                                      \
+    {"--norm", "N", "linf, l2 or l1 (l1: fab, fab-t), for every attack (default: l2 for cw, which is L2 "    \
+                    "only; linf otherwise)", NULL, 0},                                                     \
+    {"--version", "V", "AutoAttack version: standard or plus (of the standard attack; default standard), or, "\
+                       "for eval, rand in place of --attack (apgd-ce, apgd-dlr, 1 restart, --eot 20)", NULL, 0}, \
     {"--queries", "Q", "square: query budget per example (default 5000)", NULL, 0},                          \
     {"--p-init", "P", "square: initial fraction of pixels changed (default 0.8)", NULL, 0},                 \
     {"--momentum", "MU", "mifgsm: momentum decay (default 1.0)", NULL, 0},                                  \
-    {"--topk", "K", "apgd-t/standard: target classes (default 9)", NULL, 0},                                \
+    {"--topk", "K", "apgd-t/fab-t/standard: target classes (default 9)", NULL, 0},                          \
     {"--kappa", "K", "cw: confidence margin (default 0)", NULL, 0},                                         \
     {"--binary-steps", "B", "cw: binary search steps over c (default 9)", NULL, 0},                         \
     {"--c-init", "C", "cw: initial constant c (default 1e-3)", NULL, 0},                                    \
@@ -190,13 +194,13 @@ int cli_report_check(const char *cmd, const char *dir);
 
 /* eval for other tools and CI (cli/eval_ci.c). */
 #define CLI_EVAL_CI_FLAGS                                                                                      \
-    {"--version", "V", "a protocol instead of --attack: rand (AutoAttack's for randomized defences: apgd-ce, " \
-                       "apgd-dlr, 1 restart, --eot 20)", NULL, 0},                                              \
     {"--min-robust-accuracy", "X|A=X,...", "gate: exit 3 when the worst-case robust accuracy (X) or that of " \
                        "attack A (A=X) falls below X at any eps; X a fraction (0.45) or a percentage (45%)", NULL, 0}, \
     {"--junit", "FILE", "also write JUnit XML: one test case per attack and eps, failures under the gate", NULL, 0}, \
     {"--robustbench", "FILE", "also write RobustBench's model-info JSON (one eps)", NULL, 0}
-/* --version: the protocol's attacks into kinds (n) and its settings into c; 0 or an exit code. */
+/* --version rand (a protocol that sets the attacks): its attacks into kinds (n) and its settings
+ * into c; other versions (standard, plus) are the standard attack's (cli_attack_options).
+ * 0 or an exit code. */
 int cli_eval_version(const char *cmd, cli_flag *f, int nf, advex_attack_kind *kinds, int max, int *n,
                      advex_attack_config *c);
 /* Before any work: the gate parsed into g (g->n 0 without it), --robustbench needs one eps,

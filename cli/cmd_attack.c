@@ -94,14 +94,14 @@ static void print_result(const advex_eval_result *res, const advex_attack_config
                transfer ? " (transfer)" : "");
     else
         printf("examples: %lld   attack: %s%s   eps: %.6g (%s)\n", (long long)n, advex_attack_name(ac->kind),
-               transfer ? " (transfer)" : "", (double)ac->eps, res->norm == ADVEX_NORM_L2 ? "L2" : "L-inf");
+               transfer ? " (transfer)" : "", (double)ac->eps, res->norm == ADVEX_NORM_L2 ? "L2" : res->norm == ADVEX_NORM_L1 ? "L1" : "L-inf");
     printf("clean accuracy:       %.2f%%\n", 100.0 * (double)res->clean_correct / (double)n);
     printf("adversarial accuracy: %.2f%%\n", 100.0 * res->robust_accuracy);
     printf("success rate:         %.2f%% (of the %lld correctly classified)\n", 100.0 * res->success_rate,
            (long long)res->clean_correct);
     if (res->norm_count > 0)
         printf("perturbation %s:     median %.4g, mean %.4g (of the %lld successful)\n",
-               res->norm == ADVEX_NORM_L2 ? "L2  " : "Linf", res->norm_median, res->norm_mean, (long long)res->norm_count);
+               res->norm == ADVEX_NORM_L2 ? "L2  " : res->norm == ADVEX_NORM_L1 ? "L1  " : "Linf", res->norm_median, res->norm_mean, (long long)res->norm_count);
     if (res->queries_count > 0)
         printf("queries:              mean %.1f, median %.0f (of the %lld successful)\n", res->queries_mean,
                res->queries_median, (long long)res->queries_count);
@@ -142,6 +142,9 @@ static int attack_settings(const char *cmd, cli_flag *f, int nf, uint64_t seed, 
         return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
     }
     if ((r = cli_attack_options(cmd, f, nf, ac))) return r;
+    const char *ver = cli_get(f, nf, "--version")->value;
+    if (ver && strcmp(ver, "rand") == 0)
+        return cli_error(cmd, CLI_EXIT_USAGE, "--version rand: a protocol of several attacks, for advex eval");
     ac->seed = seed;
     cli_files fs = {.n = 0};
     cli_files_in(&fs, "--model", cli_get(f, nf, "--model")->value);
@@ -165,8 +168,8 @@ int cmd_attack(int argc, char **argv) {
         {"--limit", "N", "attack the first N examples (0 = all)", "0", 0},
         CLI_DATA_FLAGS,
         {"--attack", "A", "attack: none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t, square, "
-                          "standard, cw, deepfool, uap", "fgsm", 0},
-        {"--eps", "E", "radius in input units, L-inf or L2 per --norm (8/255 accepted); cw/deepfool: a norm "
+                          "standard, cw, deepfool, uap, fab, fab-t", "fgsm", 0},
+        {"--eps", "E", "radius in input units, L-inf or L2 per --norm (8/255 accepted); cw/deepfool/fab: a norm "
                        "budget, unbounded when omitted", NULL, 0},
         {"--target", "T", "targeted attack: a class, next, least-likely or random", NULL, 0},
         {"--batch", "B", "batch size", "256", 0},

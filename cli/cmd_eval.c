@@ -45,6 +45,16 @@ static int check_files(const char *cmd, cli_flag *f, int nf, const advex_sweep_c
     return report ? cli_report_check(cmd, report) : 0;
 }
 
+/* --version is standard's: refused when --attack does not list it. 0 or an exit code. */
+static int check_version(const char *cmd, cli_flag *f, int nf, const advex_attack_kind *kinds, int n) {
+    int std = 0;
+    for (int a = 0; a < n; a++) std |= kinds[a] == ADVEX_ATTACK_STANDARD;
+    const char *v = cli_get(f, nf, "--version")->value;
+    if (!std && v && strcmp(v, "rand") != 0)
+        return cli_error(cmd, CLI_EXIT_USAGE, "--version %s: applies to standard only (not in --attack)", v);
+    return 0;
+}
+
 /* The progress bar of the run in progress: a new one when the run changes. */
 typedef struct eval_ui {
     cli_progress bar;
@@ -106,7 +116,7 @@ int cmd_eval(int argc, char **argv) {
         {"--limit", "N", "evaluate the first N examples (0 = all)", "0", 0},
         CLI_DATA_FLAGS,
         {"--attack", "A,...", "comma-separated attacks: none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, "
-                              "apgd-t, square, standard, cw, deepfool, uap", "fgsm", 0},
+                              "apgd-t, square, standard, cw, deepfool, uap, fab, fab-t", "fgsm", 0},
         {"--eps", "E,...", "comma-separated radii (input units; 8/255 accepted)", "0,0.05,0.1", 0},
         {"--target", "T", "targeted attack: a class, next, least-likely or random", NULL, 0},
         {"--batch", "B", "batch size", "256", 0},
@@ -126,9 +136,11 @@ int cmd_eval(int argc, char **argv) {
     int r = cli_parse(cmd, "--model M.onnx --data D --attack A,... --eps E,... [options]",
                       "Robust accuracy of a model over a data set for each attack and eps (a clean-misclassified\n"
                       "example counts as non-robust); success rate is over the correctly classified examples.\n"
-                      "`standard` is AutoAttack's protocol: APGD-CE, APGD-T and Square, each on what is still robust.\n"
-                      "AutoAttack's log lines go to stderr. Exit status: 0 done, 1 runtime error, 2 bad usage,\n"
-                      "3 robust accuracy below --min-robust-accuracy (every output written), 130 interrupted.",
+                      "`standard` is AutoAttack's protocol: APGD-CE, APGD-T, FAB-T and Square, each on what is still\n"
+                      "robust (--version plus: APGD-CE, APGD-DLR, FAB, Square, APGD-T, FAB-T; --version rand: APGD-CE\n"
+                      "and APGD-DLR with EOT). AutoAttack's log lines go to stderr. Exit status: 0 done, 1 runtime\n"
+                      "error, 2 bad usage, 3 robust accuracy below --min-robust-accuracy (every output written),\n"
+                      "130 interrupted.",
                       argc, argv, f, nf);
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
     const char *model_path = CLI_GET(f, "--model")->value, *data_spec = CLI_GET(f, "--data")->value;
@@ -147,6 +159,7 @@ int cmd_eval(int argc, char **argv) {
         return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
     if ((r = cli_attack_options(cmd, f, nf, &sc.attack))) return r;
     if ((r = cli_eval_version(cmd, f, nf, kinds, ADVEX_SWEEP_MAX_ATTACKS, &sc.n_attacks, &sc.attack))) return r;
+    if ((r = check_version(cmd, f, nf, kinds, sc.n_attacks))) return r;
     advex_gate gate;
     sc.attacks = kinds;
     sc.eps = eps;

@@ -346,6 +346,10 @@ int cli_attack_options(const char *cmd, cli_flag *f, int nf, advex_attack_config
         return cli_error(cmd, CLI_EXIT_USAGE, "--target: %s", advex_last_error());
     if ((fl = cli_get(f, nf, "--norm")) && fl->value && advex_norm_parse(fl->value, &c->norm))
         return cli_error(cmd, CLI_EXIT_USAGE, "--norm: %s", advex_last_error());
+    /* rand is eval's protocol (cli_eval_version), not a version of standard */
+    if ((fl = cli_get(f, nf, "--version")) && fl->value && strcmp(fl->value, "rand") != 0 &&
+        advex_aa_version_parse(fl->value, &c->version))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--version: %s", advex_last_error());
     if (opt_int(cmd, f, nf, "--steps", 1, 1000000, &c->steps) || opt_int(cmd, f, nf, "--restarts", 0, 10000, &c->restarts) ||
         opt_int(cmd, f, nf, "--queries", 1, 100000000, &c->queries) || opt_int(cmd, f, nf, "--topk", 1, 100000, &c->topk) ||
         opt_int(cmd, f, nf, "--binary-steps", 1, 1000, &c->binary_steps) || opt_int(cmd, f, nf, "--eot", 1, 100000, &c->eot) ||

@@ -26,12 +26,7 @@ int cli_eval_version(const char *cmd, cli_flag *f, int nf, advex_attack_kind *ki
     const struct eval_version *ver = NULL;
     for (size_t i = 0; i < sizeof versions / sizeof *versions; i++)
         if (strcmp(v->value, versions[i].name) == 0) ver = &versions[i];
-    if (!ver) {
-        char names[256] = "";
-        for (size_t i = 0; i < sizeof versions / sizeof *versions; i++)
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", versions[i].name);
-        return cli_error(cmd, CLI_EXIT_USAGE, "--version: unknown version '%s' (choose from %s)", v->value, names);
-    }
+    if (!ver) return 0; /* standard or plus: the standard attack's (checked by cli_attack_options) */
     if (cli_get(f, nf, "--attack")->seen)
         return cli_error(cmd, CLI_EXIT_USAGE, "--version %s sets the attacks (%s): drop --attack", ver->name,
                          ver->attacks);

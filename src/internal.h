@@ -51,6 +51,9 @@ void advex_buf_printf(advex_buf *b, const char *fmt, ...) __attribute__((format(
 advex_status advex_buf_take(advex_buf *b, char **out);
 void advex_buf_free(advex_buf *b);
 
+/* Index of a norm in the (L-inf, L2, L1) triples of per-example norms. */
+static inline int advex_norm_index(advex_norm n) { return n == ADVEX_NORM_L2 ? 1 : n == ADVEX_NORM_L1 ? 2 : 0; }
+
 /* ---- topological order (src/core/toposort.c) ------------------------------------------ */
 
 /* Kahn's algorithm over n nodes: node i's successors are adj[start[i] .. start[i+1]),

@@ -40,7 +40,7 @@ static double lp(const float *a, const float *b, advex_norm norm) {
     double s = 0;
     for (int j = 0; j < D; j++) {
         double v = fabs((double)a[j] - b[j]);
-        if (norm == ADVEX_NORM_L2) s += v * v; else if (v > s) s = v;
+        if (norm == ADVEX_NORM_L2) s += v * v; else if (norm == ADVEX_NORM_L1) s += v; else if (v > s) s = v;
     }
     return norm == ADVEX_NORM_L2 ? sqrt(s) : s;
 }
@@ -78,6 +78,8 @@ static const case_t cases[] = {
     {"apgd-t", ADVEX_ATTACK_APGD_T, ADVEX_NORM_LINF, 0.05f}, {"square", ADVEX_ATTACK_SQUARE, ADVEX_NORM_LINF, 0.05f},
     {"standard", ADVEX_ATTACK_STANDARD, ADVEX_NORM_LINF, 0.05f}, {"cw", ADVEX_ATTACK_CW, ADVEX_NORM_L2, 2.0f},
     {"deepfool-linf", ADVEX_ATTACK_DEEPFOOL, ADVEX_NORM_LINF, 0.1f}, {"deepfool-l2", ADVEX_ATTACK_DEEPFOOL, ADVEX_NORM_L2, 2.0f},
+    {"fab", ADVEX_ATTACK_FAB, ADVEX_NORM_LINF, 0.1f},        {"fab-t-l2", ADVEX_ATTACK_FAB_T, ADVEX_NORM_L2, 2.0f},
+    {"fab-l1", ADVEX_ATTACK_FAB, ADVEX_NORM_L1, 10.0f},
 };
 #define NCASES ((int)(sizeof cases / sizeof *cases))
 
@@ -133,9 +135,12 @@ TEST(every_attack_bounds_and_reported_success) {
         ASSERT_EQ_INT(res.norm_count, res.clean_correct - res.robust_correct);
         if (advex_attack_is_min_norm(c.kind)) ASSERT(res.norm_median > 0 && res.norm_median <= c.eps);
         if (c.kind == ADVEX_ATTACK_SQUARE) ASSERT(res.queries_count > 0 && res.queries_median <= c.queries);
-        if (c.kind == ADVEX_ATTACK_STANDARD)
-            ASSERT_EQ_INT(res.stage_removed[0] + res.stage_removed[1] + res.stage_removed[2],
-                          res.clean_correct - res.robust_correct);
+        if (c.kind == ADVEX_ATTACK_STANDARD) {
+            int64_t removed = 0;
+            ASSERT_EQ_INT(res.n_stages, 4); /* APGD-CE, APGD-T, FAB-T, Square */
+            for (int s = 0; s < res.n_stages; s++) removed += res.stage_removed[s];
+            ASSERT_EQ_INT(removed, res.clean_correct - res.robust_correct);
+        }
     }
     free(xa);
 }

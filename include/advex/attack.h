@@ -25,10 +25,12 @@ typedef enum advex_attack_kind {
     ADVEX_ATTACK_APGD_DLR,  /* Croce & Hein 2020, DLR loss */
     ADVEX_ATTACK_APGD_T,    /* targeted DLR over the top-k classes (AutoAttack's APGD-T) */
     ADVEX_ATTACK_SQUARE,    /* Andriushchenko et al. 2020, L-inf or L2, score-based (forward only) */
-    ADVEX_ATTACK_STANDARD,  /* AutoAttack protocol: APGD-CE, then APGD-T, then Square (L-inf or L2) */
+    ADVEX_ATTACK_STANDARD,  /* AutoAttack protocol (c->version): APGD-CE, APGD-T, FAB-T, Square */
     ADVEX_ATTACK_CW,        /* Carlini & Wagner L2 (minimal perturbation); L2 only */
     ADVEX_ATTACK_DEEPFOOL,  /* Moosavi-Dezfooli et al. (minimal perturbation, L2 or L-inf) */
     ADVEX_ATTACK_UAP,       /* universal perturbation: x' = clip(x + delta) (c->uap_delta) */
+    ADVEX_ATTACK_FAB,       /* Croce & Hein 2020, fast adaptive boundary (minimal perturbation) */
+    ADVEX_ATTACK_FAB_T,     /* FAB targeted over the top-k classes (AutoAttack's FAB-T) */
     ADVEX_ATTACK_COUNT_
 } advex_attack_kind;
 
@@ -43,7 +45,17 @@ typedef enum advex_target_mode {
 typedef enum advex_norm {
     ADVEX_NORM_LINF = 0,
     ADVEX_NORM_L2 = 1,
+    ADVEX_NORM_L1 = 2,  /* FAB, FAB-T, APGD-CE, APGD-T and standard only */
 } advex_norm;
+
+/* Which AutoAttack version `standard` runs (autoattack.py set_version), c->version. */
+typedef enum advex_aa_version {
+    ADVEX_AA_STANDARD = 0, /* APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000); L1:
+                              APGD-CE (5 restarts), APGD-T (5 targets), FAB-T, no Square */
+    ADVEX_AA_PLUS = 1,     /* APGD-CE, APGD-DLR (5 restarts each), FAB (5 restarts), Square
+                              (5000), APGD-T (9 targets), FAB-T (9 targets) */
+    ADVEX_AA_COUNT_
+} advex_aa_version;
 
 /* Every field has a documented default (advex_attack_config_default); a value <= 0 for
  * steps, alpha, queries etc. means "the attack's own default" (listed per field). */
@@ -60,6 +72,7 @@ typedef struct advex_attack_config {
     int32_t steps;        /* <= 0: BIM/PGD/MI-FGSM 10, APGD 100, C&W 1000 per binary step
                              (an example stops early when its objective stalls), DeepFool 50 */
     int32_t restarts;     /* PGD/APGD: runs from random starts; 0 = one run from x itself.
+                             FAB: runs, the first from x, the others from random starts.
                              Default 1 */
     advex_norm norm;      /* the threat model, honoured by every attack; C&W implements L2 only
                              and refuses L-inf (ADVEX_ERR_ARG). Default L-inf
@@ -69,7 +82,7 @@ typedef struct advex_attack_config {
     int32_t queries;      /* query budget per example; <= 0: 5000 */
     float p_init;         /* initial fraction of pixels changed; <= 0: 0.8 */
     /* APGD-T */
-    int32_t topk;         /* target classes; <= 0: 9 (capped at classes - 1) */
+    int32_t topk;         /* APGD-T, FAB-T: target classes; <= 0: 9 (capped at classes - 1) */
     /* C&W */
     float kappa;          /* confidence margin, >= 0. Default 0 */
     int32_t binary_steps; /* binary search steps over c; <= 0: 9 */
@@ -98,6 +111,13 @@ typedef struct advex_attack_config {
      * (each drawing the model's randomness anew); the logits and losses it sees are those of
      * the last pass. <= 1: one pass. Black-box attacks (Square) ignore it. */
     int32_t eot;
+    /* standard: the AutoAttack version (advex_aa_version). Default 0, standard; any other
+     * value with another attack is refused (ADVEX_ERR_ARG) */
+    int32_t version;
+    /* Square: 0 (default) p's schedule rescaled to the budget (square.py's default); 1 its
+     * iteration numbers as they are (resc_schedule=False, as AutoAttack's standard versions
+     * build their Square, which standard does) */
+    int32_t square_unscaled;
 } advex_attack_config;
 
 /* Defaults: FGSM, eps 0, untargeted, seed 0, L-inf, restarts 1, momentum 1.0, kappa 0,
@@ -105,14 +125,17 @@ typedef struct advex_attack_config {
 void advex_attack_config_default(advex_attack_config *c);
 
 /* Parse "none", "fgsm", "fgsm-rs", "bim", "pgd", "mifgsm", "apgd-ce", "apgd-dlr", "apgd-t",
- * "square", "standard", "cw", "deepfool", "uap". ADVEX_ERR_ARG on an unknown name. */
+ * "square", "standard", "cw", "deepfool", "uap", "fab", "fab-t". ADVEX_ERR_ARG on an unknown name. */
 advex_status advex_attack_parse(const char *name, advex_attack_kind *kind);
 const char *advex_attack_name(advex_attack_kind kind);
 /* Comma-separated list of all attack names. */
 const char *advex_attack_names(void);
-/* Parse "linf" / "l2" (also "inf", "Linf", "L2"). */
+/* Parse "linf" / "l2" / "l1" (also "inf", "Linf", "L2", "L1"). */
 advex_status advex_norm_parse(const char *s, advex_norm *norm);
-/* 1 for the minimal-perturbation attacks (C&W, DeepFool), whose results carry a norm. */
+/* Parse an AutoAttack version name ("standard", "plus"); ADVEX_ERR_ARG naming the choices. */
+advex_status advex_aa_version_parse(const char *s, int32_t *version);
+const char *advex_aa_version_name(int32_t version);
+/* 1 for the minimal-perturbation attacks (C&W, DeepFool, FAB, FAB-T), whose results carry a norm. */
 int advex_attack_is_min_norm(advex_attack_kind kind);
 /* The norm an attack's perturbation is bounded and measured in: c->norm (every attack
  * implements the norm it is given or refuses it; see advex_attack_check). */
@@ -125,9 +148,9 @@ advex_norm advex_attack_default_norm(advex_attack_kind kind);
  * eps, kappa, alpha or momentum. advex_attack_batch runs the same check first. */
 advex_status advex_attack_check(const advex_model *m, const advex_attack_config *c);
 
-/* Composite attacks: the attacks `standard` runs, in order (APGD-CE, APGD-T, Square; FAB-T
- * is not implemented), into stages (at most max). Returns the count; 0 for other attacks. */
-#define ADVEX_ATTACK_MAX_STAGES 4
+/* Composite attacks: the attacks `standard` runs, in order, for its version and norm (see
+ * advex_aa_version), into stages (at most max). Returns the count; 0 for other attacks. */
+#define ADVEX_ATTACK_MAX_STAGES 6
 int advex_attack_stages(const advex_attack_config *c, advex_attack_kind *stages, int max);
 /* Parse "next", "least-likely", "random" or a class number. */
 advex_status advex_target_parse(const char *s, advex_target_mode *mode, int32_t *label);
@@ -149,7 +172,8 @@ advex_status advex_attack_batch(advex_model *m, const advex_attack_config *c, co
 typedef struct advex_attack_info {
     int64_t *queries;  /* (n) forward passes spent on the example (Square, standard's Square
                           stage; 0 for the others) */
-    int32_t *stage;    /* (n) standard: 1 APGD-CE, 2 APGD-T, 3 Square broke it; 0 not broken.
+    int32_t *stage;    /* (n) standard: the 1-based stage that broke it (advex_attack_stages:
+                          standard 1 APGD-CE, 2 APGD-T, 3 FAB-T, 4 Square); 0 not broken.
                           Other attacks: 1 if the attack reports success, else 0 */
 } advex_attack_info;
 

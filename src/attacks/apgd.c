@@ -191,16 +191,7 @@ advex_status atk_apgd(advex_model *m, const advex_attack_config *c, const float 
                 S.ys[a] = y[i];
                 if (c->kind == ADVEX_ATTACK_APGD_T) {
                     /* the (tc+2)-th most likely clean class (the top one is y when correct) */
-                    const float *zi = zclean + i * k;
-                    int32_t order[4096];
-                    int64_t kk = k < 4096 ? k : 4096;
-                    for (int64_t q = 0; q < kk; q++) order[q] = (int32_t)q;
-                    for (int r = 0; r <= tc + 1 && r < kk; r++) /* partial selection sort, first on ties */
-                        for (int64_t q = r + 1; q < kk; q++)
-                            if (zi[order[q]] > zi[order[r]] || (zi[order[q]] == zi[order[r]] && order[q] < order[r])) {
-                                int32_t tmp = order[r]; order[r] = order[q]; order[q] = tmp;
-                            }
-                    S.ts[a] = order[tc + 1];
+                    S.ts[a] = atk_ranked_class(zclean + i * k, k, tc + 1);
                 } else {
                     S.ts[a] = tfull[i];
                 }

@@ -15,21 +15,32 @@ atk_fn atk_family(advex_attack_kind kind) {
     case ADVEX_ATTACK_CW: return atk_cw;
     case ADVEX_ATTACK_DEEPFOOL: return atk_deepfool;
     case ADVEX_ATTACK_UAP: return atk_uap_apply;
+    case ADVEX_ATTACK_FAB: case ADVEX_ATTACK_FAB_T: return atk_fab;
     default: return NULL;
     }
 }
 
 /* 1 if the attack implements the norm. C&W is L2 only (Carlini & Wagner's L-inf variant is a
- * different algorithm, not implemented); every other attack implements both. */
+ * different algorithm, not implemented); L1 is FAB's; every other attack implements L-inf and L2. */
 static int norm_supported(advex_attack_kind kind, advex_norm norm) {
     if (kind == ADVEX_ATTACK_CW) return norm == ADVEX_NORM_L2;
+    if (norm == ADVEX_NORM_L1) return kind == ADVEX_ATTACK_FAB || kind == ADVEX_ATTACK_FAB_T;
     return norm == ADVEX_NORM_LINF || norm == ADVEX_NORM_L2;
+}
+
+static const char *norm_name(advex_norm norm) {
+    return norm == ADVEX_NORM_L2 ? "L2" : norm == ADVEX_NORM_L1 ? "L1" : "L-inf";
 }
 
 advex_status advex_attack_check(const advex_model *m, const advex_attack_config *c) {
     if (!(c->eps >= 0)) return advex_set_error(ADVEX_ERR_ARG, "eps must be >= 0 (got %g)", (double)c->eps);
-    if (c->norm != ADVEX_NORM_LINF && c->norm != ADVEX_NORM_L2)
+    if (c->norm != ADVEX_NORM_LINF && c->norm != ADVEX_NORM_L2 && c->norm != ADVEX_NORM_L1)
         return advex_set_error(ADVEX_ERR_ARG, "unknown norm %d", (int)c->norm);
+    if (c->version != ADVEX_AA_STANDARD && c->kind != ADVEX_ATTACK_STANDARD)
+        return advex_set_error(ADVEX_ERR_ARG, "%s: an AutoAttack version ('%s') applies to standard only",
+                               advex_attack_name(c->kind), advex_aa_version_name(c->version));
+    if (c->version < 0 || c->version >= ADVEX_AA_COUNT_)
+        return advex_set_error(ADVEX_ERR_ARG, "unknown AutoAttack version %d", (int)c->version);
     if (c->kappa < 0 || !isfinite(c->kappa)) return advex_set_error(ADVEX_ERR_ARG, "kappa must be >= 0");
     if (c->eot > 100000) return advex_set_error(ADVEX_ERR_ARG, "eot must be at most 100000 (got %d)", (int)c->eot);
     if (!isfinite(c->alpha) || !isfinite(c->momentum))
@@ -37,19 +48,22 @@ advex_status advex_attack_check(const advex_model *m, const advex_attack_config 
     if (c->kind == ADVEX_ATTACK_NONE) return ADVEX_OK;
     if (!atk_family(c->kind)) return advex_set_error(ADVEX_ERR_ARG, "unknown attack kind %d", (int)c->kind);
     if (!norm_supported(c->kind, c->norm))
-        return advex_set_error(ADVEX_ERR_ARG, "%s: the %s norm is not implemented (%s is L2 only)",
-                               advex_attack_name(c->kind), c->norm == ADVEX_NORM_L2 ? "L2" : "L-inf",
-                               advex_attack_name(c->kind));
-    if (c->no_early_stop && (c->kind == ADVEX_ATTACK_STANDARD || c->kind == ADVEX_ATTACK_DEEPFOOL))
+        return advex_set_error(ADVEX_ERR_ARG, "%s: the %s norm is not implemented (%s)", advex_attack_name(c->kind),
+                               norm_name(c->norm), c->kind == ADVEX_ATTACK_CW ? "cw is L2 only" : "L1: fab, fab-t");
+    if (c->no_early_stop && (c->kind == ADVEX_ATTACK_STANDARD || c->kind == ADVEX_ATTACK_DEEPFOOL ||
+                             c->kind == ADVEX_ATTACK_FAB || c->kind == ADVEX_ATTACK_FAB_T))
         return advex_set_error(ADVEX_ERR_ARG, "%s stops each example at the crafting model's decision boundary: no "
                                "transfer mode (with a surrogate use pgd, mifgsm, apgd-ce, apgd-t, or cw with a kappa)",
                                advex_attack_name(c->kind));
     if (c->kind == ADVEX_ATTACK_UAP && !c->uap_delta)
         return advex_set_error(ADVEX_ERR_ARG, "uap: no universal perturbation given (compute one first)");
     if (c->target != ADVEX_TARGET_NONE && (c->kind == ADVEX_ATTACK_STANDARD || c->kind == ADVEX_ATTACK_APGD_T ||
-                                           c->kind == ADVEX_ATTACK_UAP))
-        return advex_set_error(ADVEX_ERR_ARG, "%s does not take a target (it picks its own or is universal)",
-                               advex_attack_name(c->kind));
+                                           c->kind == ADVEX_ATTACK_UAP || c->kind == ADVEX_ATTACK_FAB ||
+                                           c->kind == ADVEX_ATTACK_FAB_T))
+        return advex_set_error(ADVEX_ERR_ARG, "%s does not take a target (it picks its own, is untargeted or is "
+                               "universal)", advex_attack_name(c->kind));
+    if (c->kind == ADVEX_ATTACK_FAB_T && m->net->classes < 2)
+        return advex_set_error(ADVEX_ERR_ARG, "fab-t needs at least 2 classes");
     if ((c->kind == ADVEX_ATTACK_APGD_DLR || c->kind == ADVEX_ATTACK_APGD_T || c->kind == ADVEX_ATTACK_STANDARD) &&
         m->net->classes < 4 && !(c->kind == ADVEX_ATTACK_APGD_DLR && m->net->classes >= 3 && c->target == ADVEX_TARGET_NONE))
         return advex_set_error(ADVEX_ERR_ARG, "%s needs DLR, which needs at least %d classes (model has %lld)",

@@ -88,6 +88,19 @@ void atk_square_l2_init(float *xb, const float *x, int64_t C, int64_t H, int64_t
 void atk_square_l2_propose(float *xn, const float *x, const float *xb, int64_t C, int64_t H, int64_t W, int64_t s,
                            float eps, advex_rng *r, double *eta_buf, float *delta);
 
+/* FAB (fab.c, fab_proj.c). atk_fab_project: the displacement d (n) of smallest norm that
+ * takes t onto {z : w.z = b} inside [0,1]^n (the far corner when the plane misses the box);
+ * scratch: n keys. atk_norm_of: ||v|| in the norm. */
+typedef struct atk_fab_key { double key, full, slope; int64_t i; } atk_fab_key;
+void atk_fab_project(advex_norm norm, const float *t, const float *w, double b, int64_t n, float *d,
+                     atk_fab_key *scratch);
+double atk_norm_of(const float *v, int64_t d, advex_norm norm);
+advex_status atk_fab(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
+                     int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+/* The class of rank r (0: the largest) of logits z (k), the lower index first on ties:
+ * APGD-T's and FAB-T's targets (r = 1, 2, ...). */
+int32_t atk_ranked_class(const float *z, int64_t k, int r);
+
 /* Allocation helper: one block for several arrays; NULL + error on failure. */
 void *atk_alloc(size_t bytes);
 

@@ -2,6 +2,7 @@
  * selection (label, next, least-likely, random), and projection helpers. */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,12 +24,14 @@ static const struct { advex_attack_kind kind; const char *name; } attack_names[]
     {ADVEX_ATTACK_BIM, "bim"},           {ADVEX_ATTACK_PGD, "pgd"},           {ADVEX_ATTACK_MIFGSM, "mifgsm"},
     {ADVEX_ATTACK_APGD_CE, "apgd-ce"},   {ADVEX_ATTACK_APGD_DLR, "apgd-dlr"}, {ADVEX_ATTACK_APGD_T, "apgd-t"},
     {ADVEX_ATTACK_SQUARE, "square"},     {ADVEX_ATTACK_STANDARD, "standard"}, {ADVEX_ATTACK_CW, "cw"},
-    {ADVEX_ATTACK_DEEPFOOL, "deepfool"}, {ADVEX_ATTACK_UAP, "uap"},
+    {ADVEX_ATTACK_DEEPFOOL, "deepfool"}, {ADVEX_ATTACK_UAP, "uap"},           {ADVEX_ATTACK_FAB, "fab"},
+    {ADVEX_ATTACK_FAB_T, "fab-t"},
 };
 _Static_assert(sizeof attack_names / sizeof *attack_names == ADVEX_ATTACK_COUNT_, "attack name table");
 
 const char *advex_attack_names(void) {
-    return "none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t, square, standard, cw, deepfool, uap";
+    return "none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t, square, standard, cw, deepfool, uap, fab, "
+           "fab-t";
 }
 
 advex_status advex_attack_parse(const char *name, advex_attack_kind *kind) {
@@ -52,11 +55,29 @@ advex_status advex_norm_parse(const char *s, advex_norm *norm) {
         return ADVEX_OK;
     }
     if (s && (strcmp(s, "l2") == 0 || strcmp(s, "L2") == 0)) { *norm = ADVEX_NORM_L2; return ADVEX_OK; }
-    return advex_set_error(ADVEX_ERR_ARG, "unknown norm '%s' (linf or l2)", s ? s : "");
+    if (s && (strcmp(s, "l1") == 0 || strcmp(s, "L1") == 0)) { *norm = ADVEX_NORM_L1; return ADVEX_OK; }
+    return advex_set_error(ADVEX_ERR_ARG, "unknown norm '%s' (linf, l2 or l1)", s ? s : "");
+}
+
+/* AutoAttack's versions by name (`rand` and others go here) */
+static const char *const aa_versions[ADVEX_AA_COUNT_] = {[ADVEX_AA_STANDARD] = "standard", [ADVEX_AA_PLUS] = "plus"};
+
+advex_status advex_aa_version_parse(const char *s, int32_t *version) {
+    for (int v = 0; v < ADVEX_AA_COUNT_; v++)
+        if (s && aa_versions[v] && strcmp(s, aa_versions[v]) == 0) { *version = v; return ADVEX_OK; }
+    char names[128] = "";
+    for (int v = 0; v < ADVEX_AA_COUNT_; v++)
+        if (aa_versions[v]) snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", v ? ", " : "", aa_versions[v]);
+    return advex_set_error(ADVEX_ERR_ARG, "unknown AutoAttack version '%s' (choose from %s)", s ? s : "", names);
+}
+
+const char *advex_aa_version_name(int32_t version) {
+    return version >= 0 && version < ADVEX_AA_COUNT_ && aa_versions[version] ? aa_versions[version] : "?";
 }
 
 int advex_attack_is_min_norm(advex_attack_kind kind) {
-    return kind == ADVEX_ATTACK_CW || kind == ADVEX_ATTACK_DEEPFOOL;
+    return kind == ADVEX_ATTACK_CW || kind == ADVEX_ATTACK_DEEPFOOL || kind == ADVEX_ATTACK_FAB ||
+           kind == ADVEX_ATTACK_FAB_T;
 }
 
 advex_norm advex_attack_norm(const advex_attack_config *c) { return c->norm; }
@@ -303,4 +324,19 @@ int atk_setup_targets(advex_model *m, const advex_attack_config *c, const float 
     if (c->target == ADVEX_TARGET_LEAST_LIKELY && (*st = advex_model_forward(m, x, n, z))) return -1;
     if ((*st = advex_attack_targets(c, z, y, n, m->net->classes, off, t))) return -1;
     return 1;
+}
+
+int32_t atk_ranked_class(const float *z, int64_t k, int r) {
+    /* selection: the best class not yet taken, r + 1 times (taken = ranks above r) */
+    int32_t prev = -1, cur = 0;
+    for (int s = 0; s <= r && s < k; s++) {
+        cur = -1;
+        for (int64_t q = 0; q < k; q++) {
+            /* below prev in the order (value desc, index asc) */
+            if (prev >= 0 && !(z[q] < z[prev] || (z[q] == z[prev] && q > prev))) continue;
+            if (cur < 0 || z[q] > z[cur]) cur = (int32_t)q;
+        }
+        prev = cur;
+    }
+    return cur;
 }

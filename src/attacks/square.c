@@ -18,9 +18,10 @@
 
 #include "attacks/attack_internal.h"
 
-/* fraction of pixels changed at iteration it of a budget of q queries */
-static float p_selection(float p_init, int64_t it, int64_t q) {
-    int64_t i = (int64_t)((double)it / (double)q * 10000.0);
+/* fraction of pixels changed at iteration it of a budget of q queries (unscaled: the schedule's
+ * own iteration numbers, AutoAttack's standard Square) */
+static float p_selection(float p_init, int64_t it, int64_t q, int unscaled) {
+    int64_t i = unscaled ? it : (int64_t)((double)it / (double)q * 10000.0);
     if (i <= 10) return p_init;
     if (i <= 50) return p_init / 2;
     if (i <= 200) return p_init / 4;
@@ -141,7 +142,7 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
                    sizeof(int32_t), sizeof(int32_t)};
     a = atk_compact(keep, n, arrs, rb, 8);
     for (int64_t it = 0; it < Q - 1 && a > 0; it++) {
-        int64_t s = window_side(p_selection(p_init, it, Q), C, H, W, l2);
+        int64_t s = window_side(p_selection(p_init, it, Q, c->square_unscaled), C, H, W, l2);
         for (int64_t j = 0; j < a; j++) {
             if (l2) atk_square_l2_propose(xn + j * d, xs + j * d, xb + j * d, C, H, W, s, eps, &rng[j], eta_buf, delta);
             else linf_propose(xn + j * d, xs + j * d, xb + j * d, C, H, W, s, eps, &rng[j]);

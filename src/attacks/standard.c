@@ -1,21 +1,58 @@
-/* `standard`: AutoAttack's protocol (Croce & Hein 2020) without FAB-T: APGD-CE, then APGD-T
- * (targeted DLR over the top-k classes), then Square, each run only on the examples that
- * are still classified correctly, all in the configured norm (L-inf or L2, as AutoAttack's
- * standard versions). Per example the first adversarial found is returned, and info->stage
- * records which stage found it (1, 2, 3; 0 = robust or clean-misclassified). The stage list
- * is one table (advex_attack_stages). */
+/* `standard`: AutoAttack's protocol (Croce & Hein 2020), the attacks of its version
+ * (autoattack.py set_version) in its order and settings, each run only on the examples that
+ * are still classified correctly, all in the configured norm:
+ *   standard  APGD-CE (1 restart), APGD-T (9 targets), FAB-T (9 targets), Square (5000);
+ *             L1: APGD-CE (5 restarts), APGD-T (5 targets), FAB-T (9 targets), no Square
+ *   plus      APGD-CE, APGD-DLR (5 restarts each), FAB (5 restarts), Square (5000), APGD-T
+ *             (9 targets), FAB-T (9 targets)
+ * Per example the first adversarial found is returned, and info->stage records which stage
+ * found it (1-based; 0 = robust or clean-misclassified). The stage lists are one table. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "attacks/attack_internal.h"
 
-int advex_attack_stages(const advex_attack_config *c, advex_attack_kind *stages, int max) {
-    /* AutoAttack's standard list (autoattack.py set_version), FAB-T left out */
-    static const advex_attack_kind standard[] = {ADVEX_ATTACK_APGD_CE, ADVEX_ATTACK_APGD_T, ADVEX_ATTACK_SQUARE};
+/* One stage: the attack and its restarts / target classes in AutoAttack (0: the config's). */
+typedef struct aa_stage {
+    advex_attack_kind kind;
+    int32_t restarts, topk;
+} aa_stage;
+
+static const aa_stage aa_standard[] = {
+    {ADVEX_ATTACK_APGD_CE, 0, 0}, {ADVEX_ATTACK_APGD_T, 0, 0}, {ADVEX_ATTACK_FAB_T, 0, 0}, {ADVEX_ATTACK_SQUARE, 0, 0}};
+static const aa_stage aa_standard_l1[] = {
+    {ADVEX_ATTACK_APGD_CE, 5, 0}, {ADVEX_ATTACK_APGD_T, 0, 5}, {ADVEX_ATTACK_FAB_T, 0, 0}};
+static const aa_stage aa_plus[] = {{ADVEX_ATTACK_APGD_CE, 5, 0}, {ADVEX_ATTACK_APGD_DLR, 5, 0},
+                                   {ADVEX_ATTACK_FAB, 5, 0},     {ADVEX_ATTACK_SQUARE, 0, 0},
+                                   {ADVEX_ATTACK_APGD_T, 0, 0},  {ADVEX_ATTACK_FAB_T, 0, 0}};
+
+static int aa_table(const advex_attack_config *c, const aa_stage **t) {
     if (c->kind != ADVEX_ATTACK_STANDARD) return 0;
-    int n = (int)(sizeof standard / sizeof *standard);
-    for (int s = 0; s < n && s < max; s++) stages[s] = standard[s];
+    if (c->version == ADVEX_AA_PLUS) { *t = aa_plus; return (int)(sizeof aa_plus / sizeof *aa_plus); }
+    if (c->norm == ADVEX_NORM_L1) { *t = aa_standard_l1; return (int)(sizeof aa_standard_l1 / sizeof *aa_standard_l1); }
+    *t = aa_standard;
+    return (int)(sizeof aa_standard / sizeof *aa_standard);
+}
+
+int advex_attack_stages(const advex_attack_config *c, advex_attack_kind *stages, int max) {
+    const aa_stage *t = NULL;
+    int n = aa_table(c, &t);
+    for (int s = 0; s < n && s < max; s++) stages[s] = t[s].kind;
     return n < max ? n : max;
+}
+
+/* The configuration of stage s: AutoAttack's restarts and target classes where it sets them,
+ * unless --restarts / --topk asked for others (restarts 1 and topk 0 are the defaults). */
+static advex_attack_config stage_config(const advex_attack_config *c, const aa_stage *t, int s) {
+    advex_attack_config sub = *c;
+    sub.kind = t[s].kind;
+    sub.version = ADVEX_AA_STANDARD;
+    sub.target = ADVEX_TARGET_NONE;
+    sub.seed = c->seed + (uint64_t)s;
+    if (t[s].restarts && c->restarts == 1) sub.restarts = t[s].restarts;
+    if (t[s].topk && c->topk <= 0) sub.topk = t[s].topk;
+    sub.square_unscaled = 1; /* autoattack.py builds its Square with resc_schedule=False */
+    return sub;
 }
 
 advex_status atk_standard(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
@@ -35,10 +72,10 @@ advex_status atk_standard(advex_model *m, const advex_attack_config *c, const fl
         robust[i] = advex_argmax(z + i * k, k) == y[i];
         stage[i] = 0;
     }
-    advex_attack_kind stages[ADVEX_ATTACK_MAX_STAGES];
-    int nst = advex_attack_stages(c, stages, ADVEX_ATTACK_MAX_STAGES);
+    const aa_stage *tab = NULL;
+    int nst = aa_table(c, &tab);
     for (int s = 0; s < nst; s++) {
-        atk_fn fn = atk_family(stages[s]);
+        atk_fn fn = atk_family(tab[s].kind);
         int64_t a = 0;
         for (int64_t i = 0; i < n; i++) {
             if (!robust[i]) continue;
@@ -49,10 +86,7 @@ advex_status atk_standard(advex_model *m, const advex_attack_config *c, const fl
             a++;
         }
         if (a == 0) break;
-        advex_attack_config sub = *c;
-        sub.kind = stages[s];
-        sub.target = ADVEX_TARGET_NONE;
-        sub.seed = c->seed + (uint64_t)s;
+        advex_attack_config sub = stage_config(c, tab, s);
         advex_attack_info si = {qg, sg};
         memset(qg, 0, (size_t)a * sizeof(int64_t));
         memset(sg, 0, (size_t)a * sizeof(int32_t));
@@ -61,7 +95,7 @@ advex_status atk_standard(advex_model *m, const advex_attack_config *c, const fl
         if ((st = advex_model_forward(m, xo, a, z))) goto done;
         for (int64_t j = 0; j < a; j++) {
             int64_t i = rows[j];
-            if (stages[s] == ADVEX_ATTACK_SQUARE && info && info->queries) info->queries[i] = qg[j];
+            if (tab[s].kind == ADVEX_ATTACK_SQUARE && info && info->queries) info->queries[i] = qg[j];
             if (advex_argmax(z + j * k, k) != y[i]) {
                 memcpy(xadv + i * d, xo + j * d, (size_t)d * fb);
                 robust[i] = 0;

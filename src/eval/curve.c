@@ -19,7 +19,7 @@ double advex_sweep_min_norm(const advex_sweep *s, int a, int64_t i) {
     if (r->clean_pred[i] != y[i]) return 0.0;   /* broken before any perturbation */
     int64_t k = (int64_t)top * r->n + i;
     if (r->adv_pred[k] == y[i]) return INFINITY; /* never broken */
-    return r->norms[3 * k + (res->norm == ADVEX_NORM_L2)];
+    return r->norms[3 * k + advex_norm_index(res->norm)];
 }
 
 static int cmp_double(const void *a, const void *b) {

@@ -72,7 +72,7 @@ void advex_pert_norms(const float *x, const float *xa, int64_t d, double n3[3]) 
 static double pert_norm(const float *x, const float *xa, int64_t d, advex_norm norm) {
     double n3[3];
     advex_pert_norms(x, xa, d, n3);
-    return norm == ADVEX_NORM_L2 ? n3[1] : n3[0];
+    return n3[advex_norm_index(norm)];
 }
 
 /* AutoAttack's final check over a batch of b returned examples xa of x: the largest

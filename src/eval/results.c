@@ -8,7 +8,7 @@
 
 #include "internal.h"
 
-static const char *norm_name(advex_norm n) { return n == ADVEX_NORM_L2 ? "l2" : "linf"; }
+static const char *norm_name(advex_norm n) { return n == ADVEX_NORM_L2 ? "l2" : n == ADVEX_NORM_L1 ? "l1" : "linf"; }
 
 advex_status advex_eval_table(const advex_eval_result *r, int count, char **text) {
     *text = NULL;
@@ -25,7 +25,7 @@ advex_status advex_eval_table(const advex_eval_result *r, int count, char **text
         transfer |= r[i].transfer;
         size_t o = 0;
         if (r[i].attack != ADVEX_ATTACK_NONE && r[i].norm_count > 0 &&
-            (advex_attack_is_min_norm(r[i].attack) || r[i].norm == ADVEX_NORM_L2))
+            (advex_attack_is_min_norm(r[i].attack) || r[i].norm != ADVEX_NORM_LINF))
             o += (size_t)snprintf(notes + o, sizeof notes - o, "%s median %.4g mean %.4g  ", norm_name(r[i].norm),
                                   r[i].norm_median, r[i].norm_mean);
         if (r[i].queries_count > 0 && o < sizeof notes)

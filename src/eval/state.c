@@ -59,7 +59,7 @@ static void hash_model(uint64_t *h, const advex_model *m) {
 /* Every field of advex_attack_config that changes results (kind and eps are per run; the uap
  * attack is refused with a state). A field added to the struct must be added here: */
 #if UINTPTR_MAX == 0xffffffffffffffffu
-_Static_assert(sizeof(advex_attack_config) == 96, "advex_attack_config changed: hash its new fields in hash_flags "
+_Static_assert(sizeof(advex_attack_config) == 104, "advex_attack_config changed: hash its new fields in hash_flags "
                                                   "(src/eval/state.c), then update this size");
 #endif
 static void hash_flags(uint64_t *h, const advex_sweep_config *c) {
@@ -68,7 +68,7 @@ static void hash_flags(uint64_t *h, const advex_sweep_config *c) {
     FNV_FIELD(h, a->restarts); FNV_FIELD(h, a->norm); FNV_FIELD(h, a->momentum); FNV_FIELD(h, a->queries);
     FNV_FIELD(h, a->p_init); FNV_FIELD(h, a->topk); FNV_FIELD(h, a->kappa); FNV_FIELD(h, a->binary_steps);
     FNV_FIELD(h, a->c_init); FNV_FIELD(h, a->lr); FNV_FIELD(h, a->overshoot); FNV_FIELD(h, a->no_early_stop);
-    FNV_FIELD(h, a->eot);
+    FNV_FIELD(h, a->eot); FNV_FIELD(h, a->version); FNV_FIELD(h, a->square_unscaled);
     int64_t batch = c->batch > 0 ? c->batch : 256;
     FNV_FIELD(h, batch);
     FNV_FIELD(h, c->checks);
@@ -267,14 +267,14 @@ static advex_status records_result(const advex_records *r, int run, const int32_
         res->robust_correct += robust;
         if (res->target_hits >= 0) res->target_hits += ap == r->target[off + i];
         if (!clean_ok || robust) continue;
-        nv[res->norm_count++] = r->norms[3 * (off + i) + (res->norm == ADVEX_NORM_L2)];
+        nv[res->norm_count++] = r->norms[3 * (off + i) + advex_norm_index(res->norm)];
         if (counts_queries && r->queries[off + i] > 0) qv[res->queries_count++] = (double)r->queries[off + i];
         if (res->n_stages && sg >= 1 && sg <= res->n_stages) res->stage_removed[sg - 1]++;
     }
     res->n = n;
     res->seconds = r->seconds[run];
     for (int64_t i = 0; i < n; i++) { /* the largest perturbation of any returned example */
-        double p = r->norms[3 * (off + i) + (res->norm == ADVEX_NORM_L2)];
+        double p = r->norms[3 * (off + i) + advex_norm_index(res->norm)];
         if (p > res->max_pert) res->max_pert = p;
     }
     const double *rg = r->range + 4 * run;

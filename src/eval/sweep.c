@@ -29,7 +29,7 @@ struct advex_sweep {
     float *curve_eps;        /* (n_attacks, ADVEX_SWEEP_MAX_EPS) */
     double *curve_acc;       /* (n_attacks, ADVEX_SWEEP_MAX_EPS) */
     /* the running worst case (advex_eval_result.robust_all) */
-    unsigned char *robust;   /* (n_eps * 2 norms, n): robust to every attack so far */
+    unsigned char *robust;   /* (n_eps * 3 norms, n): robust to every attack so far */
 };
 
 void advex_sweep_config_default(advex_sweep_config *c) {
@@ -71,6 +71,7 @@ static advex_status check_config(advex_model *m, const advex_dataset *d, const a
     for (int a = 0; a < c->n_attacks; a++) {
         advex_attack_config ac = c->attack;
         ac.kind = c->attacks[a];
+        if (ac.kind != ADVEX_ATTACK_STANDARD) ac.version = ADVEX_AA_STANDARD; /* (a version is standard's) */
         if (c->default_norms) ac.norm = advex_attack_default_norm(ac.kind);
         ac.no_early_stop = c->surrogate != NULL;
         if (ac.kind == ADVEX_ATTACK_UAP) {
@@ -131,6 +132,7 @@ static advex_status run_one(advex_model *m, const advex_dataset *d, const advex_
     int r = a * c->n_eps + e;
     advex_attack_config ac = c->attack;
     ac.kind = c->attacks[a];
+    if (ac.kind != ADVEX_ATTACK_STANDARD) ac.version = ADVEX_AA_STANDARD;
     if (c->default_norms) ac.norm = advex_attack_default_norm(ac.kind);
     ac.eps = c->eps[e];
     advex_status st;
@@ -158,7 +160,7 @@ static advex_status run_one(advex_model *m, const advex_dataset *d, const advex_
     if ((st = advex_records_run(&s->rec, r, m, d, c, &ac, s->rows > 0 ? &out : NULL, &s->res[r]))) return st;
     /* the worst case so far at this eps and norm, example by example (from the records, so a
      * resumed sweep has it too) */
-    unsigned char *rb = s->robust + ((int64_t)e * 2 + (s->res[r].norm == ADVEX_NORM_L2)) * d->n;
+    unsigned char *rb = s->robust + ((int64_t)e * 3 + advex_norm_index(s->res[r].norm)) * d->n;
     const int32_t *cp = s->rec.clean_pred, *ap = s->rec.adv_pred + (int64_t)r * d->n;
     int64_t all = 0;
     for (int64_t j = 0; j < d->n; j++) {
@@ -188,12 +190,12 @@ advex_status advex_eval_sweep(advex_model *m, const advex_dataset *d, const adve
     s->curve_acc = malloc((size_t)c->n_attacks * ADVEX_SWEEP_MAX_EPS * sizeof(double));
     float *xadv = NULL, *conf = NULL;
     int64_t dim = d->c * d->h * d->w;
-    s->robust = malloc((size_t)(c->n_eps * 2 * d->n + 1));
+    s->robust = malloc((size_t)(c->n_eps * 3 * d->n + 1));
     if (!s->res || !s->uap || !s->top || !s->y || !s->curve_n || !s->curve_eps || !s->curve_acc || !s->robust) {
         st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
         goto done;
     }
-    memset(s->robust, 1, (size_t)(c->n_eps * 2 * d->n));
+    memset(s->robust, 1, (size_t)(c->n_eps * 3 * d->n));
     memcpy(s->y, d->y, (size_t)d->n * sizeof(int32_t));
     for (int a = 0; a < c->n_attacks; a++) {
         s->top[a] = a * c->n_eps;
@@ -212,6 +214,7 @@ advex_status advex_eval_sweep(advex_model *m, const advex_dataset *d, const adve
          * a uap has no perturbation yet. A failing check is not fatal: the runs report errors. */
         advex_attack_config chk = c->attack;
         chk.kind = c->attacks[0];
+        if (chk.kind != ADVEX_ATTACK_STANDARD) chk.version = ADVEX_AA_STANDARD;
         if (c->default_norms) chk.norm = advex_attack_default_norm(chk.kind);
         chk.eps = c->eps[c->n_eps - 1];
         if (advex_eval_checks(m, d, chk.kind == ADVEX_ATTACK_UAP ? NULL : &chk, &s->warnings)) advex_clear_error();

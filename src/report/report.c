@@ -82,7 +82,7 @@ static advex_status write_curves(report *r) {
         }
         cv[a] = (advex_curve){advex_attack_name(r->res[a * r->neps].attack), r->neps, x, y};
     }
-    const char *xl = r->res[0].norm == ADVEX_NORM_L2 ? "eps (L2)" : "eps (L-inf)";
+    const char *xl = r->res[0].norm == ADVEX_NORM_L2 ? "eps (L2)" : r->res[0].norm == ADVEX_NORM_L1 ? "eps (L1)" : "eps (L-inf)";
     if (!st) st = advex_plot_svg(cv, r->na, "Robust accuracy vs eps", xl, 720, 440, &svg);
     if (!st) st = advex_write_file(advex_stage_path(&r->st, "curve.svg"), svg, strlen(svg));
     if (!st) st = advex_plot_png(cv, r->na, "Robust accuracy vs eps", xl, 720, 440, advex_stage_path(&r->st, "curve.png"));

@@ -73,7 +73,7 @@ if [ $? -eq 0 ] && [ -s "$O" ] && grep -q "adversarial accuracy" "$T/stdout"; th
 if [ $? -eq 0 ] && $PY -c "import json,sys; j=json.load(open(sys.argv[1])); assert j['n']==20 and len(j['results'])==2 and {'attack','eps','robust_accuracy','success_rate','seconds'} <= set(j['results'][0])" "$T/out/r.json"; then
     pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: eval json"; cat "$T/stdout"; fi
 "$ADVEX" eval --model "$T/m.onnx" --data "$D" --attack fgsm,pgd,standard --queries 50 --steps 5 --eps 0.05,0.1 --json "$T/out/r2.json" --quiet >"$T/stdout" 2>&1
-if [ $? -eq 0 ] && $PY -c "import json,sys; j=json.load(open(sys.argv[1])); r=j['results']; assert len(r)==6 and [e['attack'] for e in r]==['fgsm']*2+['pgd']*2+['standard']*2 and len(r[4]['stages'])==3" "$T/out/r2.json"; then
+if [ $? -eq 0 ] && $PY -c "import json,sys; j=json.load(open(sys.argv[1])); r=j['results']; assert len(r)==6 and [e['attack'] for e in r]==['fgsm']*2+['pgd']*2+['standard']*2 and len(r[4]['stages'])==4" "$T/out/r2.json"; then
     pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL: eval with several attacks"; cat "$T/stdout"; fi
 for c in "" train attack eval predict info demo; do
     "$ADVEX" $c --help >"$T/stdout" 2>&1
