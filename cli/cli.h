@@ -186,5 +186,11 @@ int cli_report_check(const char *cmd, const char *dir);
 
 int cmd_png(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+
+/* cli/cmd_target.c: attack and eval through a --target URL|exec:COMMAND (a --target whose
+ * value is an endpoint; any other value is the targeted attack's class). */
+int cli_target_wanted(int argc, char **argv);
+int cli_target_main(const char *cmd, int argc, char **argv);
 
 #endif

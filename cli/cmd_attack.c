@@ -89,6 +89,7 @@ static const char *name_of(const char **names, int64_t k, int32_t c, char *buf, 
 
 int cmd_attack(int argc, char **argv) {
     const char *cmd = "attack";
+    if (cli_target_wanted(argc, argv)) return cli_target_main(cmd, argc, argv); /* a model behind an API */
     cli_flag f[] = {
         {"--model", "FILE", "ONNX model to attack", NULL, 0},
         {"--data", "D", "data spec", "fashion-mnist:test", 0},
@@ -99,7 +100,8 @@ int cmd_attack(int argc, char **argv) {
                           "standard, cw, deepfool, uap", "fgsm", 0},
         {"--eps", "E", "radius in input units, L-inf or L2 per --norm (8/255 accepted); cw/deepfool: a norm "
                        "budget, unbounded when omitted", NULL, 0},
-        {"--target", "T", "targeted attack: a class, next, least-likely or random", NULL, 0},
+        {"--target", "T", "targeted attack: a class, next, least-likely or random; or a model behind an API: "
+                          "http://HOST:PORT/v2/models/NAME or exec:COMMAND (see --target URL --help)", NULL, 0},
         {"--batch", "B", "batch size", "256", 0},
         {"--seed", "S", "seed for random starts and random targets", "0", 0},
         {"--out", "FILE", "write the adversarial examples here: .npy (float32 N x C x H x W) or .png (the image "

@@ -11,6 +11,7 @@
 #include "train.h"
 #include "eval.h"
 #include "report.h"
+#include "target.h"
 
 #define ADVEX_VERSION "0.1.0"
 

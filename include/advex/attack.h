@@ -29,6 +29,8 @@ typedef enum advex_attack_kind {
     ADVEX_ATTACK_CW,        /* Carlini & Wagner L2 (minimal perturbation); L2 only */
     ADVEX_ATTACK_DEEPFOOL,  /* Moosavi-Dezfooli et al. (minimal perturbation, L2 or L-inf) */
     ADVEX_ATTACK_UAP,       /* universal perturbation: x' = clip(x + delta) (c->uap_delta) */
+    ADVEX_ATTACK_HSJ,       /* HopSkipJump (Chen et al. 2020): decision-based (labels only), L2 or L-inf,
+                               untargeted; c->queries per example (default 5000) */
     ADVEX_ATTACK_COUNT_
 } advex_attack_kind;
 
@@ -143,7 +145,7 @@ advex_status advex_attack_batch(advex_model *m, const advex_attack_config *c, co
 /* Per-example side results of an attack; every pointer may be NULL. */
 typedef struct advex_attack_info {
     int64_t *queries;  /* (n) forward passes spent on the example (Square, standard's Square
-                          stage; 0 for the others) */
+                          stage, HopSkipJump; 0 for the others) */
     int32_t *stage;    /* (n) standard: 1 APGD-CE, 2 APGD-T, 3 Square broke it; 0 not broken.
                           Other attacks: 1 if the attack reports success, else 0 */
 } advex_attack_info;

@@ -52,6 +52,9 @@ typedef struct advex_eval_result {
     /* Targeted attacks: examples the model classifies as their target afterwards (of n);
      * -1 for an untargeted attack. */
     int64_t target_hits;
+    /* Through a target (advex/target.h): images sent to it, clean queries included (what the
+     * server counts); 0 for a local model. */
+    int64_t queries_total;
 } advex_eval_result;
 
 /* Called after each batch (done, total); return non-zero to stop (ADVEX_ERR_INTERRUPTED). */

@@ -24,6 +24,7 @@ static const struct { advex_attack_kind kind; const char *name; } attack_names[]
     {ADVEX_ATTACK_APGD_CE, "apgd-ce"},   {ADVEX_ATTACK_APGD_DLR, "apgd-dlr"}, {ADVEX_ATTACK_APGD_T, "apgd-t"},
     {ADVEX_ATTACK_SQUARE, "square"},     {ADVEX_ATTACK_STANDARD, "standard"}, {ADVEX_ATTACK_CW, "cw"},
     {ADVEX_ATTACK_DEEPFOOL, "deepfool"}, {ADVEX_ATTACK_UAP, "uap"},
+    {ADVEX_ATTACK_HSJ, "hsj"},
 };
 _Static_assert(sizeof attack_names / sizeof *attack_names == ADVEX_ATTACK_COUNT_, "attack name table");
 
