@@ -101,11 +101,15 @@ static enum MHD_Result fault_reply(advex_server *s, struct MHD_Connection *c, co
         return ret;
     }
     if (strcmp(f, "nan") == 0 || strcmp(f, "shape") == 0) {
-        int nan = strcmp(f, "nan") == 0;
-        char *j = malloc(256);
+        /* nan: the right shape, one score that overflows to infinity (1e999: valid JSON, unlike NaN);
+         * shape: one score per image where K are due */
+        int64_t cols = strcmp(f, "nan") == 0 ? s->k : 1, m = n * cols;
+        char *j = malloc((size_t)m * 2 + 176);
         if (!j) return MHD_NO;
-        snprintf(j, 256, "{\"outputs\":[{\"name\":\"logits\",\"shape\":[%lld,%d],\"datatype\":\"FP32\",\"data\":[%s]}]}",
-                 (long long)n, nan ? 1 : 3, nan ? "NaN" : "1,2,3");
+        int o = snprintf(j, 160, "{\"outputs\":[{\"name\":\"logits\",\"shape\":[%lld,%lld],\"datatype\":\"FP32\",\"data\":[",
+                         (long long)n, (long long)cols);
+        for (int64_t i = 0; i < m; i++) o += sprintf(j + o, i ? ",0" : (cols > 1 ? "1e999" : "0"));
+        strcpy(j + o, "]}]}");
         return reply(c, 200, j);
     }
     return reply_error(s, c, 500, "injected fault");

@@ -88,7 +88,7 @@ static advex_status http_infer(advex_target *t, const float *x, int64_t n, float
     advex_status st = http_do(t, path, req, &code, retry);
     free(req);
     if (st) return st;
-    return v2_parse_response(h->body, h->len, t->output, n, t->classes, t->spec, scores, labels);
+    return v2_parse_response(h->body ? h->body : "", h->len, t->output, n, t->classes, t->spec, scores, labels);
 }
 
 static void http_close(advex_target *t) {
@@ -138,7 +138,7 @@ static advex_status http_handshake(advex_target *t) {
     if ((st = http_do(t, path, NULL, &code, &retry))) return st;
     advex_output_kind kind;
     int64_t k;
-    if ((st = v2_parse_metadata(h->body, h->len, t->spec, t->chw, &kind, &k, h->in_name, sizeof h->in_name))) return st;
+    if ((st = v2_parse_metadata(h->body ? h->body : "", h->len, t->spec, t->chw, &kind, &k, h->in_name, sizeof h->in_name))) return st;
     if (t->output == ADVEX_OUTPUT_AUTO) t->output = kind;
     if (kind == ADVEX_OUTPUT_LABEL && t->output != ADVEX_OUTPUT_LABEL)
         return advex_set_error(ADVEX_ERR_ARG, "%s: the model answers labels only (INT64 [-1]), not %s", t->spec,

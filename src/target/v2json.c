@@ -162,6 +162,8 @@ static advex_status not_v2(const char *what, const char *body, size_t len, const
 advex_status v2_parse_response(const char *body, size_t len, advex_output_kind out, int64_t n, int64_t k,
                                const char *what, float *scores, int32_t *labels) {
     cJSON *o = cJSON_ParseWithLength(body, len);
+    if (!o && (strstr(body, "NaN") || strstr(body, "Infinity")))
+        return not_v2(what, body, len, "the response has non-finite scores (NaN or Infinity, not even JSON)");
     if (!o) return not_v2(what, body, len, "the response is not JSON");
     advex_status st = ADVEX_OK;
     const cJSON *r = first_of(o, "outputs");
