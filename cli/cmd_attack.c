@@ -97,7 +97,7 @@ int cmd_attack(int argc, char **argv) {
         {"--limit", "N", "attack the first N examples (0 = all)", "0", 0},
         CLI_DATA_FLAGS,
         {"--attack", "A", "attack: none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t, square, "
-                          "standard, cw, deepfool, uap", "fgsm", 0},
+                          "standard, cw, deepfool, uap, hsj, simba", "fgsm", 0},
         {"--eps", "E", "radius in input units, L-inf or L2 per --norm (8/255 accepted); cw/deepfool: a norm "
                        "budget, unbounded when omitted", NULL, 0},
         {"--target", "T", "targeted attack: a class, next, least-likely or random; or a model behind an API: "

@@ -54,7 +54,7 @@ int cmd_eval(int argc, char **argv) {
         {"--limit", "N", "evaluate the first N examples (0 = all)", "0", 0},
         CLI_DATA_FLAGS,
         {"--attack", "A,...", "comma-separated attacks: none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, "
-                              "apgd-t, square, standard, cw, deepfool, uap", "fgsm", 0},
+                              "apgd-t, square, standard, cw, deepfool, uap, hsj, simba", "fgsm", 0},
         {"--eps", "E,...", "comma-separated radii (input units; 8/255 accepted)", "0,0.05,0.1", 0},
         {"--target", "T", "targeted attack: a class, next, least-likely or random; or a model behind an API: "
                           "http://HOST:PORT/v2/models/NAME or exec:COMMAND (see --target URL --help)", NULL, 0},

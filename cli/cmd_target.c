@@ -151,7 +151,7 @@ int cli_target_main(const char *cmd, int argc, char **argv) {
         {"--data-dir", "DIR", "directory of the named data set", NULL, 0},
         {"--limit", "N", "the first N examples (0 = all)", "0", 0},
         CLI_DATA_FLAGS,
-        {"--attack", "A,...", "none, square (scores), hsj (labels or scores), or any attack with --surrogate", "square", 0},
+        {"--attack", "A,...", "none, square or simba (scores), hsj (labels or scores), or any attack with --surrogate", "square", 0},
         {"--eps", "E,...", "radius (L-inf or L2 per --norm; 8/255 accepted); eval: a comma list", NULL, 0},
         {"--norm", "N", "linf or l2 (default linf)", NULL, 0},
         {"--queries", "Q", "hard query budget per example, the clean query included", "5000", 0},
@@ -196,9 +196,9 @@ int cli_target_main(const char *cmd, int argc, char **argv) {
     base.seed = (uint64_t)seed;
     for (int a = 0; a < nk; a++)
         if (!CLI_GET(f, "--surrogate")->value && kinds[a] != ADVEX_ATTACK_NONE && kinds[a] != ADVEX_ATTACK_SQUARE &&
-            kinds[a] != ADVEX_ATTACK_HSJ)
+            kinds[a] != ADVEX_ATTACK_HSJ && kinds[a] != ADVEX_ATTACK_SIMBA)
             return cli_error(cmd, CLI_EXIT_USAGE, "--attack %s needs the model's gradients, which a --target does not "
-                             "give: use square or hsj, or craft it on a local --surrogate", advex_attack_name(kinds[a]));
+                             "give: use square, simba or hsj, or craft it on a local --surrogate", advex_attack_name(kinds[a]));
     advex_target_options o;
     if ((r = target_options(cmd, f, nf, &o))) return r;
     cli_files fs = {.n = 0};

@@ -1,7 +1,7 @@
 /* Targets (advex/target.h), in-process: a served model (advex_server_start on a free
  * loopback port) answers exactly what the model computes; every image is counted once and
  * equals the server's count; per-example budgets are never exceeded and a query past one is
- * refused before anything is sent; Square through HTTP returns the same examples as Square on
+ * refused before anything is sent; Square and SimBA through HTTP return the same examples as on
  * the local model (one implementation); HopSkipJump on a label target stays within eps and
  * its budget; the v2 codec round-trips floats exactly and rejects malformed answers. */
 #include <stdlib.h>
@@ -88,7 +88,7 @@ TEST(budget_is_enforced_before_sending) {
     advex_model_free(m);
 }
 
-TEST(square_over_http_is_square_on_the_model) {
+static void score_attack_over_http(advex_attack_kind kind) {
     advex_model *m = model();
     advex_dataset d;
     data(m, &d);
@@ -99,7 +99,7 @@ TEST(square_over_http_is_square_on_the_model) {
     lt->o.batch = 5; /* the forward passes the server ran: bit-identical scores */
     advex_attack_config c;
     advex_attack_config_default(&c);
-    c.kind = ADVEX_ATTACK_SQUARE;
+    c.kind = kind;
     c.eps = 0.05f;
     c.queries = 40;
     static float a1[N * DIM], a2[N * DIM];
@@ -125,6 +125,9 @@ TEST(square_over_http_is_square_on_the_model) {
     advex_dataset_free(&d);
     advex_model_free(m);
 }
+
+TEST(square_over_http_is_square_on_the_model) { score_attack_over_http(ADVEX_ATTACK_SQUARE); }
+TEST(simba_over_http_is_simba_on_the_model) { score_attack_over_http(ADVEX_ATTACK_SIMBA); }
 
 TEST(hsj_label_target_within_eps_and_budget) {
     advex_model *m = model();
@@ -209,5 +212,6 @@ TEST(open_errors_name_the_target) {
 }
 
 TEST_MAIN(TEST_ENTRY(served_scores_equal_the_model), TEST_ENTRY(budget_is_enforced_before_sending),
-          TEST_ENTRY(square_over_http_is_square_on_the_model), TEST_ENTRY(hsj_label_target_within_eps_and_budget),
+          TEST_ENTRY(square_over_http_is_square_on_the_model),
+          TEST_ENTRY(simba_over_http_is_simba_on_the_model), TEST_ENTRY(hsj_label_target_within_eps_and_budget),
           TEST_ENTRY(codec_roundtrip_and_rejects), TEST_ENTRY(open_errors_name_the_target))

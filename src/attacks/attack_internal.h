@@ -96,11 +96,18 @@ typedef struct atk_scores {
     advex_status (*fwd)(void *u, const float *x, int64_t n, const int64_t *rows, float *z);
     void *u;
     int64_t chw[3], k;
+    int probs; /* 1: the scores are probabilities, not logits */
 } atk_scores;
 /* Square on an oracle; targets (n) or NULL (untargeted). */
 advex_status atk_square_run(const atk_scores *o, const advex_attack_config *c, const float *x, const int32_t *y,
                             const int32_t *targets, int64_t n, int64_t off, const int64_t *ids, float *xadv,
                             advex_attack_info *info);
+
+/* SimBA (simba.c), pixel basis, untargeted, on a scores oracle. */
+advex_status atk_simba_run(const atk_scores *o, const advex_attack_config *c, const float *x, const int32_t *y,
+                           int64_t n, int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+advex_status atk_simba(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
+                       int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
 
 /* A labels oracle for the decision-based attacks: pred (n) of images x (n, C, H, W), all
  * probes of the batch's example `row` (a target charges that example's budget). */

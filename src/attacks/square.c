@@ -102,7 +102,7 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
     advex_status st = ADVEX_OK;
     if (!z || !ts) st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     int targeted = st ? -1 : atk_setup_targets(m, c, x, y, n, off, z, ts, &st);
-    atk_scores o = {model_scores, m, {m->net->in_chw[0], m->net->in_chw[1], m->net->in_chw[2]}, k};
+    atk_scores o = {model_scores, m, {m->net->in_chw[0], m->net->in_chw[1], m->net->in_chw[2]}, k, 0};
     if (targeted >= 0) st = atk_square_run(&o, c, x, y, targeted ? ts : NULL, n, off, ids, xadv, info);
     free(z);
     free(ts);

@@ -32,14 +32,14 @@ static advex_status oracle_labels(void *u, const float *x, int64_t n, int64_t ro
     return st;
 }
 
-static int score_based(advex_attack_kind k) { return k == ADVEX_ATTACK_SQUARE; }
+static int score_based(advex_attack_kind k) { return k == ADVEX_ATTACK_SQUARE || k == ADVEX_ATTACK_SIMBA; }
 static int decision_based(advex_attack_kind k) { return k == ADVEX_ATTACK_HSJ; }
 
 advex_status advex_target_attack(advex_target *t, const advex_attack_config *c, const float *x, const int32_t *y,
                                  const int64_t *ids, int64_t n, int64_t off, float *x_adv, int32_t *ok) {
     if (!score_based(c->kind) && !decision_based(c->kind))
         return advex_set_error(ADVEX_ERR_ARG, "%s needs the model's gradients: it cannot run through a target (use "
-                               "square or hsj, or craft it on a local --surrogate)", advex_attack_name(c->kind));
+                               "square, simba or hsj, or craft it on a local --surrogate)", advex_attack_name(c->kind));
     if (score_based(c->kind) && t->output == ADVEX_OUTPUT_LABEL)
         return advex_set_error(ADVEX_ERR_ARG, "%s needs scores but %s answers labels only (use hsj)",
                                advex_attack_name(c->kind), t->spec);
@@ -60,8 +60,10 @@ advex_status advex_target_attack(advex_target *t, const advex_attack_config *c, 
     advex_attack_info info = {NULL, stage};
     if (!st && ac.queries <= 0) memcpy(x_adv, x, (size_t)(n * t->chw[0] * t->chw[1] * t->chw[2]) * sizeof(float));
     else if (!st && score_based(c->kind)) {
-        atk_scores sc = {oracle_scores, &o, {t->chw[0], t->chw[1], t->chw[2]}, t->classes};
-        st = atk_square_run(&sc, &ac, x, y, NULL, n, off, NULL, x_adv, &info);
+        atk_scores sc = {oracle_scores, &o, {t->chw[0], t->chw[1], t->chw[2]}, t->classes,
+                         t->output == ADVEX_OUTPUT_PROBS};
+        st = c->kind == ADVEX_ATTACK_SIMBA ? atk_simba_run(&sc, &ac, x, y, n, off, NULL, x_adv, &info)
+                                           : atk_square_run(&sc, &ac, x, y, NULL, n, off, NULL, x_adv, &info);
     } else if (!st) {
         atk_labels lb = {oracle_labels, &o, {t->chw[0], t->chw[1], t->chw[2]}};
         st = atk_hsj_run(&lb, &ac, x, y, n, off, NULL, x_adv, &info);
@@ -108,7 +110,7 @@ static advex_status eval_check(advex_target *t, advex_model *sur, const advex_da
     }
     if (c->kind != ADVEX_ATTACK_NONE && !score_based(c->kind) && !decision_based(c->kind))
         return advex_set_error(ADVEX_ERR_ARG, "%s needs the model's gradients: it cannot run through a target (use "
-                               "square or hsj, or craft it on a local --surrogate)", advex_attack_name(c->kind));
+                               "square, simba or hsj, or craft it on a local --surrogate)", advex_attack_name(c->kind));
     if (score_based(c->kind) && t->output == ADVEX_OUTPUT_LABEL)
         return advex_set_error(ADVEX_ERR_ARG, "%s needs scores but %s answers labels only (use hsj)",
                                advex_attack_name(c->kind), t->spec);

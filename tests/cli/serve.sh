@@ -54,6 +54,12 @@ assert sum(r["batch"] for r in rows) == int(sys.argv[2])
 EOF
 check "median queries per success reported" $PY -c "
 import json; r=json.load(open('$T/sq.json'))['results'][0]; q=r['queries']; assert 1 < q['median'] <= 60, q"
+before=$(served)
+"$ADVEX" eval --target "$URL" --data "$D" --limit 12 --attack simba --eps 0.1 --queries 40 --json "$T/sb.json" --quiet >"$T/sb.out" 2>&1
+check "simba through the target runs" [ $? -eq 0 ]
+total=$(jfield "$T/sb.json" queries_total)
+check "simba: queries_total ($total) equals the server's count" [ "$total" -eq $(( $(served) - before )) ]
+check "simba: budget of 40 per example holds" [ "$total" -le $((12 * 40)) ]
 # a budget of 1 is the clean query alone: nothing is attacked
 "$ADVEX" attack --target "$URL" --data "$D" --limit 8 --attack square --eps 0.1 --queries 1 --quiet >"$T/q1.out" 2>&1
 check "--queries 1 spends exactly the clean queries" grep -q "queries sent:         8$" "$T/q1.out"
