@@ -35,7 +35,8 @@ int cmd_serve(int argc, char **argv) {
         {"--name", "NAME", "model name in the URLs (default: the file's stem)", NULL, 0},
         {"--output", "K", "what infer answers: logits, probs or label", "logits", 0},
         {"--max-batch", "N", "largest batch one request may carry", "1024", 0},
-        {"--workers", "W", "requests served at once (one plan each over the shared weights)", "2", 0},
+        {"--workers", "W", "forward passes at once (one plan each over the shared weights); each batches every "
+                           "queued request that fits in --max-batch", "2", 0},
         {"--port-file", "FILE", "write the bound port here once listening", NULL, 0},
         {"--fault-after", "N", "testing clients: after N images answered, every infer fails with --fault", "0", 0},
         {"--fault", "F", "testing clients: 500, html, nan or shape", "500", 0},

@@ -4,6 +4,7 @@
  * refused before anything is sent; Square and SimBA through HTTP return the same examples as on
  * the local model (one implementation); HopSkipJump on a label target stays within eps and
  * its budget; the v2 codec round-trips floats exactly and rejects malformed answers. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +62,63 @@ TEST(served_scores_equal_the_model) {
     ASSERT_EQ_INT(advex_server_inferences(s), N);
     ASSERT_EQ_INT(advex_target_requests(t), 3); /* 5 + 5 + 2 */
     advex_target_free(t);
+    advex_server_stop(s);
+    advex_dataset_free(&d);
+    advex_model_free(m);
+}
+
+typedef struct client {
+    const char *url;
+    const float *x;   /* N images */
+    float z[N * K];
+    advex_status st;
+} client;
+
+static void *client_run(void *arg) {
+    client *c = arg;
+    advex_target *t = NULL;
+    advex_target_options o;
+    advex_target_options_default(&o);
+    o.batch = 1 + (int64_t)(c->x[0] * 7); /* different request sizes */
+    c->st = advex_target_open(c->url, &o, &t);
+    for (int r = 0; !c->st && r < 4; r++) c->st = advex_target_query(t, c->x, N, NULL, c->z, NULL);
+    advex_target_free(t);
+    return NULL;
+}
+
+/* concurrent clients, their requests merged into shared forward passes: each gets its own rows */
+TEST(concurrent_requests_get_their_own_answers) {
+    advex_model *m = model();
+    advex_dataset d;
+    data(m, &d);
+    advex_serve_options so;
+    advex_serve_options_default(&so);
+    so.name = "net";
+    so.threads = 1; /* one worker: everything queued meets in its passes */
+    advex_server *s = NULL;
+    ASSERT_OK(advex_server_start(m, &so, &s));
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v2/models/net", advex_server_port(s));
+    enum { NC = 4 };
+    static client cl[NC];
+    static float xs[NC][N * DIM];
+    pthread_t th[NC];
+    for (int c = 0; c < NC; c++) { /* client c sends the images shifted by c */
+        for (int i = 0; i < N; i++) memcpy(xs[c] + i * DIM, d.x + ((i + c) % N) * DIM, DIM * sizeof(float));
+        cl[c].url = url;
+        cl[c].x = xs[c];
+        ASSERT(pthread_create(&th[c], NULL, client_run, &cl[c]) == 0);
+    }
+    for (int c = 0; c < NC; c++) pthread_join(th[c], NULL);
+    float z[N * K];
+    ASSERT_OK(advex_model_forward(m, d.x, N, z));
+    for (int c = 0; c < NC; c++) {
+        ASSERT_OK(cl[c].st);
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < K; j++)
+                ASSERT_NEAR(cl[c].z[i * K + j], z[((i + c) % N) * K + j], 1e-5 * (1 + fabs(z[((i + c) % N) * K + j])));
+    }
+    ASSERT_EQ_INT(advex_server_inferences(s), NC * 4 * N);
     advex_server_stop(s);
     advex_dataset_free(&d);
     advex_model_free(m);
@@ -211,7 +269,7 @@ TEST(open_errors_name_the_target) {
     ASSERT(t == NULL);
 }
 
-TEST_MAIN(TEST_ENTRY(served_scores_equal_the_model), TEST_ENTRY(budget_is_enforced_before_sending),
+TEST_MAIN(TEST_ENTRY(served_scores_equal_the_model), TEST_ENTRY(concurrent_requests_get_their_own_answers), TEST_ENTRY(budget_is_enforced_before_sending),
           TEST_ENTRY(square_over_http_is_square_on_the_model),
           TEST_ENTRY(simba_over_http_is_simba_on_the_model), TEST_ENTRY(hsj_label_target_within_eps_and_budget),
           TEST_ENTRY(codec_roundtrip_and_rejects), TEST_ENTRY(open_errors_name_the_target))

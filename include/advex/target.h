@@ -113,7 +113,9 @@ typedef struct advex_serve_options {
     const char *name;         /* model name in the URLs; NULL: "model" */
     advex_output_kind output; /* LOGITS (AUTO means logits), PROBS or LABEL */
     int64_t max_batch;        /* largest N one request may carry; <= 0: 1024 */
-    int threads;              /* requests served at once (one plan each); <= 0: 2 */
+    int threads;              /* workers, one plan each over the shared net; each takes every
+                                 queued request that fits in max_batch images into one
+                                 forward pass; <= 0: 2 */
     /* fault injection for testing clients: after fault_after successful inferences every
      * infer request fails with fault ("500", "html", "nan", "shape"); 0: never */
     int64_t fault_after;
@@ -122,7 +124,7 @@ typedef struct advex_serve_options {
 void advex_serve_options_default(advex_serve_options *o);
 /* Serve m (borrowed; one shared plan per worker) until advex_server_stop. Endpoints:
  * GET /v2/health/live, /v2/health/ready, /v2/models/NAME (metadata), /v2/models/NAME/ready,
- * /v2/models/NAME/stats ({"inference_count", "request_count", "error_count"}),
+ * /v2/models/NAME/stats ({"inference_count", "request_count", "error_count", "batch_count"}),
  * POST /v2/models/NAME/infer. Bad requests get a 4xx with {"error": "..."}. */
 advex_status advex_server_start(advex_model *m, const advex_serve_options *o, advex_server **out);
 int advex_server_port(const advex_server *s);

@@ -1,6 +1,7 @@
 /* advex_server: a model served over the Open Inference Protocol v2 REST API with
- * libmicrohttpd (its thread pool; each worker runs requests on its own plan over the one
- * shared net, advex_model_share). Bounded: request bodies, batch sizes and shapes are
+ * libmicrohttpd. Concurrent requests are batched: each request queues its images, and a
+ * worker (one per plan over the one shared net, advex_model_share) takes every queued request
+ * that fits in max_batch images into one forward pass. Bounded: request bodies, batch sizes and shapes are
  * checked before anything large is allocated; a bad request gets a 4xx with {"error"} and
  * the server keeps serving. Counts the images it infers (GET /v2/models/NAME/stats). */
 #include <arpa/inet.h>
@@ -19,9 +20,12 @@ struct advex_server {
     advex_serve_options o;
     char name[128];
     advex_model *handles[SERVE_MAX_WORKERS]; /* shared plans; [0] borrowed */
-    int busy[SERVE_MAX_WORKERS], nh;
+    pthread_t workers[SERVE_MAX_WORKERS];
+    int nh, nw, stopping;
+    struct job *head, *tail;             /* queued requests, under mu */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t queued, finished;
+    int64_t passes;                      /* forward passes run, under mu */
     int64_t chw[3], k, max_body;
     int64_t inferences, requests, errors; /* under mu */
     int port;
@@ -61,25 +65,70 @@ static enum MHD_Result reply_error(advex_server *s, struct MHD_Connection *c, un
     return reply(c, code, j);
 }
 
-static advex_model *take_handle(advex_server *s, int *slot) {
+/* one infer request waiting for its scores */
+typedef struct job {
+    const float *x;   /* (n, C, H, W) */
+    float *z;         /* (n, K) */
+    int64_t n;
+    int done;
+    advex_status st;
+    char err[200];
+    struct job *next;
+} job;
+
+/* a worker: take what is queued (up to max_batch images), one forward pass, hand back */
+static void *worker(void *arg) {
+    advex_server *s = ((void **)arg)[0];
+    advex_model *m = ((void **)arg)[1];
+    free(arg);
+    const int64_t d = s->chw[0] * s->chw[1] * s->chw[2], k = s->k;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        for (int i = 0; i < s->nh; i++)
-            if (!s->busy[i]) {
-                s->busy[i] = 1;
-                *slot = i;
-                pthread_mutex_unlock(&s->mu);
-                return s->handles[i];
-            }
-        pthread_cond_wait(&s->cv, &s->mu);
+        while (!s->head && !s->stopping) pthread_cond_wait(&s->queued, &s->mu);
+        if (!s->head) break;
+        job *first = s->head, *last = first;
+        int64_t total = first->n;
+        while (last->next && total + last->next->n <= s->o.max_batch) { last = last->next; total += last->n; }
+        s->head = last->next;
+        if (!s->head) s->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&s->mu);
+        float *xb = first == last ? NULL : malloc((size_t)(total * d) * sizeof(float));
+        float *zb = first == last ? first->z : malloc((size_t)(total * k) * sizeof(float));
+        advex_status st = ADVEX_OK;
+        if (first != last && (!xb || !zb)) st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+        int64_t o = 0;
+        for (job *j = first; !st && first != last && j; o += j->n, j = j->next)
+            memcpy(xb + o * d, j->x, (size_t)(j->n * d) * sizeof(float));
+        if (!st) st = advex_model_forward(m, first == last ? first->x : xb, total, zb);
+        pthread_mutex_lock(&s->mu);
+        o = 0;
+        for (job *j = first, *nx; j; o += j->n, j = nx) {
+            nx = j->next;
+            if (!st && first != last) memcpy(j->z, zb + o * k, (size_t)(j->n * k) * sizeof(float));
+            j->st = st;
+            if (st) snprintf(j->err, sizeof j->err, "%s", advex_last_error());
+            j->done = 1;
+        }
+        s->passes++;
+        pthread_cond_broadcast(&s->finished);
+        if (first != last) { free(xb); free(zb); }
     }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
 }
 
-static void give_handle(advex_server *s, int slot) {
+/* queue x (n images) and wait for its scores */
+static advex_status run_batched(advex_server *s, const float *x, int64_t n, float *z, char *err, size_t cap) {
+    job j = {x, z, n, 0, ADVEX_OK, "", NULL};
     pthread_mutex_lock(&s->mu);
-    s->busy[slot] = 0;
-    pthread_cond_signal(&s->cv);
+    if (s->tail) s->tail->next = &j; else s->head = &j;
+    s->tail = &j;
+    pthread_cond_signal(&s->queued);
+    while (!j.done) pthread_cond_wait(&s->finished, &s->mu);
     pthread_mutex_unlock(&s->mu);
+    snprintf(err, cap, "%s", j.err);
+    return j.st;
 }
 
 /* fault injection (testing clients): what to send instead of the answer, or NULL */
@@ -126,12 +175,10 @@ static enum MHD_Result do_infer(advex_server *s, struct MHD_Connection *c, conn 
     float *z = malloc((size_t)(n * s->k) * sizeof(float));
     int32_t *lab = malloc((size_t)n * sizeof(int32_t));
     if (!z || !lab) { free(x); free(z); free(lab); return reply_error(s, c, 503, "out of memory"); }
-    int slot;
-    advex_model *m = take_handle(s, &slot);
-    st = advex_model_forward(m, x, n, z);
-    give_handle(s, slot);
+    char err[200];
+    st = run_batched(s, x, n, z, err, sizeof err);
     free(x);
-    if (st) { free(z); free(lab); return reply_error(s, c, 500, advex_last_error()); }
+    if (st) { free(z); free(lab); return reply_error(s, c, 500, err); }
     if (s->o.output == ADVEX_OUTPUT_PROBS) advex_softmax_rows(z, n, s->k, z);
     for (int64_t i = 0; i < n; i++) lab[i] = advex_argmax(z + i * s->k, s->k);
     char *j = v2_infer_response(s->name, s->o.output, z, lab, n, s->k);
@@ -150,6 +197,7 @@ static char *stats_json(advex_server *s) {
     cJSON_AddNumberToObject(o, "inference_count", (double)s->inferences);
     cJSON_AddNumberToObject(o, "request_count", (double)s->requests);
     cJSON_AddNumberToObject(o, "error_count", (double)s->errors);
+    cJSON_AddNumberToObject(o, "batch_count", (double)s->passes);
     pthread_mutex_unlock(&s->mu);
     char *j = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -256,7 +304,8 @@ advex_status advex_server_start(advex_model *m, const advex_serve_options *o, ad
     advex_serve_options_default(&s->o);
     if (o) s->o = *o;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->queued, NULL);
+    pthread_cond_init(&s->finished, NULL);
     advex_status st = serve_check(&s->o, s);
     if (st) goto fail;
     advex_model_input_shape(m, s->chw);
@@ -266,6 +315,17 @@ advex_status advex_server_start(advex_model *m, const advex_serve_options *o, ad
     s->handles[0] = m;
     for (s->nh = 1; s->nh < s->o.threads; s->nh++)
         if ((st = advex_model_share(m, &s->handles[s->nh]))) goto fail;
+    for (; s->nw < s->nh; s->nw++) {
+        void **arg = malloc(2 * sizeof(void *));
+        if (!arg) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); goto fail; }
+        arg[0] = s;
+        arg[1] = s->handles[s->nw];
+        if (pthread_create(&s->workers[s->nw], NULL, worker, arg)) {
+            free(arg);
+            st = advex_set_error(ADVEX_ERR_INTERNAL, "cannot start a worker thread");
+            goto fail;
+        }
+    }
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;
@@ -307,9 +367,15 @@ int64_t advex_server_inferences(const advex_server *s) {
 
 void advex_server_stop(advex_server *s) {
     if (!s) return;
-    if (s->d) MHD_stop_daemon(s->d);
+    if (s->d) MHD_stop_daemon(s->d); /* no request in flight after this */
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->queued);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->nw; i++) pthread_join(s->workers[i], NULL);
     for (int i = 1; i < s->nh; i++) advex_model_free(s->handles[i]);
     pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->queued);
+    pthread_cond_destroy(&s->finished);
     free(s);
 }
