@@ -199,6 +199,13 @@ int cli_target_main(const char *cmd, int argc, char **argv) {
             kinds[a] != ADVEX_ATTACK_HSJ && kinds[a] != ADVEX_ATTACK_SIMBA)
             return cli_error(cmd, CLI_EXIT_USAGE, "--attack %s needs the model's gradients, which a --target does not "
                              "give: use square, simba or hsj, or craft it on a local --surrogate", advex_attack_name(kinds[a]));
+    int square = 0; /* no flag is ignored: the tuning flags need the attack they tune */
+    for (int a = 0; a < nk; a++) square |= kinds[a] == ADVEX_ATTACK_SQUARE;
+    if (CLI_GET(f, "--p-init")->seen && !square)
+        return cli_error(cmd, CLI_EXIT_USAGE, "--p-init tunes square, which is not among the attacks");
+    if (CLI_GET(f, "--steps")->seen && !CLI_GET(f, "--surrogate")->value)
+        return cli_error(cmd, CLI_EXIT_USAGE, "--steps tunes an attack crafted on a --surrogate; through a target "
+                         "the budget is --queries");
     advex_target_options o;
     if ((r = target_options(cmd, f, nf, &o))) return r;
     cli_files fs = {.n = 0};

@@ -111,6 +111,17 @@ check "html page recognised" grep -q "not JSON (response starts \"<html>" "$T/fh
 check "non-finite scores recognised" grep -qi "non-finite" "$T/fnan.out"
 check "wrong shape recognised" grep -q "output shape is not" "$T/fshape.out"
 check "5xx retried, then reported" grep -q "HTTP 500" "$T/f500.out"
+start f5 --fault-after 1 --fault 500 || bad "fault server"
+"$ADVEX" attack --target "$URL" --data "$D" --limit 4 --attack none --eps 0 --retries 2 --target-batch 2 --query-log "$T/r.jsonl" \
+    --quiet >/dev/null 2>&1
+check "retries: 1 + 2 attempts logged, each a 500" $PY -c "
+import json
+rows = [json.loads(l) for l in open('$T/r.jsonl')]
+assert rows[0]['outcome'] == 'ok' and [r['attempt'] for r in rows[1:]] == [0, 1, 2], rows
+assert all('HTTP 500' in r['outcome'] for r in rows[1:]), rows"
+stop
+"$ADVEX" attack --target "$URL" --data "$D" --limit 4 --attack hsj --eps 1 --steps 5 --quiet >/dev/null 2>&1
+check "--steps without --surrogate is refused, not ignored" [ $? -eq 2 ]
 
 # ---- exec: a program over pipes ----
 cat >"$T/prog.py" <<'EOF'
