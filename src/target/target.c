@@ -114,14 +114,18 @@ int64_t advex_target_left(const advex_target *t, int64_t i) {
     return i >= 0 && i < t->nb ? t->budget - t->spent[i] : 0;
 }
 
-static void log_request(advex_target *t, int64_t n, double t0, double lat, int attempt, const char *outcome) {
-    if (!t->log) return;
+static double wall_now(void) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    (void)t0;
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
+
+/* one JSON line: when the request was sent (Unix seconds), its images, latency, outcome */
+static void log_request(advex_target *t, int64_t n, double sent, double lat, int attempt, const char *outcome) {
+    if (!t->log) return;
     /* outcome is our own text or the library's error line: quote and escape it */
-    fprintf(t->log, "{\"time\":%.6f,\"batch\":%lld,\"latency_s\":%.6f,\"attempt\":%d,\"outcome\":\"",
-            (double)now.tv_sec + 1e-9 * (double)now.tv_nsec, (long long)n, lat, attempt);
+    fprintf(t->log, "{\"time\":%.6f,\"batch\":%lld,\"latency_s\":%.6f,\"attempt\":%d,\"outcome\":\"", sent,
+            (long long)n, lat, attempt);
     for (const char *p = outcome; *p; p++) {
         if (*p == '"' || *p == '\\') fputc('\\', t->log);
         fputc((unsigned char)*p >= 32 ? *p : ' ', t->log);
@@ -135,14 +139,14 @@ static advex_status request(advex_target *t, const float *x, int64_t n, float *s
     advex_status st = ADVEX_OK;
     for (int attempt = 0;; attempt++) {
         if (t->o.max_qps > 0) sleep_s(t->last_request + 1.0 / t->o.max_qps - target_now());
-        double t0 = target_now();
+        double t0 = target_now(), sent = wall_now();
         t->last_request = t0;
         int retry = 0;
         t->requests++;
         st = t->vt->infer(t, x, n, scores, labels, &retry);
         double lat = target_now() - t0;
-        if (!st) { log_request(t, n, t0, lat, attempt, "ok"); return ADVEX_OK; }
-        log_request(t, n, t0, lat, attempt, advex_last_error());
+        if (!st) { log_request(t, n, sent, lat, attempt, "ok"); return ADVEX_OK; }
+        log_request(t, n, sent, lat, attempt, advex_last_error());
         if (!retry || attempt >= t->o.retries) break;
         sleep_s(0.1 * (double)(1 << (attempt < 10 ? attempt : 10)));
     }

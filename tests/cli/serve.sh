@@ -69,6 +69,13 @@ check "... naming the reason" grep -q "needs the model's gradients" "$T/wb.out"
 "$ADVEX" attack --target "$URL" --data "$D" --limit 8 --attack pgd --eps 0.1 --steps 5 --surrogate "$M" --quiet >"$T/tr.out" 2>&1
 check "transfer from a local surrogate onto the target" grep -q "queries sent:         1[0-6]$" "$T/tr.out"
 
+"$ADVEX" attack --target "$URL" --data "$D" --limit 5 --attack none --eps 0 --target-batch 1 --max-qps 20 \
+    --query-log "$T/qps.jsonl" --quiet >/dev/null 2>&1
+check "--max-qps 20: requests sent at least 1/20 s apart" $PY -c "
+import json
+t = [json.loads(l)['time'] for l in open('$T/qps.jsonl')]
+assert len(t) == 5 and all(b - a >= 0.0495 for a, b in zip(t, t[1:])), t"
+
 # ---- hostile requests: 4xx, and the server keeps serving ----
 code() { curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary "$1" "$URL/infer"; }
 check "bad JSON: 400" [ "$(code '{"inputs": [')" = 400 ]
