@@ -63,6 +63,13 @@ TEST(served_scores_equal_the_model) {
     ASSERT_EQ_INT(advex_target_requests(t), 3); /* 5 + 5 + 2 */
     advex_target_free(t);
     advex_server_stop(s);
+    /* a server answering probabilities: AUTO notices from the first answer */
+    ASSERT_OK(open_served(m, ADVEX_OUTPUT_PROBS, &s, &t));
+    ASSERT_EQ_INT(advex_target_output(t), ADVEX_OUTPUT_LOGITS); /* the metadata says FP32 [-1,K] */
+    ASSERT_OK(advex_target_query(t, d.x, N, NULL, zb, NULL));
+    ASSERT_EQ_INT(advex_target_output(t), ADVEX_OUTPUT_PROBS);
+    advex_target_free(t);
+    advex_server_stop(s);
     advex_dataset_free(&d);
     advex_model_free(m);
 }

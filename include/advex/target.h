@@ -22,8 +22,9 @@ ADVEX_API_BEGIN
 
 /* What a target returns per image. */
 typedef enum advex_output_kind {
-    ADVEX_OUTPUT_AUTO = 0,  /* open: read it from the server's metadata (FP32 [-1,K] logits,
-                               INT64 [-1] labels); FP32 rows are checked for probabilities */
+    ADVEX_OUTPUT_AUTO = 0,  /* open: read it from the server's metadata (FP32 [-1,K] scores,
+                               INT64 [-1] labels); scores are logits unless every row of the
+                               first answer is in [0,1] and sums to 1 (then PROBS) */
     ADVEX_OUTPUT_LOGITS,    /* FP32 (N, K) */
     ADVEX_OUTPUT_PROBS,     /* FP32 (N, K), rows in [0,1] summing to 1 */
     ADVEX_OUTPUT_LABEL,     /* INT64 (N): the decision only */

@@ -154,11 +154,28 @@ static advex_status request(advex_target *t, const float *x, int64_t n, float *s
     return advex_set_error(st, "%s", advex_last_error());
 }
 
+/* AUTO output: FP32 rows that are all in [0,1] and sum to 1 are probabilities, not logits */
+static void detect_probs(advex_target *t, const float *s, int64_t n) {
+    int64_t k = t->classes, prob = 1;
+    t->probs_checked = 1;
+    for (int64_t i = 0; i < n && prob; i++) {
+        double sum = 0;
+        for (int64_t j = 0; j < k; j++) {
+            prob &= s[i * k + j] >= 0 && s[i * k + j] <= 1;
+            sum += s[i * k + j];
+        }
+        prob &= fabs(sum - 1.0) < 1e-3;
+    }
+    if (prob) t->output = ADVEX_OUTPUT_PROBS;
+}
+
 /* the answer is usable: scores finite (checked by the codec too), labels in range */
 static advex_status check_answer(advex_target *t, const float *s, const int32_t *lab, int64_t n) {
     int64_t k = t->classes;
     for (int64_t i = 0; s && i < n * k; i++)
         if (!isfinite(s[i])) return advex_set_error(ADVEX_ERR_FORMAT, "%s: non-finite score in the answer", t->spec);
+    if (s && t->o.output == ADVEX_OUTPUT_AUTO && t->output == ADVEX_OUTPUT_LOGITS && !t->probs_checked)
+        detect_probs(t, s, n);
     for (int64_t i = 0; lab && i < n; i++)
         if (lab[i] < 0 || (k > 0 && lab[i] >= k))
             return advex_set_error(ADVEX_ERR_FORMAT, "%s: label %d is not a class (0..%lld)", t->spec, (int)lab[i],
@@ -229,6 +246,7 @@ advex_status advex_target_from_model(advex_model *m, advex_output_kind output, a
     advex_target_options o;
     advex_target_options_default(&o);
     o.batch = 256;
+    o.output = output == ADVEX_OUTPUT_AUTO ? ADVEX_OUTPUT_LOGITS : output;
     advex_status st = target_new(&model_vt, "local model", &o, out);
     if (st) return st;
     (*out)->impl = m;

@@ -30,6 +30,7 @@ struct advex_target {
     FILE *log;
     double last_request;        /* monotonic seconds, for max_qps */
     float *tmp;                 /* scores scratch (batch, K) */
+    int probs_checked;          /* AUTO output: the first answer was checked for probabilities */
 };
 
 /* A target with the fields every kind sets; owns spec (copied). */
