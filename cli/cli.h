@@ -215,5 +215,11 @@ int cli_eval_ci_finish(const char *cmd, cli_flag *f, int nf, const advex_sweep *
 
 int cmd_png(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+
+/* cli/cmd_target.c: attack and eval through a --target URL|exec:COMMAND (a --target whose
+ * value is an endpoint; any other value is the targeted attack's class). */
+int cli_target_wanted(int argc, char **argv);
+int cli_target_main(const char *cmd, int argc, char **argv);
 
 #endif

@@ -161,6 +161,7 @@ static int attack_settings(const char *cmd, cli_flag *f, int nf, uint64_t seed, 
 
 int cmd_attack(int argc, char **argv) {
     const char *cmd = "attack";
+    if (cli_target_wanted(argc, argv)) return cli_target_main(cmd, argc, argv); /* a model behind an API */
     cli_flag f[] = {
         {"--model", "FILE", "ONNX model to attack", NULL, 0},
         {"--data", "D", "data spec", "fashion-mnist:test", 0},
@@ -168,10 +169,11 @@ int cmd_attack(int argc, char **argv) {
         {"--limit", "N", "attack the first N examples (0 = all)", "0", 0},
         CLI_DATA_FLAGS,
         {"--attack", "A", "attack: none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t, square, "
-                          "standard, cw, deepfool, uap, fab, fab-t", "fgsm", 0},
+                          "standard, cw, deepfool, uap, fab, fab-t, hsj, simba", "fgsm", 0},
         {"--eps", "E", "radius in input units, L-inf or L2 per --norm (8/255 accepted); cw/deepfool/fab: a norm "
                        "budget, unbounded when omitted", NULL, 0},
-        {"--target", "T", "targeted attack: a class, next, least-likely or random", NULL, 0},
+        {"--target", "T", "targeted attack: a class, next, least-likely or random; or a model behind an API: "
+                          "http://HOST:PORT/v2/models/NAME or exec:COMMAND (see --target URL --help)", NULL, 0},
         {"--batch", "B", "batch size", "256", 0},
         {"--seed", "S", "seed for random starts, random targets and the model's own randomness", "0", 0},
         {"--out", "FILE", "write the adversarial examples here: .npy (float32 N x C x H x W) or .png (the image "

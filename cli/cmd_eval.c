@@ -109,6 +109,7 @@ static int write_outputs(const char *cmd, advex_sweep *s, advex_model *m, const 
 
 int cmd_eval(int argc, char **argv) {
     const char *cmd = "eval";
+    if (cli_target_wanted(argc, argv)) return cli_target_main(cmd, argc, argv); /* a model behind an API */
     cli_flag f[] = {
         {"--model", "FILE", "ONNX model to evaluate", NULL, 0},
         {"--data", "D", "data spec", "fashion-mnist:test", 0},
@@ -116,9 +117,10 @@ int cmd_eval(int argc, char **argv) {
         {"--limit", "N", "evaluate the first N examples (0 = all)", "0", 0},
         CLI_DATA_FLAGS,
         {"--attack", "A,...", "comma-separated attacks: none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, "
-                              "apgd-t, square, standard, cw, deepfool, uap, fab, fab-t", "fgsm", 0},
+                              "apgd-t, square, standard, cw, deepfool, uap, fab, fab-t, hsj, simba", "fgsm", 0},
         {"--eps", "E,...", "comma-separated radii (input units; 8/255 accepted)", "0,0.05,0.1", 0},
-        {"--target", "T", "targeted attack: a class, next, least-likely or random", NULL, 0},
+        {"--target", "T", "targeted attack: a class, next, least-likely or random; or a model behind an API: "
+                          "http://HOST:PORT/v2/models/NAME or exec:COMMAND (see --target URL --help)", NULL, 0},
         {"--batch", "B", "batch size", "256", 0},
         {"--seed", "S", "seed for random starts, random targets and the model's own randomness", "0", 0},
         {"--json", "FILE", "also write the results as JSON", NULL, 0},

@@ -21,6 +21,8 @@ static const cli_command commands[] = {
     {"bench", "images/s of FGSM, PGD, a training step or a forward pass on random inputs",
      "--arch A|--model M.onnx --attack fgsm|pgd|train|forward [options]", cmd_bench},
     {"info", "describe an ONNX model: inputs, outputs, ops, parameters", "M.onnx", cmd_info},
+    {"serve", "serve a model over the Open Inference Protocol v2 (KServe/Triton REST)",
+     "--model M.onnx [--port P] [--host 127.0.0.1] [--name NAME] [--output logits|probs|label]", cmd_serve},
 };
 
 static void usage(FILE *f) {

@@ -52,7 +52,8 @@ TEST(every_attack_honours_its_norm) {
             c.norm = nm ? ADVEX_NORM_L2 : ADVEX_NORM_LINF;
             c.eps = nm ? 3.0f : 0.1f;
             c.steps = 10;
-            c.queries = 200;
+            /* HopSkipJump: labels only, a first estimate alone takes 100; SimBA: one pixel a query */
+            c.queries = c.kind == ADVEX_ATTACK_HSJ || c.kind == ADVEX_ATTACK_SIMBA ? 1000 : 200;
             c.topk = 2;
             c.binary_steps = 3;
             c.lr = 0.1f; /* C&W: few steps need a larger rate (this test is about norms) */

@@ -12,6 +12,7 @@
 #include "eval.h"
 #include "report.h"
 #include "interop.h"
+#include "target.h"
 
 #define ADVEX_VERSION "0.1.0"
 

@@ -31,6 +31,10 @@ typedef enum advex_attack_kind {
     ADVEX_ATTACK_UAP,       /* universal perturbation: x' = clip(x + delta) (c->uap_delta) */
     ADVEX_ATTACK_FAB,       /* Croce & Hein 2020, fast adaptive boundary (minimal perturbation) */
     ADVEX_ATTACK_FAB_T,     /* FAB targeted over the top-k classes (AutoAttack's FAB-T) */
+    ADVEX_ATTACK_HSJ,       /* HopSkipJump (Chen et al. 2020): decision-based (labels only), L2 or L-inf,
+                               untargeted; c->queries per example (default 5000) */
+    ADVEX_ATTACK_SIMBA,     /* SimBA (Guo et al. 2019), pixel basis, score-based, L-inf or L2, untargeted;
+                               c->queries per example (default 5000); L2 step c->alpha (eps/4) */
     ADVEX_ATTACK_COUNT_
 } advex_attack_kind;
 
@@ -171,7 +175,7 @@ advex_status advex_attack_batch(advex_model *m, const advex_attack_config *c, co
 /* Per-example side results of an attack; every pointer may be NULL. */
 typedef struct advex_attack_info {
     int64_t *queries;  /* (n) forward passes spent on the example (Square, standard's Square
-                          stage; 0 for the others) */
+                          stage, HopSkipJump; 0 for the others) */
     int32_t *stage;    /* (n) standard: the 1-based stage that broke it (advex_attack_stages:
                           standard 1 APGD-CE, 2 APGD-T, 3 FAB-T, 4 Square); 0 not broken.
                           Other attacks: 1 if the attack reports success, else 0 */

@@ -66,6 +66,9 @@ typedef struct advex_eval_result {
     double max_pert;
     int64_t nan_count;
     float adv_max, adv_min;
+    /* Through a target (advex/target.h): images sent to it, clean queries included (what the
+     * server counts); 0 for a local model. */
+    int64_t queries_total;
 } advex_eval_result;
 
 /* Called after each batch (done, total); return non-zero to stop (ADVEX_ERR_INTERRUPTED). */

@@ -101,6 +101,40 @@ advex_status atk_fab(advex_model *m, const advex_attack_config *c, const float *
  * APGD-T's and FAB-T's targets (r = 1, 2, ...). */
 int32_t atk_ranked_class(const float *z, int64_t k, int r);
 
+/* A scores oracle for the score-based attacks: fwd gives scores z (n, k) of images x (n, C, H,
+ * W); rows[i] is image i's row in the batch the attack was given (a target charges that
+ * example's query budget). The local model is one (atk_square), a target another
+ * (src/target/attack_target.c). */
+typedef struct atk_scores {
+    advex_status (*fwd)(void *u, const float *x, int64_t n, const int64_t *rows, float *z);
+    void *u;
+    int64_t chw[3], k;
+    int probs; /* 1: the scores are probabilities, not logits */
+} atk_scores;
+/* Square on an oracle; targets (n) or NULL (untargeted). */
+advex_status atk_square_run(const atk_scores *o, const advex_attack_config *c, const float *x, const int32_t *y,
+                            const int32_t *targets, int64_t n, int64_t off, const int64_t *ids, float *xadv,
+                            advex_attack_info *info);
+
+/* SimBA (simba.c), pixel basis, untargeted, on a scores oracle. */
+advex_status atk_simba_run(const atk_scores *o, const advex_attack_config *c, const float *x, const int32_t *y,
+                           int64_t n, int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+advex_status atk_simba(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
+                       int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+
+/* A labels oracle for the decision-based attacks: pred (n) of images x (n, C, H, W), all
+ * probes of the batch's example `row` (a target charges that example's budget). */
+typedef struct atk_labels {
+    advex_status (*labels)(void *u, const float *x, int64_t n, int64_t row, int32_t *pred);
+    void *u;
+    int64_t chw[3];
+} atk_labels;
+/* HopSkipJump (hsj.c), untargeted, on an oracle; info->queries per example. */
+advex_status atk_hsj_run(const atk_labels *o, const advex_attack_config *c, const float *x, const int32_t *y,
+                         int64_t n, int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+advex_status atk_hsj(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
+                     int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+
 /* Allocation helper: one block for several arrays; NULL + error on failure. */
 void *atk_alloc(size_t bytes);
 

@@ -25,13 +25,13 @@ static const struct { advex_attack_kind kind; const char *name; } attack_names[]
     {ADVEX_ATTACK_APGD_CE, "apgd-ce"},   {ADVEX_ATTACK_APGD_DLR, "apgd-dlr"}, {ADVEX_ATTACK_APGD_T, "apgd-t"},
     {ADVEX_ATTACK_SQUARE, "square"},     {ADVEX_ATTACK_STANDARD, "standard"}, {ADVEX_ATTACK_CW, "cw"},
     {ADVEX_ATTACK_DEEPFOOL, "deepfool"}, {ADVEX_ATTACK_UAP, "uap"},           {ADVEX_ATTACK_FAB, "fab"},
-    {ADVEX_ATTACK_FAB_T, "fab-t"},
+    {ADVEX_ATTACK_FAB_T, "fab-t"},         {ADVEX_ATTACK_HSJ, "hsj"},           {ADVEX_ATTACK_SIMBA, "simba"},
 };
 _Static_assert(sizeof attack_names / sizeof *attack_names == ADVEX_ATTACK_COUNT_, "attack name table");
 
 const char *advex_attack_names(void) {
     return "none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t, square, standard, cw, deepfool, uap, fab, "
-           "fab-t";
+           "fab-t, hsj, simba";
 }
 
 advex_status advex_attack_parse(const char *name, advex_attack_kind *kind) {

@@ -89,9 +89,31 @@ static int64_t window_side(float p, int64_t C, int64_t H, int64_t W, int l2) {
     return s;
 }
 
+/* the local model as a scores oracle */
+static advex_status model_scores(void *u, const float *x, int64_t n, const int64_t *rows, float *z) {
+    (void)rows;
+    return advex_model_forward(u, x, n, z);
+}
+
 advex_status atk_square(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                         int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info) {
-    const int64_t C = m->net->in_chw[0], H = m->net->in_chw[1], W = m->net->in_chw[2], d = C * H * W, k = m->net->classes;
+    const int64_t k = m->net->classes;
+    float *z = malloc((size_t)(n * k) * sizeof(float));
+    int32_t *ts = malloc((size_t)n * sizeof(int32_t));
+    advex_status st = ADVEX_OK;
+    if (!z || !ts) st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    int targeted = st ? -1 : atk_setup_targets(m, c, x, y, n, off, z, ts, &st);
+    atk_scores o = {model_scores, m, {m->net->in_chw[0], m->net->in_chw[1], m->net->in_chw[2]}, k, 0};
+    if (targeted >= 0) st = atk_square_run(&o, c, x, y, targeted ? ts : NULL, n, off, ids, xadv, info);
+    free(z);
+    free(ts);
+    return st;
+}
+
+advex_status atk_square_run(const atk_scores *o, const advex_attack_config *c, const float *x, const int32_t *y,
+                            const int32_t *targets, int64_t n, int64_t off, const int64_t *ids, float *xadv,
+                            advex_attack_info *info) {
+    const int64_t C = o->chw[0], H = o->chw[1], W = o->chw[2], d = C * H * W, k = o->k;
     const int64_t Q = c->queries > 0 ? c->queries : 5000;
     const float p_init = c->p_init > 0 ? (c->p_init < 1 ? c->p_init : 1.0f) : 0.8f;
     const float eps = c->eps;
@@ -113,8 +135,8 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
     int64_t *queries = info && info->queries ? info->queries : NULL;
 
     advex_status st = ADVEX_OK;
-    int targeted = atk_setup_targets(m, c, x, y, n, off, z, ts, &st);
-    if (targeted < 0) goto done;
+    int targeted = targets != NULL;
+    if (targets) memcpy(ts, targets, (size_t)n * sizeof(int32_t));
     atk_loss L = {ATK_LOSS_CW, ys, targeted ? ts : NULL, 0};
     /* start: vertical stripes (L-inf) or the grid of eta windows (L2) */
     for (int64_t i = 0; i < n; i++) {
@@ -126,7 +148,7 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
         if (l2) atk_square_l2_init(xb + i * d, x + i * d, C, H, W, eps, &rng[i], eta_buf, delta);
         else linf_start(xb + i * d, x + i * d, C, H, W, eps, &rng[i]);
     }
-    if ((st = advex_model_forward(m, xb, n, z))) goto done;
+    if ((st = o->fwd(o->u, xb, n, idx, z))) goto done;
     int64_t a = 0;
     for (int64_t i = 0; i < n; i++) {
         memcpy(xadv + i * d, xb + i * d, (size_t)d * fb);
@@ -147,7 +169,7 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
             if (l2) atk_square_l2_propose(xn + j * d, xs + j * d, xb + j * d, C, H, W, s, eps, &rng[j], eta_buf, delta);
             else linf_propose(xn + j * d, xs + j * d, xb + j * d, C, H, W, s, eps, &rng[j]);
         }
-        if ((st = advex_model_forward(m, xn, a, z))) goto done;
+        if ((st = o->fwd(o->u, xn, a, idx, z))) goto done;
         for (int64_t j = 0; j < a; j++) {
             int64_t i = idx[j];
             qs[j]++;

@@ -147,7 +147,8 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
     res->eps = c->eps;
     res->norm = advex_attack_norm(c);
     res->transfer = am != em;
-    int counts_queries = c->kind == ADVEX_ATTACK_SQUARE || c->kind == ADVEX_ATTACK_STANDARD;
+    int counts_queries = c->kind == ADVEX_ATTACK_SQUARE || c->kind == ADVEX_ATTACK_STANDARD || c->kind == ADVEX_ATTACK_HSJ ||
+                         c->kind == ADVEX_ATTACK_SIMBA;
     res->n_stages = advex_attack_stages(c, res->stage_attack, ADVEX_EVAL_MAX_STAGES);
     res->target_hits = c->target != ADVEX_TARGET_NONE ? 0 : -1;
     res->adv_max = -INFINITY;

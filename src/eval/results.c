@@ -100,6 +100,7 @@ static cJSON *result_json(const advex_eval_result *r, unsigned shared) {
         cJSON_AddItemToObject(p, "median", advex_json_number(r->norm_median));
         cJSON_AddItemToObject(p, "mean", advex_json_number(r->norm_mean));
     }
+    if (r->queries_total > 0) cJSON_AddNumberToObject(o, "queries_total", (double)r->queries_total);
     if (r->queries_count > 0) {
         cJSON *q = cJSON_AddObjectToObject(o, "queries");
         cJSON_AddNumberToObject(q, "count", (double)r->queries_count);

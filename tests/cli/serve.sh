@@ -1,0 +1,153 @@
+#!/bin/bash
+# advex serve and attack/eval --target against it on loopback, every server started and
+# stopped here (port 0, the bound port read from --port-file, readiness polled on
+# /v2/health/ready): the queries advex counts equal the images the server counted (its
+# /stats), the per-example budget holds, label-only HopSkipJump lowers robust accuracy within
+# 1000 queries, a server that turns to errors or garbage mid-run is a clean failure, hostile
+# requests get a 4xx and the server keeps serving, white-box attacks are refused (exit 2),
+# and an exec: program speaks the documented framing.
+# Usage: serve.sh ADVEX SRCDIR
+. "$(dirname "$0")/harness.bash"
+SRC=$2
+M="$SRC/tests/fixtures/transfer/surrogate.onnx"
+D="fashion-mnist:test"
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+
+# start NAME ARGS...: serve in the background; sets URL and SPID once it answers ready
+start() {
+    local name=$1; shift
+    rm -f "$T/$name.port"
+    "$ADVEX" serve --model "$M" --port 0 --port-file "$T/$name.port" --name "$name" "$@" >"$T/$name.log" 2>&1 &
+    SPID=$!
+    PIDS+=("$SPID")
+    wait_for "$T/$name.log" "serving" "$SPID" || return 1
+    local port i
+    port=$(cat "$T/$name.port")
+    BASE="http://127.0.0.1:$port"
+    URL="$BASE/v2/models/$name"
+    for i in $(seq 1 600); do
+        curl -sf "$BASE/v2/health/ready" >/dev/null && return 0
+        kill -0 "$SPID" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+stop() { kill "$SPID"; wait "$SPID"; }
+served() { curl -s "$URL/stats" | $PY -c 'import json,sys; print(json.load(sys.stdin)["inference_count"])'; }
+jfield() { $PY -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(r.get(sys.argv[2], 0))' "$@"; }
+
+# ---- scores: Square, exact accounting, the budget ----
+check "serve starts on a free port" start sq
+check "metadata names input and logits" sh -c "curl -s '$URL' | grep -q '\"shape\":\[-1,1,28,28\]'"
+"$ADVEX" eval --target "$URL" --data "$D" --limit 24 --attack square --eps 0.1 --queries 60 --batch 8 \
+    --target-batch 16 --query-log "$T/q.jsonl" --json "$T/sq.json" --quiet >"$T/sq.out" 2>&1
+check "square through the target runs" [ $? -eq 0 ]
+total=$(jfield "$T/sq.json" queries_total)
+check "queries_total ($total) equals the server's count ($(served))" [ "$total" = "$(served)" ]
+check "budget: at most 60 queries per example ($total for 24)" [ "$total" -le $((24 * 60)) ]
+check "the query log has one line per request, each batch <= 16" $PY - "$T/q.jsonl" "$total" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert all(r["outcome"] == "ok" and 1 <= r["batch"] <= 16 and r["latency_s"] >= 0 for r in rows), rows[:3]
+assert sum(r["batch"] for r in rows) == int(sys.argv[2])
+EOF
+check "median queries per success reported" $PY -c "
+import json; r=json.load(open('$T/sq.json'))['results'][0]; q=r['queries']; assert 1 < q['median'] <= 60, q"
+before=$(served)
+"$ADVEX" eval --target "$URL" --data "$D" --limit 12 --attack simba --eps 0.1 --queries 40 --json "$T/sb.json" --quiet >"$T/sb.out" 2>&1
+check "simba through the target runs" [ $? -eq 0 ]
+total=$(jfield "$T/sb.json" queries_total)
+check "simba: queries_total ($total) equals the server's count" [ "$total" -eq $(( $(served) - before )) ]
+check "simba: budget of 40 per example holds" [ "$total" -le $((12 * 40)) ]
+# a budget of 1 is the clean query alone: nothing is attacked
+"$ADVEX" attack --target "$URL" --data "$D" --limit 8 --attack square --eps 0.1 --queries 1 --quiet >"$T/q1.out" 2>&1
+check "--queries 1 spends exactly the clean queries" grep -q "queries sent:         8$" "$T/q1.out"
+"$ADVEX" attack --target "$URL" --data "$D" --limit 4 --attack pgd --eps 0.1 --quiet >"$T/wb.out" 2>&1
+check "white-box attack against a target exits 2" [ $? -eq 2 ]
+check "... naming the reason" grep -q "needs the model's gradients" "$T/wb.out"
+"$ADVEX" attack --target "$URL" --data "$D" --limit 8 --attack pgd --eps 0.1 --steps 5 --surrogate "$M" --quiet >"$T/tr.out" 2>&1
+check "transfer from a local surrogate onto the target" grep -q "queries sent:         1[0-6]$" "$T/tr.out"
+
+"$ADVEX" attack --target "$URL" --data "$D" --limit 5 --attack none --eps 0 --target-batch 1 --max-qps 20 \
+    --query-log "$T/qps.jsonl" --quiet >/dev/null 2>&1
+check "--max-qps 20: requests sent at least 1/20 s apart" $PY -c "
+import json
+t = [json.loads(l)['time'] for l in open('$T/qps.jsonl')]
+assert len(t) == 5 and all(b - a >= 0.0495 for a, b in zip(t, t[1:])), t"
+
+# ---- hostile requests: 4xx, and the server keeps serving ----
+code() { curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary "$1" "$URL/infer"; }
+check "bad JSON: 400" [ "$(code '{"inputs": [')" = 400 ]
+check "wrong datatype: 400" [ "$(code '{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"INT8","data":[1]}]}')" = 400 ]
+check "huge shape: 4xx" sh -c "[ \$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary '{\"inputs\":[{\"name\":\"input\",\"shape\":[1000000000,1,28,28],\"datatype\":\"FP32\",\"data\":[]}]}' '$URL/infer') -ge 400 ]"
+check "data shorter than the shape: 400" [ "$(code '{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":[0.5]}]}')" = 400 ]
+head -c 80000000 /dev/zero | tr '\0' '1' >"$T/big.json"
+check "oversized body: 413" [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @"$T/big.json" "$URL/infer")" = 413 ]
+check "unknown model: 404" [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v2/models/nope")" = 404 ]
+check "still ready after all that" curl -sf "$BASE/v2/health/ready" -o /dev/null
+"$ADVEX" attack --target "$URL" --data "$D" --limit 4 --attack none --eps 0 --quiet >/dev/null 2>&1
+check "and still answers infer" [ $? -eq 0 ]
+stop
+
+# ---- labels only: HopSkipJump within 1000 queries ----
+check "serve --output label" start lab --output label
+"$ADVEX" eval --target "$URL" --data "$D" --limit 20 --attack hsj --norm l2 --eps 3 --queries 1000 \
+    --json "$T/hsj.json" --quiet >"$T/hsj.out" 2>&1
+check "hsj through a label-only target runs" [ $? -eq 0 ]
+check "hsj: queries_total equals the server's count" [ "$(jfield "$T/hsj.json" queries_total)" = "$(served)" ]
+check "hsj: budget of 1000 per example holds" [ "$(jfield "$T/hsj.json" queries_total)" -le 20000 ]
+check "hsj lowers robust accuracy by at least a third of clean" $PY -c "
+import json; j=json.load(open('$T/hsj.json')); r=j['results'][0]
+assert r['robust_accuracy'] <= 0.67 * j['clean_accuracy'], (r['robust_accuracy'], j['clean_accuracy'])"
+"$ADVEX" attack --target "$URL" --data "$D" --limit 4 --attack square --eps 0.1 --quiet >"$T/sl.out" 2>&1
+check "square on a label-only target exits 2" [ $? -eq 2 ]
+stop
+
+# ---- a server that goes bad mid-run: a clean failure naming the problem ----
+for f in html nan shape 500; do
+    start "f$f" --fault-after 40 --fault $f || bad "fault server $f"
+    "$ADVEX" attack --target "$URL" --data "$D" --limit 8 --attack square --eps 0.1 --queries 50 --retries 1 \
+        --out "$T/f$f.npy" --quiet >"$T/f$f.out" 2>&1
+    check "fault $f: exit 1" [ $? -eq 1 ]
+    check "fault $f: no output file" [ ! -e "$T/f$f.npy" ]
+    check "fault $f: one clear line" [ "$(wc -l <"$T/f$f.out")" -le 2 ]
+    stop
+done
+check "html page recognised" grep -q "not JSON (response starts \"<html>" "$T/fhtml.out"
+check "non-finite scores recognised" grep -qi "non-finite" "$T/fnan.out"
+check "wrong shape recognised" grep -q "output shape is not" "$T/fshape.out"
+check "5xx retried, then reported" grep -q "HTTP 500" "$T/f500.out"
+start f5 --fault-after 1 --fault 500 || bad "fault server"
+"$ADVEX" attack --target "$URL" --data "$D" --limit 4 --attack none --eps 0 --retries 2 --target-batch 2 --query-log "$T/r.jsonl" \
+    --quiet >/dev/null 2>&1
+check "retries: 1 + 2 attempts logged, each a 500" $PY -c "
+import json
+rows = [json.loads(l) for l in open('$T/r.jsonl')]
+assert rows[0]['outcome'] == 'ok' and [r['attempt'] for r in rows[1:]] == [0, 1, 2], rows
+assert all('HTTP 500' in r['outcome'] for r in rows[1:]), rows"
+stop
+"$ADVEX" attack --target "$URL" --data "$D" --limit 4 --attack hsj --eps 1 --steps 5 --quiet >/dev/null 2>&1
+check "--steps without --surrogate is refused, not ignored" [ $? -eq 2 ]
+
+# ---- exec: a program over pipes ----
+cat >"$T/prog.py" <<'EOF'
+import sys, numpy as np
+out, inp = sys.stdout.buffer, sys.stdin.buffer
+out.write(b"advex-target 1 1 28 28 logits 10\n"); out.flush()
+w = np.random.default_rng(0).standard_normal((784, 10)).astype(np.float32)
+while True:
+    line = inp.readline()
+    if not line: break
+    n = int(line.split()[1])
+    x = np.frombuffer(inp.read(n * 784 * 4), np.float32).reshape(n, 784)
+    out.write(b"scores %d 10\n" % n); out.write((x @ w).astype(np.float32).tobytes()); out.flush()
+EOF
+"$ADVEX" attack --target "exec:$PY $T/prog.py" --data "$D" --limit 8 --attack square --eps 0.05 --queries 20 \
+    --target-batch 3 --query-log "$T/e.jsonl" --quiet >"$T/e.out" 2>&1
+check "exec: target runs" [ $? -eq 0 ]
+check "exec: every image counted" $PY -c "
+import json; s=sum(json.loads(l)['batch'] for l in open('$T/e.jsonl')); t=int(open('$T/e.out').read().split('queries sent:')[1].split()[0]); assert s == t <= 160, (s, t)"
+"$ADVEX" attack --target "exec:echo hello" --data "$D" --limit 2 --attack square --eps 0.05 --quiet >"$T/e2.out" 2>&1
+check "exec: a program that does not speak the framing is a clean failure" grep -q "expected \"advex-target 1" "$T/e2.out"
+finish
