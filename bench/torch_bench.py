@@ -5,8 +5,10 @@ forward), eval mode for attacks, images/s as the median of repetitions. Prints o
 object with the keys `advex bench --json` uses. Run by bench/compare.py."""
 import argparse
 import json
+import os
 import resource
 import statistics
+import sys
 import time
 
 import torch
@@ -50,6 +52,28 @@ def build(arch):
     raise SystemExit(f"unknown arch {arch}")
 
 
+def torchvision_model(name, state=None):
+    """torchvision's classifier `name` with the weights of tools/make_torchvision_fixtures.py
+    (its seed, its perturbation, ImageNet normalisation inside): the network the ONNX file
+    of build/torchvision/<name>/model.onnx holds, built in PyTorch. With `state` (a file of
+    torch.save(model.state_dict())), the way a user loads a saved model: the architecture
+    constructed, then load_state_dict of the file; the file is written first if missing."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+    import make_torchvision_fixtures as tvf
+    if name not in tvf.MODELS:
+        raise SystemExit(f"unknown torchvision model {name} (known: {' '.join(tvf.MODELS)})")
+    if state is None:
+        return tvf.build(name, 1000 + tvf.MODELS.index(name))
+    if not os.path.exists(state):
+        tmp = state + ".tmp"
+        torch.save(tvf.build(name, 1000 + tvf.MODELS.index(name)).state_dict(), tmp)
+        os.replace(tmp, state)
+    import torchvision
+    model = tvf.Normalised(getattr(torchvision.models, name)(weights=None))
+    model.load_state_dict(torch.load(state))
+    return model.eval()
+
+
 def input_grad(model, x, y):
     x = x.detach().requires_grad_(True)
     loss = F.cross_entropy(model(x), y, reduction="sum")
@@ -59,6 +83,13 @@ def input_grad(model, x, y):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--arch", default="small")
+    ap.add_argument("--torchvision", metavar="NAME",
+                    help="torchvision classifier (tools/make_torchvision_fixtures.py's), 3x224x224 inputs")
+    ap.add_argument("--state", metavar="FILE",
+                    help="with --torchvision: load the weights from this state_dict file (written first if missing); "
+                         "load_seconds then times construction + load_state_dict")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="model and inputs in torch.channels_last memory format")
     ap.add_argument("--attack", default="fgsm", choices=["fgsm", "pgd", "train", "forward"])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=256)
@@ -73,11 +104,23 @@ def main():
     if a.scaling and a.threads < 2:
         raise SystemExit("torch_bench: --scaling needs --threads 2 or more")
     torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    model = build(a.arch)
+    t0 = time.perf_counter()
+    if a.torchvision:
+        if a.state and not os.path.exists(a.state):  # written once, outside the timing
+            torchvision_model(a.torchvision, a.state)
+            t0 = time.perf_counter()
+        model, shape, classes = torchvision_model(a.torchvision, a.state), (3, 224, 224), 1000
+    else:
+        torch.manual_seed(a.seed)
+        model, shape, classes = build(a.arch), (1, 28, 28), 10
+    build_seconds = time.perf_counter() - t0
     model.eval()
-    x = torch.rand(a.batch, 1, 28, 28)
-    y = torch.randint(0, 10, (a.batch,))
+    torch.manual_seed(a.seed)
+    x = torch.rand(a.batch, *shape)
+    if a.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, classes, (a.batch,))
     eps = a.eps
     steps = a.steps if a.attack == "pgd" else 1
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9) if a.attack == "train" else None
@@ -136,9 +179,10 @@ def main():
             (rates1 if single else rates).append(timed())
     torch.set_num_threads(a.threads)
     med = statistics.median(rates)
-    out = {"tool": "pytorch", "torch": torch.__version__, "model": a.arch, "attack": a.attack,
+    out = {"tool": "pytorch", "torch": torch.__version__, "model": a.torchvision or a.arch, "attack": a.attack,
            "steps": steps, "batch": a.batch, "threads": torch.get_num_threads(), "reps": a.reps,
-           "images_per_second": med, "rates": rates,
+           "images_per_second": med, "rates": rates, "load_seconds": build_seconds,
+           "channels_last": a.channels_last,
            "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
     if a.scaling:
         ratios = [t / o for t, o in zip(rates, rates1)]

@@ -28,6 +28,7 @@ typedef struct bench_ctx {
     double *rates, *rates1, *ratios; /* (reps) T threads, 1 thread, their pair ratios */
     int64_t iters;
     double flop_per_image;
+    double load_seconds; /* advex_model_load_onnx (or the built-in architecture's construction) */
 } bench_ctx;
 
 static int cmp_double(const void *a, const void *b) {
@@ -95,6 +96,7 @@ static int bench_print(const char *cmd, const bench_ctx *b, int json) {
         cJSON_AddNumberToObject(o, "gflop_per_image", b->flop_per_image * 1e-9);
         cJSON_AddNumberToObject(o, "gflops", b->flop_per_image * med * 1e-9);
         cJSON_AddNumberToObject(o, "peak_rss_kb", (double)ru.ru_maxrss);
+        cJSON_AddNumberToObject(o, "load_seconds", b->load_seconds);
         cJSON_AddNumberToObject(o, "iterations", (double)b->iters);
         if (b->scaling) {
             sc = cJSON_AddObjectToObject(o, "scaling");
@@ -111,10 +113,10 @@ static int bench_print(const char *cmd, const bench_ctx *b, int json) {
         cJSON_free(text);
     } else {
         printf("%s %s (steps %lld) batch %lld, %d threads, %s kernels: %.1f images/s (median of %lld; %.2f ms/batch, "
-               "%.2f GFLOP/s, peak RSS %.1f MiB)\n",
+               "%.2f GFLOP/s, peak RSS %.1f MiB, load %.2f s)\n",
                b->name, b->attack, (long long)b->steps, (long long)b->n, advex_get_threads(), advex_kernel_isa(), med, b->reps,
                1e3 * (double)b->n / med,
-               b->flop_per_image * med * 1e-9, (double)ru.ru_maxrss / 1024.0);
+               b->flop_per_image * med * 1e-9, (double)ru.ru_maxrss / 1024.0, b->load_seconds);
         if (b->scaling)
             printf("1 thread: %.1f images/s; %d threads / 1 thread: %.2fx (median of %lld side-by-side pairs)\n",
                    med1, b->threads, medr, b->reps);
@@ -206,7 +208,9 @@ int cmd_bench(int argc, char **argv) {
                          advex_get_threads());
     bench_ctx b;
     memset(&b, 0, sizeof b);
+    double t_load = cli_now();
     if ((r = cli_load_model(cmd, model_path, model_path ? NULL : arch, (uint64_t)seed, &b.m))) return r;
+    b.load_seconds = cli_now() - t_load;
     int rc = CLI_EXIT_FAIL;
     if ((r = bench_setup(cmd, &b, kind, batch, steps, eps, seed, reps))) { rc = r; goto done; }
     double macs = advex_model_macs(b.m);

@@ -258,7 +258,8 @@ typedef struct advex_op_ctx {
     float *scratch;     /* temporary floats (size from op->scratch), valid for this call */
     int64_t scratch_n;
     float *aux;         /* this node's state kept from forward to backward in this plan (size
-                           from op->aux, zeroed when the plan is laid out), or NULL */
+                           from op->aux), or NULL; its first 16 floats are zeroed when the
+                           plan is laid out (a cache's valid flag), the rest is not */
     int64_t aux_n;
 } advex_op_ctx;
 
@@ -370,30 +371,39 @@ typedef struct advex_plan {
     float *grads;        /* (n_params) parameter gradients (training plans): backward adds */
     float *arena;        /* activations, aux, the input grad, the activation-grad pool, scratch */
     int64_t arena_cap;
-    /* Activation gradients share memory by lifetime (plan_grad_pool in plan.c): the grad of an
-     * ACT value lives from the backward of its last consumer (topological order) to that of
-     * its producer, packed with a greedy best-fit allocator. Only the graph input's grad (read
-     * after the pass) has a buffer of its own: after a backward only the input and parameter
-     * grads are meaningful. */
-    int64_t grad_pool;   /* floats of the activation-grad pool */
+    /* Activations and their gradients share one pool by lifetime (plan_pool in plan.c): an
+     * activation lives from its producer's forward to the last step that reads it (its last
+     * forward consumer, or a backward that needs it), the grad of an ACT value from the
+     * backward of its last consumer (topological order) to that of its producer, packed with
+     * a greedy best-fit allocator. Only the graph input's grad (read after the pass) has a
+     * buffer of its own: after a pass only the output, the input grad and parameter grads are
+     * meaningful (unless grad_noshare). */
+    int64_t grad_pool;   /* floats of the pool */
     /* Backward zeroing schedule: step s (node n_nodes-1-s) first zeroes, where grad_write is 0,
      * the grads of values bw_zero[n_nodes+1 + bw_zero[s] .. n_nodes+1 + bw_zero[s+1]) (its
      * inputs whose first consumer in reverse order it is, and its own output when nobody
-     * consumes it). (n_nodes + 1 + n_vals) ints; tmp: 3 * (n_vals + 1) int64 of planning
-     * workspace. Both allocated once, so re-planning does not allocate. */
+     * consumes it). (n_nodes + 1 + n_vals) ints; tmp: 9 * (n_vals + 1) int64 of planning
+     * workspace. Allocated once, so re-planning does not allocate. */
     int *bw_zero;
     int64_t *tmp;
+    int *ev;             /* (4 (n_nodes + 1) + 2 (n_vals + 1)) planning workspace (plan_pool) */
     float *scratch;
     int64_t scratch_n;
     advex_rng rng;       /* dropout */
     int threads;         /* kernels' threads in this plan's passes; 0: the caller's */
     int64_t ex_base;     /* index of the plan's first example in the caller's batch (messages) */
-    /* test switches, set before laying out: every activation grad gets its own buffer (valid
-     * after the pass); every consumer accumulates (grad_write ignored) */
+    /* shapes only (set before laying out): advex_plan_shape infers every value's shape and
+     * allocates nothing (the plan is then not runnable: ndim stays 0) */
+    int shapes_only;
+    /* test switches, set before laying out: every activation and activation grad gets its own
+     * buffer (valid after the pass); every consumer accumulates (grad_write ignored) */
     int grad_noshare, no_grad_write;
 } advex_plan;
 
 advex_status advex_plan_new(const advex_net *net, advex_plan **out);
+/* Whether node i's backward pass, in plan p's mode, reads the data of its input slot `slot`
+ * (-1: of its output): what keeps an activation's buffer alive into the backward pass. */
+int advex_plan_bw_reads(const advex_plan *p, int i, int slot);
 void advex_plan_free(advex_plan *p);
 /* Lay the plan out for an input of shape (ndim, dims) in a mode; no-op when unchanged.
  * want_grad: backward possible (activation gradients). train: BatchNorm batch statistics,

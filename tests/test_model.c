@@ -418,66 +418,92 @@ TEST(grad_write_mode_archs) {
     ASSERT(writes > 10);
 }
 
-/* ---- activation gradients share memory by lifetime (plan_grad_pool) --------------------- */
+/* ---- activations and their gradients share memory by lifetime (plan_pool) --------------- */
 
-/* The pooled grads of values live at the same time in the backward pass (reverse step s runs
- * node n_nodes-1-s; a grad is live from its last consumer's step, or the start for the graph
- * output, or its producer's step when nobody consumes it, to its producer's step) never
- * overlap, nor any activation's data or the input grad, and all lie in the arena. Returns
- * NULL or what is wrong. */
-/* v, or the value whose gradient buffer v's shares through alias_grad nodes (fuse.c,
- * mark_aliases: a node's input 0 takes its output's block) */
+/* v's buffer owner: the value whose data buffer v's is through views and fused Relus
+ * (alias_data, relu_fused), or whose gradient buffer v's is through alias_grad nodes (a
+ * node's input 0 takes its output's block) */
+static int data_root(const advex_graph *g, int v) {
+    int p = g->vals[v].producer;
+    if (p >= 0 && (g->nodes[p].alias_data || g->nodes[p].relu_fused)) return data_root(g, g->nodes[p].in[0]);
+    return v;
+}
 static int grad_root(const advex_graph *g, int v) {
     for (int i = 0; i < g->n_nodes; i++)
         if (g->nodes[i].alias_grad && g->nodes[i].in[0] == v) return grad_root(g, g->nodes[i].out[0]);
     return v;
 }
 
+/* The pool as plan.c promises it, checked from the graph: on a time line of forward steps
+ * (node i at i) and backward steps (node i at 2n-1-i), an activation's buffer is live from
+ * its producer (a folded BatchNorm's: its Conv, eval) to its last forward consumer or the
+ * last backward that reads it (advex_plan_bw_reads), the output's to the end; an ACT grad
+ * from its last consumer's backward (the output's: the backward's start; nobody's: its
+ * producer's) to its producer's. No two buffers live at the same time overlap unless they
+ * are the same buffer, none overlaps the input grad, and all lie in the arena. Returns NULL
+ * or what is wrong. */
 static const char *pool_overlap(const advex_plan *pl) {
     static char why[256];
     const advex_graph *g = &pl->net->g;
     const advex_value *vals = pl->v;
-    int nn = g->n_nodes, nv = g->n_vals;
-    int *from = malloc((size_t)nv * sizeof(int)), *to = malloc((size_t)nv * sizeof(int));
+    int nn = g->n_nodes, nv = g->n_vals, T = pl->want_grad ? 2 * nn : nn;
+    /* blocks: 2v data, 2v+1 grad */
+    int *from = malloc((size_t)2 * nv * sizeof(int)), *to = malloc((size_t)2 * nv * sizeof(int));
     const char *bad = NULL;
-    for (int v = 0; v < nv; v++) from[v] = nn, to[v] = -1;
+    for (int b = 0; b < 2 * nv; b++) from[b] = T + 1, to[b] = -1;
     for (int i = 0; i < nn; i++) {
-        int st = nn - 1 - i;
-        to[g->nodes[i].out[0]] = st;
-        for (int k = 0; k < g->nodes[i].n_in; k++) {
-            int u = g->nodes[i].in[k];
-            if (u >= 0 && vals[u].kind == ADVEX_VAL_ACT && st < from[u]) from[u] = st;
+        const advex_node *nd = &g->nodes[i];
+        int o = data_root(g, nd->out[0]), bt = 2 * nn - 1 - i;
+        if (from[2 * o] > i) from[2 * o] = i;
+        if (to[2 * o] < i) to[2 * o] = i;
+        if (pl->want_grad && advex_plan_bw_reads(pl, i, -1) && to[2 * o] < bt) to[2 * o] = bt;
+        if (!pl->train && nd->op == ADVEX_OP_CONV && nd->fold > 0) {
+            int f = data_root(g, nd->fold_v[0]);
+            if (from[2 * f] > i) from[2 * f] = i;
+        }
+        if (pl->want_grad) {
+            to[2 * nd->out[0] + 1] = bt;
+            if (from[2 * nd->out[0] + 1] > bt) from[2 * nd->out[0] + 1] = bt;
+        }
+        for (int k = 0; k < nd->n_in; k++) {
+            int u = nd->in[k];
+            if (u < 0 || vals[u].kind != ADVEX_VAL_ACT) continue;
+            int r = data_root(g, u), t = pl->want_grad && advex_plan_bw_reads(pl, i, k) ? bt : i;
+            if (to[2 * r] < t) to[2 * r] = t;
+            if (pl->want_grad && from[2 * u + 1] > bt) from[2 * u + 1] = bt;
         }
     }
-    for (int v = 0; v < nv; v++)
-        if (from[v] == nn) from[v] = to[v];
-    from[g->output] = -1;
+    to[2 * data_root(g, g->output)] = T;
+    if (pl->want_grad) from[2 * g->output + 1] = nn;
     const advex_value *in = &vals[g->input];
-    const float *lo = pl->arena, *hi = pl->arena + pl->arena_cap;
-    for (int u = 0; u < nv && !bad; u++) {
-        const advex_value *a = &vals[u];
-        if (a->kind != ADVEX_VAL_ACT) continue;
-        int64_t na = advex_numel(a->ndim, a->dims);
-        if (!a->grad || a->grad < lo || a->grad + na > hi) {
-            snprintf(why, sizeof why, "grad of %s outside the arena", a->name);
+    const float *lo = pl->arena, *hi = pl->arena + pl->arena_cap, *ia = in->grad,
+                *ib = in->grad ? in->grad + advex_numel(in->ndim, in->dims) : NULL;
+    for (int a = 0; a < 2 * nv && !bad; a++) {
+        const advex_value *va = &vals[a / 2];
+        const float *pa = a % 2 ? va->grad : va->data;
+        if (va->kind != ADVEX_VAL_ACT || to[a] < 0 || (a % 2 && !pl->want_grad)) continue;
+        int64_t na = advex_numel(va->ndim, va->dims);
+        int ra = a % 2 ? grad_root(g, a / 2) : data_root(g, a / 2);
+        if (!pa || pa < lo || pa + na > hi) {
+            snprintf(why, sizeof why, "%s of %s outside the arena", a % 2 ? "grad" : "data", va->name);
             bad = why;
             break;
         }
-        const float *ia = in->grad, *ib = in->grad + advex_numel(in->ndim, in->dims);
-        if (a->grad < ib && ia < a->grad + na) {
-            snprintf(why, sizeof why, "grad of %s overlaps the input grad", a->name);
+        if (ia && pa < ib && ia < pa + na) {
+            snprintf(why, sizeof why, "%s of %s overlaps the input grad", a % 2 ? "grad" : "data", va->name);
             bad = why;
         }
-        for (int v = 0; v < nv && !bad; v++) {
-            const advex_value *b = &vals[v];
-            if (b->kind != ADVEX_VAL_ACT) continue;
-            int64_t nb = advex_numel(b->ndim, b->dims);
-            if (a->grad < b->data + nb && b->data < a->grad + na) {
-                snprintf(why, sizeof why, "grad of %s overlaps the data of %s", a->name, b->name);
-                bad = why;
-            } else if (v != u && from[u] <= to[v] && from[v] <= to[u] && a->grad < b->grad + nb && b->grad < a->grad + na &&
-                       grad_root(g, u) != grad_root(g, v)) {
-                snprintf(why, sizeof why, "grads of %s and %s overlap while both are live", a->name, b->name);
+        for (int b = a + 1; b < 2 * nv && !bad; b++) {
+            const advex_value *vb = &vals[b / 2];
+            const float *pb = b % 2 ? vb->grad : vb->data;
+            if (vb->kind != ADVEX_VAL_ACT || to[b] < 0 || !pb || (b % 2 && !pl->want_grad)) continue;
+            int rb = b % 2 ? grad_root(g, b / 2) : data_root(g, b / 2);
+            if (a % 2 == b % 2 && ra == rb) continue; /* one buffer */
+            int64_t nb = advex_numel(vb->ndim, vb->dims);
+            if (from[a % 2 ? a : 2 * ra] <= to[b % 2 ? b : 2 * rb] && from[b % 2 ? b : 2 * rb] <= to[a % 2 ? a : 2 * ra] &&
+                pa < pb + nb && pb < pa + na) {
+                snprintf(why, sizeof why, "%s of %s and %s of %s overlap while both are live", a % 2 ? "grad" : "data",
+                         va->name, b % 2 ? "grad" : "data", vb->name);
                 bad = why;
             }
         }
@@ -487,10 +513,10 @@ static const char *pool_overlap(const advex_plan *pl) {
     return bad;
 }
 
-/* The activation gradients of resnet at batch 64 take at least 60% less memory pooled than
- * with a buffer per gradient (grad_noshare; aliased gradients share one either way), the
- * arena shrinks by exactly that, and the pool keeps lifetimes apart (eval and train plans
- * of every built-in architecture). */
+/* Activations and their gradients of resnet at batch 64 take at least 60% less memory pooled
+ * than with a buffer each (grad_noshare; aliases share one either way), the arena shrinks by
+ * exactly that, and the pool keeps lifetimes apart (eval and train plans of every built-in
+ * architecture, with and without gradients). */
 TEST(grad_pool_memory) {
     advex_model *sh = NULL, *ns = NULL;
     ASSERT_OK(advex_model_build("resnet", 3, &sh));
@@ -498,19 +524,21 @@ TEST(grad_pool_memory) {
     ns->plan->grad_noshare = 1;
     advex_plan *psh = plan_for(sh, 64, 0), *pns = plan_for(ns, 64, 0);
     ASSERT(psh && pns);
-    int64_t all = 0; /* a block per node output, less those an aliasing node passes on */
+    int64_t all = 0; /* a data block per node output and a grad block, less what aliasing nodes share */
     for (int i = 0; i < ns->net->g.n_nodes; i++) {
         const advex_node *nd = &ns->net->g.nodes[i];
         const advex_value *o = &pns->v[nd->out[0]];
-        all += (advex_numel(o->ndim, o->dims) + 15) / 16 * 16;
-        if (nd->alias_grad) all -= (advex_numel(o->ndim, o->dims) + 15) / 16 * 16;
+        int64_t blk = (advex_numel(o->ndim, o->dims) + 15) / 16 * 16;
+        all += 2 * blk;
+        if (nd->alias_grad) all -= blk;
+        if (nd->alias_data || nd->relu_fused) all -= blk;
     }
     int64_t cap_sh = psh->arena_cap, cap_ns = pns->arena_cap, pool = psh->grad_pool;
-    printf("  resnet batch 64 with gradients: arena %.1f MB shared, %.1f MB unshared (grads %.1f -> %.1f MB)\n",
-           cap_sh * 4e-6, cap_ns * 4e-6, all * 4e-6, pool * 4e-6);
+    printf("  resnet batch 64 with gradients: arena %.1f MB shared, %.1f MB unshared (activations and grads %.1f -> "
+           "%.1f MB)\n", cap_sh * 4e-6, cap_ns * 4e-6, all * 4e-6, pool * 4e-6);
     ASSERT_EQ_INT(pns->grad_pool, all);
     ASSERT_EQ_INT(cap_ns - cap_sh, all - pool);
-    ASSERT_MSG(pool <= 0.4 * all, "gradient pool %lld floats, %lld with a buffer per gradient: less than 60%% saved",
+    ASSERT_MSG(pool <= 0.4 * all, "pool %lld floats, %lld with a buffer each: less than 60%% saved",
                (long long)pool, (long long)all);
     const char *bad = pool_overlap(psh);
     ASSERT_MSG(!bad, "resnet eval plan: %s", bad);
@@ -524,6 +552,12 @@ TEST(grad_pool_memory) {
         for (int train = 0; train < 2 && !bad; train++) {
             advex_plan *pl = plan_for(m, 3, train);
             bad = pl ? pool_overlap(pl) : "plan failed";
+        }
+        if (!bad) { /* forward only: every buffer given back after its last forward use */
+            advex_plan *pl = NULL;
+            if (advex_plan_new(m->net, &pl) || advex_plan_images(pl, 3, 0, 0)) bad = "forward plan failed";
+            else bad = pool_overlap(pl);
+            advex_plan_free(pl);
         }
         advex_model_free(m);
         ASSERT_MSG(!bad, "%s: %s", names[a], bad);

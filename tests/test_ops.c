@@ -9,6 +9,7 @@
 #include "harness.h"
 #include "internal.h"
 #include "ops/kernels.h"
+#include "ops/vmath.h"
 
 /* ---- a one-node graph built by hand ------------------------------------------------------ */
 
@@ -270,6 +271,12 @@ static const conv_cfg conv_cfgs[] = {
     {2, 3, 9, 8, 4, 4, 4, 2, 2, 1, 1, 1, 2, 0, 1, 1}, /* 4x4 stride 2, asymmetric pads (space-to-depth) */
     {2, 8, 6, 7, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}, /* 3x3, 8 channels each side (Winograd) */
     {1, 8, 5, 6, 9, 5, 5, 1, 1, 1, 1, 2, 1, 2, 0, 1}, /* 5x5, asymmetric pads (Winograd) */
+    /* grouped and depthwise, direct (conv_group.c) */
+    {2, 6, 9, 37, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 6},   /* depthwise 3x3, rows wider than a 32-column tile */
+    {2, 4, 11, 13, 8, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 4},  /* depthwise 5x5 stride 2, channel multiplier 2 */
+    {1, 6, 8, 9, 9, 3, 3, 2, 2, 1, 1, 1, 0, 0, 1, 3},    /* groups of 2 -> 3 channels, stride 2, asymmetric pads */
+    {1, 3, 10, 41, 3, 7, 7, 1, 1, 1, 1, 3, 3, 3, 3, 3},  /* depthwise 7x7 (ConvNeXt) */
+    {2, 4, 12, 70, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 4},  /* depthwise stride 2, 35 output columns */
 };
 
 static int conv_node(tg *g, const conv_cfg *k, int bias, uint64_t seed) {
@@ -493,6 +500,117 @@ TEST(activations_grad) {
             ASSERT_NEAR(ys[i], want, 1e-6);
         }
     }
+}
+
+/* SiLU (Sigmoid in mode 1, patterns.c): gradient and values; both modes against the libm
+ * reference over a wide range (within 1e-6 relative; absolutely within 1e-37 where the
+ * result is below 1e-31), and the vectorised exp against expf */
+TEST(sigmoid_silu) {
+    tg g;
+    tg_init(&g, ADVEX_OP_SIGMOID, 650);
+    int x = tg_val(&g, DIMS(3, 2, 5, 3), -4, 4);
+    tg_inputs(&g, IDS(x));
+    g.nd.a.mode = 1;
+    ASSERT_OK(tg_plan(&g, 0));
+    int got = gradcheck(&g, 0, 1e-3, 1e-2, 0, 60);
+    tg_free(&g);
+    ASSERT_MSG(got > 0, "SiLU gradient check failed");
+    enum { N = 40000 };
+    float *xs = zalloc(N), *ref = zalloc(N);
+    for (int i = 0; i < N; i++) xs[i] = -120.0f + 240.0f * (float)i / N;
+    xs[0] = -INFINITY;
+    xs[1] = INFINITY;
+    xs[2] = 0.0f;
+    xs[3] = -0.0f;
+    for (int mode = 0; mode < 2; mode++) {
+        tg_init(&g, ADVEX_OP_SIGMOID, 651 + mode);
+        int xi = tg_val(&g, DIMS(N), 0, 1);
+        tg_inputs(&g, IDS(xi));
+        g.nd.a.mode = mode;
+        ASSERT_OK(tg_plan(&g, 0));
+        memcpy(g.v[xi].data, xs, N * sizeof(float));
+        tg_forward(&g, 0);
+        advex_sigmoid_ref(ref, xs, N, mode);
+        const float *y = g.v[g.nd.out[0]].data;
+        double worst = 0;
+        for (int i = 0; i < N; i++) {
+            if (isnan(ref[i])) { /* SiLU at -Inf: -Inf * 0 */
+                ASSERT(isnan(y[i]) || y[i] == 0.0f);
+                continue;
+            }
+            /* relative, except below float's normal range (x < -87: 1 / (1 + e^-x) flushes to 0) */
+            double e = fabs((double)y[i] - ref[i]) / (fabs(ref[i]) + 1e-31);
+            if (e > worst) worst = e;
+        }
+        tg_free(&g);
+        ASSERT_MSG(worst < 1e-6, "%s: relative error %g against libm", mode ? "SiLU" : "Sigmoid", worst);
+    }
+    free(xs);
+    free(ref);
+    /* advex_vexpf against expf: every 1021st float of [-104, 89], within 2 ulp */
+    int64_t worst_ulp = 0;
+    for (float v = -104.0f; v < 89.0f;) {
+        float a = advex_vexpf(v), b = expf(v);
+        int32_t ia, ib;
+        memcpy(&ia, &a, sizeof ia);
+        memcpy(&ib, &b, sizeof ib);
+        int64_t d = isinf(a) && isinf(b) ? 0 : llabs((long long)ia - (long long)ib);
+        ASSERT_MSG(d <= 2, "advex_vexpf(%.9g) = %.9g, expf %.9g", (double)v, (double)a, (double)b);
+        if (d > worst_ulp) worst_ulp = d;
+        int32_t iv;
+        memcpy(&iv, &v, sizeof iv);
+        iv += iv < 0 ? -1021 : 1021;
+        if (v < 0 && iv < 0 && iv > -1021) iv = 0; /* (crossing zero) */
+        memcpy(&v, &iv, sizeof iv);
+    }
+    ASSERT(isnan(advex_vexpf(NAN)) && advex_vexpf(-INFINITY) == 0.0f && isinf(advex_vexpf(INFINITY)));
+    ASSERT(isinf(advex_vexpf(89.0f)) && advex_vexpf(-104.0f) == 0.0f && advex_vexpf(0.0f) == 1.0f);
+}
+
+/* The vectorised GELU (forward and gradient) and contiguous-row softmax against their libm
+ * references: GELU within 2e-6 |ref| + 1e-7 max(1, |x|) (both compute 1 + erf(x / sqrt 2)
+ * in float, which for x below -3 keeps only float's absolute precision near -1), softmax
+ * within 4e-6 relative of the double-precision form (x - max rounds in float: up to 2^-24 of
+ * |x - max|, here up to 30, relative in e^(x - max)). */
+TEST(vmath_kernels) {
+    enum { N = 20000 };
+    float *x = zalloc(N), *y = zalloc(N), *r = zalloc(N), *dy = zalloc(N), *dx = zalloc(N), *dr = zalloc(N);
+    advex_rng rng;
+    advex_rng_seed(&rng, 77);
+    for (int i = 0; i < N; i++) {
+        x[i] = -12.0f + 24.0f * (float)i / N;
+        dy[i] = 2.0f * advex_rng_uniform(&rng) - 1.0f;
+    }
+    advex_gelu_kernel(y, x, N);
+    advex_unary_kernel(ADVEX_OP_GELU, 0, 0, 0, r, x, N);
+    double worst = 0;
+#define GELU_ERR_(a, b, xv) (fabs((double)(a) - (b)) / (2e-6 * fabs(b) + 1e-7 * fmax(1.0, fabs(xv))))
+    for (int i = 0; i < N; i++) worst = fmax(worst, GELU_ERR_(y[i], r[i], x[i]));
+    ASSERT_MSG(worst <= 1, "Gelu: error %g of the tolerance against libm", worst);
+    for (int write = 0; write < 2; write++) {
+        for (int i = 0; i < N; i++) dx[i] = dr[i] = write ? NAN : 0.25f;
+        advex_gelu_grad_kernel(dx, dy, x, N, write);
+        advex_unary_backward_kernel(ADVEX_OP_GELU, 0, 0, 0, dr, dy, x, r, N, write);
+        worst = 0;
+        for (int i = 0; i < N; i++) worst = fmax(worst, GELU_ERR_(dx[i], dr[i], x[i]));
+        ASSERT_MSG(worst <= 1, "Gelu gradient (write %d): error %g of the tolerance against libm", write, worst);
+    }
+    static const int64_t lens[] = {1, 7, 49, 197, 1000};
+    for (size_t t = 0; t < sizeof lens / sizeof *lens; t++) {
+        int64_t D = lens[t];
+        for (int64_t k = 0; k < D; k++) x[k] = 30.0f * advex_rng_uniform(&rng) - 15.0f;
+        advex_softmax_row(y, x, D);
+        double mx = -INFINITY, s = 0;
+        for (int64_t k = 0; k < D; k++) mx = fmax(mx, x[k]);
+        for (int64_t k = 0; k < D; k++) s += exp((double)x[k] - mx);
+        for (int64_t k = 0; k < D; k++) {
+            double want = exp((double)x[k] - mx) / s;
+            ASSERT_MSG(fabs(y[k] - want) <= 4e-6 * want + 1e-30, "softmax of %lld: element %lld is %.9g, want %.9g",
+                       (long long)D, (long long)k, (double)y[k], want);
+        }
+    }
+#undef GELU_ERR_
+    free(x); free(y); free(r); free(dy); free(dx); free(dr);
 }
 
 /* ---- pools --------------------------------------------------------------------------------- */
@@ -865,6 +983,9 @@ TEST(elementwise_broadcast) {
         {1, {1}, 4, {2, 3, 1, 2}, 4, {2, 3, 1, 2}},
         {4, {2, 3, 2, 2}, 4, {1, 3, 1, 1}, 4, {2, 3, 2, 2}}, /* per-channel normalisation */
         {2, {3, 2}, 0, {0}, 2, {3, 2}},                      /* scalar */
+        {4, {2, 3, 5, 4}, 4, {2, 3, 1, 1}, 4, {2, 3, 5, 4}}, /* squeeze-excitation gate: one scalar per row */
+        {2, {3, 9000}, 1, {9000}, 2, {3, 9000}},             /* long rows in chunks, b summed over rows */
+        {2, {1, 9000}, 2, {3, 1}, 2, {3, 9000}},             /* each operand broadcast along the other's dim */
     };
     for (int op = 0; op < 4; op++)
         for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
@@ -1246,7 +1367,7 @@ TEST(infer_errors) {
 
 TEST_MAIN_EACH_ISA(TEST_ENTRY(op_table), TEST_ENTRY(conv_grad), TEST_ENTRY(conv_fast_vs_ref),
           TEST_ENTRY(conv_auto_pad_and_accumulate), TEST_ENTRY(gemm_grad_and_ref), TEST_ENTRY(matmul_grad),
-          TEST_ENTRY(activations_grad), TEST_ENTRY(pool_grad_and_ref), TEST_ENTRY(pool_known_values),
+          TEST_ENTRY(activations_grad), TEST_ENTRY(sigmoid_silu), TEST_ENTRY(vmath_kernels), TEST_ENTRY(pool_grad_and_ref), TEST_ENTRY(pool_known_values),
           TEST_ENTRY(global_avgpool), TEST_ENTRY(batchnorm_eval), TEST_ENTRY(batchnorm_train),
           TEST_ENTRY(dropout), TEST_ENTRY(flatten_reshape_transpose), TEST_ENTRY(concat_pad),
           TEST_ENTRY(elementwise_broadcast), TEST_ENTRY(softmax_grad), TEST_ENTRY(inputs_as_attributes),

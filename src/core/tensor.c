@@ -12,7 +12,7 @@ advex_status advex_tensor_alloc(advex_tensor *t, int ndim, const int64_t *dims) 
     memset(t, 0, sizeof *t);
     if (n < 0) return advex_set_error(ADVEX_ERR_LIMIT, "tensor: shape overflows");
     t->data = advex_falloc(n);
-    if (!t->data) return advex_set_error(ADVEX_ERR_NOMEM, "tensor: cannot allocate %lld floats", (long long)n);
+    if (!t->data) return advex_alloc_error(n, "a tensor (advex_tensor_alloc)");
     memset(t->data, 0, (size_t)n * sizeof(float));
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->dims[i] = dims[i];

@@ -2,6 +2,9 @@
  * parameter storage, weight checks, the fusion marks of fuse.c) and sharing it between model
  * handles. Plans (plan.c) run it. */
 #include <math.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +77,9 @@ int advex_graph_add_value(advex_graph *g, const char *name, advex_value_kind kin
         v->data = advex_falloc(n);
         if (!v->data) {
             char what[160];
-            snprintf(what, sizeof what, "tensor '%.120s'", v->name);
+            snprintf(what, sizeof what, "%s '%.120s'",
+                     kind == ADVEX_VAL_PARAM ? "the weights" : kind == ADVEX_VAL_STATE ? "the running statistics"
+                                                                                       : "the constant", v->name);
             advex_alloc_error(n, what);
             free(v->name);
             return -1;
@@ -196,7 +201,10 @@ done:
     return st;
 }
 
-/* Move PARAM values into one contiguous buffer (and CONST/STATE into another). */
+/* Move PARAM values into one contiguous buffer (and CONST/STATE into another), one value at
+ * a time, each block given back as soon as it is copied: the new buffers' pages become
+ * resident only as they are written, so the move holds about one copy of the weights, not
+ * two (vgg11's 0.5 GB). Only the padding between values is zeroed. */
 static advex_status pack_storage(advex_net *net) {
     advex_graph *g = &net->g;
     int64_t np = 0, nc = 0;
@@ -211,23 +219,31 @@ static advex_status pack_storage(advex_net *net) {
     }
     float *params = advex_falloc(np), *consts = NULL;
     advex_status st = ADVEX_OK;
-    if (!params) st = advex_alloc_error(np, "the parameters");
-    else if (!(consts = advex_falloc(nc))) st = advex_alloc_error(nc, "the constants");
+    /* (until the copy below the weights are counted twice: as tensors and as this block) */
+    if (!params) st = advex_alloc_error(np, "the model's weights, moved into one block");
+    else if (!(consts = advex_falloc(nc))) st = advex_alloc_error(nc, "the model's constants, moved into one block");
     if (st) {
         advex_ffree(params); advex_ffree(consts);
         return st;
     }
-    memset(params, 0, (size_t)np * sizeof(float));
-    memset(consts, 0, (size_t)nc * sizeof(float));
+    int64_t freed = 0;
     for (int i = 0; i < g->n_vals; i++) {
         advex_value *v = &g->vals[i];
         if (v->kind < ADVEX_VAL_PARAM) continue;
-        int64_t n = advex_numel(v->ndim, v->dims);
+        int64_t n = advex_numel(v->ndim, v->dims), pad = (n + 15) / 16 * 16 - n;
         float *dst = (v->kind == ADVEX_VAL_PARAM ? params : consts) + v->offset;
         memcpy(dst, v->data, (size_t)n * sizeof(float));
+        memset(dst + n, 0, (size_t)pad * sizeof(float));
         advex_ffree(v->data);
         v->data = dst;
         v->grad = NULL;
+        freed += n;
+#ifdef __GLIBC__
+        if (freed >= (16 << 20)) { /* blocks below glibc's mmap threshold stay resident unless trimmed */
+            malloc_trim(0);
+            freed = 0;
+        }
+#endif
     }
     net->params = params;
     net->consts = consts;
@@ -263,9 +279,10 @@ advex_status advex_net_finalize(advex_net *net, int images) {
     if (!images) return ADVEX_OK; /* a general net (ONNX conformance tests): its constants are test data */
     if ((st = advex_net_check_weights(net))) return st;
     for (int i = 0; i < 3; i++) net->in_chw[i] = in->dims[i + 1];
-    /* a plan at N = 1 checks every shape and tells the class count */
+    /* a plan's shapes at N = 1 check every shape and tell the class count (no buffers) */
     advex_plan *p;
     if ((st = advex_plan_new(net, &p))) return st;
+    p->shapes_only = 1;
     st = advex_plan_images(p, 1, 0, 0);
     const advex_value *out = st ? NULL : advex_plan_output_value(p);
     if (!st && (out->ndim != 2 || out->dims[0] != 1))

@@ -1,9 +1,10 @@
 /* Fusion of exporters' decompositions into single-pass ops, on a graph being built (before
  * finalize): PyTorch exports F.layer_norm at opsets below 17 as ReduceMean, Sub, Pow,
- * ReduceMean, Add eps, Sqrt, Div, Mul scale, Add bias, and exact GELU as
- * 0.5 * x * (1 + erf(x / sqrt 2)). Each such chain whose inner values have no other use
- * becomes one LayerNormalization (scale and bias made trainable parameters) or one Gelu node:
- * one pass over the activation instead of nine or five, and no buffers for the steps. */
+ * ReduceMean, Add eps, Sqrt, Div, Mul scale, Add bias, exact GELU as
+ * 0.5 * x * (1 + erf(x / sqrt 2)) and SiLU as x * sigmoid(x). Each such chain whose inner
+ * values have no other use becomes one LayerNormalization (scale and bias made trainable
+ * parameters), one Gelu or one Sigmoid in SiLU mode: one pass over the activation instead of
+ * nine, five or two, and no buffers for the steps. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,21 @@ static void fuse_gelu(pctx *c, int erf) {
     c->dead[div] = c->dead[erf] = c->dead[add] = c->dead[m1] = 1;
 }
 
+/* Mul(x, Sigmoid(x)) (operands in either order) -> Sigmoid(x) in SiLU mode (act.c): one pass
+ * and no buffer for the sigmoid, whose value the backward pass recomputes from x. */
+static void fuse_silu(pctx *c, int sig) {
+    advex_graph *g = c->g;
+    int s = g->nodes[sig].out[0], x = g->nodes[sig].in[0], mul = next(c, s, ADVEX_OP_MUL);
+    if (mul < 0 || x < 0 || other(&g->nodes[mul], s) != x || g->nodes[mul].in[0] == g->nodes[mul].in[1]) return;
+    advex_node *o = &g->nodes[mul];
+    o->in[0] = x;
+    o->n_in = 1;
+    advex_attrs_default(&o->a);
+    o->op = ADVEX_OP_SIGMOID;
+    o->a.mode = 1;
+    c->dead[sig] = 1;
+}
+
 advex_status advex_graph_fuse_patterns(advex_graph *g) {
     pctx c = {g, malloc(((size_t)g->n_vals + 1) * sizeof(int)), calloc((size_t)g->n_vals + 1, sizeof(int)),
               malloc(((size_t)g->n_vals + 1) * sizeof(int)), calloc((size_t)g->n_nodes + 1, 1)};
@@ -168,6 +184,7 @@ advex_status advex_graph_fuse_patterns(advex_graph *g) {
         if (c.dead[i]) continue;
         if (g->nodes[i].op == ADVEX_OP_DIV) fuse_layernorm(&c, i);
         else if (g->nodes[i].op == ADVEX_OP_ERF) fuse_gelu(&c, i);
+        else if (g->nodes[i].op == ADVEX_OP_SIGMOID && g->nodes[i].a.mode == 0) fuse_silu(&c, i);
     }
     int n = 0;
     for (int i = 0; i < g->n_nodes; i++) { /* drop the fused steps (their values stay, unused) */

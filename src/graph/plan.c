@@ -23,10 +23,11 @@ advex_status advex_plan_new(const advex_net *net, advex_plan **out) {
         p->aux = calloc(nn, sizeof *p->aux);
         p->aux_n = calloc(nn, sizeof *p->aux_n);
         p->bw_zero = malloc((nn + nv) * sizeof *p->bw_zero);
-        p->tmp = malloc(3 * nv * sizeof *p->tmp);
+        p->tmp = malloc(9 * nv * sizeof *p->tmp);
+        p->ev = malloc((4 * nn + 2 * nv) * sizeof *p->ev);
         advex_rng_seed(&p->rng, 0x5eed);
     }
-    if (!p || !p->v || !p->aux || !p->aux_n || !p->bw_zero || !p->tmp) {
+    if (!p || !p->v || !p->aux || !p->aux_n || !p->bw_zero || !p->tmp || !p->ev) {
         advex_plan_free(p);
         return advex_set_error(ADVEX_ERR_NOMEM, "out of memory (a plan of %s)", net->source);
     }
@@ -41,6 +42,7 @@ void advex_plan_free(advex_plan *p) {
     free(p->aux_n);
     free(p->bw_zero);
     free(p->tmp);
+    free(p->ev);
     advex_ffree(p->arena);
     advex_ffree(p->grads);
     free(p);
@@ -85,7 +87,7 @@ static advex_status check_grads(const advex_plan *pl, const float *dlogits) {
  * only): free blocks sorted by offset and coalesced; `top` is the pool size so far. With
  * share == 0 every allocation is new (one buffer per value) and freeing does nothing. */
 typedef struct grad_pool {
-    int64_t *off, *len; /* free blocks (room for n_vals + 1: at most one more than live blocks) */
+    int64_t *off, *len; /* free blocks (room for 2 (n_vals + 1): at most one more than live blocks) */
     int n;
     int64_t top;
     int share;
@@ -142,43 +144,139 @@ static void grad_pool_free(grad_pool *p, int64_t o, int64_t size) {
     }
 }
 
-/* Pool offsets of the activation gradients, by lifetime in the backward pass. Walking the
- * nodes in reverse (the order backward runs them), node i's input ACT grads are allocated
- * before its backward unless a later node (earlier in this walk) already did, its output's
- * grad is freed after it; the graph output's grad is live from the start (dlogits) and an
- * output nobody consumes gets its block (zeroed) at its producer's step. The graph input's
- * grad is not pooled (callers read it after the pass). Fills goff[v] (-1: no pooled grad),
- * *pool_n and the zeroing schedule pl->bw_zero. Blocks are multiples of 16 floats. */
-static void plan_grad_pool(advex_plan *pl, int64_t *goff, int64_t *pool_n) {
+/* Whether node i's backward pass reads the data of its input slot `slot` (-1: its own
+ * output), in this plan's mode: a value nobody reads after the forward pass can give its
+ * memory back as soon as its last forward consumer has run. Conservative: every op not
+ * listed reads everything. An input slot holding a PARAM/CONST is never pooled, so only
+ * activations matter here. */
+int advex_plan_bw_reads(const advex_plan *pl, int i, int slot) {
+    const advex_node *nd = &pl->net->g.nodes[i];
+    const advex_value *v = pl->v;
+    int out = slot < 0, train = pl->train;
+#define IS_ACT_(k) (nd->n_in > (k) && nd->in[k] >= 0 && v[nd->in[k]].kind == ADVEX_VAL_ACT)
+    switch (nd->op) {
+    case ADVEX_OP_CONV: /* dx from dY and w; x only for dW; its output only as a fused Relu's mask */
+        if (IS_ACT_(1) || IS_ACT_(2)) return 1;
+        return out ? nd->relu_mask : train;
+    case ADVEX_OP_BATCHNORM: /* eval: dx = dY scale / sqrt(var + eps) */
+        if (train) return 1;
+        return out ? nd->relu_mask : 0;
+    case ADVEX_OP_ADD: case ADVEX_OP_SUB: return out ? nd->relu_mask : 0;
+    case ADVEX_OP_MUL: case ADVEX_OP_DIV: return !out;
+    case ADVEX_OP_RELU: case ADVEX_OP_LEAKY_RELU: case ADVEX_OP_CLIP: return !out;
+    case ADVEX_OP_SIGMOID: return nd->a.mode == 1 ? !out : out; /* SiLU: from x; sigmoid: from y */
+    case ADVEX_OP_TANH: case ADVEX_OP_SOFTMAX: case ADVEX_OP_LOG_SOFTMAX: return out;
+    case ADVEX_OP_IDENTITY: case ADVEX_OP_FLATTEN: case ADVEX_OP_RESHAPE: case ADVEX_OP_TRANSPOSE:
+    case ADVEX_OP_CONCAT: case ADVEX_OP_PAD: case ADVEX_OP_SLICE: case ADVEX_OP_GATHER: case ADVEX_OP_EXPAND:
+    case ADVEX_OP_AVGPOOL: case ADVEX_OP_GLOBAL_AVGPOOL: case ADVEX_OP_DROPOUT: case ADVEX_OP_NEG:
+    case ADVEX_OP_FLOOR: case ADVEX_OP_CEIL: case ADVEX_OP_REDUCE_MEAN: case ADVEX_OP_REDUCE_SUM:
+        return 0;
+    case ADVEX_OP_MAXPOOL: return !out && pl->aux_n[i] == 0; /* the arg-maxes are kept in aux */
+    case ADVEX_OP_GEMM: case ADVEX_OP_MATMUL: /* dA = dY B^T reads B; dB = A^T dY reads A */
+        if (out) return 0;
+        if (slot == 0) return train || IS_ACT_(1);
+        return 1;
+    case ADVEX_OP_SQRT: case ADVEX_OP_EXP: case ADVEX_OP_RECIPROCAL: return out;
+    case ADVEX_OP_LOG: case ADVEX_OP_ABS: case ADVEX_OP_ERF: case ADVEX_OP_SIN: case ADVEX_OP_COS:
+    case ADVEX_OP_HARD_SIGMOID: case ADVEX_OP_HARD_SWISH: case ADVEX_OP_GELU: case ADVEX_OP_SOFTPLUS:
+    case ADVEX_OP_SOFTSIGN: case ADVEX_OP_LAYER_NORM:
+        return !out;
+    default: return 1;
+    }
+#undef IS_ACT_
+}
+
+/* The arena's pool: activations and activation gradients placed by lifetime. Time runs
+ * over the forward steps (node i at time i) and then, in a plan with gradients, the
+ * backward steps (node i at time 2n-1-i). An activation's buffer (shared with the views and
+ * fused Relus that alias it, fuse.c) is taken when its producer runs (or, for a BatchNorm
+ * folded into the Conv before it, when that Conv writes it) and given back after the last
+ * step that reads it: its last forward consumer, or the backward of a node that reads it
+ * (advex_plan_bw_reads); the graph output's is never given back. An activation gradient lives from the
+ * backward of its last consumer (topological order) to that of its producer: node i's input
+ * ACT grads are allocated before its backward unless a later node already did, its output's
+ * grad is freed after it; the graph output's grad is taken when the backward pass starts
+ * (dlogits), and an output nobody consumes gets its block (zeroed) at its producer's step.
+ * The graph input's grad is not pooled (callers read it after the pass). At each step the
+ * new blocks are taken before the step's dead ones are given back, so no output overlaps
+ * an input of the same step. Greedy best-fit over one pool; with grad_noshare (a test
+ * switch) nothing is shared and every value keeps its buffer after the pass. Fills
+ * goff[v] and doff[v] (-1: none), *pool_n and the zeroing schedule pl->bw_zero. Blocks are
+ * multiples of 16 floats. */
+static void plan_pool(advex_plan *pl, int64_t *goff, int64_t *doff, int64_t *pool_n) {
     const advex_graph *g = &pl->net->g;
-    int nn = g->n_nodes, nv = g->n_vals;
+    int nn = g->n_nodes, nv = g->n_vals, T = pl->want_grad ? 2 * nn : nn;
     int *zoff = pl->bw_zero, *zid = pl->bw_zero + nn + 1, nz = 0;
-    grad_pool p = {pl->tmp + (nv + 1), pl->tmp + 2 * (nv + 1), 0, 0, !pl->grad_noshare};
-#define GRAD_BLOCK(id) ((advex_numel(pl->v[id].ndim, pl->v[id].dims) + 15) / 16 * 16)
-    for (int v = 0; v < nv; v++) goff[v] = -1;
-    if (pl->v[g->output].kind == ADVEX_VAL_ACT) goff[g->output] = grad_pool_alloc(&p, GRAD_BLOCK(g->output));
-    for (int i = nn - 1; i >= 0; i--) {
+    int64_t *root = pl->tmp + 2 * (nv + 1), *dend = pl->tmp + 3 * (nv + 1), *dstart = pl->tmp + 8 * (nv + 1);
+    grad_pool p = {pl->tmp + 4 * (nv + 1), pl->tmp + 6 * (nv + 1), 0, 0, !pl->grad_noshare};
+    /* buckets of buffers by the step they are taken at (new_*) and given back after (free_*) */
+    int *new_head = pl->ev, *free_head = pl->ev + T + 1, *new_next = pl->ev + 2 * (2 * nn + 1),
+        *free_next = new_next + nv;
+#define BLOCK(id) ((advex_numel(pl->v[id].ndim, pl->v[id].dims) + 15) / 16 * 16)
+    for (int v = 0; v < nv; v++) goff[v] = doff[v] = -1, root[v] = v, dend[v] = -1, dstart[v] = g->vals[v].producer;
+    for (int t = 0; t <= T; t++) new_head[t] = free_head[t] = -1;
+    /* roots (aliases share their input's buffer) and the last time each buffer is read */
+    for (int i = 0; i < nn; i++) {
         const advex_node *nd = &g->nodes[i];
         int o = nd->out[0];
-        zoff[nn - 1 - i] = nz;
-        if (goff[o] < 0) { /* no consumer (every one comes later in topological order) */
-            goff[o] = grad_pool_alloc(&p, GRAD_BLOCK(o));
-            zid[nz++] = o;
-        }
-        if (nd->alias_grad) { /* input 0 (this node its only use) takes over the output's block */
-            goff[nd->in[0]] = goff[o];
-            continue;
-        }
+        if ((nd->relu_fused || nd->alias_data) && nd->in[0] >= 0) root[o] = root[nd->in[0]];
+        if (dend[root[o]] < i) dend[root[o]] = i;
+        if (pl->want_grad && advex_plan_bw_reads(pl, i, -1)) dend[root[o]] = 2 * nn - 1 - i;
         for (int k = 0; k < nd->n_in; k++) {
             int u = nd->in[k];
-            if (u < 0 || pl->v[u].kind != ADVEX_VAL_ACT || goff[u] >= 0) continue;
-            goff[u] = grad_pool_alloc(&p, GRAD_BLOCK(u));
-            zid[nz++] = u;
+            if (u < 0 || pl->v[u].kind != ADVEX_VAL_ACT) continue;
+            int64_t t = i;
+            if (pl->want_grad && advex_plan_bw_reads(pl, i, k)) t = 2 * nn - 1 - i;
+            if (dend[root[u]] < t) dend[root[u]] = t;
         }
-        grad_pool_free(&p, goff[o], GRAD_BLOCK(o));
+    }
+    if (g->output >= 0 && pl->v[g->output].kind == ADVEX_VAL_ACT) dend[root[g->output]] = T; /* never */
+    if (pl->grad_noshare)
+        for (int v = 0; v < nv; v++) dend[v] = T;
+    for (int i = 0; i < nn && !pl->train; i++) { /* a folded BatchNorm's output is written by its Conv */
+        const advex_node *nd = &g->nodes[i];
+        if (nd->op == ADVEX_OP_CONV && nd->fold > 0 && dstart[root[nd->fold_v[0]]] > i) dstart[root[nd->fold_v[0]]] = i;
+    }
+    for (int v = nv - 1; v >= 0; v--)
+        if (dend[v] >= 0 && root[v] == v && pl->v[v].kind == ADVEX_VAL_ACT) {
+            int64_t t0 = dstart[v] < 0 ? 0 : dstart[v];
+            new_next[v] = new_head[t0];
+            new_head[t0] = v;
+            int64_t te = dend[v] > T ? T : dend[v];
+            free_next[v] = free_head[te];
+            free_head[te] = v;
+        }
+    for (int t = 0; t < T; t++) {
+        for (int v = new_head[t]; v >= 0; v = new_next[v]) doff[v] = grad_pool_alloc(&p, BLOCK(v));
+        if (t >= nn) { /* backward of node i */
+            int i = 2 * nn - 1 - t;
+            const advex_node *nd = &g->nodes[i];
+            int o = nd->out[0];
+            if (t == nn && pl->v[g->output].kind == ADVEX_VAL_ACT && goff[g->output] < 0)
+                goff[g->output] = grad_pool_alloc(&p, BLOCK(g->output));
+            zoff[nn - 1 - i] = nz;
+            if (goff[o] < 0) { /* no consumer (every one comes later in topological order) */
+                goff[o] = grad_pool_alloc(&p, BLOCK(o));
+                zid[nz++] = o;
+            }
+            if (nd->alias_grad) { /* input 0 (this node its only use) takes over the output's block */
+                goff[nd->in[0]] = goff[o];
+            } else {
+                for (int k = 0; k < nd->n_in; k++) {
+                    int u = nd->in[k];
+                    if (u < 0 || pl->v[u].kind != ADVEX_VAL_ACT || goff[u] >= 0) continue;
+                    goff[u] = grad_pool_alloc(&p, BLOCK(u));
+                    zid[nz++] = u;
+                }
+                grad_pool_free(&p, goff[o], BLOCK(o));
+            }
+        }
+        for (int v = free_head[t]; v >= 0; v = free_next[v]) grad_pool_free(&p, doff[v], BLOCK(v));
     }
     zoff[nn] = nz;
-#undef GRAD_BLOCK
+    for (int v = 0; v < nv; v++) /* aliases: their root's buffer */
+        if (pl->v[v].kind == ADVEX_VAL_ACT && root[v] != v) doff[v] = doff[root[v]];
+#undef BLOCK
     *pool_n = p.top;
 }
 
@@ -194,12 +292,13 @@ static void threads_end(const advex_plan *p, int saved) {
     if (p->threads > 0 && p->threads != saved) omp_set_num_threads(saved);
 }
 
-/* Shapes of every value for the plan's input (each node's infer), with the sizes the arena
- * needs: *total floats for activations, aux and the input grad (and, with gradients, room to
- * bound the pool), *scratch the largest scratch. */
-static advex_status plan_infer(advex_plan *pl, int64_t *total, int64_t *scratch) {
+/* Shapes of every value for the plan's input (each node's infer), each node's aux size
+ * (pl->aux_n), with the sizes the arena needs: *total a bound on it (every activation and
+ * gradient its own buffer: pool offsets then fit in int64), *aux_total the floats of aux,
+ * *scratch the largest scratch. */
+static advex_status plan_infer(advex_plan *pl, int64_t *total, int64_t *aux_total, int64_t *scratch) {
     const advex_graph *g = &pl->net->g;
-    *total = *scratch = 0;
+    *total = *scratch = *aux_total = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const advex_node *nd = &g->nodes[i];
         const advex_op_def *def = &advex_op_defs[nd->op];
@@ -213,6 +312,8 @@ static advex_status plan_infer(advex_plan *pl, int64_t *total, int64_t *scratch)
         if (a < 0 || s < 0 || a > INT64_MAX - 16 || s > INT64_MAX - 16 || numel > INT64_MAX - 16)
             return advex_set_error(ADVEX_ERR_LIMIT, "node %s: working memory size overflows", nd->name);
         if (s > *scratch) *scratch = s;
+        pl->aux_n[i] = a;
+        *aux_total += (a + 15) / 16 * 16; /* (bounded by *total, checked below) */
         int64_t per = (numel + 15) / 16 * 16, add;
         /* room for the grads too (a bound on the pool): their offsets then fit in int64 */
         if (!advex_mul_i64(per, pl->want_grad ? 2 : 1, &add) || !advex_add_i64(*total, add, total) ||
@@ -227,27 +328,17 @@ static advex_status plan_infer(advex_plan *pl, int64_t *total, int64_t *scratch)
     return ADVEX_OK;
 }
 
-/* Buffers in the arena: each node's output (or its producer's, for views and fused Relus),
- * its aux (zeroed: caches start invalid), the input grad, the pooled activation grads at
- * goff, then scratch. */
-static void plan_layout(advex_plan *pl, const int64_t *goff, int64_t pool_n, int64_t scratch) {
+/* Buffers in the arena: each node's aux (its first 16 floats zeroed: caches start invalid),
+ * the input grad, the pool of activations and activation grads (at doff and goff; views and
+ * fused Relus at their producer's buffer), then scratch. */
+static void plan_layout(advex_plan *pl, const int64_t *goff, const int64_t *doff, int64_t pool_n, int64_t scratch) {
     const advex_net *net = pl->net;
     const advex_graph *g = &net->g;
     float *p = pl->arena;
     for (int i = 0; i < g->n_nodes; i++) {
-        const advex_node *nd = &g->nodes[i];
-        const advex_op_def *def = &advex_op_defs[nd->op];
-        advex_value *o = &pl->v[nd->out[0]];
-        int64_t per = (advex_numel(o->ndim, o->dims) + 15) / 16 * 16;
-        if (nd->relu_fused || nd->alias_data) /* the producer's buffer (fuse.c: mark_relu_fusion, mark_aliases) */
-            o->data = pl->v[nd->in[0]].data;
-        else {
-            o->data = p;
-            p += per;
-        }
-        pl->aux_n[i] = def->aux ? def->aux(nd, pl->v, pl->train) : 0;
         pl->aux[i] = pl->aux_n[i] ? p : NULL;
-        if (pl->aux[i]) memset(pl->aux[i], 0, (size_t)pl->aux_n[i] * sizeof(float));
+        if (pl->aux[i]) /* (caches start invalid; the rest is written before it is read) */
+            memset(pl->aux[i], 0, (size_t)(pl->aux_n[i] < 16 ? pl->aux_n[i] : 16) * sizeof(float));
         p += (pl->aux_n[i] + 15) / 16 * 16;
     }
     advex_value *in = &pl->v[g->input];
@@ -258,14 +349,43 @@ static void plan_layout(advex_plan *pl, const int64_t *goff, int64_t pool_n, int
     }
     for (int i = 0; i < g->n_vals; i++) {
         advex_value *v = &pl->v[i];
-        if (v->kind == ADVEX_VAL_ACT) v->grad = pl->want_grad && goff[i] >= 0 ? p + goff[i] : NULL;
-        else if (v->kind == ADVEX_VAL_PARAM) v->grad = pl->train && pl->want_grad ? pl->grads + v->offset : NULL;
-        else if (v->kind != ADVEX_VAL_INPUT) v->grad = NULL;
+        if (v->kind == ADVEX_VAL_ACT) {
+            v->data = doff[i] >= 0 ? p + doff[i] : NULL;
+            v->grad = pl->want_grad && goff[i] >= 0 ? p + goff[i] : NULL;
+        } else if (v->kind == ADVEX_VAL_PARAM) {
+            v->grad = pl->train && pl->want_grad ? pl->grads + v->offset : NULL;
+        } else if (v->kind != ADVEX_VAL_INPUT) {
+            v->grad = NULL;
+        }
         if (pl->no_grad_write) v->grad_write = 0;
     }
     p += pool_n;
     pl->scratch = p;
     pl->scratch_n = scratch;
+}
+
+/* The arena of a plan did not fit: say what it is for, part by part, and which node's own
+ * state (weight caches, arg-maxes, statistics) is the largest. */
+static advex_status plan_alloc_error(const advex_plan *pl, int64_t total, int64_t aux_total, int64_t pool_n,
+                                     int64_t scratch, int want_grad) {
+    const advex_graph *g = &pl->net->g;
+    int big = -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (pl->aux_n[i] > 0 && (big < 0 || pl->aux_n[i] > pl->aux_n[big])) big = i;
+    char what[512], a[32], b[32], c[32], d[32];
+    int o = snprintf(what, sizeof what, "the %s plan for batch %lld (activations%s %s, scratch %s",
+                     pl->train ? "training" : want_grad ? "gradient" : "forward", (long long)pl->v[g->input].dims[0],
+                     want_grad ? " and their gradients" : "", advex_fmt_bytes(pool_n * 4, a),
+                     advex_fmt_bytes(scratch * 4, b));
+    if (big >= 0 && o > 0 && o < (int)sizeof what) {
+        const advex_node *nd = &g->nodes[big];
+        const char *kind = nd->op == ADVEX_OP_CONV ? "transformed and folded weights of" : "state of";
+        o += snprintf(what + o, sizeof what - (size_t)o, ", per-node state %s, the most: %s %s '%.80s', %s",
+                      advex_fmt_bytes(aux_total * 4, c), kind, advex_op_defs[nd->op].name, nd->name,
+                      advex_fmt_bytes(pl->aux_n[big] * 4, d));
+    }
+    if (o > 0 && o < (int)sizeof what - 1) snprintf(what + o, sizeof what - (size_t)o, ")");
+    return advex_alloc_error(total, what);
 }
 
 advex_status advex_plan_shape(advex_plan *pl, int ndim, const int64_t *dims, int train, int want_grad) {
@@ -290,35 +410,30 @@ advex_status advex_plan_shape(advex_plan *pl, int ndim, const int64_t *dims, int
     in->ndim = ndim;
     memcpy(in->dims, dims, (size_t)ndim * sizeof *dims);
     int saved = threads_begin(pl); /* scratch is sized for the threads the kernels will see */
-    int64_t total, scratch, pool_n = 0, *goff = pl->tmp;
-    advex_status st = plan_infer(pl, &total, &scratch);
+    int64_t total, aux_total, scratch, pool_n = 0, *goff = pl->tmp, *doff = pl->tmp + g->n_vals + 1;
+    advex_status st = plan_infer(pl, &total, &aux_total, &scratch);
     threads_end(pl, saved);
     if (st) return st;
-    if (want_grad) {
-        /* the bound above counted a grad per node output; the pool needs pool_n of them */
-        int64_t all = 0;
-        for (int i = 0; i < g->n_nodes; i++) {
-            const advex_value *o = &pl->v[g->nodes[i].out[0]];
-            all += (advex_numel(o->ndim, o->dims) + 15) / 16 * 16;
-        }
-        plan_grad_pool(pl, goff, &pool_n);
-        total = total - all + pool_n;
-    }
+    if (pl->shapes_only) /* the sizes checked against a buffer per activation (the pool's bound) */
+        return advex_add_i64(total, (scratch + 15) / 16 * 16, &total) ? advex_plan_check_size(pl, total)
+                                                                       : advex_set_error(ADVEX_ERR_LIMIT, "model activations overflow");
+    /* the bound counted a buffer per activation and grad; the pool needs pool_n floats */
+    plan_pool(pl, goff, doff, &pool_n);
+    total = aux_total + pool_n;
+    if (want_grad) total += (advex_numel(in->ndim, in->dims) + 15) / 16 * 16;
     if (!advex_add_i64(total, (scratch + 15) / 16 * 16, &total))
         return advex_set_error(ADVEX_ERR_LIMIT, "model activations overflow");
     if ((st = advex_plan_check_size(pl, total))) return st;
-    if (total > pl->arena_cap) {
-        float *a = advex_falloc(total);
-        if (!a) {
-            char what[96];
-            snprintf(what, sizeof what, "the activations for batch %lld", (long long)dims[0]);
-            return advex_alloc_error(total, what);
-        }
+    if (total > pl->arena_cap) { /* (the old layout is void already: give its memory back first) */
         advex_ffree(pl->arena);
+        pl->arena = NULL;
+        pl->arena_cap = 0;
+        float *a = advex_falloc(total);
+        if (!a) return plan_alloc_error(pl, total, aux_total, pool_n, scratch, want_grad);
         pl->arena = a;
         pl->arena_cap = total;
     }
-    plan_layout(pl, goff, pool_n, scratch);
+    plan_layout(pl, goff, doff, pool_n, scratch);
     pl->grad_pool = pool_n;
     pl->ndim = ndim;
     memcpy(pl->in_dims, dims, (size_t)ndim * sizeof *dims);

@@ -370,6 +370,9 @@ static advex_status export_node(exporter *x, const advex_node *nd, int idx) {
         attr_int(x, &n, "axis", a->axis);
         if (a->mode) return refuse(nd, "the opset < 13 flattened form");
         break;
+    case ADVEX_OP_SIGMOID:
+        if (a->mode == 1) return refuse(nd, "SiLU (a fused Mul(x, Sigmoid(x)))");
+        break;
     default:
         if (nd->op >= ADVEX_OP_SQRT) {
             advex_status st = export_ext(x, &n, nd, ins, &n_in);

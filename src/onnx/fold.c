@@ -40,7 +40,7 @@ advex_status onnx_const_alloc(onnx_const *c, int is_float, int ndim, const int64
 }
 
 void onnx_const_free(onnx_const *c) {
-    free(c->f);
+    if (!c->borrowed) free(c->f);
     free(c->i);
     memset(c, 0, sizeof *c);
 }
@@ -122,6 +122,12 @@ advex_status onnx_const_from_tensor(const Onnx__TensorProto *t, onnx_const *c, c
                                    t->raw_data.len, (long long)n * esize);
         }
         const uint8_t *p = t->raw_data.data;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) { /* the file's little-endian floats as they are */
+            if (n) memcpy(c->f, p, (size_t)n * sizeof(float));
+            return ADVEX_OK;
+        }
+#endif
         for (int64_t k = 0; k < n; k++, p += esize) {
             uint64_t raw = le_bytes(p, esize);
             if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {

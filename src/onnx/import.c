@@ -47,6 +47,7 @@ static advex_status index_names(importer *im) {
         int e = add_ent(im, t->name);
         if (e < 0) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
         im->ents[e].init = t;
+        im->ents[e].init_ours = 1;
         im->ents[e].is_static = 1;
     }
     for (size_t i = 0; i < gp->n_node; i++) {
@@ -349,24 +350,38 @@ static advex_status import_model(importer *im, const Onnx__ModelProto *mp) {
     return advex_net_finalize(im->net, !im->general);
 }
 
-static advex_status load_buffer(importer *im_in, const void *buf, size_t len, const char *name, advex_net **out) {
+/* owned: buf itself, when the caller hands it over: freed as soon as protobuf-c has copied
+ * what it needs (before the weights are decoded: one copy of them less at the peak). */
+static advex_status load_buffer(importer *im_in, const void *buf, size_t len, const char *name, advex_net **out,
+                                void *owned) {
     importer im = *im_in;
     if (!name || !*name) name = "model.onnx";
-    if (!out) return advex_set_error(ADVEX_ERR_ARG, "%s: no output handle", name);
+    if (!out) {
+        free(owned);
+        return advex_set_error(ADVEX_ERR_ARG, "%s: no output handle", name);
+    }
     *out = NULL;
     im.name = name;
-    if (!buf || len == 0) return advex_set_error(ADVEX_ERR_FORMAT, "%s: empty file (not an ONNX model)", name);
+    if (!buf || len == 0) {
+        free(owned);
+        return advex_set_error(ADVEX_ERR_FORMAT, "%s: empty file (not an ONNX model)", name);
+    }
     /* protobuf-c unpacks recursively and allocates per message: bound both first */
     onnx_wire_stats ws;
     advex_status wst = onnx_wire_scan(buf, len, &onnx__model_proto__descriptor, &ws);
-    if (wst) return advex_error_prefix(wst, name);
+    if (wst) {
+        free(owned);
+        return advex_error_prefix(wst, name);
+    }
     if (!advex_mem_fits(ws.bytes)) {
         char a[32], b[32];
+        free(owned);
         return advex_set_error(ADVEX_ERR_LIMIT, "%s: memory limit: parsing the file needs about %s, over the limit "
                                "of %s (raise --max-memory / advex_set_memory_limit)", name,
                                advex_fmt_bytes(ws.bytes, a), advex_fmt_bytes(advex_get_memory_limit(), b));
     }
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
+    free(owned); /* (protobuf-c copies strings and bytes) */
     if (!mp) return advex_set_error(ADVEX_ERR_FORMAT, "%s: not a valid ONNX model (protobuf parse failed)", name);
     advex_status st = import_model(&im, mp);
     /* what the file holds is never a caller's bad argument (an op's attribute check may say
@@ -389,7 +404,7 @@ advex_status advex_model_load_onnx_buffer(const void *buf, size_t len, const cha
     memset(&im, 0, sizeof im);
     advex_net *net;
     if (out) *out = NULL;
-    advex_status st = load_buffer(&im, buf, len, name, &net);
+    advex_status st = load_buffer(&im, buf, len, name, &net, NULL);
     return st ? st : advex_model_wrap(net, out);
 }
 
@@ -400,7 +415,7 @@ advex_status advex_onnx_load_general(const void *buf, size_t len, const char *na
     im.general = 1;
     im.gen_in = inputs;
     im.n_gen_in = n_inputs;
-    return load_buffer(&im, buf, len, name, out);
+    return load_buffer(&im, buf, len, name, out, NULL);
 }
 
 advex_status advex_model_load_onnx(const char *path, advex_model **out) {
@@ -430,7 +445,9 @@ advex_status advex_model_load_onnx(const char *path, advex_model **out) {
         free(buf);
         return advex_set_error(ADVEX_ERR_IO, "%s: read failed: %s", path, err ? strerror(err) : "file changed size");
     }
-    advex_status st = advex_model_load_onnx_buffer(buf, len, path, out);
-    free(buf);
-    return st;
+    importer im;
+    memset(&im, 0, sizeof im);
+    advex_net *net;
+    advex_status st = load_buffer(&im, buf, len, path, &net, buf); /* (frees buf) */
+    return st ? st : advex_model_wrap(net, out);
 }

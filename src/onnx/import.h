@@ -10,6 +10,7 @@ typedef struct ent {
     const char *name;
     int producer;                    /* ONNX node index, -1 */
     const Onnx__TensorProto *init;   /* initializer, or NULL */
+    int init_ours;                   /* init is the model's (its raw data may be freed once decoded) */
     int is_input;                    /* the image input */
     int is_static;                   /* known at load time */
     int have_c;

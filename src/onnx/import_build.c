@@ -51,11 +51,25 @@ static advex_status materialise(importer *im, ent *en) {
     int vid = advex_graph_add_value(&im->net->g, en->name, kind, c->ndim, c->dims);
     if (vid < 0) return ADVEX_ERR_NOMEM;
     float *dst = im->net->g.vals[vid].data;
-    for (int64_t k = 0; k < c->numel; k++)
+    if (c->is_float && c->numel > 0) memcpy(dst, c->f, (size_t)c->numel * sizeof(float));
+    for (int64_t k = 0; !c->is_float && k < c->numel; k++)
         if (onnx_const_float(c, k, &dst[k]) != 0)
             return advex_set_error(ADVEX_ERR_UNSUPPORTED, "value '%s' depends on the batch size but is used as data",
                                    en->name);
     en->vid = vid;
+    /* One copy of the weights, not three: a later fold reads the graph value's floats (valid
+     * until finalize packs them, after the last fold), and the file's bytes, decoded, go. */
+    if (en->c.is_float && !en->c.borrowed) {
+        free(en->c.f);
+        en->c.f = dst;
+        en->c.borrowed = 1;
+    }
+    if (en->init_ours && en->init->has_raw_data) { /* (protobuf-c's malloc; free_unpacked skips NULL) */
+        Onnx__TensorProto *t = (Onnx__TensorProto *)en->init;
+        free(t->raw_data.data);
+        t->raw_data.data = NULL;
+        t->raw_data.len = 0;
+    }
     return track_vid(im, vid, -1) ? advex_set_error(ADVEX_ERR_NOMEM, "out of memory") : ADVEX_OK;
 }
 

@@ -61,8 +61,9 @@ typedef struct onnx_const {
     int ndim;
     int64_t dims[ADVEX_MAX_DIMS];
     int64_t numel;
-    float *f;           /* (numel) owned */
+    float *f;           /* (numel) owned, unless borrowed */
     onnx_sym *i;        /* (numel) owned */
+    int borrowed;       /* f is a graph value's data (import_build.c, materialise): not freed here */
 } onnx_const;
 
 /* Allocate c (zeroed) for a shape; error (naming what) on rank > 6, negative or huge

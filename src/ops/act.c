@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ops/dispatch.h"
+#include "ops/vmath.h"
 
 /* Bounds from the attrs (opset < 11) or, when present, the scalar inputs 1 and 2 (opset 11+). */
 static void clip_bounds(const advex_node *nd, const advex_value *v, float *lo, float *hi) {
@@ -97,19 +98,79 @@ void ADVEX_ISA_FN(advex_leaky_relu_backward)(const advex_node *nd, advex_value *
     UNARY_GRAD_(v[nd->in[0]].grad_write, n, x[i] > 0.0f ? dy[i] : a * dy[i]);
 }
 
-/* ---- Sigmoid: f(x) = 1 / (1 + e^-x); f' = y (1 - y) ---------------------------------- */
+/* ---- Sigmoid: f(x) = 1 / (1 + e^-x); f' = y (1 - y) ----------------------------------
+ * mode 1 (patterns.c, fuse_silu): SiLU, f(x) = x s(x) with s the sigmoid, the exporters'
+ * Mul(x, Sigmoid(x)); f' = s (1 + x (1 - s)), s recomputed from x in the backward pass.
+ * e^x by advex_vexpf (vmath.h), vectorised at the variant's width; advex_sigmoid_ref is the
+ * libm reference the tests compare with (within 2 ulp of e^x: a few ulp of the result). */
+#if ADVEX_ISA_BASE
+void advex_sigmoid_ref(float *y, const float *x, int64_t n, int silu) {
+    for (int64_t i = 0; i < n; i++) {
+        float s = x[i] >= 0.0f ? 1.0f / (1.0f + expf(-x[i])) : expf(x[i]) / (1.0f + expf(x[i]));
+        y[i] = silu ? x[i] * s : s;
+    }
+}
+#endif
+
+/* dy f'(x) of SiLU */
+static inline float silu_grad(float x, float dy) {
+    float s = advex_vsigmoidf(x);
+    return dy * (s * (1.0f + x * (1.0f - s)));
+}
+
 void ADVEX_ISA_FN(advex_sigmoid_forward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     const float *x = v[nd->in[0]].data;
     float *y = v[nd->out[0]].data;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
-    UNARY_LOOP_(n, y[i] = x[i] >= 0.0f ? 1.0f / (1.0f + expf(-x[i])) : expf(x[i]) / (1.0f + expf(x[i])))
+    if (nd->a.mode == 1) {
+        UNARY_LOOP_(n, y[i] = x[i] * advex_vsigmoidf(x[i]))
+    } else {
+        UNARY_LOOP_(n, y[i] = advex_vsigmoidf(x[i]))
+    }
 }
 void ADVEX_ISA_FN(advex_sigmoid_backward)(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     float *dx = v[nd->in[0]].grad;
     if (!dx) return;
-    const float *y = v[nd->out[0]].data, *dy = v[nd->out[0]].grad;
+    const float *y = v[nd->out[0]].data, *dy = v[nd->out[0]].grad, *x = v[nd->in[0]].data;
     int64_t n = advex_val_numel(&v[nd->out[0]]);
+    if (nd->a.mode == 1) {
+        UNARY_GRAD_(v[nd->in[0]].grad_write, n, silu_grad(x[i], dy[i]));
+        return;
+    }
     UNARY_GRAD_(v[nd->in[0]].grad_write, n, dy[i] * y[i] * (1.0f - y[i]));
+}
+
+/* ---- GELU (exact): f(x) = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); f' = Phi(x) + x phi(x) ----
+ * Raw kernels for unary.c (Gelu, and the exporters' erf form that patterns.c fuses), with
+ * advex_verff and advex_vexpf (vmath.h); unary.c keeps the libm form as the reference. */
+#define GELU_SQRT1_2 0.70710678118654752440f
+#define GELU_INV_SQRT_2PI 0.39894228040143267794f
+
+static inline float gelu_grad(float x, float dy) {
+    float phi = 0.5f * (1.0f + advex_verff(x * GELU_SQRT1_2));
+    return dy * (phi + x * GELU_INV_SQRT_2PI * advex_vexpf(-0.5f * x * x));
+}
+
+void ADVEX_ISA_FN(advex_gelu_kernel)(float *y, const float *x, int64_t n) {
+    UNARY_LOOP_(n, y[i] = 0.5f * x[i] * (1.0f + advex_verff(x[i] * GELU_SQRT1_2)))
+}
+
+void ADVEX_ISA_FN(advex_gelu_grad_kernel)(float *dx, const float *dy, const float *x, int64_t n, int write) {
+    UNARY_GRAD_(write, n, gelu_grad(x[i], dy[i]));
+}
+
+/* ---- Softmax of one contiguous row: y = e^(x - max) / sum e^(x - max) ---------------------
+ * (softmax.c: rows along the last axis, one call per row inside its parallel loop; the sum
+ * in float, in order) */
+void ADVEX_ISA_FN(advex_softmax_row)(float *y, const float *x, int64_t D) {
+    float mx = -INFINITY, s = 0.0f;
+    for (int64_t k = 0; k < D; k++) mx = x[k] > mx ? x[k] : mx;
+#pragma omp simd
+    for (int64_t k = 0; k < D; k++) y[k] = advex_vexpf(x[k] - mx);
+    for (int64_t k = 0; k < D; k++) s += y[k];
+    float inv = 1.0f / s;
+#pragma omp simd
+    for (int64_t k = 0; k < D; k++) y[k] *= inv;
 }
 
 /* ---- Tanh: f(x) = tanh x; f' = 1 - y^2 ----------------------------------------------- */

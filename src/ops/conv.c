@@ -138,6 +138,8 @@ int64_t advex_conv2d_scratch(const advex_conv2d_p *p, int threads) {
         if (sn > t) t = sn;
         sn = advex_conv_few_s1_scratch(p, threads);
         if (sn > t) t = sn;
+        sn = advex_conv_group_scratch(p, threads);
+        if (sn > t) t = sn;
     }
     return t;
 }
@@ -234,6 +236,7 @@ void advex_conv2d_forward_u(float *out, const float *x, const float *w, const fl
     if (advex_wino_forward(out, x, w, U, b, p, scratch, scratch_n)) return;
     if (advex_conv_s2_forward(out, x, w, b, p, scratch, scratch_n)) return;
     if (advex_conv_few_s1_forward(out, x, w, b, p, scratch, scratch_n)) return;
+    if (advex_conv_group_forward(out, x, w, b, p, scratch, scratch_n)) return;
     conv_plan c = conv_plan_make(p);
     int T = conv_threads(p, &c, scratch_n);
     int64_t K = c.K, P = c.P, Mg = c.Mg, Cg = c.Cg, HW = p->H * p->W, OW = p->OW;
@@ -288,6 +291,7 @@ void advex_conv2d_backward_mode(float *dx, float *dw, float *db, const float *do
                                 const float *U, const advex_conv2d_p *p, float *scratch, int64_t scratch_n,
                                 int write_dx) {
     if (dx && advex_wino_backward_data(dx, dout, w, U, p, !write_dx, scratch, scratch_n)) dx = NULL; /* dW below */
+    if (dx && advex_conv_group_backward_data(dx, dout, w, p, write_dx, scratch, scratch_n)) dx = NULL;
     if (dw && advex_wino_backward_weights(dw, dout, x, p, scratch, scratch_n)) dw = NULL;
     if ((dx || dw) && advex_conv_s2_backward(dx, dw, dout, x, w, p, scratch, scratch_n, write_dx))
         dx = dw = NULL; /* db below */
@@ -474,6 +478,12 @@ advex_status advex_conv_infer(const advex_node *nd, advex_value *v) {
     return ADVEX_OK;
 }
 
+/* Folded weights that only feed the Winograd transform live in scratch, past what the
+ * convolution itself needs (conv_cache below). */
+static int conv_fold_in_scratch(const advex_node *nd, const advex_conv2d_p *p, int train) {
+    return !train && nd->fold > 0 && advex_wino_u_size(p, 0) > 0;
+}
+
 int64_t advex_conv_scratch(const advex_node *nd, const advex_value *v, int train) {
     advex_conv2d_p p;
     if (conv_geom(nd, v, &p)) return 0;
@@ -485,29 +495,58 @@ int64_t advex_conv_scratch(const advex_node *nd, const advex_value *v, int train
         int64_t w = advex_wino_dw_scratch(&p, threads);
         if (w > n) n = w;
     }
+    if (n >= 0 && conv_fold_in_scratch(nd, &p, train)) {
+        const advex_value *W = &v[nd->in[1]];
+        n = (n + 15) / 16 * 16 + (advex_numel(W->ndim, W->dims) + 15) / 16 * 16;
+    }
     return n;
 }
 
-/* aux: a cache of the Winograd-transformed kernels, valid while the weights equal the copy
- * kept next to them (attacks call the same weights thousands of times; at batch 1 the
- * transform cost 10x the convolution). Layout: [valid, pad to 16][copy of w][U fwd][U grad],
- * then in eval plans of a Conv that folds the BatchNorm after it (fuse.c, mark_bn_folds)
- * [copy of BatchNorm scale, B, mean, var and the conv bias][folded w][folded bias], U fwd
- * then being the folded kernel's. Laying a plan out zeroes aux, so a new plan starts
- * invalid; training changes the weights every step and simply re-transforms (one memcmp
- * more). */
+/* aux: a cache of the Winograd-transformed kernels, valid while the weights have the
+ * signature kept next to them (attacks call the same weights thousands of times; at batch 1
+ * the transform cost 10x the convolution). Layout: [valid, pad, signature of w (8 words)]
+ * [U fwd][U grad], then in eval plans of a Conv that folds the BatchNorm after it (fuse.c,
+ * mark_bn_folds) [copy of BatchNorm scale, B, mean, var and the conv bias][folded w, unless
+ * only the Winograd transform reads it: then in scratch, past the convolution's own][folded
+ * bias], U fwd then being the folded kernel's. Laying a plan out zeroes the valid flag, so a
+ * new plan starts invalid; training changes the weights every step and simply re-transforms.
+ * The signature (conv_sig) replaced a full copy of w: the caches of resnet18 held 7.5 times
+ * its weights. */
 typedef struct conv_cache {
-    float *valid, *wcopy, *uf, *ub;
+    float *valid, *sig, *uf, *ub;
     float *key, *wf, *bf; /* folding (NULL when not) */
     int64_t nw, M;
+    int64_t own;          /* scratch the convolution uses; wf in scratch lies past it */
 } conv_cache;
 
-static int64_t conv_cache_base(const advex_conv2d_p *p, int64_t nw) {
-    return 16 + (nw + 15) / 16 * 16 + advex_wino_u_size(p, 0) + advex_wino_u_size(p, 1);
+/* Signature of the weights: 8 lanes of h = (h ^ word) * odd over their bit patterns. Each step
+ * is a bijection of h for a fixed word and of the word for a fixed h, so a change to any one
+ * weight always changes its lane; several changes cancel in a lane with probability about
+ * 2^-32, in all eight at once (a training step changes them all) about 2^-256. One pass
+ * over w, as the memcmp against a copy was. */
+static void conv_sig(const float *w, int64_t n, uint32_t h[8]) {
+    for (int k = 0; k < 8; k++) h[k] = 0x811c9dc5u + 0x9e3779b9u * (uint32_t)k;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            uint32_t u;
+            memcpy(&u, w + i + k, sizeof u);
+            h[k] = (h[k] ^ u) * 0x01000193u;
+        }
+    for (; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, w + i, sizeof u);
+        h[i & 7] = (h[i & 7] ^ u) * 0x01000193u;
+    }
+    h[0] ^= (uint32_t)n;
 }
 
-static int64_t conv_cache_fold(int64_t nw, int64_t M) {
-    return (5 * M + 15) / 16 * 16 + (nw + 15) / 16 * 16 + (M + 15) / 16 * 16;
+static int64_t conv_cache_base(const advex_conv2d_p *p) {
+    return 16 + advex_wino_u_size(p, 0) + advex_wino_u_size(p, 1);
+}
+
+static int64_t conv_cache_fold(int64_t nw, int64_t M, int wf_in_aux) {
+    return (5 * M + 15) / 16 * 16 + (wf_in_aux ? (nw + 15) / 16 * 16 : 0) + (M + 15) / 16 * 16;
 }
 
 static int conv_cache_at(conv_cache *cc, const advex_node *nd, const advex_value *v, const advex_op_ctx *c,
@@ -517,15 +556,26 @@ static int conv_cache_at(conv_cache *cc, const advex_node *nd, const advex_value
     cc->nw = advex_numel(W->ndim, W->dims);
     cc->M = p->M;
     cc->valid = c->aux;
-    cc->wcopy = c->aux + 16;
-    int64_t nf = advex_wino_u_size(p, 0), base = conv_cache_base(p, cc->nw);
-    cc->uf = nf ? cc->wcopy + (cc->nw + 15) / 16 * 16 : NULL;
-    cc->ub = advex_wino_u_size(p, 1) ? cc->wcopy + (cc->nw + 15) / 16 * 16 + nf : NULL;
+    cc->sig = c->aux + 8;
+    int64_t nf = advex_wino_u_size(p, 0), base = conv_cache_base(p);
+    cc->uf = nf ? c->aux + 16 : NULL;
+    cc->ub = advex_wino_u_size(p, 1) ? c->aux + 16 + nf : NULL;
     cc->key = cc->wf = cc->bf = NULL;
-    if (nd->fold > 0 && c->aux_n >= base + conv_cache_fold(cc->nw, p->M)) {
+    cc->own = c->scratch_n;
+    int in_scratch = conv_fold_in_scratch(nd, p, c->train);
+    if (nd->fold > 0 && c->aux_n >= base + conv_cache_fold(cc->nw, p->M, !in_scratch)) {
         cc->key = c->aux + base;
-        cc->wf = cc->key + (5 * p->M + 15) / 16 * 16;
-        cc->bf = cc->wf + (cc->nw + 15) / 16 * 16;
+        float *after = cc->key + (5 * p->M + 15) / 16 * 16;
+        if (in_scratch) { /* past the convolution's own scratch (advex_conv_scratch added the room) */
+            int64_t own = (advex_conv2d_scratch(p, omp_get_max_threads()) + 15) / 16 * 16;
+            if (own < 0 || own + cc->nw > c->scratch_n) return 0; /* (cannot happen: no cache then) */
+            cc->own = own;
+            cc->wf = c->scratch + own;
+            cc->bf = after;
+        } else {
+            cc->wf = after;
+            cc->bf = cc->wf + (cc->nw + 15) / 16 * 16;
+        }
     }
     return 1;
 }
@@ -538,7 +588,7 @@ int64_t advex_conv_aux(const advex_node *nd, const advex_value *v, int train) {
     if (!nf && !nb && !fold) return 0;
     const advex_value *W = &v[nd->in[1]];
     int64_t nw = advex_numel(W->ndim, W->dims);
-    return conv_cache_base(&p, nw) + (fold ? conv_cache_fold(nw, p.M) : 0);
+    return conv_cache_base(&p) + (fold ? conv_cache_fold(nw, p.M, !conv_fold_in_scratch(nd, &p, train)) : 0);
 }
 
 /* The folded BatchNorm's parameters and the conv bias equal the cached key? Copies them in
@@ -565,7 +615,9 @@ static int fold_key_same(conv_cache *cc, const advex_node *nd, const advex_value
  * refreshed when w (or the folded BatchNorm) changed. */
 static void conv_cache_refresh(conv_cache *cc, const advex_node *nd, const advex_value *v, const float *w,
                                const float *b, const advex_conv2d_p *p) {
-    int same = cc->valid[0] == 1.0f && !memcmp(cc->wcopy, w, (size_t)cc->nw * sizeof(float));
+    uint32_t h[8];
+    conv_sig(w, cc->nw, h);
+    int same = cc->valid[0] == 1.0f && !memcmp(cc->sig, h, sizeof h);
     if (cc->key) same &= fold_key_same(cc, nd, v, b); /* always run: it refreshes the key */
     if (same) return;
     if (cc->key) { /* BatchNorm(conv(x, w) + b) = conv(x, w a) + b a + (B - mean a), a = scale / sqrt(var + eps) */
@@ -580,7 +632,7 @@ static void conv_cache_refresh(conv_cache *cc, const advex_node *nd, const advex
     }
     if (cc->uf) advex_wino_weights(cc->uf, cc->key ? cc->wf : w, p, 0);
     if (cc->ub) advex_wino_weights(cc->ub, w, p, 1);
-    memcpy(cc->wcopy, w, (size_t)cc->nw * sizeof(float));
+    memcpy(cc->sig, h, sizeof h);
     cc->valid[0] = 1.0f;
 }
 
@@ -589,7 +641,7 @@ void advex_conv_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     if (conv_geom(nd, v, &p)) return;
     const float *b = (nd->n_in > 2 && nd->in[2] >= 0) ? v[nd->in[2]].data : NULL, *w = v[nd->in[1]].data;
     float *out = v[nd->out[0]].data;
-    conv_cache cc;
+    conv_cache cc = {0};
     const float *U = NULL;
     if (conv_cache_at(&cc, nd, v, c, &p)) {
         conv_cache_refresh(&cc, nd, v, w, b, &p);
@@ -602,7 +654,9 @@ void advex_conv_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
         }
     }
     if (out == v[nd->out[0]].data) p.relu = nd->relu_out;
-    advex_conv2d_forward_u(out, v[nd->in[0]].data, w, U, b, &p, c->scratch, c->scratch_n);
+    /* (with the folded weights in scratch, the convolution gets only its own part of it:
+     * they stay intact through the call, though with U given it does not read them) */
+    advex_conv2d_forward_u(out, v[nd->in[0]].data, w, U, b, &p, c->scratch, U && cc.wf ? cc.own : c->scratch_n);
 }
 
 void advex_conv_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {

@@ -53,6 +53,14 @@ typedef enum advex_isa {
       (float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p, float *scratch,       \
        int64_t scratch_n),                                                                                         \
       (out, x, w, b, p, scratch, scratch_n))                                                                       \
+    X(int, advex_conv_group_forward,                                                                              \
+      (float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p, float *scratch,       \
+       int64_t scratch_n),                                                                                         \
+      (out, x, w, b, p, scratch, scratch_n))                                                                       \
+    X(int, advex_conv_group_backward_data,                                                                        \
+      (float *dx, const float *dout, const float *w, const advex_conv2d_p *p, int write_dx, float *scratch,       \
+       int64_t scratch_n),                                                                                         \
+      (dx, dout, w, p, write_dx, scratch, scratch_n))                                                              \
     ADVEX_OP_KERNELS_(X, batchnorm)                                                                               \
     ADVEX_OP_KERNELS_(X, relu)                                                                                    \
     ADVEX_OP_KERNELS_(X, leaky_relu)                                                                              \
@@ -61,6 +69,10 @@ typedef enum advex_isa {
     ADVEX_OP_KERNELS_(X, clip)                                                                                    \
     ADVEX_OP_KERNELS_(X, identity)                                                                                \
     X(void, advex_relu_mask, (float *dy, const float *y, int64_t n), (dy, y, n))                                  \
+    X(void, advex_gelu_kernel, (float *y, const float *x, int64_t n), (y, x, n))                                  \
+    X(void, advex_gelu_grad_kernel, (float *dx, const float *dy, const float *x, int64_t n, int write),          \
+      (dx, dy, x, n, write))                                                                                       \
+    X(void, advex_softmax_row, (float *y, const float *x, int64_t D), (y, x, D))                                  \
     X(void, advex_sign_step_from,                                                                                 \
       (float *out, const float *from, const float *x, const float *g, int64_t n, float step, float eps),         \
       (out, from, x, g, n, step, eps))

@@ -134,6 +134,17 @@ int advex_conv_s2_forward(float *out, const float *x, const float *w, const floa
 int advex_conv_s2_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
                            const advex_conv2d_p *p, float *scratch, int64_t scratch_n, int write_dx);
 
+/* ---- grouped convolutions with few taps, depthwise included (conv_group.c) ------------ */
+
+int advex_conv_group_ok(const advex_conv2d_p *p);
+int64_t advex_conv_group_scratch(const advex_conv2d_p *p, int threads);
+/* Return 0, doing nothing, when not eligible or the scratch is too small. */
+int advex_conv_group_forward(float *out, const float *x, const float *w, const float *b, const advex_conv2d_p *p,
+                             float *scratch, int64_t scratch_n);
+/* dx stored (write_dx) or accumulated; the weight gradient is conv.c's. */
+int advex_conv_group_backward_data(float *dx, const float *dout, const float *w, const advex_conv2d_p *p, int write_dx,
+                                   float *scratch, int64_t scratch_n);
+
 /* ---- gemm (gemm.c) -------------------------------------------------------------------- */
 
 /* Row-major C (M,N) = alpha op(A) op(B) + beta C through cblas_sgemm; split over the OpenMP
@@ -159,6 +170,17 @@ void advex_avgpool2d_forward_ref(float *out, const float *x, const advex_conv2d_
 void advex_avgpool2d_backward_ref(float *dx, const float *dout, const advex_conv2d_p *p, int include_pad);
 
 /* ---- elementwise math (unary.c), layer normalisation (layernorm.c) --------------------- */
+
+/* y (n) = sigmoid(x), or x sigmoid(x) (silu), with libm's expf: the reference the
+ * vectorised Sigmoid kernels (act.c, vmath.h) are tested against. */
+void advex_sigmoid_ref(float *y, const float *x, int64_t n, int silu);
+/* Exact GELU, forward y = x Phi(x) and dx (= or += by write) dy (Phi(x) + x phi(x)), and a
+ * softmax of one contiguous row (max subtracted), vectorised (act.c, vmath.h); threaded
+ * from ADVEX_OMP_MIN elements (not the row kernel). advex_unary_kernel and
+ * advex_unary_backward_kernel (libm, also used for constant folding) are their reference. */
+void advex_gelu_kernel(float *y, const float *x, int64_t n);
+void advex_gelu_grad_kernel(float *dx, const float *dy, const float *x, int64_t n, int write);
+void advex_softmax_row(float *y, const float *x, int64_t D);
 
 /* y (n) = f(x) for a unary math op (Sqrt ... Selu); alpha, beta, mode: the op's attributes. */
 void advex_unary_kernel(advex_op_type op, float alpha, float beta, int mode, float *y, const float *x, int64_t n);

@@ -1,6 +1,8 @@
 /* Softmax and LogSoftmax along one axis (ONNX opset 13, negative axis allowed), computed
  * with the max subtracted; x viewed as (outer, D, inner). Mode 1 is the opset < 13 form: the
- * input flattened to 2-D at axis, so D spans every dim from axis on (inner 1). */
+ * input flattened to 2-D at axis, so D spans every dim from axis on (inner 1). Softmax over
+ * contiguous rows (inner 1: attention's) runs vectorised in float (act.c's
+ * advex_softmax_row); other cases sum in double with libm's exp. */
 #include <math.h>
 
 #include "ops/kernels.h"
@@ -33,6 +35,11 @@ static void sm_forward(const advex_node *nd, advex_value *v, int logp, const cha
     if (sm_geom(nd, v, op, &p)) return;
     const float *x = v[nd->in[0]].data;
     float *y = v[nd->out[0]].data;
+    if (!logp && p.inner == 1) { /* rows along the last axis (attention): vectorised (act.c) */
+#pragma omp parallel for schedule(static) if (p.outer * p.D >= ADVEX_OMP_MIN)
+        for (int64_t o = 0; o < p.outer; o++) advex_softmax_row(y + o * p.D, x + o * p.D, p.D);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (p.outer * p.D * p.inner >= ADVEX_OMP_MIN)
     for (int64_t oi = 0; oi < p.outer * p.inner; oi++) {
         int64_t o = oi / p.inner, i = oi % p.inner, base = o * p.D * p.inner + i;
@@ -56,6 +63,23 @@ static void sm_backward(const advex_node *nd, advex_value *v, int logp, const ch
     if (!dx || sm_geom(nd, v, op, &p)) return;
     const float *y = v[nd->out[0]].data, *dy = v[nd->out[0]].grad;
     int write = v[nd->in[0]].grad_write;
+    if (!logp && p.inner == 1) { /* rows along the last axis: dx = y (dy - sum dy y), vectorised */
+#pragma omp parallel for schedule(static) if (p.outer * p.D >= ADVEX_OMP_MIN)
+        for (int64_t o = 0; o < p.outer; o++) {
+            const float *yr = y + o * p.D, *dr = dy + o * p.D;
+            float *xr = dx + o * p.D, s = 0.0f;
+#pragma omp simd reduction(+ : s)
+            for (int64_t k = 0; k < p.D; k++) s += dr[k] * yr[k];
+            if (write) {
+#pragma omp simd
+                for (int64_t k = 0; k < p.D; k++) xr[k] = yr[k] * (dr[k] - s);
+            } else {
+#pragma omp simd
+                for (int64_t k = 0; k < p.D; k++) xr[k] += yr[k] * (dr[k] - s);
+            }
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static) if (p.outer * p.D * p.inner >= ADVEX_OMP_MIN)
     for (int64_t oi = 0; oi < p.outer * p.inner; oi++) {
         int64_t o = oi / p.inner, i = oi % p.inner, base = o * p.D * p.inner + i;

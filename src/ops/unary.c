@@ -1,7 +1,9 @@
 /* Elementwise math of one input: Sqrt, Exp, Log, Neg, Reciprocal, Abs, Erf, Sin, Cos, Floor,
  * Ceil, HardSigmoid, HardSwish, Gelu (exact or tanh), Softplus, Softsign, Elu, Selu. One
  * switch on the op outside flat loops (no per-element dispatch); OpenMP when large. Backward
- * accumulates dx += f'(x) dy, or stores it for an input in gradient write mode. */
+ * accumulates dx += f'(x) dy, or stores it for an input in gradient write mode. The ops
+ * run these libm loops, except exact Gelu (the transformers' activation), which runs act.c's
+ * vectorised kernels; the loops stay its reference and constant folding's arithmetic. */
 #include <math.h>
 #include <string.h>
 
@@ -76,6 +78,10 @@ void advex_unary_kernel(advex_op_type op, float alpha, float beta, int mode, flo
 
 void advex_unary_forward(const advex_node *nd, advex_value *v, advex_op_ctx *c) {
     (void)c;
+    if (nd->op == ADVEX_OP_GELU && !nd->a.mode) { /* vectorised (act.c) */
+        advex_gelu_kernel(v[nd->out[0]].data, v[nd->in[0]].data, advex_val_numel(&v[nd->out[0]]));
+        return;
+    }
     advex_unary_kernel(nd->op, nd->a.alpha, nd->a.beta, nd->a.mode, v[nd->out[0]].data, v[nd->in[0]].data,
                        advex_val_numel(&v[nd->out[0]]));
 }
@@ -128,6 +134,10 @@ void advex_unary_backward(const advex_node *nd, advex_value *v, advex_op_ctx *c)
     advex_value *X = &v[nd->in[0]];
     if (!X->grad) return;
     const advex_value *Y = &v[nd->out[0]];
+    if (nd->op == ADVEX_OP_GELU && !nd->a.mode) {
+        advex_gelu_grad_kernel(X->grad, Y->grad, X->data, advex_val_numel(Y), X->grad_write);
+        return;
+    }
     advex_unary_backward_kernel(nd->op, nd->a.alpha, nd->a.beta, nd->a.mode, X->grad, Y->grad, X->data, Y->data,
                                 advex_val_numel(Y), X->grad_write);
 }

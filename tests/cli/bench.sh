@@ -27,6 +27,7 @@ for d, reps in ((b, 3), (s, 4)):
     want(abs(d["images_per_second"] - statistics.median(d["rates"])) <= 1e-3 * d["images_per_second"], "median")
     want(abs(d["seconds_per_batch"] - 32 / d["images_per_second"]) < 1e-5, "seconds_per_batch")
     want(d["iterations"] >= reps, "iterations")
+    want(0 <= d["load_seconds"] < 60, f"load_seconds {d.get('load_seconds')}")
 # small: conv 16*1*4*4*14*14 + conv 32*16*4*4*7*7 + 1568*100 + 100*10 multiply-adds; FGSM = 2 passes
 macs = 16 * 16 * 196 + 32 * 256 * 49 + 1568 * 100 + 1000
 want(abs(b["gflop_per_image"] - 2 * 2 * macs * 1e-9) < 1e-6, f"gflop_per_image {b['gflop_per_image']}")
