@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build the libFuzzer targets (clang, ASan + UBSan, -DADVEX_FUZZ=ON) into build-fuzz and run
 # each for a bounded time: scripts/fuzz.sh [seconds per target] [target ...]
-# Targets: onnx npy idx cli jpeg cifar state (+ png when src/data/png.c exists). Each starts from the seed
+# Targets: onnx npy idx cli jpeg cifar state v2json (+ png when src/data/png.c exists). Each starts from the seed
 # corpus in fuzz/corpus/<target> (copied; new inputs stay in build-fuzz/corpus/<target>).
 # Up to FUZZ_JOBS targets (default: the core count) run at once. Prints executions per
 # target; exits non-zero if any target crashed, leaked or timed out, naming the
@@ -14,7 +14,7 @@ build=${FUZZ_BUILD_DIR:-"$here/build-fuzz"}
 jobs=${FUZZ_JOBS:-$(nproc)}
 targets="$*"
 if [ -z "$targets" ]; then
-    targets="onnx npy idx cli jpeg cifar state"
+    targets="onnx npy idx cli jpeg cifar state v2json"
     [ -f "$here/src/data/png.c" ] && targets="$targets png"
 fi
 CC=${FUZZ_CC:-clang}
