@@ -557,11 +557,13 @@ TEST(sigmoid_silu) {
         int64_t d = isinf(a) && isinf(b) ? 0 : llabs((long long)ia - (long long)ib);
         ASSERT_MSG(d <= 2, "advex_vexpf(%.9g) = %.9g, expf %.9g", (double)v, (double)a, (double)b);
         if (d > worst_ulp) worst_ulp = d;
-        int32_t iv;
-        memcpy(&iv, &v, sizeof iv);
-        iv += iv < 0 ? -1021 : 1021;
-        if (v < 0 && iv < 0 && iv > -1021) iv = 0; /* (crossing zero) */
-        memcpy(&v, &iv, sizeof iv);
+        /* the next float 1021 representable values up: a negative one's magnitude shrinks
+         * (to +0 when it would cross zero), a positive one's grows; unsigned, so no overflow */
+        uint32_t u;
+        memcpy(&u, &v, sizeof u);
+        if (u & 0x80000000u) u = (u & 0x7fffffffu) > 1021u ? u - 1021u : 0u;
+        else u += 1021u;
+        memcpy(&v, &u, sizeof u);
     }
     ASSERT(isnan(advex_vexpf(NAN)) && advex_vexpf(-INFINITY) == 0.0f && isinf(advex_vexpf(INFINITY)));
     ASSERT(isinf(advex_vexpf(89.0f)) && advex_vexpf(-104.0f) == 0.0f && advex_vexpf(0.0f) == 1.0f);
