@@ -1,6 +1,7 @@
 /* Open Inference Protocol v2 JSON, both directions, with cJSON: infer requests and
  * responses, model metadata. Used by the HTTP client (http.c) and the server (src/serve/).
  * Every parse checks shapes, datatypes and finiteness, and bounds what it accepts. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,7 +140,10 @@ advex_status v2_parse_request(const char *body, size_t len, const int64_t chw[3]
         goto done;
     }
     for (int64_t i = 0; i < m; i++) {
-        if (!isfinite(buf[i])) { st = advex_set_error(ADVEX_ERR_FORMAT, "input data has a non-finite number"); goto done; }
+        if (!(fabs(buf[i]) <= FLT_MAX)) { /* NaN, inf, or a double beyond float's range */
+            st = advex_set_error(ADVEX_ERR_FORMAT, "input data has a number that is not a finite float (%g)", buf[i]);
+            goto done;
+        }
         (*x)[i] = (float)buf[i];
     }
     *n = dims[0];
@@ -193,10 +197,8 @@ advex_status v2_parse_response(const char *body, size_t len, advex_output_kind o
             st = advex_set_error(ADVEX_ERR_FORMAT, label ? "%s: label %g is not a class" : "%s: non-finite score %g",
                                  what, buf[i]);
         else if (label) labels[i] = (int32_t)buf[i];
-        else {
-            scores[i] = (float)buf[i];
-            if (!isfinite(scores[i])) st = advex_set_error(ADVEX_ERR_FORMAT, "%s: score %g overflows float", what, buf[i]);
-        }
+        else if (fabs(buf[i]) > FLT_MAX) st = advex_set_error(ADVEX_ERR_FORMAT, "%s: score %g overflows float", what, buf[i]);
+        else scores[i] = (float)buf[i];
     }
 done:
     free(buf);
