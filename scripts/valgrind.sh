@@ -1,6 +1,7 @@
 #!/bin/sh
 # Valgrind memcheck of a small CLI end to end: train -> info -> predict -> attack -> eval
-# (ONNX save/load, data loading, FGSM/PGD, JSON and .npy output) on a Fashion-MNIST
+# (ONNX save/load, data loading, FGSM/PGD/DeepFool, JSON, .npy, eval state and per-example
+# output, a resume and a refused state) on a Fashion-MNIST
 # subset. Fails on any memcheck error or any definite/indirect leak.
 # Valgrind 3.19 executes AVX2 but not AVX-512 and reports a CPU without it, so the kernel
 # dispatch (src/ops/dispatch.h) picks the avx2 variant under valgrind by itself; set
@@ -45,5 +46,13 @@ run attack 0 -- "$advex" attack --model "$T/m.onnx" --data "$D" --attack pgd --s
     --quiet --out "$T/adv.npy"
 run eval 0 -- "$advex" eval --model "$T/m.onnx" --data "$D" --attack fgsm,square --queries 10 --eps 0,0.1 \
     --threads 1 --quiet --json "$T/r.json"
+run "eval --state, --per-example, a curve" 0 -- "$advex" eval --model "$T/m.onnx" --data "$D" --attack fgsm,deepfool \
+    --steps 2 --eps 0.1 --batch 4 --threads 1 --no-checks --quiet --state "$T/s.state" --per-example "$T/pe.jsonl" \
+    --json "$T/r2.json"
+run "eval resumed from a complete state" 0 -- "$advex" eval --model "$T/m.onnx" --data "$D" --attack fgsm,deepfool \
+    --steps 2 --eps 0.1 --batch 4 --threads 1 --no-checks --quiet --state "$T/s.state"
+head -c 200 "$T/s.state" >"$T/cut.state"
+run "eval refusing a truncated state" 1 -- "$advex" eval --model "$T/m.onnx" --data "$D" --attack fgsm,deepfool \
+    --steps 2 --eps 0.1 --batch 4 --threads 1 --no-checks --quiet --state "$T/cut.state"
 run "error path" 1 -- "$advex" eval --model "$T/m.onnx" --data "npy:$T/adv.npy,$T/missing.npy" --eps 0.1 --quiet
 echo "valgrind.sh: $n runs, no memcheck errors, no definite or indirect leaks"
