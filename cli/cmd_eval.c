@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 
 /* Parse --attack A,B,... into kinds (at most max); 0 or an exit code. */
 static int parse_attacks(const char *cmd, const char *list, advex_attack_kind *kinds, int max, int *n) {
@@ -40,7 +41,9 @@ static int on_progress(void *user, const advex_sweep_progress *p) {
         snprintf(ui->label, sizeof ui->label, "%s eps=%.4g", advex_attack_name(p->attack), (double)p->eps);
         cli_progress_init(&ui->bar, ui->label, cli_opts.quiet);
     }
-    cli_progress_update(&ui->bar, p->done, p->total, NULL);
+    int64_t done = p->done, total = p->total;
+    cli_dist_progress(&done, &total); /* the whole job's, in a distributed run */
+    cli_progress_update(&ui->bar, done, total, NULL);
     return cli_interrupted;
 }
 
@@ -133,9 +136,14 @@ int cmd_eval(int argc, char **argv) {
     eval_ui ui = {.run = -1};
     sc.progress = on_progress;
     sc.user = &ui;
+    if (cli_dist_size() > 1) { /* mpirun: this rank's batches; rank 0 writes (cli/dist.h) */
+        cli_dist_shard(d.n, sc.batch, &sc.shard_lo, &sc.shard_hi);
+        sc.gather = cli_dist_gather;
+    }
     st = advex_eval_sweep(m, &d, &sc, &s);
     if (ui.run >= 0) cli_progress_done(&ui.bar);
-    if (st) { rc = cli_fail_run(cmd, st); goto done; }
+    if (st) { rc = cli_dist_fail(cmd, st); goto done; }
+    if (cli_dist_rank() != 0) { rc = CLI_EXIT_OK; goto done; }
     unsigned warn = advex_sweep_warnings(s);
     /* the load already warned about a cut-off Softmax */
     cli_print_warnings(cmd, advex_model_output_was_prob(m) ? warn & ~ADVEX_EVAL_WARN_PROB_OUTPUT : warn);

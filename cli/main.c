@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 
 static const cli_command commands[] = {
     {"demo", "train the small model on Fashion-MNIST (cached) and print the FGSM accuracy-vs-eps table",
@@ -64,7 +65,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {
             cli_install_sigint();
-            return commands[i].run(argc - 1, argv + 1);
+            cli_dist_init(&argc, &argv); /* MPI, when started by mpirun (cli/dist.h) */
+            return cli_dist_finish(commands[i].run(argc - 1, argv + 1));
         }
     fprintf(stderr, "advex: unknown command '%s' (see advex --help)\n", argv[1]);
     return CLI_EXIT_USAGE;

@@ -465,9 +465,10 @@ int32_t advex_argmax(const float *z, int64_t c);
  *   rows2 == 0:            CE over z (b, c)
  *   rows2, beta < 0:       w * CE(x) + (1 - w) * CE(x') over z = [x rows; x' rows] (2b, c), y (2b)
  *   rows2, beta >= 0:      TRADES, CE(x) + beta * KL(p(x) || p(x')) (Zhang et al. 2019)
- * loss (2b) and p (2b, c) are scratch. Returns the loss. */
+ * loss (2b) and p (2b, c) are scratch. Returns the loss. Means are over bdiv examples (b, or
+ * the global batch of a data-parallel step whose b rows are one process's part of it). */
 double advex_train_loss(const float *z, const int32_t *y, int64_t b, int64_t c, int rows2, float w, float beta,
-                        float *loss, float *p, float *dl);
+                        float *loss, float *p, float *dl, int64_t bdiv);
 
 /* ---- JSON (src/eval/results.c, cJSON) -------------------------------------------------------- */
 struct cJSON;

@@ -85,6 +85,33 @@ advex_status advex_eval_run(advex_model *m, advex_model *surrogate, const advex_
                             const advex_attack_config *c, int64_t batch, advex_progress_fn progress,
                             void *user, const advex_eval_outputs *out, advex_eval_result *res);
 
+/* One example's outcome (advex_eval_examples): what advex_eval_summarize counts, and what
+ * per-example files and reports read. */
+typedef struct advex_eval_example {
+    int32_t clean_pred, adv_pred; /* argmax of the judged model on x and on x' */
+    float clean_conf, adv_conf;   /* their softmax probabilities */
+    int32_t target;               /* the attack's target class; -1 untargeted */
+    int32_t stage;                /* standard: 1-based stage that produced x'; 0 none */
+    int64_t queries;              /* forward passes spent (Square, standard's Square stage); 0 not counted */
+    double norm;                  /* ||x' - x|| in the attack's norm (advex_attack_norm) */
+} advex_eval_example;
+
+/* A shard of an evaluation: examples [lo, hi) of d crafted as advex_eval_run does (on
+ * `surrogate` when not NULL, judged on m), their outcomes into ex[lo..hi) (ex has d->n
+ * entries) and, when adv is not NULL, x' into rows lo..hi of adv (d->n rows). Per-example
+ * randomness is seeded by (seed, index in d), and the batches are [lo, lo + batch), ...: shards
+ * whose lo is a multiple of `batch` run exactly the batches of one whole run and give its
+ * outcomes bit for bit (other splits agree up to the last bits: the engine's arithmetic
+ * depends on a batch's size). progress: (done, hi - lo) after each batch. */
+advex_status advex_eval_examples(advex_model *m, advex_model *surrogate, const advex_dataset *d,
+                                 const advex_attack_config *c, int64_t batch, int64_t lo, int64_t hi,
+                                 advex_progress_fn progress, void *user, advex_eval_example *ex, float *adv);
+/* The result of attack c (crafted on a surrogate when transfer is 1) from the outcomes
+ * ex[0..d->n) of every example: counts, norms, queries, stages, target hits, the masking
+ * rule; res->seconds = seconds. What advex_eval_run reports, from the same code. */
+advex_status advex_eval_summarize(const advex_dataset *d, const advex_attack_config *c, int transfer,
+                                  const advex_eval_example *ex, double seconds, advex_eval_result *res);
+
 /* Transfer: craft with c on `surrogate`, evaluate (clean and adversarial) on `target`.
  * Both models must take the same input shape and classes. The attack runs in transfer mode
  * (c->no_early_stop set on a copy: every step on every example, see advex/attack.h);
@@ -137,6 +164,10 @@ typedef struct advex_sweep_progress {
 /* Return non-zero to stop the sweep (ADVEX_ERR_INTERRUPTED). */
 typedef int (*advex_sweep_progress_fn)(void *user, const advex_sweep_progress *p);
 
+/* A sharded sweep's gather (advex_sweep_config.gather): see there. */
+typedef advex_status (*advex_sweep_gather_fn)(void *user, int run, advex_status st, advex_eval_example *ex, float *adv,
+                                              int64_t n, int64_t dim);
+
 typedef struct advex_sweep_config {
     const advex_attack_kind *attacks; /* n_attacks attacks, in order */
     int n_attacks;
@@ -158,6 +189,17 @@ typedef struct advex_sweep_config {
                                          largest eps for its image grid */
     advex_sweep_progress_fn progress; /* after every batch; may be NULL */
     void *user;
+    /* Sharding (a process of a distributed run; docs/scaling.md): this process runs examples
+     * [shard_lo, shard_hi) of d (shard_hi <= 0: all of them; progress counts the shard's;
+     * shard_lo a multiple of batch for results identical to one process, advex_eval_examples),
+     * and after each run calls gather with its status, the outcomes (ex, d->n entries, its
+     * shard filled) and, when the run's examples are kept (adv not NULL), x' (d->n rows). The
+     * gather completes ex (and adv where outputs are written) from the other shards and
+     * returns one status every process agrees on; the run then fails or is summarised from
+     * all of d's outcomes, so every process holds the results of one whole run. */
+    int64_t shard_lo, shard_hi;
+    advex_sweep_gather_fn gather;
+    void *gather_user;
 } advex_sweep_config;
 
 /* Defaults: no attacks, no eps, advex_attack_config_default, batch 256, checks on. */
@@ -179,6 +221,8 @@ int advex_sweep_runs(const advex_sweep *s);
 const advex_eval_result *advex_sweep_result(const advex_sweep *s, int i);
 /* Every warning bit raised, by the checks and by any run. */
 unsigned advex_sweep_warnings(const advex_sweep *s);
+/* The outcome of every example of run i (advex_eval_example, d->n of them), or NULL. */
+const advex_eval_example *advex_sweep_examples(const advex_sweep *s, int i);
 /* The universal perturbation (C, H, W) run i applied, or NULL when it is not a uap run. */
 const float *advex_sweep_uap_delta(const advex_sweep *s, int i);
 

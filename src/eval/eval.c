@@ -71,17 +71,14 @@ static void pred_conf(const float *logits, int64_t n, int64_t k, const int32_t *
     for (int64_t i = 0; i < n; i++) conf[i] = p[i * k + pred[i]];
 }
 
-/* Craft on `am`, judge on `em` (the same model unless transfer). */
-static advex_status eval_core(advex_model *am, advex_model *em, const advex_dataset *d, const advex_attack_config *cfg,
-                              int64_t batch, advex_progress_fn progress, void *user, const advex_eval_outputs *out,
-                              advex_eval_result *res) {
-    static const advex_eval_outputs none = {0};
+/* Craft on `am`, judge on `em` (the same model unless transfer): examples [lo, hi). */
+static advex_status examples_core(advex_model *am, advex_model *em, const advex_dataset *d,
+                                  const advex_attack_config *cfg, int64_t batch, int64_t lo, int64_t hi,
+                                  advex_progress_fn progress, void *user, advex_eval_example *ex, float *adv_out) {
     /* crafted on another model: transfer mode (every step on every example, no early stop) */
     advex_attack_config tc = *cfg;
     if (am != em) tc.no_early_stop = 1;
     const advex_attack_config *c = &tc;
-    if (!out) out = &none;
-    float *adv_out = out->adv;
     advex_status st = check_data(em, d);
     if (st) return st;
     if (am != em) {
@@ -90,76 +87,132 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
             return advex_set_error(ADVEX_ERR_SHAPE, "surrogate has %lld classes but the target has %lld",
                                    (long long)am->net->classes, (long long)em->net->classes);
     }
+    if (lo < 0 || hi > d->n || lo > hi)
+        return advex_set_error(ADVEX_ERR_ARG, "evaluation shard [%lld, %lld) outside the %lld examples", (long long)lo,
+                               (long long)hi, (long long)d->n);
     if (batch <= 0) batch = 256;
     int64_t dim = d->c * d->h * d->w, k = em->net->classes;
     float *logits = malloc((size_t)(2 * batch * k) * sizeof(float)), *probs = logits + batch * k;
     int32_t *pred = malloc((size_t)batch * sizeof(int32_t));
     float *xadv = adv_out ? NULL : malloc((size_t)(batch * dim) * sizeof(float));
-    unsigned char *clean_ok = malloc((size_t)batch);
+    float *conf = malloc((size_t)batch * sizeof(float));
     int64_t *queries = malloc((size_t)batch * sizeof(int64_t));
     int32_t *stage = malloc((size_t)batch * sizeof(int32_t));
+    int32_t *tgt = malloc((size_t)batch * sizeof(int32_t));
+    if (!logits || !pred || (!adv_out && !xadv) || !conf || !queries || !stage || !tgt) {
+        free(logits); free(pred); free(xadv); free(conf); free(queries); free(stage); free(tgt);
+        return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    }
+    advex_norm norm = advex_attack_norm(c);
+    for (int64_t i = lo; i < hi; i += batch) {
+        int64_t b = hi - i < batch ? hi - i : batch;
+        const float *x = d->x + i * dim;
+        const int32_t *y = d->y + i;
+        float *xa = adv_out ? adv_out + i * dim : xadv;
+        advex_eval_example *e = ex + i;
+        if ((st = advex_model_forward(em, x, b, logits))) break;
+        advex_argmax_rows(logits, b, k, pred);
+        pred_conf(logits, b, k, pred, probs, conf);
+        for (int64_t j = 0; j < b; j++) {
+            memset(&e[j], 0, sizeof e[j]);
+            e[j].clean_pred = pred[j];
+            e[j].clean_conf = conf[j];
+            e[j].target = -1;
+        }
+        if (c->target != ADVEX_TARGET_NONE) { /* the targets the attack aims at (least-likely: the crafting model's) */
+            if (am != em && c->target == ADVEX_TARGET_LEAST_LIKELY && (st = advex_model_forward(am, x, b, logits))) break;
+            if ((st = advex_attack_targets(c, logits, y, b, k, i, tgt))) break;
+            for (int64_t j = 0; j < b; j++) e[j].target = tgt[j];
+        }
+        memset(queries, 0, (size_t)b * sizeof *queries);
+        memset(stage, 0, (size_t)b * sizeof *stage);
+        advex_attack_info info = {queries, stage};
+        if ((st = advex_attack_batch_info(am, c, x, y, b, i, xa, &info))) break;
+        if ((st = advex_model_forward(em, xa, b, logits))) break;
+        advex_argmax_rows(logits, b, k, pred);
+        pred_conf(logits, b, k, pred, probs, conf);
+        for (int64_t j = 0; j < b; j++) {
+            e[j].adv_pred = pred[j];
+            e[j].adv_conf = conf[j];
+            e[j].queries = queries[j];
+            e[j].stage = stage[j];
+            e[j].norm = pert_norm(x + j * dim, xa + j * dim, dim, norm);
+        }
+        if (progress && progress(user, i + b - lo, hi - lo)) {
+            st = advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
+            break;
+        }
+    }
+    free(logits); free(pred); free(xadv); free(conf); free(queries); free(stage); free(tgt);
+    return st;
+}
+
+advex_status advex_eval_examples(advex_model *m, advex_model *surrogate, const advex_dataset *d,
+                                 const advex_attack_config *c, int64_t batch, int64_t lo, int64_t hi,
+                                 advex_progress_fn progress, void *user, advex_eval_example *ex, float *adv) {
+    return examples_core(surrogate ? surrogate : m, m, d, c, batch, lo, hi, progress, user, ex, adv);
+}
+
+advex_status advex_eval_summarize(const advex_dataset *d, const advex_attack_config *c, int transfer,
+                                  const advex_eval_example *ex, double seconds, advex_eval_result *res) {
     double *norms = malloc((size_t)(d->n ? d->n : 1) * sizeof(double));
     double *qv = malloc((size_t)(d->n ? d->n : 1) * sizeof(double));
-    int32_t *tgt = malloc((size_t)batch * sizeof(int32_t));
-    if (!logits || !pred || (!adv_out && !xadv) || !clean_ok || !queries || !stage || !norms || !qv || !tgt) {
-        free(logits); free(pred); free(xadv); free(clean_ok); free(queries); free(stage); free(norms); free(qv); free(tgt);
+    if (!norms || !qv) {
+        free(norms);
+        free(qv);
         return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     }
     memset(res, 0, sizeof *res);
     res->attack = c->kind;
     res->eps = c->eps;
     res->norm = advex_attack_norm(c);
-    res->transfer = am != em;
+    res->transfer = transfer;
     int counts_queries = c->kind == ADVEX_ATTACK_SQUARE || c->kind == ADVEX_ATTACK_STANDARD;
     res->n_stages = advex_attack_stages(c, res->stage_attack, ADVEX_EVAL_MAX_STAGES);
     res->target_hits = c->target != ADVEX_TARGET_NONE ? 0 : -1;
-    double t0 = now_seconds();
-    for (int64_t i = 0; i < d->n; i += batch) {
-        int64_t b = d->n - i < batch ? d->n - i : batch;
-        const float *x = d->x + i * dim;
-        const int32_t *y = d->y + i;
-        float *xa = adv_out ? adv_out + i * dim : xadv;
-        if ((st = advex_model_forward(em, x, b, logits))) break;
-        advex_argmax_rows(logits, b, k, pred);
-        if (out->clean_pred) memcpy(out->clean_pred + i, pred, (size_t)b * sizeof *pred);
-        if (out->clean_conf) pred_conf(logits, b, k, pred, probs, out->clean_conf + i);
-        for (int64_t j = 0; j < b; j++) {
-            clean_ok[j] = pred[j] == y[j];
-            res->clean_correct += clean_ok[j];
-        }
-        if (c->target != ADVEX_TARGET_NONE) { /* the targets the attack aims at (least-likely: the crafting model's) */
-            if (am != em && c->target == ADVEX_TARGET_LEAST_LIKELY && (st = advex_model_forward(am, x, b, logits))) break;
-            if ((st = advex_attack_targets(c, logits, y, b, k, i, tgt))) break;
-        }
-        advex_attack_info info = {queries, stage};
-        if ((st = advex_attack_batch_info(am, c, x, y, b, i, xa, &info))) break;
-        if ((st = advex_model_forward(em, xa, b, logits))) break;
-        advex_argmax_rows(logits, b, k, pred);
-        if (out->adv_pred) memcpy(out->adv_pred + i, pred, (size_t)b * sizeof *pred);
-        if (out->adv_conf) pred_conf(logits, b, k, pred, probs, out->adv_conf + i);
-        for (int64_t j = 0; res->target_hits >= 0 && j < b; j++) res->target_hits += pred[j] == tgt[j];
-        for (int64_t j = 0; j < b; j++) {
-            int robust = clean_ok[j] && pred[j] == y[j];
-            res->robust_correct += robust;
-            if (!clean_ok[j] || robust) continue;
-            /* a success: its norm, its queries, the stage that found it */
-            norms[res->norm_count++] = pert_norm(x + j * dim, xa + j * dim, dim, res->norm);
-            if (counts_queries && queries[j] > 0) qv[res->queries_count++] = (double)queries[j];
-            if (res->n_stages && stage[j] >= 1 && stage[j] <= res->n_stages) res->stage_removed[stage[j] - 1]++;
-        }
-        res->n += b;
-        if (progress && progress(user, i + b, d->n)) {
-            st = advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
-            break;
-        }
+    for (int64_t i = 0; i < d->n; i++) {
+        const advex_eval_example *e = &ex[i];
+        int clean_ok = e->clean_pred == d->y[i], robust = clean_ok && e->adv_pred == d->y[i];
+        res->clean_correct += clean_ok;
+        res->robust_correct += robust;
+        if (res->target_hits >= 0) res->target_hits += e->adv_pred == e->target;
+        if (!clean_ok || robust) continue;
+        /* a success: its norm, its queries, the stage that found it */
+        norms[res->norm_count++] = e->norm;
+        if (counts_queries && e->queries > 0) qv[res->queries_count++] = (double)e->queries;
+        if (res->n_stages && e->stage >= 1 && e->stage <= res->n_stages) res->stage_removed[e->stage - 1]++;
     }
-    res->seconds = now_seconds() - t0;
+    res->n = d->n;
+    res->seconds = seconds;
     res->robust_accuracy = res->n ? (double)res->robust_correct / (double)res->n : 0.0;
     res->success_rate = res->clean_correct ? 1.0 - (double)res->robust_correct / (double)res->clean_correct : 0.0;
     mean_median(norms, res->norm_count, &res->norm_mean, &res->norm_median);
     mean_median(qv, res->queries_count, &res->queries_mean, &res->queries_median);
     advex_eval_flag_masking(res, 1);
-    free(logits); free(pred); free(xadv); free(clean_ok); free(queries); free(stage); free(norms); free(qv); free(tgt);
+    free(norms);
+    free(qv);
+    return ADVEX_OK;
+}
+
+/* One whole evaluation: every example's outcome, then the summary and the caller's outputs. */
+static advex_status eval_core(advex_model *am, advex_model *em, const advex_dataset *d, const advex_attack_config *c,
+                              int64_t batch, advex_progress_fn progress, void *user, const advex_eval_outputs *out,
+                              advex_eval_result *res) {
+    static const advex_eval_outputs none = {0};
+    if (!out) out = &none;
+    advex_eval_example *ex = malloc((size_t)(d->n ? d->n : 1) * sizeof *ex);
+    if (!ex) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory for %lld examples' outcomes", (long long)d->n);
+    double t0 = now_seconds();
+    advex_status st = examples_core(am, em, d, c, batch, 0, d->n, progress, user, ex, out->adv);
+    if (!st) st = advex_eval_summarize(d, c, am != em, ex, now_seconds() - t0, res);
+    if (!st)
+        for (int64_t i = 0; i < d->n; i++) {
+            if (out->clean_pred) out->clean_pred[i] = ex[i].clean_pred;
+            if (out->clean_conf) out->clean_conf[i] = ex[i].clean_conf;
+            if (out->adv_pred) out->adv_pred[i] = ex[i].adv_pred;
+            if (out->adv_conf) out->adv_conf[i] = ex[i].adv_conf;
+        }
+    free(ex);
     return st;
 }
 

@@ -4,6 +4,7 @@
  * report needs kept (per-example predictions, image-grid rows). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -22,7 +23,14 @@ struct advex_sweep {
     float *grid_x;           /* (n_attacks, rows, dim) their adversarial examples */
     int32_t *grid_pred;      /* (n_attacks, rows) predictions on them */
     float *grid_conf;        /* (n_attacks, rows) and their confidences */
+    advex_eval_example *ex;  /* (runs, n) every example's outcome in every run */
 };
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 void advex_sweep_config_default(advex_sweep_config *c) {
     memset(c, 0, sizeof *c);
@@ -38,6 +46,7 @@ void advex_sweep_free(advex_sweep *s) {
     free(s->res);
     free(s->clean_pred); free(s->clean_conf); free(s->adv_pred); free(s->top);
     free(s->grid_idx); free(s->grid_x); free(s->grid_pred); free(s->grid_conf);
+    free(s->ex);
     free(s);
 }
 
@@ -46,6 +55,9 @@ const advex_eval_result *advex_sweep_result(const advex_sweep *s, int i) {
     return s && i >= 0 && i < s->runs ? &s->res[i] : NULL;
 }
 unsigned advex_sweep_warnings(const advex_sweep *s) { return s ? s->warnings : 0; }
+const advex_eval_example *advex_sweep_examples(const advex_sweep *s, int i) {
+    return s && i >= 0 && i < s->runs ? s->ex + (int64_t)i * s->n : NULL;
+}
 const float *advex_sweep_uap_delta(const advex_sweep *s, int i) {
     return s && i >= 0 && i < s->runs ? s->uap[i] : NULL;
 }
@@ -56,6 +68,9 @@ static advex_status check_config(advex_model *m, const advex_dataset *d, const a
         return advex_set_error(ADVEX_ERR_ARG, "sweep: %d attacks (1..%d)", c->n_attacks, ADVEX_SWEEP_MAX_ATTACKS);
     if (c->n_eps < 1 || c->n_eps > ADVEX_SWEEP_MAX_EPS || !c->eps)
         return advex_set_error(ADVEX_ERR_ARG, "sweep: %d eps values (1..%d)", c->n_eps, ADVEX_SWEEP_MAX_EPS);
+    if (c->shard_hi > 0 && (c->shard_lo < 0 || c->shard_lo > c->shard_hi || c->shard_hi > d->n))
+        return advex_set_error(ADVEX_ERR_ARG, "sweep: shard [%lld, %lld) outside the %lld examples",
+                               (long long)c->shard_lo, (long long)c->shard_hi, (long long)d->n);
     advex_model *am = c->surrogate ? c->surrogate : m;
     for (int a = 0; a < c->n_attacks; a++) {
         advex_attack_config ac = c->attack;
@@ -147,19 +162,25 @@ static advex_status run_one(advex_model *m, const advex_dataset *d, const advex_
             return st;
         ac.uap_delta = s->uap[r];
     }
-    run_ctx ctx = {c, {r, s->runs, ac.kind, ac.eps, 0, d->n}};
-    advex_eval_outputs out = {0};
+    /* this process's shard of the examples; the gather completes the rest */
+    int64_t lo = c->shard_hi > 0 ? c->shard_lo : 0, hi = c->shard_hi > 0 ? c->shard_hi : d->n;
+    run_ctx ctx = {c, {r, s->runs, ac.kind, ac.eps, 0, hi - lo}};
+    advex_eval_example *ex = s->ex + (int64_t)r * d->n;
+    float *adv = s->rows > 0 && r == s->top[a] ? xadv : NULL;
+    double t0 = now_seconds();
+    st = advex_eval_examples(m, c->surrogate, d, &ac, c->batch, lo, hi, on_batch, &ctx, ex, adv);
+    if (c->gather) st = c->gather(c->gather_user, r, st, ex, adv, d->n, d->c * d->h * d->w);
+    if (st || (st = advex_eval_summarize(d, &ac, c->surrogate != NULL, ex, now_seconds() - t0, &s->res[r])))
+        return st;
     if (s->rows > 0) {
-        out.clean_pred = s->clean_pred;
-        out.clean_conf = s->clean_conf;
-        out.adv_pred = s->adv_pred + (int64_t)r * d->n;
-        if (r == s->top[a]) {
-            out.adv = xadv;
-            out.adv_conf = conf;
+        for (int64_t i = 0; i < d->n; i++) {
+            s->clean_pred[i] = ex[i].clean_pred;
+            s->clean_conf[i] = ex[i].clean_conf;
+            s->adv_pred[(int64_t)r * d->n + i] = ex[i].adv_pred;
+            conf[i] = ex[i].adv_conf;
         }
+        if (r == s->top[a]) keep_grid(s, d, a, r, xadv, conf);
     }
-    if ((st = advex_eval_run(m, c->surrogate, d, &ac, c->batch, on_batch, &ctx, &out, &s->res[r]))) return st;
-    if (s->rows > 0 && r == s->top[a]) keep_grid(s, d, a, r, xadv, conf);
     return ADVEX_OK;
 }
 
@@ -174,9 +195,11 @@ advex_status advex_eval_sweep(advex_model *m, const advex_dataset *d, const adve
     s->runs = c->n_attacks * c->n_eps;
     s->res = calloc((size_t)s->runs, sizeof *s->res);
     s->uap = calloc((size_t)s->runs, sizeof *s->uap);
+    s->n = d->n;
+    s->ex = malloc((size_t)(s->runs * d->n + 1) * sizeof *s->ex);
     float *xadv = NULL, *conf = NULL;
     int64_t dim = d->c * d->h * d->w;
-    if (!s->res || !s->uap) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); goto done; }
+    if (!s->res || !s->uap || !s->ex) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); goto done; }
     if (c->keep_rows > 0 && d->n > 0) {
         if ((st = keep_alloc(s, c, d->n, dim))) goto done;
         xadv = malloc((size_t)(d->n * dim) * sizeof(float));

@@ -1,0 +1,31 @@
+/* One evaluation over the ranks of a distributed run (dist.h): each rank crafts its static
+ * block of whole batches (advex_eval_examples, seeded by the examples' indices), the gather
+ * gives every rank all outcomes and rank 0 the adversarial examples, and the result is
+ * summarised from all of them: the same result and outputs as one process. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dist.h"
+
+advex_status cli_dist_eval_run(advex_model *m, advex_model *surrogate, const advex_dataset *d,
+                               const advex_attack_config *c, int64_t batch, advex_progress_fn progress, void *user,
+                               const advex_eval_outputs *out, advex_eval_result *res) {
+    if (cli_dist_size() <= 1) return advex_eval_run(m, surrogate, d, c, batch, progress, user, out, res);
+    int64_t lo, hi;
+    cli_dist_shard(d->n, batch, &lo, &hi);
+    advex_eval_example *ex = malloc((size_t)(d->n ? d->n : 1) * sizeof *ex);
+    advex_status st = ex ? ADVEX_OK : ADVEX_ERR_NOMEM;
+    double t0 = cli_now();
+    if (!st) st = advex_eval_examples(m, surrogate, d, c, batch, lo, hi, progress, user, ex, out ? out->adv : NULL);
+    st = cli_dist_gather(NULL, 0, st, ex, out ? out->adv : NULL, d->n, d->c * d->h * d->w);
+    if (!st) st = advex_eval_summarize(d, c, surrogate != NULL, ex, cli_now() - t0, res);
+    for (int64_t i = 0; !st && out && i < d->n; i++) {
+        if (out->clean_pred) out->clean_pred[i] = ex[i].clean_pred;
+        if (out->clean_conf) out->clean_conf[i] = ex[i].clean_conf;
+        if (out->adv_pred) out->adv_pred[i] = ex[i].adv_pred;
+        if (out->adv_conf) out->adv_conf[i] = ex[i].adv_conf;
+    }
+    free(ex);
+    return st;
+}
