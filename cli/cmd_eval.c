@@ -136,10 +136,7 @@ int cmd_eval(int argc, char **argv) {
     eval_ui ui = {.run = -1};
     sc.progress = on_progress;
     sc.user = &ui;
-    if (cli_dist_size() > 1) { /* mpirun: this rank's batches; rank 0 writes (cli/dist.h) */
-        cli_dist_shard(d.n, sc.batch, &sc.shard_lo, &sc.shard_hi);
-        sc.gather = cli_dist_gather;
-    }
+    cli_dist_sweep(&sc, d.n); /* mpirun: this rank's batches; rank 0 writes (cli/dist.h) */
     st = advex_eval_sweep(m, &d, &sc, &s);
     if (ui.run >= 0) cli_progress_done(&ui.bar);
     if (st) { rc = cli_dist_fail(cmd, st); goto done; }

@@ -254,11 +254,7 @@ int cmd_train(int argc, char **argv) {
     memset(&ui, 0, sizeof ui);
     ui.bar.quiet = ui.quiet = quiet;
     ui.steps = tc.holdout_steps > 0 ? tc.holdout_steps : 10;
-    if (cli_dist_size() > 1) { /* mpirun: data-parallel, --batch is the global batch (cli/dist.h) */
-        tc.ranks = cli_dist_size();
-        tc.rank = cli_dist_rank();
-        tc.allreduce = cli_dist_allreduce;
-    }
+    cli_dist_train(&tc); /* mpirun: data-parallel, --batch is the global batch (cli/dist.h) */
     double t0 = cli_now();
     advex_status st = advex_train(m, &train, &tc, on_progress, &ui);
     if (ui.epoch) cli_progress_done(&ui.bar);

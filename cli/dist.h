@@ -1,5 +1,6 @@
 /* Scale-out of the CLI over processes (docs/scaling.md): one implementation with Open MPI
- * (dist_mpi.c, when CMake finds MPI) and one for a single process (dist_local.c). The library
+ * (dist_mpi.c, when CMake finds MPI) and one for a single process (dist_local.c); dist.c makes
+ * no MPI call of its own. The library
  * knows nothing of MPI: it runs a shard of the examples, or a part of every training batch,
  * and calls back (advex_sweep_config.gather, advex_train_config.allreduce) into these. */
 #ifndef ADVEX_CLI_DIST_H
@@ -11,7 +12,7 @@
 /* MPI_Init when the process was started by mpirun (or srun): its environment says so;
  * otherwise nothing, and the binary behaves as a plain one. Ranks other than 0 write nothing
  * to stdout and show no progress or warnings (cli_parse forces --quiet on them). */
-void cli_dist_init(int *argc, char ***argv);
+int cli_dist_init(int *argc, char ***argv); /* 0, or an exit code (after one line on stderr) */
 /* The exit code; MPI_Finalize when every rank agreed on the outcome, else MPI_Abort (a rank
  * that failed alone must not leave the others waiting). */
 int cli_dist_finish(int rc);
@@ -38,5 +39,10 @@ int cli_dist_fail(const char *cmd, advex_status st);
 advex_status cli_dist_eval_run(advex_model *m, advex_model *surrogate, const advex_dataset *d,
                                const advex_attack_config *c, int64_t batch, advex_progress_fn progress, void *user,
                                const advex_eval_outputs *out, advex_eval_result *res);
+
+/* A sweep's shard and gather for this rank; data-parallel training settings for this rank
+ * (--batch stays the global batch). Nothing with one process. */
+void cli_dist_sweep(advex_sweep_config *sc, int64_t n);
+void cli_dist_train(advex_train_config *tc);
 
 #endif

@@ -1,9 +1,23 @@
 /* The CLI's scale-out interface (dist.h) for a build without MPI: one process, every
  * example and every batch its own. */
+#include <stdlib.h>
+
 #include "cli.h"
 #include "dist.h"
 
-void cli_dist_init(int *argc, char ***argv) { (void)argc; (void)argv; }
+/* Started by mpirun with several processes, this build would run the whole job in each of
+ * them (and every one would write the outputs): refused. */
+int cli_dist_init(int *argc, char ***argv) {
+    (void)argc; (void)argv;
+    const char *size = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!size) size = getenv("PMI_SIZE");
+    if (size && atoi(size) > 1) {
+        fprintf(stderr, "advex: started by mpirun with %s processes, but this advex was built without MPI "
+                "(install libopenmpi-dev and rebuild, or run one process)\n", size);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
 int cli_dist_finish(int rc) { return rc; }
 int cli_dist_rank(void) { return 0; }
 int cli_dist_size(void) { return 1; }

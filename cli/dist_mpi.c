@@ -37,11 +37,11 @@ static int launched(void) {
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK") || getenv("PMI_SIZE");
 }
 
-void cli_dist_init(int *argc, char ***argv) {
-    if (!launched()) return;
+int cli_dist_init(int *argc, char ***argv) {
+    if (!launched()) return 0;
     if (MPI_Init(argc, argv) != MPI_SUCCESS) {
-        fprintf(stderr, "advex: MPI_Init failed: running as one process\n");
-        return;
+        fprintf(stderr, "advex: MPI_Init failed\n");
+        return CLI_EXIT_FAIL;
     }
     D.on = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &D.rank);
@@ -49,6 +49,7 @@ void cli_dist_init(int *argc, char ***argv) {
     if (D.rank != 0 && !freopen("/dev/null", "w", stdout)) fprintf(stderr, "advex: rank %d: /dev/null\n", D.rank);
     D.peer_done = calloc((size_t)D.size, sizeof *D.peer_done);
     D.received = calloc((size_t)D.size, sizeof *D.received);
+    return 0;
 }
 
 int cli_dist_finish(int rc) {

@@ -65,8 +65,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {
             cli_install_sigint();
-            cli_dist_init(&argc, &argv); /* MPI, when started by mpirun (cli/dist.h) */
-            return cli_dist_finish(commands[i].run(argc - 1, argv + 1));
+            int rc = cli_dist_init(&argc, &argv); /* MPI, when started by mpirun (cli/dist.h) */
+            return rc ? rc : cli_dist_finish(commands[i].run(argc - 1, argv + 1));
         }
     fprintf(stderr, "advex: unknown command '%s' (see advex --help)\n", argv[1]);
     return CLI_EXIT_USAGE;

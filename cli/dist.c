@@ -1,7 +1,8 @@
-/* One evaluation over the ranks of a distributed run (dist.h): each rank crafts its static
- * block of whole batches (advex_eval_examples, seeded by the examples' indices), the gather
- * gives every rank all outcomes and rank 0 the adversarial examples, and the result is
- * summarised from all of them: the same result and outputs as one process. */
+/* The parts of the CLI's scale-out layer (dist.h) that make no MPI call of their own: the
+ * commands' settings for their rank, and `advex attack`'s one evaluation over the ranks (each
+ * crafts its block of whole batches, advex_eval_examples; the gather gives every rank all
+ * outcomes and rank 0 the adversarial examples; the result is summarised from all of them:
+ * the same result and outputs as one process). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,4 +29,17 @@ advex_status cli_dist_eval_run(advex_model *m, advex_model *surrogate, const adv
     }
     free(ex);
     return st;
+}
+
+void cli_dist_sweep(advex_sweep_config *sc, int64_t n) {
+    if (cli_dist_size() <= 1) return;
+    cli_dist_shard(n, sc->batch, &sc->shard_lo, &sc->shard_hi);
+    sc->gather = cli_dist_gather;
+}
+
+void cli_dist_train(advex_train_config *tc) {
+    if (cli_dist_size() <= 1) return;
+    tc->ranks = cli_dist_size();
+    tc->rank = cli_dist_rank();
+    tc->allreduce = cli_dist_allreduce;
 }
