@@ -8,19 +8,19 @@
 # two free cores, whatever the load when measured. Waiting ranks yield their core
 # (OMPI_MCA_mpi_yield_when_idle=1) so they do not spin on a shared machine.
 # Writes bench/results/mpi_scaling.txt.
-# Usage: bench/mpi_scaling.sh [BUILD_DIR] [REPS]   (default: build, 5)
+# Usage: bench/mpi_scaling.sh [BUILD_DIR] [REPS]   (default: build, 3)
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-"$here/build"}
-reps=${2:-5}
+reps=${2:-3}
 A="$build/advex"
 out="$here/bench/results/mpi_scaling.txt"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_mpi_yield_when_idle=1
 M="$here/tests/fixtures/attacks/small_pgd.onnx"
-EVAL="eval --model $M --data fashion-mnist:test --limit 2000 --attack pgd --eps 0.1 --steps 20 --no-checks --threads 1 --quiet"
-TRAIN="train --arch small --data fashion-mnist --limit 6000 --epochs 1 --adv fgsm-rs --eps 0.1 --holdout 0 --test-data none --checkpoint none --threads 1 --quiet --out $tmp/t.onnx"
+EVAL="eval --model $M --data fashion-mnist:test --limit 10000 --attack pgd --eps 0.1 --steps 20 --no-checks --threads 1 --quiet"
+TRAIN="train --arch small --data fashion-mnist --limit 20000 --epochs 1 --adv fgsm-rs --eps 0.1 --holdout 0 --test-data none --checkpoint none --threads 1 --quiet --out $tmp/t.onnx"
 # "wall cpu" seconds of a command
 wall() { /usr/bin/time -o "$tmp/time" -f "%e %U %S" "$@" >/dev/null 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }; awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' "$tmp/time"; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

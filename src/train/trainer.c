@@ -157,6 +157,10 @@ advex_status advex_trainer_new(advex_model *m, const advex_train_config *c, adve
         return st;
     }
     advex_rng_seed_stream(&tp->rng, c->seed, 0xd20); /* dropout masks */
+    if (c->ranks > 1 && !(t->dp = advex_falloc(np + 2))) {
+        advex_trainer_free(t);
+        return advex_alloc_error(np + 2, "the data-parallel gradient buffer");
+    }
     *out = t;
     return ADVEX_OK;
 }
@@ -164,27 +168,39 @@ advex_status advex_trainer_new(advex_model *m, const advex_train_config *c, adve
 void advex_trainer_free(advex_trainer *t) {
     if (!t) return;
     advex_ffree(t->buf);
+    advex_ffree(t->dp);
     free(t);
 }
 
-/* Data-parallel: sum buf (n) over the ranks (no-op for one process). */
+/* Data-parallel: sum buf (n) over the ranks. */
 static advex_status dp_sum(const advex_train_config *c, float *buf, int64_t n) {
-    if (c->ranks <= 1) return ADVEX_OK;
     advex_status st = c->allreduce(c->allreduce_user, buf, n);
     return st ? advex_set_error(st, "data-parallel all-reduce of %lld values failed", (long long)n) : ADVEX_OK;
 }
 
-/* Data-parallel: BatchNorm running statistics (STATE values) averaged over the ranks after
- * each step, so every rank's eval-mode passes (crafting, held-out evaluation) see the same. */
-static advex_status dp_states(const advex_train_config *c, advex_net *net) {
+/* Data-parallel: the parameter gradients, the loss (each rank's part of the batch mean) and
+ * the rows right summed over the ranks in one all-reduce (one synchronisation a step), then
+ * BatchNorm running statistics (STATE values) averaged, so every rank's eval-mode passes
+ * (crafting, held-out evaluation) see the same. No-op for one process. */
+static advex_status dp_reduce(advex_trainer *t, float *grads, double *l, int64_t *ok) {
+    const advex_train_config *c = &t->c;
     if (c->ranks <= 1) return ADVEX_OK;
+    advex_net *net = t->m->net;
+    const int64_t np = net->n_params;
+    memcpy(t->dp, grads, (size_t)np * sizeof(float));
+    t->dp[np] = (float)*l;
+    t->dp[np + 1] = (float)*ok;
+    advex_status st = dp_sum(c, t->dp, np + 2);
+    if (st) return st;
+    memcpy(grads, t->dp, (size_t)np * sizeof(float));
+    *l = t->dp[np];
+    *ok = (int64_t)t->dp[np + 1];
     for (int v = 0; v < net->g.n_vals; v++) {
         const advex_value *val = &net->g.vals[v];
         if (val->kind != ADVEX_VAL_STATE) continue;
         int64_t n = advex_numel(val->ndim, val->dims);
         float *p = net->consts + val->offset;
-        advex_status st = dp_sum(c, p, n);
-        if (st) return st;
+        if ((st = dp_sum(c, p, n))) return st;
         for (int64_t i = 0; i < n; i++) p[i] *= 1.0f / (float)c->ranks;
     }
     return ADVEX_OK;
@@ -218,8 +234,7 @@ advex_status advex_trainer_step(advex_trainer *t, const float *x, const int32_t 
     }
     advex_plan *tp;
     if ((st = advex_model_train_plan(m, rows > 0 ? rows : 1, &tp))) return st;
-    float sums[2] = {0, 0}; /* loss (a part of the batch mean), rows right */
-    double l = 0;
+    double l = 0; /* the batch-mean loss (this rank's part of it) */
     int64_t ok = 0;
     if (b > 0) {
         if ((st = advex_plan_forward(tp, xin))) return st;
@@ -231,19 +246,17 @@ advex_status advex_trainer_step(advex_trainer *t, const float *x, const int32_t 
         int64_t r0 = adv && t->both ? b : 0;
         for (int64_t j = r0; j < r0 + b; j++) ok += advex_argmax(z + j * k, k) == t->yb[j];
     }
-    if (ranks > 1) { /* every rank sees the batch's loss (and stops on a non-finite one together) */
-        sums[0] = (float)l;
-        sums[1] = (float)ok;
-        if ((st = dp_sum(c, sums, 2))) return st;
-        l = sums[0];
-        ok = (int64_t)sums[1];
-    }
-    if (!isfinite(l))
+    if (ranks <= 1 && !isfinite(l)) /* (checked before the backward pass: changes nothing) */
         return advex_set_error(ADVEX_ERR_NUMERIC, "training diverged: the loss is %g at step %lld (lower --lr)", l,
                                (long long)t->step + 1);
     memset(tp->grads, 0, (size_t)np * sizeof(float));
     if (b > 0 && (st = advex_plan_backward(tp, t->dlogits))) return st;
-    if ((st = dp_sum(c, tp->grads, np)) || (st = dp_states(c, m->net))) return st;
+    /* data-parallel: every rank gets the batch's gradients and loss, and stops on a
+     * non-finite loss together, before the update (the parameters stay as they were) */
+    if ((st = dp_reduce(t, tp->grads, &l, &ok))) return st;
+    if (!isfinite(l))
+        return advex_set_error(ADVEX_ERR_NUMERIC, "training diverged: the loss is %g at step %lld (lower --lr)", l,
+                               (long long)t->step + 1);
     optim_step(c, lr, m->net->params, tp->grads, t->m1, t->m2, np, t->step + 1);
     t->step++;
     if (loss_out) *loss_out = l;
