@@ -39,6 +39,10 @@ static int launched(void) {
 
 int cli_dist_init(int *argc, char ***argv) {
     if (!launched()) return 0;
+    /* A rank waiting in a collective yields its core instead of spinning (unless the user set
+     * it): on a shared or oversubscribed machine spinning ranks slowed 2-rank training by 40%
+     * (docs/scaling.md); on dedicated cores the cost is microseconds per wait. */
+    setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
     if (MPI_Init(argc, argv) != MPI_SUCCESS) {
         fprintf(stderr, "advex: MPI_Init failed\n");
         return CLI_EXIT_FAIL;

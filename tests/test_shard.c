@@ -1,8 +1,11 @@
-/* The library's sharding hooks (what `mpirun -np N advex eval|attack` runs on): a sweep split
+/* The library's sharding hooks (what `mpirun -np N advex eval|attack|train` runs on): a sweep split
  * into shards of whole batches whose gather completes the outcomes gives the whole sweep's
  * results and per-example outcomes exactly;
  * advex_eval_examples over two shards + advex_eval_summarize equals advex_eval_run; a failing
- * gather fails the sweep with its status; a shard outside the data is refused. */
+ * gather fails the sweep with its status; a shard outside the data is refused; data-parallel
+ * training steps on two ranks (two threads, an all-reduce through shared memory) keep both
+ * ranks' models identical and match one process's to float rounding. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,5 +163,108 @@ TEST(examples_in_shards_equal_run) {
     advex_model_free(m);
 }
 
+/* ---- data-parallel training: 2 ranks as 2 threads ------------------------------------------- */
+
+static struct {
+    pthread_barrier_t bar;
+    float *slot[2];
+    int calls[2];
+} ar;
+
+/* Sum over the 2 "ranks" in the same order on both (as MPI_Allreduce gives one result). */
+static advex_status fake_allreduce(void *user, float *buf, int64_t n) {
+    int rank = *(int *)user;
+    ar.slot[rank] = buf;
+    ar.calls[rank]++;
+    pthread_barrier_wait(&ar.bar);
+    float *tmp = malloc((size_t)n * sizeof(float));
+    if (!tmp) return ADVEX_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) tmp[i] = ar.slot[0][i] + ar.slot[1][i];
+    pthread_barrier_wait(&ar.bar); /* both have read both */
+    memcpy(buf, tmp, (size_t)n * sizeof(float));
+    free(tmp);
+    return ADVEX_OK;
+}
+
+typedef struct dp_rank {
+    int rank;
+    advex_model *m;
+    const advex_dataset *d;
+    advex_status st;
+    double loss;
+} dp_rank;
+
+#define DP_STEPS 4
+#define DP_BATCH 10 /* 5 rows a rank */
+
+static void train_config(advex_train_config *tc) {
+    advex_train_config_default(tc);
+    tc->batch = DP_BATCH;
+    tc->adv = ADVEX_ADV_FGSM_RS; /* random starts: each rank's rows must start where one process's do */
+    tc->eps = 0.1f;
+    tc->seed = 9;
+}
+
+static void *dp_run(void *arg) {
+    dp_rank *r = arg;
+    advex_train_config tc;
+    train_config(&tc);
+    tc.ranks = 2;
+    tc.rank = r->rank;
+    tc.allreduce = fake_allreduce;
+    tc.allreduce_user = &r->rank;
+    advex_trainer *t = NULL;
+    if ((r->st = advex_trainer_new(r->m, &tc, &t))) return NULL;
+    for (int s = 0; s < DP_STEPS && !r->st; s++)
+        r->st = advex_trainer_step(t, r->d->x + s * DP_BATCH * DIM, r->d->y + s * DP_BATCH, DP_BATCH, tc.adv, tc.eps,
+                                   1e-3f, &r->loss, NULL);
+    advex_trainer_free(t);
+    return NULL;
+}
+
+TEST(trainer_data_parallel) {
+    advex_set_threads(1);
+    advex_dataset d;
+    make_data(&d);
+    advex_model *one = NULL, *m0 = NULL, *m1 = NULL;
+    ASSERT_OK(advex_model_build("small", 2, &one));
+    ASSERT_OK(advex_model_build("small", 2, &m0));
+    ASSERT_OK(advex_model_build("small", 2, &m1));
+    advex_train_config tc;
+    train_config(&tc);
+    advex_trainer *t = NULL;
+    double loss1 = 0;
+    ASSERT_OK(advex_trainer_new(one, &tc, &t));
+    for (int s = 0; s < DP_STEPS; s++)
+        ASSERT_OK(advex_trainer_step(t, d.x + s * DP_BATCH * DIM, d.y + s * DP_BATCH, DP_BATCH, tc.adv, tc.eps, 1e-3f,
+                                     &loss1, NULL));
+    advex_trainer_free(t);
+    pthread_barrier_init(&ar.bar, NULL, 2);
+    dp_rank r[2] = {{0, m0, &d, ADVEX_OK, 0}, {1, m1, &d, ADVEX_OK, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) ASSERT(pthread_create(&th[i], NULL, dp_run, &r[i]) == 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&ar.bar);
+    ASSERT_OK(r[0].st);
+    ASSERT_OK(r[1].st);
+    ASSERT_EQ_INT(ar.calls[0], DP_STEPS); /* one all-reduce a step */
+    ASSERT(r[0].loss == r[1].loss);
+    ASSERT_NEAR(r[0].loss, loss1, 1e-5);
+    static float z1[N * 10], z0[N * 10], zr[N * 10];
+    ASSERT_OK(advex_model_forward(one, d.x, N, z1));
+    ASSERT_OK(advex_model_forward(m0, d.x, N, z0));
+    ASSERT_OK(advex_model_forward(m1, d.x, N, zr));
+    ASSERT(memcmp(z0, zr, sizeof z0) == 0); /* the ranks applied the same updates */
+    double diff = 0, ref = 0;
+    for (int i = 0; i < N * 10; i++) {
+        double e = z0[i] - z1[i];
+        diff = e > diff ? e : (-e > diff ? -e : diff);
+        ref = z1[i] > ref ? z1[i] : ref;
+    }
+    ASSERT_MSG(diff < 1e-4 * (ref > 1 ? ref : 1), "2-rank logits differ from one process's by %g", diff);
+    advex_model_free(one); advex_model_free(m0); advex_model_free(m1);
+    advex_dataset_free(&d);
+}
+
 TEST_MAIN(TEST_ENTRY(sweep_shards_equal_whole), TEST_ENTRY(gather_failure_fails_sweep),
-          TEST_ENTRY(examples_in_shards_equal_run))
+          TEST_ENTRY(examples_in_shards_equal_run), TEST_ENTRY(trainer_data_parallel))
