@@ -13,9 +13,10 @@
  * otherwise nothing, and the binary behaves as a plain one. Ranks other than 0 write nothing
  * to stdout and show no progress or warnings (cli_parse forces --quiet on them). */
 int cli_dist_init(int *argc, char ***argv); /* 0, or an exit code (after one line on stderr) */
-/* The exit code; MPI_Finalize when every rank agreed on the outcome, else MPI_Abort (a rank
- * that failed alone must not leave the others waiting). */
-int cli_dist_finish(int rc);
+/* The exit code; MPI_Finalize when every rank agreed on the outcome (or `agreed`: every rank
+ * returns rc without talking to the others), else MPI_Abort (a rank that failed alone must not
+ * leave the others waiting). */
+int cli_dist_finish(int rc, int agreed);
 int cli_dist_rank(void);
 int cli_dist_size(void);
 /* This rank's static block [lo, hi) of n examples: whole batches of `batch`, the batches one

@@ -18,7 +18,7 @@ int cli_dist_init(int *argc, char ***argv) {
     }
     return 0;
 }
-int cli_dist_finish(int rc) { return rc; }
+int cli_dist_finish(int rc, int agreed) { (void)agreed; return rc; }
 int cli_dist_rank(void) { return 0; }
 int cli_dist_size(void) { return 1; }
 void cli_dist_shard(int64_t n, int64_t batch, int64_t *lo, int64_t *hi) { (void)batch; *lo = 0; *hi = n; }

@@ -56,9 +56,9 @@ int cli_dist_init(int *argc, char ***argv) {
     return 0;
 }
 
-int cli_dist_finish(int rc) {
+int cli_dist_finish(int rc, int agreed) {
     if (!D.on) return rc;
-    if (rc != 0 && !D.agreed && D.size > 1) {
+    if (rc != 0 && !D.agreed && !agreed && D.size > 1) {
         fflush(stdout);
         fflush(stderr);
         MPI_Abort(MPI_COMM_WORLD, rc);

@@ -66,7 +66,15 @@ int main(int argc, char **argv) {
         if (strcmp(argv[1], commands[i].name) == 0) {
             cli_install_sigint();
             int rc = cli_dist_init(&argc, &argv); /* MPI, when started by mpirun (cli/dist.h) */
-            return rc ? rc : cli_dist_finish(commands[i].run(argc - 1, argv + 1));
+            if (rc) return rc;
+            if (cli_dist_size() > 1 && strcmp(argv[1], "eval") && strcmp(argv[1], "attack") && strcmp(argv[1], "train")) {
+                /* every rank would run the whole command and write the same outputs */
+                if (cli_dist_rank() == 0)
+                    fprintf(stderr, "advex %s: runs as one process (mpirun -np N scales eval, attack and train)\n",
+                            argv[1]);
+                return cli_dist_finish(CLI_EXIT_USAGE, 1);
+            }
+            return cli_dist_finish(commands[i].run(argc - 1, argv + 1), 0);
         }
     fprintf(stderr, "advex: unknown command '%s' (see advex --help)\n", argv[1]);
     return CLI_EXIT_USAGE;

@@ -84,6 +84,12 @@ rm -f "$T/k.onnx"
 check "resumed by one process" [ $? -eq 0 ]
 check "resumed model matches one process" logits_close "$T/t1.onnx" "$T/k.onnx"
 
+# ---- commands that do not scale out refuse N > 1 ranks (each would run the whole job) ---------------
+$MPI "$ADVEX" predict --model "$M" --data $D --limit 20 --out "$T/p.npy" >/dev/null 2>"$T/p.err"
+check "predict on 2 ranks refused" [ $? -eq 2 ]
+check "predict: one message" [ "$(grep -c '^advex predict: runs as one process' "$T/p.err")" -eq 1 ]
+check "predict: no output" [ ! -e "$T/p.npy" ]
+
 # ---- failures: one clear message, non-zero exit, no output file -------------------------------------
 # rank 1 alone fails (its memory cap is too small for the model)
 $MPI bash -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then exec "$0" "$@" --max-memory 1K; else exec "$0" "$@"; fi' \
