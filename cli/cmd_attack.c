@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 
 #define MAX_NAMES 1000
 
@@ -241,9 +242,11 @@ int cmd_attack(int argc, char **argv) {
     advex_eval_result res;
     advex_eval_outputs eo = {adv, NULL, NULL, NULL, NULL};
     if (input) { eo.clean_pred = &pc; eo.adv_pred = &pa; eo.clean_conf = &cc; eo.adv_conf = &ca; }
-    st = advex_eval_run(m, sur, &d, &ac, batch, cli_eval_progress, &bar, &eo, &res);
+    st = cli_dist_eval_run(m, sur, &d, &ac, batch, cli_eval_progress, &bar, &eo, &res); /* mpirun: sharded */
     cli_progress_done(&bar);
-    if (st) { rc = cli_fail_run(cmd, st); goto done; }
+    if (st) { rc = cli_dist_fail(cmd, st); goto done; }
+    cli_dist_synced();
+    if (cli_dist_rank() != 0) { rc = CLI_EXIT_OK; goto done; } /* rank 0 reports and writes */
     cli_print_warnings(cmd, res.warnings);
     print_result(&res, &ac, d.n, sur != NULL);
     if (ac.kind == ADVEX_ATTACK_UAP) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 
 /* Parse --attack A,B,... into kinds (at most max); 0 or an exit code. */
 static int parse_attacks(const char *cmd, const char *list, advex_attack_kind *kinds, int max, int *n) {
@@ -70,7 +71,9 @@ static int on_progress(void *user, const advex_sweep_progress *p) {
         snprintf(ui->label, sizeof ui->label, "%s eps=%.4g", advex_attack_name(p->attack), (double)p->eps);
         cli_progress_init(&ui->bar, ui->label, cli_opts.quiet);
     }
-    cli_progress_update(&ui->bar, p->done, p->total, NULL);
+    int64_t done = p->done, total = p->total;
+    cli_dist_progress(&done, &total); /* the whole job's, in a distributed run */
+    cli_progress_update(&ui->bar, done, total, NULL);
     return cli_interrupted;
 }
 
@@ -204,9 +207,12 @@ int cmd_eval(int argc, char **argv) {
     sc.progress = on_progress;
     sc.user = &ui;
     sc.state = state;
+    cli_dist_sweep(&sc, d.n); /* mpirun: this rank's batches; rank 0 writes (cli/dist.h) */
     st = advex_eval_sweep(m, &d, &sc, &s);
     if (ui.run >= 0) cli_progress_done(&ui.bar);
-    if (st) { rc = cli_fail_run(cmd, st); goto done; }
+    if (st) { rc = cli_dist_fail(cmd, st); goto done; }
+    cli_dist_synced();
+    if (cli_dist_rank() != 0) { rc = CLI_EXIT_OK; goto done; } /* rank 0 reports and writes */
     if (advex_sweep_resumed(s) && !cli_opts.quiet)
         fprintf(stderr, "advex %s: resumed from %s (%lld of %lld example runs were recorded there)\n", cmd, state,
                 (long long)advex_sweep_resumed(s), (long long)(d.n * advex_sweep_runs(s)));

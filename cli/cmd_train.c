@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 
 typedef struct train_ui {
     cli_progress bar;
@@ -253,6 +254,7 @@ int cmd_train(int argc, char **argv) {
     memset(&ui, 0, sizeof ui);
     ui.bar.quiet = ui.quiet = quiet;
     ui.steps = tc.holdout_steps > 0 ? tc.holdout_steps : 10;
+    cli_dist_train(&tc); /* mpirun: data-parallel, --batch is the global batch (cli/dist.h) */
     double t0 = cli_now();
     advex_status st = advex_train(m, &train, &tc, on_progress, &ui);
     if (ui.epoch) cli_progress_done(&ui.bar);
@@ -264,6 +266,8 @@ int cmd_train(int argc, char **argv) {
         }
         goto done;
     }
+    cli_dist_synced();
+    if (cli_dist_rank() != 0) { rc = CLI_EXIT_OK; goto done; } /* rank 0 writes the model */
     double secs = cli_now() - t0;
     printf("trained %d epochs in %.1f s\n", tc.epochs, secs);
     if (test_spec) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 
 volatile int cli_interrupted;
 
@@ -122,6 +123,7 @@ static int data_flags(const char *cmd, cli_flag *flags, int nflags) {
 int cli_parse(const char *cmd, const char *usage, const char *summary, int argc, char **argv, cli_flag *flags,
               int nflags) {
     memset(&cli_opts, 0, sizeof cli_opts);
+    cli_opts.quiet = cli_dist_rank() != 0; /* one progress display for a distributed job: rank 0's */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -280,6 +282,7 @@ void cli_progress_done(cli_progress *p) {
 }
 
 int cli_eval_progress(void *user, int64_t done, int64_t total) {
+    cli_dist_progress(&done, &total); /* the whole job's, in a distributed run */
     cli_progress_update((cli_progress *)user, done, total, NULL);
     return cli_interrupted;
 }
@@ -459,6 +462,7 @@ int cli_fail_run(const char *cmd, advex_status st) {
 }
 
 void cli_print_warnings(const char *cmd, unsigned bits) {
+    if (cli_dist_rank() != 0) return; /* rank 0 prints them for a distributed job */
     for (unsigned b = 1; b <= ADVEX_EVAL_WARN_LAST; b <<= 1)
         if (bits & b) fprintf(stderr, "advex %s: warning: %s\n", cmd, advex_eval_warning_str(b));
 }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 
 static const cli_command commands[] = {
     {"demo", "train the small model on Fashion-MNIST (cached) and print the FGSM accuracy-vs-eps table",
@@ -66,7 +67,23 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0) {
             cli_install_sigint();
-            return commands[i].run(argc - 1, argv + 1);
+            int rc = cli_dist_init(&argc, &argv); /* MPI, when started by mpirun (cli/dist.h) */
+            if (rc) return rc;
+            if (cli_dist_size() > 1 && strcmp(argv[1], "eval") && strcmp(argv[1], "attack") && strcmp(argv[1], "train")) {
+                /* every rank would run the whole command and write the same outputs */
+                if (cli_dist_rank() == 0)
+                    fprintf(stderr, "advex %s: runs as one process (mpirun -np N scales eval, attack and train)\n",
+                            argv[1]);
+                return cli_dist_finish(CLI_EXIT_USAGE, 1);
+            }
+            if (cli_dist_size() > 1 && cli_target_wanted(argc - 1, argv + 1)) {
+                /* a model behind an API: its server batches the queries; N ranks would each run it all */
+                if (cli_dist_rank() == 0)
+                    fprintf(stderr, "advex %s: --target runs as one process (mpirun -np N scales local models)\n",
+                            argv[1]);
+                return cli_dist_finish(CLI_EXIT_USAGE, 1);
+            }
+            return cli_dist_finish(commands[i].run(argc - 1, argv + 1), 0);
         }
     fprintf(stderr, "advex: unknown command '%s' (see advex --help)\n", argv[1]);
     return CLI_EXIT_USAGE;

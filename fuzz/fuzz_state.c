@@ -68,7 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size) {
         for (int q = 0; q < r.runs; q++) {
             if (r.done[q] < 0 || r.done[q] > N) abort();
             for (int64_t i = 0; i < r.done[q]; i++)
-                if (r.adv_pred[q * N + i] < 0 || r.adv_pred[q * N + i] >= 10 || !(r.norms[3 * (q * N + i)] >= 0)) abort();
+                if (r.ex[q * N + i].adv_pred < 0 || r.ex[q * N + i].adv_pred >= 10 || !(r.ex[q * N + i].norms[0] >= 0))
+                    abort();
         }
         advex_records_free(&r);
         /* and the whole sweep resumed from it (nothing left to run, or the rest of it) */

@@ -4,13 +4,14 @@
 # (build-asan), a valgrind memcheck of a CLI end to end, and each libFuzzer target for a
 # bounded time. Prints every ctest summary and a table of stages with their times; exits
 # non-zero if any stage failed. CI (.ci/run) calls exactly this.
-#   ADVEX_CI_STAGES  stages to run (default: "test asan valgrind fuzz")
+#   ADVEX_CI_STAGES  stages to run (default: "test nompi asan valgrind fuzz"; nompi builds the
+#                    CLI with -DADVEX_MPI=OFF, the one-process scale-out layer, and runs it)
 #   FUZZ_SECONDS     seconds per fuzz target (default: 45; scripts/fuzz.sh runs them 2 at a time)
 #   arguments        passed to the first ctest (e.g. -R test_data)
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/install-deps.sh"
-stages=${ADVEX_CI_STAGES:-"test asan valgrind fuzz"}
+stages=${ADVEX_CI_STAGES:-"test nompi asan valgrind fuzz"}
 build=${BUILD_DIR:-"$here/build"}
 jobs=$(nproc)
 t_start=$(date +%s)
@@ -19,6 +20,16 @@ report=""
 
 stage_test() {
     "$here/scripts/build.sh" && (cd "$build" && ctest --output-on-failure -j"$jobs" "$@")
+}
+stage_nompi() {
+    # the CLI without MPI (cli/dist_local.c): builds, runs, and tests/cli/mpi.sh skips
+    b="$here/build-nompi"
+    cmake -S "$here" -B "$b" -DCMAKE_BUILD_TYPE=Release -DADVEX_MPI=OFF >/dev/null &&
+        cmake --build "$b" --target advex -j"$jobs" &&
+        ! ldd "$b/advex" | grep -q libmpi &&
+        "$b/advex" eval --model "$here/tests/fixtures/attacks/small_pgd.onnx" --limit 50 --attack pgd --eps 0.1 \
+            --steps 3 --quiet >/dev/null &&
+        bash "$here/tests/cli/mpi.sh" "$b/advex" "$here"
 }
 stage_asan() {
     # allocator_may_return_null: hostile-file tests ask for absurd sizes and expect NULL

@@ -498,28 +498,16 @@ int32_t advex_argmax(const float *z, int64_t c);
  *   rows2 == 0:            CE over z (b, c)
  *   rows2, beta < 0:       w * CE(x) + (1 - w) * CE(x') over z = [x rows; x' rows] (2b, c), y (2b)
  *   rows2, beta >= 0:      TRADES, CE(x) + beta * KL(p(x) || p(x')) (Zhang et al. 2019)
- * loss (2b) and p (2b, c) are scratch. Returns the loss. */
+ * loss (2b) and p (2b, c) are scratch. Returns the loss. Means are over bdiv examples (b, or
+ * the global batch of a data-parallel step whose b rows are one process's part of it). */
 double advex_train_loss(const float *z, const int32_t *y, int64_t b, int64_t c, int rows2, float w, float beta,
-                        float *loss, float *p, float *dl);
+                        float *loss, float *p, float *dl, int64_t bdiv);
 
 /* ---- per-example records of a sweep and its state file (src/eval/state.c) ------------------ */
 /* Mean and median of v (n; sorted in place); 0 and 0 when n is 0. */
 void advex_mean_median(double *v, int64_t n, double *mean, double *median);
 /* Linf, L2 and L1 norms of xa - x (d), in double. */
 void advex_pert_norms(const float *x, const float *xa, int64_t d, double n3[3]);
-/* Per-example outputs beyond advex_eval_outputs'; every pointer may be NULL. */
-typedef struct advex_eval_extra {
-    double *norms;      /* (n, 3): Linf, L2 and L1 norms of x' - x */
-    int32_t *stage;     /* (n): advex_attack_info.stage */
-    int64_t *queries;   /* (n): advex_attack_info.queries */
-    int32_t *target;    /* (n): the class a targeted attack aimed at; -1 untargeted */
-} advex_eval_extra;
-/* advex_eval_run over d, whose first example is example `first` of the whole data set (the
- * seed of its per-example randomness); no progress callback. */
-advex_status advex_eval_run_at(advex_model *m, advex_model *surrogate, const advex_dataset *d, int64_t first,
-                               const advex_attack_config *c, int64_t batch, const advex_eval_outputs *out,
-                               const advex_eval_extra *extra, advex_eval_result *res);
-
 /* What every run of a sweep did to every example; the arrays point into buf, which is the
  * state file's contents (header, the arrays, a checksum). */
 typedef struct advex_records {
@@ -527,29 +515,23 @@ typedef struct advex_records {
     size_t size;
     int64_t n;
     int runs;
-    int64_t *done;        /* (runs) examples done, from the first, in batches */
-    double *seconds;      /* (runs) time spent on them */
-    double *range;        /* (runs, 4) of the returned examples: NaN entries, smallest and largest
-                             finite value, whether any was finite (AutoAttack's final check) */
-    double *norms;        /* (runs, n, 3) Linf, L2, L1 norms of x' - x */
-    int64_t *queries;     /* (runs, n) */
-    int32_t *clean_pred;  /* (n) */
-    int32_t *adv_pred;    /* (runs, n) */
-    int32_t *stage;       /* (runs, n) */
-    int32_t *target;      /* (runs, n) -1 untargeted */
-    const char *path;     /* the state file (borrowed); NULL: in memory only */
-    int64_t resumed;      /* example-runs read back from the file */
+    int64_t *done;           /* (runs) examples done, from the first, in batches */
+    double *seconds;         /* (runs) time spent on them */
+    advex_eval_example *ex;  /* (runs, n) every example's outcome in every run */
+    const char *path;        /* the state file (borrowed); NULL: in memory only */
+    int read_only;           /* read path, never write it */
+    int64_t resumed;         /* example-runs read back from the file */
 } advex_records;
 
 /* The records of sweep c over d on m, read back from c->state when that file exists. */
 advex_status advex_records_open(advex_records *r, advex_model *m, const advex_dataset *d, const advex_sweep_config *c);
 void advex_records_free(advex_records *r);
-/* Run `run` (attack config ac) over the examples it has not done, batch by batch, saving the
- * state after each and calling c->progress; keep: the report's outputs (whole-data arrays)
- * or NULL. Then its result from the records. */
+/* Run `run` (attack config ac) over the examples of its shard (c->shard_lo/hi) it has not
+ * done, batch by batch, saving the state after each and calling c->progress; then c->gather
+ * completes the records; then its result from the records. adv: x' (d->n rows) or NULL. */
 advex_status advex_records_run(advex_records *r, int run, advex_model *m, const advex_dataset *d,
-                               const advex_sweep_config *c, const advex_attack_config *ac,
-                               const advex_eval_outputs *keep, advex_eval_result *res);
+                               const advex_sweep_config *c, const advex_attack_config *ac, float *adv,
+                               advex_eval_result *res);
 /* The state file's checks on bytes already read (the fuzz harness's entry): ADVEX_OK when
  * they are a valid state for r's shape (n, runs) and a model of `classes` classes. */
 advex_status advex_records_check(const advex_records *r, int64_t classes, int64_t batch, const char *path);

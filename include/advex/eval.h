@@ -102,6 +102,36 @@ advex_status advex_eval_run(advex_model *m, advex_model *surrogate, const advex_
                             const advex_attack_config *c, int64_t batch, advex_progress_fn progress,
                             void *user, const advex_eval_outputs *out, advex_eval_result *res);
 
+/* One example's outcome in one evaluation (advex_eval_examples): what advex_eval_summarize
+ * counts, what per-example files, curves and state files hold. A plain struct of fixed size:
+ * processes of a sharded run exchange arrays of it as bytes. */
+typedef struct advex_eval_example {
+    int32_t clean_pred, adv_pred; /* argmax of the judged model on x and on x' */
+    float clean_conf, adv_conf;   /* their softmax probabilities */
+    int32_t target;               /* the class a targeted attack aimed at; -1 untargeted */
+    int32_t stage;                /* standard: 1-based stage that produced x'; 0 none */
+    int64_t queries;              /* queries spent (Square, HSJ, SimBA, standard); 0 not counted */
+    double norms[3];              /* L-inf, L2 and L1 norms of x' - x */
+    int64_t nan_count;            /* NaN entries of x' (AutoAttack's final check) */
+    float adv_min, adv_max;       /* smallest and largest finite entry of x' (min > max: none) */
+} advex_eval_example;
+
+/* A shard of an evaluation: examples [lo, hi) of d crafted as advex_eval_run does (on
+ * `surrogate` when not NULL, judged on m), their outcomes into ex[lo..hi) (ex has d->n
+ * entries) and, when adv is not NULL, x' into rows lo..hi of adv (d->n rows). Per-example
+ * randomness is seeded by the index in d and batches are [lo, lo + batch), ...: a shard whose
+ * lo is a multiple of `batch` runs exactly the batches of a whole run and gives its outcomes
+ * bit for bit (the engine's arithmetic depends on a batch's size in the last bits, so other
+ * splits agree only to rounding). progress: (done, hi - lo) after each batch. */
+advex_status advex_eval_examples(advex_model *m, advex_model *surrogate, const advex_dataset *d,
+                                 const advex_attack_config *c, int64_t batch, int64_t lo, int64_t hi,
+                                 advex_progress_fn progress, void *user, advex_eval_example *ex, float *adv);
+/* The result of attack c (crafted on a surrogate when transfer is 1) from the outcomes
+ * ex[0..d->n) of every example: counts, norms, queries, stages, target hits, AutoAttack's
+ * final check, the masking rule; res->seconds = seconds. What advex_eval_run reports. */
+advex_status advex_eval_summarize(const advex_dataset *d, const advex_attack_config *c, int transfer,
+                                  const advex_eval_example *ex, double seconds, advex_eval_result *res);
+
 /* Transfer: craft with c on `surrogate`, evaluate (clean and adversarial) on `target`.
  * Both models must take the same input shape and classes. The attack runs in transfer mode
  * (c->no_early_stop set on a copy: every step on every example, see advex/attack.h);
@@ -157,6 +187,10 @@ typedef struct advex_sweep_progress {
 /* Return non-zero to stop the sweep (ADVEX_ERR_INTERRUPTED). */
 typedef int (*advex_sweep_progress_fn)(void *user, const advex_sweep_progress *p);
 
+/* A sharded sweep's gather (advex_sweep_config.gather, see there). */
+typedef advex_status (*advex_sweep_gather_fn)(void *user, int run, advex_status st, advex_eval_example *ex, float *adv,
+                                              int64_t n, int64_t dim);
+
 typedef struct advex_sweep_config {
     const advex_attack_kind *attacks; /* n_attacks attacks, in order */
     int n_attacks;
@@ -185,6 +219,22 @@ typedef struct advex_sweep_config {
                                          refused, ADVEX_ERR_ARG naming the difference; a corrupt
                                          one ADVEX_ERR_FORMAT), rewritten atomically after every
                                          batch. NULL: none. Not with uap or keep_rows. */
+    int state_read_only;              /* 1: read `state` but never write it (the processes of
+                                         a sharded run but the one that writes it) */
+    /* Sharding (one process of a distributed run; docs/scaling.md): this process runs examples
+     * [shard_lo, shard_hi) of d (shard_hi <= 0: all of them; progress counts the shard's;
+     * shard_lo a multiple of batch for results identical to one process, advex_eval_examples),
+     * and after each run calls gather with its status and the run's outcomes (ex, d->n entries,
+     * its shard filled) and, where the sweep keeps the run's examples (report grids), x' (adv,
+     * d->n rows of dim). The gather completes ex (and adv, where outputs are written) from the
+     * other shards and returns one status every process agrees on; the run then fails, or is
+     * summarised from all of d's outcomes: every process holds the results of the whole run.
+     * With a state file, each process resumes from what it records; the one whose shard starts
+     * at example 0 writes it (its batches are the file's prefix), the others set
+     * state_read_only. */
+    int64_t shard_lo, shard_hi;
+    advex_sweep_gather_fn gather;
+    void *gather_user;
 } advex_sweep_config;
 
 /* Defaults: no attacks, no eps, advex_attack_config_default, batch 256, checks on. */
@@ -206,6 +256,8 @@ int advex_sweep_runs(const advex_sweep *s);
 const advex_eval_result *advex_sweep_result(const advex_sweep *s, int i);
 /* Every warning bit raised, by the checks and by any run. */
 unsigned advex_sweep_warnings(const advex_sweep *s);
+/* The outcome of every example (d->n of them) in run i, or NULL out of range. */
+const advex_eval_example *advex_sweep_examples(const advex_sweep *s, int i);
 /* The universal perturbation (C, H, W) run i applied, or NULL when it is not a uap run. */
 const float *advex_sweep_uap_delta(const advex_sweep *s, int i);
 

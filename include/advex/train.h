@@ -45,6 +45,10 @@ typedef enum advex_adv_mode {
 advex_status advex_adv_mode_parse(const char *s, advex_adv_mode *out);
 const char *advex_adv_mode_name(advex_adv_mode m);
 
+/* Data-parallel training's all-reduce (advex_train_config.allreduce): sum buf (n floats) over
+ * the ranks in place. */
+typedef advex_status (*advex_allreduce_fn)(void *user, float *buf, int64_t n);
+
 typedef struct advex_train_config {
     int epochs;
     int64_t batch;
@@ -75,6 +79,14 @@ typedef struct advex_train_config {
     /* ---- checkpoints ---- */
     const char *checkpoint; /* written atomically after every epoch; NULL: none */
     int resume;           /* 1: continue from `checkpoint` if it exists */
+    /* ---- data-parallel training (a process of a distributed run; docs/scaling.md) ---- */
+    int ranks;            /* processes training together; <= 1: this one alone */
+    int rank;             /* this process, 0..ranks-1: it takes rows [b*rank/ranks, b*(rank+1)/ranks)
+                             of every global batch of b; only rank 0 writes the checkpoint */
+    advex_allreduce_fn allreduce; /* ranks > 1: sum buf over the ranks in place, the same
+                             result on every rank (MPI_Allreduce); every rank calls it in the
+                             same order */
+    void *allreduce_user;
 } advex_train_config;
 
 void advex_train_config_default(advex_train_config *c);
@@ -121,7 +133,8 @@ typedef int (*advex_train_progress_fn)(void *user, const advex_train_progress *p
 typedef struct advex_trainer advex_trainer;
 advex_status advex_trainer_new(advex_model *m, const advex_train_config *c, advex_trainer **out);
 void advex_trainer_free(advex_trainer *t);
-/* One step on x (n, C, H, W), y (n), n <= c->batch: for an adversarial `mode` (c->adv, or
+/* One step on x (n, C, H, W), y (n), n <= c->batch (with c->ranks > 1, the global batch: this
+ * process takes its rows, gradients and statistics are summed with c->allreduce): for an adversarial `mode` (c->adv, or
  * FGSM-RS during a --pgd-from warm-up) craft x' at radius eps with the current weights in
  * eval mode, then forward and backward in train mode with c's loss (clean CE, w * CE(x) +
  * (1 - w) * CE(x'), or TRADES) and apply the optimiser at learning rate lr. *loss (may be

@@ -16,10 +16,10 @@ double advex_sweep_min_norm(const advex_sweep *s, int a, int64_t i) {
     const advex_eval_result *res = advex_sweep_result(s, top);
     if (i < 0 || i >= r->n || !advex_attack_is_min_norm(res->attack)) return NAN;
     const int32_t *y = advex_sweep_labels(s);
-    if (r->clean_pred[i] != y[i]) return 0.0;   /* broken before any perturbation */
-    int64_t k = (int64_t)top * r->n + i;
-    if (r->adv_pred[k] == y[i]) return INFINITY; /* never broken */
-    return r->norms[3 * k + advex_norm_index(res->norm)];
+    const advex_eval_example *e = &r->ex[(int64_t)top * r->n + i];
+    if (e->clean_pred != y[i]) return 0.0;   /* broken before any perturbation */
+    if (e->adv_pred == y[i]) return INFINITY; /* never broken */
+    return e->norms[advex_norm_index(res->norm)];
 }
 
 static int cmp_double(const void *a, const void *b) {

@@ -69,26 +69,22 @@ void advex_pert_norms(const float *x, const float *xa, int64_t d, double n3[3]) 
     n3[2] = l1;
 }
 
-static double pert_norm(const float *x, const float *xa, int64_t d, advex_norm norm) {
-    double n3[3];
-    advex_pert_norms(x, xa, d, n3);
-    return n3[advex_norm_index(norm)];
-}
-
-/* AutoAttack's final check over a batch of b returned examples xa of x: the largest
- * perturbation, NaN entries, the largest and smallest finite value. */
-static void adv_stats(const float *x, const float *xa, int64_t b, int64_t dim, advex_eval_result *res) {
-    for (int64_t j = 0; j < b; j++) {
-        double p = pert_norm(x + j * dim, xa + j * dim, dim, res->norm);
-        if (p > res->max_pert) res->max_pert = p;
-    }
-    for (int64_t k = 0; k < b * dim; k++) {
+/* What AutoAttack's final check reads of one returned example: its perturbation's three norms,
+ * its NaN entries, its smallest and largest finite entry (adv_min > adv_max: none finite). */
+static void example_stats(const float *x, const float *xa, int64_t dim, advex_eval_example *e) {
+    advex_pert_norms(x, xa, dim, e->norms);
+    int64_t nan = 0;
+    float lo = INFINITY, hi = -INFINITY;
+    for (int64_t k = 0; k < dim; k++) {
         float v = xa[k];
-        if (isnan(v)) { res->nan_count++; continue; }
+        if (isnan(v)) { nan++; continue; }
         if (!isfinite(v)) continue;
-        if (v > res->adv_max) res->adv_max = v;
-        if (v < res->adv_min) res->adv_min = v;
+        if (v > hi) hi = v;
+        if (v < lo) lo = v;
     }
+    e->nan_count = nan;
+    e->adv_min = hi >= lo ? lo : 1.0f;
+    e->adv_max = hi >= lo ? hi : 0.0f;
 }
 
 /* Softmax probability of row i's entry at pred[i]; p: scratch (n, k). */
@@ -97,113 +93,167 @@ static void pred_conf(const float *logits, int64_t n, int64_t k, const int32_t *
     for (int64_t i = 0; i < n; i++) conf[i] = p[i * k + pred[i]];
 }
 
-/* The per-example outputs of examples [i, i + b) that advex_eval_outputs asks for. */
-static void per_example(const advex_eval_extra *out, int64_t i, int64_t b, const float *x, const float *xa,
-                        int64_t dim, const advex_attack_info *info, const int32_t *tgt) {
-    for (int64_t j = 0; j < b; j++) {
-        if (out->norms) advex_pert_norms(x + j * dim, xa + j * dim, dim, out->norms + 3 * (i + j));
-        if (out->stage) out->stage[i + j] = info->stage[j];
-        if (out->queries) out->queries[i + j] = info->queries[j];
-        if (out->target) out->target[i + j] = tgt ? tgt[j] : -1;
-    }
+/* The data fit both models, which have the same classes. */
+static advex_status check_models(advex_model *am, advex_model *em, const advex_dataset *d) {
+    advex_status st = check_data(em, d);
+    if (st || am == em) return st;
+    if ((st = check_data(am, d))) return st;
+    if (am->net->classes != em->net->classes)
+        return advex_set_error(ADVEX_ERR_SHAPE, "surrogate has %lld classes but the target has %lld",
+                               (long long)am->net->classes, (long long)em->net->classes);
+    return ADVEX_OK;
 }
 
-/* Craft on `am`, judge on `em` (the same model unless transfer). */
-static advex_status eval_core(advex_model *am, advex_model *em, const advex_dataset *d, int64_t first,
-                              const advex_attack_config *cfg, int64_t batch, advex_progress_fn progress, void *user,
-                              const advex_eval_outputs *out, const advex_eval_extra *extra, advex_eval_result *res) {
-    static const advex_eval_outputs none = {0};
+/* Examples [lo, hi) of d, crafted on `am` and judged on `em` (the same model unless transfer;
+ * the models checked): outcomes into ex[lo..hi), x' into rows lo..hi of adv when not NULL. */
+static advex_status examples_core(advex_model *am, advex_model *em, const advex_dataset *d,
+                                  const advex_attack_config *cfg, int64_t batch, int64_t lo, int64_t hi,
+                                  advex_progress_fn progress, void *user, advex_eval_example *ex, float *adv) {
     /* crafted on another model: transfer mode (every step on every example, no early stop) */
     advex_attack_config tc = *cfg;
     if (am != em) tc.no_early_stop = 1;
     const advex_attack_config *c = &tc;
-    if (!out) out = &none;
-    float *adv_out = out->adv;
-    advex_status st = check_data(em, d);
-    if (st) return st;
-    if (am != em) {
-        if ((st = check_data(am, d))) return st;
-        if (am->net->classes != em->net->classes)
-            return advex_set_error(ADVEX_ERR_SHAPE, "surrogate has %lld classes but the target has %lld",
-                                   (long long)am->net->classes, (long long)em->net->classes);
-    }
     if (batch <= 0) batch = 256;
     int64_t dim = d->c * d->h * d->w, k = em->net->classes;
     float *logits = malloc((size_t)(2 * batch * k) * sizeof(float)), *probs = logits + batch * k;
     int32_t *pred = malloc((size_t)batch * sizeof(int32_t));
-    float *xadv = adv_out ? NULL : malloc((size_t)(batch * dim) * sizeof(float));
-    unsigned char *clean_ok = malloc((size_t)batch);
+    float *xadv = adv ? NULL : malloc((size_t)(batch * dim) * sizeof(float));
+    float *conf = malloc((size_t)batch * sizeof(float));
     int64_t *queries = malloc((size_t)batch * sizeof(int64_t));
     int32_t *stage = malloc((size_t)batch * sizeof(int32_t));
-    double *norms = malloc((size_t)(d->n ? d->n : 1) * sizeof(double));
-    double *qv = malloc((size_t)(d->n ? d->n : 1) * sizeof(double));
     int32_t *tgt = malloc((size_t)batch * sizeof(int32_t));
-    if (!logits || !pred || (!adv_out && !xadv) || !clean_ok || !queries || !stage || !norms || !qv || !tgt) {
-        free(logits); free(pred); free(xadv); free(clean_ok); free(queries); free(stage); free(norms); free(qv); free(tgt);
-        return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    advex_status st = ADVEX_OK;
+    if (!logits || !pred || (!adv && !xadv) || !conf || !queries || !stage || !tgt)
+        st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    for (int64_t i = lo; i < hi && !st; i += batch) {
+        int64_t b = hi - i < batch ? hi - i : batch;
+        const float *x = d->x + i * dim;
+        const int32_t *y = d->y + i;
+        float *xa = adv ? adv + i * dim : xadv;
+        advex_eval_example *e = ex + i;
+        if ((st = advex_model_forward(em, x, b, logits))) break;
+        advex_argmax_rows(logits, b, k, pred);
+        pred_conf(logits, b, k, pred, probs, conf);
+        for (int64_t j = 0; j < b; j++) {
+            memset(&e[j], 0, sizeof e[j]);
+            e[j].clean_pred = pred[j];
+            e[j].clean_conf = conf[j];
+            e[j].target = -1;
+        }
+        if (c->target != ADVEX_TARGET_NONE) { /* the targets the attack aims at (least-likely: the crafting model's) */
+            if (am != em && c->target == ADVEX_TARGET_LEAST_LIKELY && (st = advex_model_forward(am, x, b, logits))) break;
+            if ((st = advex_attack_targets(c, logits, y, b, k, i, tgt))) break;
+            for (int64_t j = 0; j < b; j++) e[j].target = tgt[j];
+        }
+        memset(queries, 0, (size_t)b * sizeof *queries);
+        memset(stage, 0, (size_t)b * sizeof *stage);
+        advex_attack_info info = {queries, stage};
+        /* seeded by the examples' index in d: a shard gives the outcomes of the whole run */
+        if ((st = advex_attack_batch_info(am, c, x, y, b, i, xa, &info))) break;
+        if ((st = advex_model_forward(em, xa, b, logits))) break;
+        advex_argmax_rows(logits, b, k, pred);
+        pred_conf(logits, b, k, pred, probs, conf);
+        for (int64_t j = 0; j < b; j++) {
+            e[j].adv_pred = pred[j];
+            e[j].adv_conf = conf[j];
+            e[j].queries = queries[j];
+            e[j].stage = stage[j];
+            example_stats(x + j * dim, xa + j * dim, dim, &e[j]);
+        }
+        if (progress && progress(user, i + b - lo, hi - lo))
+            st = advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
     }
+    free(logits); free(pred); free(xadv); free(conf); free(queries); free(stage); free(tgt);
+    return st;
+}
+
+advex_status advex_eval_examples(advex_model *m, advex_model *surrogate, const advex_dataset *d,
+                                 const advex_attack_config *c, int64_t batch, int64_t lo, int64_t hi,
+                                 advex_progress_fn progress, void *user, advex_eval_example *ex, float *adv) {
+    advex_model *am = surrogate ? surrogate : m;
+    advex_status st = check_models(am, m, d);
+    if (st) return st;
+    if (lo < 0 || lo > hi || hi > d->n)
+        return advex_set_error(ADVEX_ERR_ARG, "examples [%lld, %lld) outside the %lld examples", (long long)lo,
+                               (long long)hi, (long long)d->n);
+    return examples_core(am, m, d, c, batch, lo, hi, progress, user, ex, adv);
+}
+
+static int counts_queries(advex_attack_kind k) {
+    return k == ADVEX_ATTACK_SQUARE || k == ADVEX_ATTACK_STANDARD || k == ADVEX_ATTACK_HSJ || k == ADVEX_ATTACK_SIMBA;
+}
+
+/* The start of a result: attack, eps, norm, its stages, whether it counts target hits. */
+static void result_init(const advex_attack_config *c, int transfer, advex_eval_result *res) {
     memset(res, 0, sizeof *res);
     res->attack = c->kind;
     res->eps = c->eps;
     res->norm = advex_attack_norm(c);
-    res->transfer = am != em;
-    int counts_queries = c->kind == ADVEX_ATTACK_SQUARE || c->kind == ADVEX_ATTACK_STANDARD || c->kind == ADVEX_ATTACK_HSJ ||
-                         c->kind == ADVEX_ATTACK_SIMBA;
+    res->transfer = transfer;
     res->n_stages = advex_attack_stages(c, res->stage_attack, ADVEX_EVAL_MAX_STAGES);
     res->target_hits = c->target != ADVEX_TARGET_NONE ? 0 : -1;
-    res->adv_max = -INFINITY;
-    res->adv_min = INFINITY;
-    double t0 = now_seconds();
-    for (int64_t i = 0; i < d->n; i += batch) {
-        int64_t b = d->n - i < batch ? d->n - i : batch;
-        const float *x = d->x + i * dim;
-        const int32_t *y = d->y + i;
-        float *xa = adv_out ? adv_out + i * dim : xadv;
-        if ((st = advex_model_forward(em, x, b, logits))) break;
-        advex_argmax_rows(logits, b, k, pred);
-        if (out->clean_pred) memcpy(out->clean_pred + i, pred, (size_t)b * sizeof *pred);
-        if (out->clean_conf) pred_conf(logits, b, k, pred, probs, out->clean_conf + i);
-        for (int64_t j = 0; j < b; j++) {
-            clean_ok[j] = pred[j] == y[j];
-            res->clean_correct += clean_ok[j];
+}
+
+advex_status advex_eval_summarize(const advex_dataset *d, const advex_attack_config *c, int transfer,
+                                  const advex_eval_example *ex, double seconds, advex_eval_result *res) {
+    int64_t n = d->n;
+    double *nv = malloc((size_t)(n ? n : 1) * sizeof(double)), *qv = malloc((size_t)(n ? n : 1) * sizeof(double));
+    if (!nv || !qv) { free(nv); free(qv); return advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); }
+    result_init(c, transfer, res);
+    int ni = advex_norm_index(res->norm), cq = counts_queries(c->kind), finite = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const advex_eval_example *e = &ex[i];
+        int clean_ok = e->clean_pred == d->y[i], robust = clean_ok && e->adv_pred == d->y[i];
+        res->clean_correct += clean_ok;
+        res->robust_correct += robust;
+        if (res->target_hits >= 0) res->target_hits += e->adv_pred == e->target;
+        /* AutoAttack's final check: the largest perturbation, NaN entries, the finite range */
+        if (e->norms[ni] > res->max_pert) res->max_pert = e->norms[ni];
+        res->nan_count += e->nan_count;
+        if (e->adv_min <= e->adv_max) {
+            if (!finite || e->adv_min < res->adv_min) res->adv_min = e->adv_min;
+            if (!finite || e->adv_max > res->adv_max) res->adv_max = e->adv_max;
+            finite = 1;
         }
-        if (c->target != ADVEX_TARGET_NONE) { /* the targets the attack aims at (least-likely: the crafting model's) */
-            if (am != em && c->target == ADVEX_TARGET_LEAST_LIKELY && (st = advex_model_forward(am, x, b, logits))) break;
-            if ((st = advex_attack_targets(c, logits, y, b, k, first + i, tgt))) break;
-        }
-        advex_attack_info info = {queries, stage};
-        if ((st = advex_attack_batch_info(am, c, x, y, b, first + i, xa, &info))) break;
-        if ((st = advex_model_forward(em, xa, b, logits))) break;
-        advex_argmax_rows(logits, b, k, pred);
-        if (out->adv_pred) memcpy(out->adv_pred + i, pred, (size_t)b * sizeof *pred);
-        if (out->adv_conf) pred_conf(logits, b, k, pred, probs, out->adv_conf + i);
-        for (int64_t j = 0; res->target_hits >= 0 && j < b; j++) res->target_hits += pred[j] == tgt[j];
-        if (extra) per_example(extra, i, b, x, xa, dim, &info, c->target != ADVEX_TARGET_NONE ? tgt : NULL);
-        adv_stats(x, xa, b, dim, res);
-        for (int64_t j = 0; j < b; j++) {
-            int robust = clean_ok[j] && pred[j] == y[j];
-            res->robust_correct += robust;
-            if (!clean_ok[j] || robust) continue;
-            /* a success: its norm, its queries, the stage that found it */
-            norms[res->norm_count++] = pert_norm(x + j * dim, xa + j * dim, dim, res->norm);
-            if (counts_queries && queries[j] > 0) qv[res->queries_count++] = (double)queries[j];
-            if (res->n_stages && stage[j] >= 1 && stage[j] <= res->n_stages) res->stage_removed[stage[j] - 1]++;
-        }
-        res->n += b;
-        if (progress && progress(user, i + b, d->n)) {
-            st = advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
-            break;
-        }
+        if (!clean_ok || robust) continue;
+        /* a success: its norm, its queries, the stage that found it */
+        nv[res->norm_count++] = e->norms[ni];
+        if (cq && e->queries > 0) qv[res->queries_count++] = (double)e->queries;
+        if (res->n_stages && e->stage >= 1 && e->stage <= res->n_stages) res->stage_removed[e->stage - 1]++;
     }
-    res->seconds = now_seconds() - t0;
-    res->robust_all = res->robust_correct;
-    if (res->adv_max < res->adv_min) res->adv_max = res->adv_min = 0.0f; /* no finite value */
-    res->robust_accuracy = res->n ? (double)res->robust_correct / (double)res->n : 0.0;
+    res->n = n;
+    res->seconds = seconds;
+    res->robust_all = res->robust_correct; /* a sweep makes it the running worst case */
+    res->robust_accuracy = n ? (double)res->robust_correct / (double)n : 0.0;
     res->success_rate = res->clean_correct ? 1.0 - (double)res->robust_correct / (double)res->clean_correct : 0.0;
-    advex_mean_median(norms, res->norm_count, &res->norm_mean, &res->norm_median);
+    advex_mean_median(nv, res->norm_count, &res->norm_mean, &res->norm_median);
     advex_mean_median(qv, res->queries_count, &res->queries_mean, &res->queries_median);
     advex_eval_flag_masking(res, 1);
-    free(logits); free(pred); free(xadv); free(clean_ok); free(queries); free(stage); free(norms); free(qv); free(tgt);
+    free(nv);
+    free(qv);
+    return ADVEX_OK;
+}
+
+/* One whole evaluation: every example's outcome, then the result and the caller's outputs. */
+static advex_status eval_core(advex_model *am, advex_model *em, const advex_dataset *d, const advex_attack_config *c,
+                              int64_t batch, advex_progress_fn progress, void *user, const advex_eval_outputs *out,
+                              advex_eval_result *res) {
+    static const advex_eval_outputs none = {0};
+    if (!out) out = &none;
+    advex_status st = check_models(am, em, d);
+    if (st) return st;
+    advex_eval_example *ex = malloc((size_t)(d->n ? d->n : 1) * sizeof *ex);
+    if (!ex) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory for %lld examples' outcomes", (long long)d->n);
+    double t0 = now_seconds();
+    st = examples_core(am, em, d, c, batch, 0, d->n, progress, user, ex, out->adv);
+    if (!st) st = advex_eval_summarize(d, c, am != em, ex, now_seconds() - t0, res);
+    for (int64_t i = 0; !st && i < d->n; i++) {
+        if (out->clean_pred) out->clean_pred[i] = ex[i].clean_pred;
+        if (out->clean_conf) out->clean_conf[i] = ex[i].clean_conf;
+        if (out->adv_pred) out->adv_pred[i] = ex[i].adv_pred;
+        if (out->adv_conf) out->adv_conf[i] = ex[i].adv_conf;
+    }
+    free(ex);
     return st;
 }
 
@@ -211,19 +261,13 @@ advex_status advex_eval_attack(advex_model *m, const advex_dataset *d, const adv
                                advex_progress_fn progress, void *user, float *adv_out, advex_eval_result *res) {
     advex_eval_outputs o = {0};
     o.adv = adv_out;
-    return eval_core(m, m, d, 0, c, batch, progress, user, &o, NULL, res);
+    return eval_core(m, m, d, c, batch, progress, user, &o, res);
 }
 
 advex_status advex_eval_run(advex_model *m, advex_model *surrogate, const advex_dataset *d, const advex_attack_config *c,
                             int64_t batch, advex_progress_fn progress, void *user, const advex_eval_outputs *out,
                             advex_eval_result *res) {
-    return eval_core(surrogate ? surrogate : m, m, d, 0, c, batch, progress, user, out, NULL, res);
-}
-
-advex_status advex_eval_run_at(advex_model *m, advex_model *surrogate, const advex_dataset *d, int64_t first,
-                               const advex_attack_config *c, int64_t batch, const advex_eval_outputs *out,
-                               const advex_eval_extra *extra, advex_eval_result *res) {
-    return eval_core(surrogate ? surrogate : m, m, d, first, c, batch, NULL, NULL, out, extra, res);
+    return eval_core(surrogate ? surrogate : m, m, d, c, batch, progress, user, out, res);
 }
 
 advex_status advex_eval_transfer(advex_model *surrogate, advex_model *target, const advex_dataset *d,
@@ -231,7 +275,7 @@ advex_status advex_eval_transfer(advex_model *surrogate, advex_model *target, co
                                  float *adv_out, advex_eval_result *res) {
     advex_eval_outputs o = {0};
     o.adv = adv_out;
-    return eval_core(surrogate, target, d, 0, c, batch, progress, user, &o, NULL, res);
+    return eval_core(surrogate, target, d, c, batch, progress, user, &o, res);
 }
 
 advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float *delta, float eps, int64_t batch,

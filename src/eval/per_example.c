@@ -24,24 +24,25 @@ static cJSON *example_json(const advex_sweep *s, int64_t i, int e) {
     cJSON_AddNumberToObject(o, "index", (double)i);
     cJSON_AddItemToObject(o, "eps", advex_json_float(advex_sweep_result(s, e)->eps));
     cJSON_AddNumberToObject(o, "label", y[i]);
-    cJSON_AddNumberToObject(o, "clean_pred", r->clean_pred[i]);
-    int clean_ok = r->clean_pred[i] == y[i], broken_by = -1;
+    cJSON_AddNumberToObject(o, "clean_pred", r->ex[i].clean_pred);
+    int clean_ok = r->ex[i].clean_pred == y[i], broken_by = -1;
     int64_t fin = -1; /* the record of the final example: the breaking attack's, else the last one's */
     arr = cJSON_CreateArray();
     for (int a = 0; a < na; a++) {
         int run = a * ne + e;
         const advex_eval_result *res = advex_sweep_result(s, run);
         int64_t k = (int64_t)run * r->n + i;
-        int broken = clean_ok && r->adv_pred[k] != y[i];
+        const advex_eval_example *x = &r->ex[k];
+        int broken = clean_ok && x->adv_pred != y[i];
         cJSON *t = cJSON_CreateObject();
         cJSON_AddStringToObject(t, "attack", advex_attack_name(res->attack));
-        cJSON_AddNumberToObject(t, "pred", r->adv_pred[k]);
+        cJSON_AddNumberToObject(t, "pred", x->adv_pred);
         cJSON_AddBoolToObject(t, "broken", broken);
-        if (broken && res->n_stages > 0 && r->stage[k] >= 1 && r->stage[k] <= res->n_stages)
-            cJSON_AddStringToObject(t, "stage", advex_attack_name(res->stage_attack[r->stage[k] - 1]));
-        if (r->target[k] >= 0) cJSON_AddNumberToObject(t, "target", r->target[k]);
-        if (r->queries[k] > 0) cJSON_AddNumberToObject(t, "queries", (double)r->queries[k]);
-        add_norms(t, r->norms + 3 * k);
+        if (broken && res->n_stages > 0 && x->stage >= 1 && x->stage <= res->n_stages)
+            cJSON_AddStringToObject(t, "stage", advex_attack_name(res->stage_attack[x->stage - 1]));
+        if (x->target >= 0) cJSON_AddNumberToObject(t, "target", x->target);
+        if (x->queries > 0) cJSON_AddNumberToObject(t, "queries", (double)x->queries);
+        add_norms(t, x->norms);
         if (advex_attack_is_min_norm(res->attack)) {
             double mn = advex_sweep_min_norm(s, a, i); /* null: never broken */
             cJSON_AddItemToObject(t, "min_norm", isfinite(mn) ? advex_json_number(mn) : cJSON_CreateNull());
@@ -52,8 +53,8 @@ static cJSON *example_json(const advex_sweep *s, int64_t i, int e) {
     }
     if (broken_by >= 0) cJSON_AddStringToObject(o, "broken_by", advex_attack_name(advex_sweep_result(s, broken_by * ne + e)->attack));
     else cJSON_AddNullToObject(o, "broken_by");
-    cJSON_AddNumberToObject(o, "pred", r->adv_pred[fin]);
-    add_norms(o, r->norms + 3 * fin);
+    cJSON_AddNumberToObject(o, "pred", r->ex[fin].adv_pred);
+    add_norms(o, r->ex[fin].norms);
     cJSON_AddItemToObject(o, "attacks", arr);
     return o;
 }

@@ -8,12 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "internal.h"
 #include "advex/advex.h"
 
 #define STATE_MAGIC "ADVEXST"
-#define STATE_FORMAT 1u
+#define STATE_FORMAT 2u /* 2: one advex_eval_example per example and run */
 #define STATE_BOM 0x01020304u
 
 enum { FP_MODEL, FP_DATA, FP_EPS, FP_ATTACKS, FP_FLAGS, FP_COUNT };
@@ -109,13 +110,7 @@ static size_t layout(advex_records *r, unsigned char *buf) {
     } while (0)
     LAY(done, R);
     LAY(seconds, R);
-    LAY(range, R * 4);
-    LAY(norms, R * n * 3);
-    LAY(queries, R * n);
-    LAY(clean_pred, n);
-    LAY(adv_pred, R * n);
-    LAY(stage, R * n);
-    LAY(target, R * n);
+    LAY(ex, R * n);
 #undef LAY
     o = (o + 7) / 8 * 8;
     return o + sizeof(uint64_t); /* the checksum, FNV-1a of everything before it */
@@ -168,18 +163,17 @@ advex_status advex_records_check(const advex_records *r, int64_t classes, int64_
     for (int q = 0; q < r->runs; q++) {
         int64_t done = r->done[q];
         if (done < 0 || done > n || (done < n && done % batch) || (q > 0 && done > 0 && r->done[q - 1] < n) ||
-            !(r->seconds[q] >= 0 && r->seconds[q] < 1e12) || !(r->range[4 * q] >= 0 && r->range[4 * q] <= 1e18) ||
-            !isfinite(r->range[4 * q + 1]) || !isfinite(r->range[4 * q + 2]) ||
-            (r->range[4 * q + 3] != 0 && r->range[4 * q + 3] != 1))
+            !(r->seconds[q] >= 0 && r->seconds[q] < 1e12))
             return advex_set_error(ADVEX_ERR_FORMAT, "state %s: corrupt (run %d records %lld examples done)", path, q,
                                    (long long)done);
         for (int64_t i = 0; i < done; i++) {
-            int64_t k = (int64_t)q * n + i;
-            const double *nr = r->norms + 3 * k;
-            int ok = r->clean_pred[i] >= 0 && r->clean_pred[i] < classes && r->adv_pred[k] >= 0 &&
-                     r->adv_pred[k] < classes && r->stage[k] >= 0 && r->stage[k] <= ADVEX_ATTACK_MAX_STAGES &&
-                     r->target[k] >= -1 && r->target[k] < classes && r->queries[k] >= 0;
-            for (int j = 0; j < 3; j++) ok &= nr[j] >= 0 && nr[j] <= 1e30;
+            const advex_eval_example *e = &r->ex[(int64_t)q * n + i];
+            int ok = e->clean_pred >= 0 && e->clean_pred < classes && e->adv_pred >= 0 && e->adv_pred < classes &&
+                     e->stage >= 0 && e->stage <= ADVEX_ATTACK_MAX_STAGES && e->target >= -1 && e->target < classes &&
+                     e->queries >= 0 && e->nan_count >= 0 && e->nan_count < ((int64_t)1 << 40) &&
+                     isfinite(e->adv_min) && isfinite(e->adv_max) && e->clean_conf >= 0 && e->clean_conf <= 1 &&
+                     e->adv_conf >= 0 && e->adv_conf <= 1;
+            for (int j = 0; j < 3; j++) ok &= e->norms[j] >= 0 && e->norms[j] <= 1e30;
             if (!ok)
                 return advex_set_error(ADVEX_ERR_FORMAT, "state %s: corrupt (run %d, example %lld out of range)", path,
                                        q, (long long)i);
@@ -222,6 +216,7 @@ advex_status advex_records_open(advex_records *r, advex_model *m, const advex_da
     r->n = d->n;
     r->runs = c->n_attacks * c->n_eps;
     r->path = c->state;
+    r->read_only = c->state_read_only;
     if (c->state) {
         int uap = 0;
         for (int a = 0; a < c->n_attacks; a++) uap |= c->attacks[a] == ADVEX_ATTACK_UAP;
@@ -240,98 +235,50 @@ advex_status advex_records_open(advex_records *r, advex_model *m, const advex_da
 }
 
 static advex_status records_save(advex_records *r) {
-    if (!r->path) return ADVEX_OK;
+    if (!r->path || r->read_only) return ADVEX_OK;
     uint64_t sum = checksum(r);
     memcpy(r->buf + r->size - sizeof sum, &sum, sizeof sum);
     return advex_write_file(r->path, r->buf, r->size);
 }
 
-/* Run `run`'s result from its records: what eval_core (eval.c) counts, example by example. */
-static advex_status records_result(const advex_records *r, int run, const int32_t *y, const advex_attack_config *c,
-                                   int transfer, advex_eval_result *res) {
-    int64_t n = r->n, off = (int64_t)run * n;
-    double *nv = malloc((size_t)(n ? n : 1) * sizeof(double)), *qv = malloc((size_t)(n ? n : 1) * sizeof(double));
-    if (!nv || !qv) { free(nv); free(qv); return advex_set_error(ADVEX_ERR_NOMEM, "out of memory"); }
-    memset(res, 0, sizeof *res);
-    res->attack = c->kind;
-    res->eps = c->eps;
-    res->norm = advex_attack_norm(c);
-    res->transfer = transfer;
-    int counts_queries = c->kind == ADVEX_ATTACK_SQUARE || c->kind == ADVEX_ATTACK_STANDARD;
-    res->n_stages = advex_attack_stages(c, res->stage_attack, ADVEX_EVAL_MAX_STAGES);
-    res->target_hits = c->target != ADVEX_TARGET_NONE ? 0 : -1;
-    for (int64_t i = 0; i < n; i++) {
-        int32_t ap = r->adv_pred[off + i], sg = r->stage[off + i];
-        int clean_ok = r->clean_pred[i] == y[i], robust = clean_ok && ap == y[i];
-        res->clean_correct += clean_ok;
-        res->robust_correct += robust;
-        if (res->target_hits >= 0) res->target_hits += ap == r->target[off + i];
-        if (!clean_ok || robust) continue;
-        nv[res->norm_count++] = r->norms[3 * (off + i) + advex_norm_index(res->norm)];
-        if (counts_queries && r->queries[off + i] > 0) qv[res->queries_count++] = (double)r->queries[off + i];
-        if (res->n_stages && sg >= 1 && sg <= res->n_stages) res->stage_removed[sg - 1]++;
-    }
-    res->n = n;
-    res->seconds = r->seconds[run];
-    for (int64_t i = 0; i < n; i++) { /* the largest perturbation of any returned example */
-        double p = r->norms[3 * (off + i) + advex_norm_index(res->norm)];
-        if (p > res->max_pert) res->max_pert = p;
-    }
-    const double *rg = r->range + 4 * run;
-    res->nan_count = (int64_t)rg[0];
-    res->adv_min = rg[3] != 0 ? (float)rg[1] : 0.0f;
-    res->adv_max = rg[3] != 0 ? (float)rg[2] : 0.0f;
-    res->robust_all = res->robust_correct; /* a sweep makes it the running worst case */
-    res->robust_accuracy = n ? (double)res->robust_correct / (double)n : 0.0;
-    res->success_rate = res->clean_correct ? 1.0 - (double)res->robust_correct / (double)res->clean_correct : 0.0;
-    advex_mean_median(nv, res->norm_count, &res->norm_mean, &res->norm_median);
-    advex_mean_median(qv, res->queries_count, &res->queries_mean, &res->queries_median);
-    advex_eval_flag_masking(res, 1);
-    free(nv);
-    free(qv);
-    return ADVEX_OK;
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 advex_status advex_records_run(advex_records *r, int run, advex_model *m, const advex_dataset *d,
-                               const advex_sweep_config *c, const advex_attack_config *ac,
-                               const advex_eval_outputs *keep, advex_eval_result *res) {
-    int64_t n = r->n, dim = d->c * d->h * d->w, batch = c->batch > 0 ? c->batch : 256, off = (int64_t)run * n;
-    advex_sweep_progress p = {run, r->runs, ac->kind, ac->eps, r->done[run], n};
+                               const advex_sweep_config *c, const advex_attack_config *ac, float *adv,
+                               advex_eval_result *res) {
+    int64_t n = r->n, batch = c->batch > 0 ? c->batch : 256;
+    int64_t lo = c->shard_hi > 0 ? c->shard_lo : 0, hi = c->shard_hi > 0 ? c->shard_hi : n;
+    int64_t start = r->done[run] > lo ? r->done[run] : lo;
+    advex_eval_example *ex = r->ex + (int64_t)run * n;
+    advex_sweep_progress p = {run, r->runs, ac->kind, ac->eps, (start < hi ? start : hi) - lo, hi - lo};
     advex_status st = ADVEX_OK;
     /* reported before the first batch too: a progress display times the run from its start */
-    if (c->progress && c->progress(c->user, &p)) return advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
-    for (int64_t i = r->done[run]; i < n && !st; i += batch) {
-        int64_t b = n - i < batch ? n - i : batch;
-        advex_dataset v = *d; /* examples [i, i + b), seeded by their index in d */
-        v.x = d->x + i * dim;
-        v.y = d->y + i;
-        v.n = b;
-        advex_eval_outputs o = {0};
-        if (keep) {
-            o.adv = keep->adv ? keep->adv + i * dim : NULL;
-            o.clean_conf = keep->clean_conf ? keep->clean_conf + i : NULL;
-            o.adv_conf = keep->adv_conf ? keep->adv_conf + i : NULL;
+    if (c->progress && c->progress(c->user, &p))
+        st = advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
+    double t0 = now_seconds(), s0 = r->seconds[run];
+    for (int64_t i = start; i < hi && !st; i += batch) {
+        int64_t b = hi - i < batch ? hi - i : batch;
+        if ((st = advex_eval_examples(m, c->surrogate, d, ac, batch, i, i + b, NULL, NULL, ex, adv))) break;
+        if (i == r->done[run]) { /* the records hold a prefix of the run's examples */
+            r->done[run] = i + b;
+            r->seconds[run] = s0 + now_seconds() - t0;
+            if ((st = records_save(r))) break;
         }
-        o.clean_pred = r->clean_pred + i;
-        o.adv_pred = r->adv_pred + off + i;
-        advex_eval_extra x = {r->norms + 3 * (off + i), r->stage + off + i, r->queries + off + i, r->target + off + i};
-        advex_eval_result part;
-        if ((st = advex_eval_run_at(m, c->surrogate, &v, i, ac, batch, &o, &x, &part))) break;
-        if (keep && keep->clean_pred) memcpy(keep->clean_pred + i, o.clean_pred, (size_t)b * sizeof(int32_t));
-        if (keep && keep->adv_pred) memcpy(keep->adv_pred + i, o.adv_pred, (size_t)b * sizeof(int32_t));
-        r->seconds[run] += part.seconds;
-        double *rg = r->range + 4 * run;
-        rg[0] += (double)part.nan_count;
-        if (part.nan_count < b * dim) { /* the batch had a finite value (examples are clipped: no inf) */
-            rg[1] = rg[3] != 0 && rg[1] < part.adv_min ? rg[1] : part.adv_min;
-            rg[2] = rg[3] != 0 && rg[2] > part.adv_max ? rg[2] : part.adv_max;
-            rg[3] = 1;
-        }
-        r->done[run] = i + b;
-        if ((st = records_save(r))) break;
-        p.done = i + b;
+        p.done = i + b - lo;
         if (c->progress && c->progress(c->user, &p))
             st = advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
     }
-    return st ? st : records_result(r, run, d->y, ac, c->surrogate != NULL, res);
+    /* a sharded run: the other processes' outcomes (and one status every process agrees on) */
+    if (c->gather) st = c->gather(c->gather_user, run, st, ex, adv, n, d->c * d->h * d->w);
+    if (st) return st;
+    if (r->done[run] < n) {
+        r->done[run] = n;
+        r->seconds[run] = s0 + now_seconds() - t0;
+        if ((st = records_save(r))) return st;
+    }
+    return advex_eval_summarize(d, ac, c->surrogate != NULL, ex, r->seconds[run], res);
 }

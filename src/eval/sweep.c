@@ -57,6 +57,9 @@ const advex_eval_result *advex_sweep_result(const advex_sweep *s, int i) {
     return s && i >= 0 && i < s->runs ? &s->res[i] : NULL;
 }
 unsigned advex_sweep_warnings(const advex_sweep *s) { return s ? s->warnings : 0; }
+const advex_eval_example *advex_sweep_examples(const advex_sweep *s, int i) {
+    return s && i >= 0 && i < s->runs ? s->rec.ex + (int64_t)i * s->rec.n : NULL;
+}
 const float *advex_sweep_uap_delta(const advex_sweep *s, int i) {
     return s && i >= 0 && i < s->runs ? s->uap[i] : NULL;
 }
@@ -67,6 +70,9 @@ static advex_status check_config(advex_model *m, const advex_dataset *d, const a
         return advex_set_error(ADVEX_ERR_ARG, "sweep: %d attacks (1..%d)", c->n_attacks, ADVEX_SWEEP_MAX_ATTACKS);
     if (c->n_eps < 1 || c->n_eps > ADVEX_SWEEP_MAX_EPS || !c->eps)
         return advex_set_error(ADVEX_ERR_ARG, "sweep: %d eps values (1..%d)", c->n_eps, ADVEX_SWEEP_MAX_EPS);
+    if (c->shard_hi > 0 && (c->shard_lo < 0 || c->shard_lo > c->shard_hi || c->shard_hi > d->n))
+        return advex_set_error(ADVEX_ERR_ARG, "sweep: shard [%lld, %lld) outside the %lld examples",
+                               (long long)c->shard_lo, (long long)c->shard_hi, (long long)d->n);
     advex_model *am = c->surrogate ? c->surrogate : m;
     for (int a = 0; a < c->n_attacks; a++) {
         advex_attack_config ac = c->attack;
@@ -147,24 +153,21 @@ static advex_status run_one(advex_model *m, const advex_dataset *d, const advex_
             return st;
         ac.uap_delta = s->uap[r];
     }
-    advex_eval_outputs out = {0};
-    if (s->rows > 0) {
-        out.clean_pred = s->clean_pred;
-        out.clean_conf = s->clean_conf;
-        out.adv_pred = s->adv_pred + (int64_t)r * d->n;
-        if (r == s->top[a]) {
-            out.adv = xadv;
-            out.adv_conf = conf;
-        }
+    float *adv = s->rows > 0 && r == s->top[a] ? xadv : NULL; /* the report's grid: x' of this run */
+    if ((st = advex_records_run(&s->rec, r, m, d, c, &ac, adv, &s->res[r]))) return st;
+    const advex_eval_example *ex = s->rec.ex + (int64_t)r * d->n;
+    for (int64_t j = 0; s->rows > 0 && j < d->n; j++) {
+        s->clean_pred[j] = ex[j].clean_pred;
+        s->clean_conf[j] = ex[j].clean_conf;
+        s->adv_pred[(int64_t)r * d->n + j] = ex[j].adv_pred;
+        conf[j] = ex[j].adv_conf;
     }
-    if ((st = advex_records_run(&s->rec, r, m, d, c, &ac, s->rows > 0 ? &out : NULL, &s->res[r]))) return st;
     /* the worst case so far at this eps and norm, example by example (from the records, so a
      * resumed sweep has it too) */
     unsigned char *rb = s->robust + ((int64_t)e * 3 + advex_norm_index(s->res[r].norm)) * d->n;
-    const int32_t *cp = s->rec.clean_pred, *ap = s->rec.adv_pred + (int64_t)r * d->n;
     int64_t all = 0;
     for (int64_t j = 0; j < d->n; j++) {
-        rb[j] &= cp[j] == d->y[j] && ap[j] == d->y[j];
+        rb[j] &= ex[j].clean_pred == d->y[j] && ex[j].adv_pred == d->y[j];
         all += rb[j];
     }
     s->res[r].robust_all = all;

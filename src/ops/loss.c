@@ -103,18 +103,20 @@ int32_t advex_argmax(const float *z, int64_t c) {
 }
 
 double advex_train_loss(const float *z, const int32_t *y, int64_t b, int64_t c, int rows2, float w, float beta,
-                        float *loss, float *p, float *dl) {
+                        float *loss, float *p, float *dl, int64_t bdiv) {
+    const double bd = (double)bdiv;
+    const float bf = (float)bdiv;
     if (!rows2) { /* mean CE over the b rows */
-        double l = advex_loss_forward_backward(ADVEX_LOSS_CE, z, y, b, c, loss, dl) / (double)b;
-        for (int64_t j = 0; j < b * c; j++) dl[j] *= 1.0f / (float)b;
+        double l = advex_loss_forward_backward(ADVEX_LOSS_CE, z, y, b, c, loss, dl) / bd;
+        for (int64_t j = 0; j < b * c; j++) dl[j] *= 1.0f / bf;
         return l;
     }
     if (beta < 0) { /* w * CE(x) + (1 - w) * CE(x'): rows [x; x'], y for both halves */
         double lc = advex_loss_forward_backward(ADVEX_LOSS_CE, z, y, 2 * b, c, loss, dl), la = 0;
         for (int64_t j = b; j < 2 * b; j++) la += loss[j];
-        for (int64_t j = 0; j < b * c; j++) dl[j] *= w / (float)b;
-        for (int64_t j = b * c; j < 2 * b * c; j++) dl[j] *= (1.0f - w) / (float)b;
-        return (w * (lc - la) + (1.0 - w) * la) / (double)b;
+        for (int64_t j = 0; j < b * c; j++) dl[j] *= w / bf;
+        for (int64_t j = b * c; j < 2 * b * c; j++) dl[j] *= (1.0f - w) / bf;
+        return (w * (lc - la) + (1.0 - w) * la) / bd;
     }
     /* TRADES: CE(x) + beta * KL(p(x) || p(x')), batch mean, gradients into both halves */
     double lc = advex_loss_forward_backward(ADVEX_LOSS_CE, z, y, b, c, loss, dl), kl = 0;
@@ -127,9 +129,9 @@ double advex_train_loss(const float *z, const int32_t *y, int64_t b, int64_t c, 
         kl += kli;
         for (int64_t j = 0; j < c; j++) {
             double lj = pi[j] > 0 ? log((double)pi[j]) - log((double)qi[j] + 1e-30) : 0;
-            dl[i * c + j] = (dl[i * c + j] + beta * (float)((double)pi[j] * (lj - kli))) / (float)b;
-            dl[(b + i) * c + j] = beta * (qi[j] - pi[j]) / (float)b;
+            dl[i * c + j] = (dl[i * c + j] + beta * (float)((double)pi[j] * (lj - kli))) / bf;
+            dl[(b + i) * c + j] = beta * (qi[j] - pi[j]) / bf;
         }
     }
-    return (lc + beta * kl) / (double)b;
+    return (lc + beta * kl) / bd;
 }

@@ -76,6 +76,9 @@ advex_status advex_train_config_check(const advex_train_config *c) {
         return advex_set_error(ADVEX_ERR_ARG, "holdout-steps %d outside [1, 1000]", c->holdout_steps);
     if (!isfinite(c->overfit_drop)) return advex_set_error(ADVEX_ERR_ARG, "overfit-drop is not finite");
     if (c->resume && !c->checkpoint) return advex_set_error(ADVEX_ERR_ARG, "resume needs a checkpoint file");
+    if (c->ranks > 1 && (c->rank < 0 || c->rank >= c->ranks || !c->allreduce))
+        return advex_set_error(ADVEX_ERR_ARG, "data-parallel training: rank %d of %d%s", c->rank, c->ranks,
+                               c->allreduce ? "" : " without an all-reduce");
     return ADVEX_OK;
 }
 
@@ -299,7 +302,7 @@ static advex_status run_epoch_end(run *r, int ep, double loss_sum, int64_t seen,
     S->epochs_done = ep + 1;
     S->step = r->t->step;
     S->model_rng = r->m->train->rng;
-    if (c->checkpoint && (st = advex_ckpt_save(c->checkpoint, S))) return st;
+    if (c->checkpoint && (c->ranks <= 1 || c->rank == 0) && (st = advex_ckpt_save(c->checkpoint, S))) return st;
     *stop = S->overfit;
     if (r->progress) {
         p->epoch = ep + 1;

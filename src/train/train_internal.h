@@ -39,6 +39,8 @@ struct advex_trainer {
     float *xb;             /* (2 batch, C,H,W): a step's clean rows, then its x' rows */
     float *dlogits, *pc, *loss, *dl_in, *g_in;
     int32_t *yb;           /* (2 batch) labels */
+    float *dp;             /* data-parallel (ranks > 1): (n_params + 2) the all-reduce's buffer,
+                              gradients then the step's loss and rows right; else NULL */
 };
 
 /* w of w*J(x) + (1-w)*J(x') with the mode's default resolved. */

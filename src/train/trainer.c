@@ -69,8 +69,11 @@ static void fill_dl(const float *z, int64_t b, int64_t k, const int32_t *y, cons
 
 /* Craft xa (b rows) from x for `mode` at radius eps, step alpha, in eval mode (the handle's
  * batch-parallel passes). Random starts come from a stream seeded by (seed, step): no state
- * beyond the step count. */
-static advex_status craft(advex_trainer *t, advex_adv_mode mode, float eps, const float *x, int64_t b, float *xa) {
+ * beyond the step count. The rows are rows skip.. of the step's batch (a data-parallel part):
+ * the stream is advanced past the earlier rows' draws, so every row starts where it would in
+ * one process. */
+static advex_status craft(advex_trainer *t, advex_adv_mode mode, float eps, const float *x, int64_t b, int64_t skip,
+                          float *xa) {
     advex_model *m = t->m;
     const advex_train_config *c = &t->c;
     const int64_t d = advex_model_dim(m), k = m->net->classes;
@@ -86,6 +89,7 @@ static advex_status craft(advex_trainer *t, advex_adv_mode mode, float eps, cons
         break;
     case ADVEX_ADV_FGSM_RS:
     case ADVEX_ADV_PGD:
+        for (int64_t i = 0; i < skip * d; i++) (void)advex_rng_uniform(&r);
         for (int64_t i = 0; i < b * d; i++) {
             float v = x[i] + (2.0f * advex_rng_uniform(&r) - 1.0f) * eps;
             xa[i] = v < 0 ? 0 : (v > 1 ? 1 : v);
@@ -97,6 +101,7 @@ static advex_status craft(advex_trainer *t, advex_adv_mode mode, float eps, cons
         if ((st = advex_model_eval_forward(m, x, b, 0, &z))) return st;
         advex_softmax_rows(z, b, k, t->pc);
         pc = t->pc;
+        for (int64_t i = 0; i < skip * d; i++) (void)advex_rng_normal(&r);
         for (int64_t i = 0; i < b * d; i++) {
             float v = x[i] + 0.001f * advex_rng_normal(&r);
             xa[i] = v < 0 ? 0 : (v > 1 ? 1 : v);
@@ -152,6 +157,10 @@ advex_status advex_trainer_new(advex_model *m, const advex_train_config *c, adve
         return st;
     }
     advex_rng_seed_stream(&tp->rng, c->seed, 0xd20); /* dropout masks */
+    if (c->ranks > 1 && !(t->dp = advex_falloc(np + 2))) {
+        advex_trainer_free(t);
+        return advex_alloc_error(np + 2, "the data-parallel gradient buffer");
+    }
     *out = t;
     return ADVEX_OK;
 }
@@ -159,46 +168,95 @@ advex_status advex_trainer_new(advex_model *m, const advex_train_config *c, adve
 void advex_trainer_free(advex_trainer *t) {
     if (!t) return;
     advex_ffree(t->buf);
+    advex_ffree(t->dp);
     free(t);
 }
 
-advex_status advex_trainer_step(advex_trainer *t, const float *x, const int32_t *y, int64_t b, advex_adv_mode mode,
+/* Data-parallel: sum buf (n) over the ranks. */
+static advex_status dp_sum(const advex_train_config *c, float *buf, int64_t n) {
+    advex_status st = c->allreduce(c->allreduce_user, buf, n);
+    return st ? advex_set_error(st, "data-parallel all-reduce of %lld values failed", (long long)n) : ADVEX_OK;
+}
+
+/* Data-parallel: the parameter gradients, the loss (each rank's part of the batch mean) and
+ * the rows right summed over the ranks in one all-reduce (one synchronisation a step), then
+ * BatchNorm running statistics (STATE values) averaged, so every rank's eval-mode passes
+ * (crafting, held-out evaluation) see the same. No-op for one process. */
+static advex_status dp_reduce(advex_trainer *t, float *grads, double *l, int64_t *ok) {
+    const advex_train_config *c = &t->c;
+    if (c->ranks <= 1) return ADVEX_OK;
+    advex_net *net = t->m->net;
+    const int64_t np = net->n_params;
+    memcpy(t->dp, grads, (size_t)np * sizeof(float));
+    t->dp[np] = (float)*l;
+    t->dp[np + 1] = (float)*ok;
+    advex_status st = dp_sum(c, t->dp, np + 2);
+    if (st) return st;
+    memcpy(grads, t->dp, (size_t)np * sizeof(float));
+    *l = t->dp[np];
+    *ok = (int64_t)t->dp[np + 1];
+    for (int v = 0; v < net->g.n_vals; v++) {
+        const advex_value *val = &net->g.vals[v];
+        if (val->kind != ADVEX_VAL_STATE) continue;
+        int64_t n = advex_numel(val->ndim, val->dims);
+        float *p = net->consts + val->offset;
+        if ((st = dp_sum(c, p, n))) return st;
+        for (int64_t i = 0; i < n; i++) p[i] *= 1.0f / (float)c->ranks;
+    }
+    return ADVEX_OK;
+}
+
+advex_status advex_trainer_step(advex_trainer *t, const float *x, const int32_t *y, int64_t bg, advex_adv_mode mode,
                                 float eps, float lr, double *loss_out, int64_t *correct) {
     advex_model *m = t->m;
     const advex_train_config *c = &t->c;
     const int64_t dim = advex_model_dim(m), k = m->net->classes, np = m->net->n_params;
-    if (b <= 0 || b > c->batch)
-        return advex_set_error(ADVEX_ERR_ARG, "training step: %lld examples (batch %lld)", (long long)b,
+    if (bg <= 0 || bg > c->batch)
+        return advex_set_error(ADVEX_ERR_ARG, "training step: %lld examples (batch %lld)", (long long)bg,
                                (long long)c->batch);
+    /* this process's rows [lo, lo + b) of the batch (all of them in one process) */
+    const int ranks = c->ranks > 1 ? c->ranks : 1, rank = ranks > 1 ? c->rank : 0;
+    const int64_t lo = bg * rank / ranks, b = bg * (rank + 1) / ranks - lo;
     const int adv = c->adv != ADVEX_ADV_NONE;
-    if (x != t->xb) memcpy(t->xb, x, (size_t)(b * dim) * sizeof(float));
+    if (x != t->xb || lo) memmove(t->xb, x + lo * dim, (size_t)(b * dim) * sizeof(float));
     for (int64_t j = 0; j < b; j++) {
-        t->yb[j] = y[j];
-        if (t->both) t->yb[b + j] = y[j]; /* yb holds 2b labels only when both halves are used */
+        t->yb[j] = y[lo + j];
+        if (t->both) t->yb[b + j] = y[lo + j]; /* yb holds 2b labels only when both halves are used */
     }
     const float *xin = t->xb;
     int64_t rows = b;
     float *xa = t->xb + b * dim;
     advex_status st;
-    if (adv) {
-        if ((st = craft(t, mode, eps, t->xb, b, xa))) return st;
+    if (adv && b > 0) {
+        if ((st = craft(t, mode, eps, t->xb, b, lo, xa))) return st;
         if (t->both) rows = 2 * b;
         else xin = xa;
     }
     advex_plan *tp;
-    if ((st = advex_model_train_plan(m, rows, &tp)) || (st = advex_plan_forward(tp, xin))) return st;
-    const float *z = advex_plan_output(tp);
-    float beta = c->adv == ADVEX_ADV_TRADES ? (c->beta >= 0 ? c->beta : 6.0f) : -1.0f;
-    double l = advex_train_loss(z, t->yb, b, k, adv && t->both, advex_train_eff_weight(c), beta, t->loss, t->pc,
-                                t->dlogits);
+    if ((st = advex_model_train_plan(m, rows > 0 ? rows : 1, &tp))) return st;
+    double l = 0; /* the batch-mean loss (this rank's part of it) */
+    int64_t ok = 0;
+    if (b > 0) {
+        if ((st = advex_plan_forward(tp, xin))) return st;
+        const float *z = advex_plan_output(tp);
+        float beta = c->adv == ADVEX_ADV_TRADES ? (c->beta >= 0 ? c->beta : 6.0f) : -1.0f;
+        l = advex_train_loss(z, t->yb, b, k, adv && t->both, advex_train_eff_weight(c), beta, t->loss, t->pc,
+                             t->dlogits, bg);
+        /* accuracy on the rows the attack produced (the clean ones in clean training) */
+        int64_t r0 = adv && t->both ? b : 0;
+        for (int64_t j = r0; j < r0 + b; j++) ok += advex_argmax(z + j * k, k) == t->yb[j];
+    }
+    if (ranks <= 1 && !isfinite(l)) /* (checked before the backward pass: changes nothing) */
+        return advex_set_error(ADVEX_ERR_NUMERIC, "training diverged: the loss is %g at step %lld (lower --lr)", l,
+                               (long long)t->step + 1);
+    memset(tp->grads, 0, (size_t)np * sizeof(float));
+    if (b > 0 && (st = advex_plan_backward(tp, t->dlogits))) return st;
+    /* data-parallel: every rank gets the batch's gradients and loss, and stops on a
+     * non-finite loss together, before the update (the parameters stay as they were) */
+    if ((st = dp_reduce(t, tp->grads, &l, &ok))) return st;
     if (!isfinite(l))
         return advex_set_error(ADVEX_ERR_NUMERIC, "training diverged: the loss is %g at step %lld (lower --lr)", l,
                                (long long)t->step + 1);
-    /* accuracy on the rows the attack produced (the clean ones in clean training) */
-    int64_t r0 = adv && t->both ? b : 0, ok = 0;
-    for (int64_t j = r0; j < r0 + b; j++) ok += advex_argmax(z + j * k, k) == t->yb[j];
-    memset(tp->grads, 0, (size_t)np * sizeof(float));
-    if ((st = advex_plan_backward(tp, t->dlogits))) return st;
     optim_step(c, lr, m->net->params, tp->grads, t->m1, t->m2, np, t->step + 1);
     t->step++;
     if (loss_out) *loss_out = l;
