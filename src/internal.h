@@ -580,7 +580,9 @@ void advex_curves_json(const advex_sweep *s, struct cJSON *o);
 void advex_sweep_grid(const advex_sweep *s, int a, const int64_t **idx, const float **xadv, const int32_t **pred,
                       const float **conf);
 
-/* ---- threads ----------------------------------------------------------------------------- */
+/* ---- threads and time ---------------------------------------------------------------------- */
 int advex_threads(void);
+/* Seconds on the monotonic clock (src/core/threads.c). */
+double advex_now(void);
 
 #endif

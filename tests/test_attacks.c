@@ -91,6 +91,7 @@ TEST(every_attack_bounds_and_reported_success) {
     float *xa = malloc((size_t)n * D * sizeof(float)), z[32 * K], zc[32 * K];
     int32_t stage[32];
     int64_t queries[32];
+    float secs[32 * ADVEX_ATTACK_MAX_STAGES];
     ASSERT_OK(advex_model_forward(trained, test_set.x, n, zc));
     for (int ci = 0; ci < NCASES; ci++) {
         advex_attack_config c;
@@ -99,7 +100,8 @@ TEST(every_attack_bounds_and_reported_success) {
         c.norm = cases[ci].norm;
         c.eps = cases[ci].eps;
         small_budget(&c);
-        advex_attack_info info = {queries, stage};
+        advex_attack_info info = {queries, stage, secs};
+        for (int i = 0; i < 32 * ADVEX_ATTACK_MAX_STAGES; i++) secs[i] = -1;
         ASSERT_OK(advex_attack_batch_info(trained, &c, test_set.x, test_set.y, n, 0, xa, &info));
         ASSERT_OK(advex_model_forward(trained, xa, n, z));
         int broken = 0;
@@ -116,6 +118,13 @@ TEST(every_attack_bounds_and_reported_success) {
             if (c.kind == ADVEX_ATTACK_STANDARD) {
                 if (clean_ok) ASSERT_MSG((stage[i] > 0) == mis, "%s example %d: stage %d, misclassified %d",
                                          cases[ci].name, i, stage[i], mis);
+                /* stage time: on the first stage for every clean-correct example, none on the
+                 * stages after the one that broke it (or for a clean-misclassified one) */
+                const float *t = secs + i * ADVEX_ATTACK_MAX_STAGES;
+                ASSERT_MSG(clean_ok ? t[0] > 0 : t[0] == 0, "%s example %d: first stage %g s", cases[ci].name, i, (double)t[0]);
+                for (int s2 = 0; s2 < ADVEX_ATTACK_MAX_STAGES; s2++)
+                    ASSERT_MSG(t[s2] >= 0 && (stage[i] == 0 || s2 < stage[i] || t[s2] == 0),
+                               "%s example %d stage %d: %g s", cases[ci].name, i, s2, (double)t[s2]);
             } else {
                 ASSERT_MSG(stage[i] == mis, "%s example %d: reported %d, model says misclassified %d", cases[ci].name, i,
                            stage[i], mis);
@@ -162,7 +171,7 @@ TEST(targeted_attacks_raise_target_probability) {
         small_budget(&c);
         c.target = ADVEX_TARGET_RANDOM;
         ASSERT_OK(advex_attack_targets(&c, z0, test_set.y, n, K, 0, t));
-        advex_attack_info info = {NULL, stage};
+        advex_attack_info info = {NULL, stage, NULL};
         ASSERT_OK(advex_attack_batch_info(trained, &c, test_set.x, test_set.y, n, 0, xa, &info));
         ASSERT_OK(advex_model_forward(trained, xa, n, z1));
         double before = 0, after = 0;
@@ -234,7 +243,7 @@ TEST(square_forward_only_within_budget) {
     c.kind = ADVEX_ATTACK_SQUARE;
     c.eps = 0.05f;
     c.queries = 37;
-    advex_attack_info info = {q, NULL};
+    advex_attack_info info = {q, NULL, NULL};
     ASSERT_OK(advex_attack_batch_info(m, &c, test_set.x, test_set.y, n, 0, xa, &info));
     ASSERT_EQ_INT(m->plan->want_grad, 0); /* never planned a backward pass */
     for (int i = 0; i < m->n_part; i++) ASSERT_EQ_INT(m->part[i]->want_grad, 0);

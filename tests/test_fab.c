@@ -107,7 +107,7 @@ static double pert(const float *a, const float *b, advex_norm norm) {
 static int64_t run_checked(advex_attack_config *c, double *out) {
     static float xa[NREF * D], z[NREF * K], zc[NREF * K];
     int32_t stage[NREF];
-    advex_attack_info info = {NULL, stage};
+    advex_attack_info info = {NULL, stage, NULL};
     if (advex_attack_batch_info(net, c, data.x, data.y, NREF, 0, xa, &info)) return -1;
     if (advex_model_forward(net, xa, NREF, z) || advex_model_forward(net, data.x, NREF, zc)) return -1;
     int64_t robust = 0;

@@ -49,8 +49,10 @@ TEST(autoattack_log_lines) {
     s.stage_attack[1] = ADVEX_ATTACK_SQUARE;
     s.stage_removed[0] = 55;
     s.stage_removed[1] = 5;
+    s.stage_seconds[0] = 0.5; /* the time after each stage, as AutoAttack prints it */
+    s.stage_seconds[1] = 1.5;
     ASSERT_OK(advex_eval_autoattack_log(&s, 1, &text));
-    ASSERT_MSG(strstr(text, "robust accuracy after APGD-CE: 47.50% (total time 2.0 s)\n"
+    ASSERT_MSG(strstr(text, "robust accuracy after APGD-CE: 47.50% (total time 0.5 s)\n"
                             "robust accuracy after SQUARE: 45.00% (total time 2.0 s)\n") != NULL, "got:\n%s", text);
     free(text);
     /* two eps: a header per block */

@@ -115,7 +115,7 @@ TEST(transfer_mode_attacks_every_example) {
         c.topk = 2;
         c.queries = 100;
         c.no_early_stop = 1;
-        advex_attack_info info = {NULL, stage};
+        advex_attack_info info = {NULL, stage, NULL};
         ASSERT_OK(advex_attack_batch_info(sur, &c, data.x, data.y, n, 0, xa, &info));
         ASSERT_OK(advex_model_forward(sur, xa, n, z));
         int64_t untouched = 0;

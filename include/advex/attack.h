@@ -179,6 +179,9 @@ typedef struct advex_attack_info {
     int32_t *stage;    /* (n) standard: the 1-based stage that broke it (advex_attack_stages:
                           standard 1 APGD-CE, 2 APGD-T, 3 FAB-T, 4 Square); 0 not broken.
                           Other attacks: 1 if the attack reports success, else 0 */
+    float *stage_seconds; /* (n, ADVEX_ATTACK_MAX_STAGES) standard: seconds each stage spent on
+                          the example (a stage's time shared among the examples it ran on;
+                          summed over examples: the stage's time); 0 for other attacks */
 } advex_attack_info;
 
 /* advex_attack_batch with per-example side results. */

@@ -51,6 +51,8 @@ typedef struct advex_eval_result {
     int n_stages;
     advex_attack_kind stage_attack[ADVEX_EVAL_MAX_STAGES];
     int64_t stage_removed[ADVEX_EVAL_MAX_STAGES];
+    double stage_seconds[ADVEX_EVAL_MAX_STAGES]; /* the time each stage took, scaled so that the
+                             stages add up to `seconds` (several processes: their shares) */
     unsigned warnings;       /* ADVEX_EVAL_WARN_* found while evaluating */
     int transfer;            /* 1 if crafted on a surrogate model (advex_eval_transfer) */
     /* Targeted attacks: examples the model classifies as their target afterwards (of n);
@@ -114,6 +116,7 @@ typedef struct advex_eval_example {
     double norms[3];              /* L-inf, L2 and L1 norms of x' - x */
     int64_t nan_count;            /* NaN entries of x' (AutoAttack's final check) */
     float adv_min, adv_max;       /* smallest and largest finite entry of x' (min > max: none) */
+    float stage_seconds[ADVEX_EVAL_MAX_STAGES]; /* advex_attack_info.stage_seconds */
 } advex_eval_example;
 
 /* A shard of an evaluation: examples [lo, hi) of d crafted as advex_eval_run does (on

@@ -67,6 +67,7 @@ advex_status atk_standard(advex_model *m, const advex_attack_config *c, const fl
     unsigned char *robust = (unsigned char *)(stage + n);
     advex_status st;
     memmove(xadv, x, (size_t)(n * d) * fb);
+    if (info && info->stage_seconds) memset(info->stage_seconds, 0, (size_t)(n * ADVEX_ATTACK_MAX_STAGES) * sizeof(float));
     if ((st = advex_model_forward(m, x, n, z))) goto done;
     for (int64_t i = 0; i < n; i++) {
         robust[i] = advex_argmax(z + i * k, k) == y[i];
@@ -87,10 +88,14 @@ advex_status atk_standard(advex_model *m, const advex_attack_config *c, const fl
         }
         if (a == 0) break;
         advex_attack_config sub = stage_config(c, tab, s);
-        advex_attack_info si = {qg, sg};
+        advex_attack_info si = {qg, sg, NULL};
         memset(qg, 0, (size_t)a * sizeof(int64_t));
         memset(sg, 0, (size_t)a * sizeof(int32_t));
+        double t0 = advex_now();
         if ((st = fn(m, &sub, xg, yg, a, 0, idg, xo, &si))) goto done;
+        float share = (float)((advex_now() - t0) / (double)a); /* the stage's time, per example it ran on */
+        for (int64_t j = 0; info && info->stage_seconds && j < a; j++)
+            info->stage_seconds[rows[j] * ADVEX_ATTACK_MAX_STAGES + s] = share;
         /* the model's own verdict on what the stage returned */
         if ((st = advex_model_forward(m, xo, a, z))) goto done;
         for (int64_t j = 0; j < a; j++) {

@@ -4,6 +4,7 @@
  * OpenBLAS build (pthreads) its own threads would fight ours for the cores (measured 3x
  * slower on 2 cores), so it is kept single-threaded and advex_sgemm splits large products. */
 #include <omp.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -11,6 +12,12 @@ void openblas_set_num_threads(int n); /* from OpenBLAS */
 int openblas_get_parallel(void);      /* 0 sequential, 1 pthreads, 2 OpenMP */
 
 static int advex_nthreads_;
+
+double advex_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 void advex_set_threads(int n) {
     if (n <= 0) n = omp_get_num_procs();

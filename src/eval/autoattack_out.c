@@ -37,10 +37,12 @@ static void log_group(advex_buf *b, const advex_eval_result *r, int count, int f
         if (r[i].attack != ADVEX_ATTACK_NONE) {
             if (r[i].n_stages > 0) {
                 int64_t left = r[i].clean_correct;
+                double ts = t - r[i].seconds; /* the group's time before this run */
                 for (int s = 0; s < r[i].n_stages; s++) {
                     left -= r[i].stage_removed[s];
+                    ts += r[i].stage_seconds[s];
                     upper_name(r[i].stage_attack[s], name);
-                    advex_buf_printf(b, "robust accuracy after %s: %.2f%% (total time %.1f s)\n", name, pct(left, n), t);
+                    advex_buf_printf(b, "robust accuracy after %s: %.2f%% (total time %.1f s)\n", name, pct(left, n), ts);
                 }
             } else {
                 upper_name(r[i].attack, name);

@@ -3,15 +3,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void advex_argmax_rows(const float *logits, int64_t n, int64_t c, int32_t *pred) {
     for (int64_t i = 0; i < n; i++) pred[i] = advex_argmax(logits + i * c, c);
@@ -122,8 +115,9 @@ static advex_status examples_core(advex_model *am, advex_model *em, const advex_
     int64_t *queries = malloc((size_t)batch * sizeof(int64_t));
     int32_t *stage = malloc((size_t)batch * sizeof(int32_t));
     int32_t *tgt = malloc((size_t)batch * sizeof(int32_t));
+    float *secs = malloc((size_t)(batch * ADVEX_EVAL_MAX_STAGES) * sizeof(float));
     advex_status st = ADVEX_OK;
-    if (!logits || !pred || (!adv && !xadv) || !conf || !queries || !stage || !tgt)
+    if (!logits || !pred || (!adv && !xadv) || !conf || !queries || !stage || !tgt || !secs)
         st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     for (int64_t i = lo; i < hi && !st; i += batch) {
         int64_t b = hi - i < batch ? hi - i : batch;
@@ -147,7 +141,8 @@ static advex_status examples_core(advex_model *am, advex_model *em, const advex_
         }
         memset(queries, 0, (size_t)b * sizeof *queries);
         memset(stage, 0, (size_t)b * sizeof *stage);
-        advex_attack_info info = {queries, stage};
+        memset(secs, 0, (size_t)(b * ADVEX_EVAL_MAX_STAGES) * sizeof(float));
+        advex_attack_info info = {queries, stage, secs};
         /* seeded by the examples' index in d: a shard gives the outcomes of the whole run */
         if ((st = advex_attack_batch_info(am, c, x, y, b, i, xa, &info))) break;
         if ((st = advex_model_forward(em, xa, b, logits))) break;
@@ -158,12 +153,13 @@ static advex_status examples_core(advex_model *am, advex_model *em, const advex_
             e[j].adv_conf = conf[j];
             e[j].queries = queries[j];
             e[j].stage = stage[j];
+            memcpy(e[j].stage_seconds, secs + j * ADVEX_EVAL_MAX_STAGES, sizeof e[j].stage_seconds);
             example_stats(x + j * dim, xa + j * dim, dim, &e[j]);
         }
         if (progress && progress(user, i + b - lo, hi - lo))
             st = advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
     }
-    free(logits); free(pred); free(xadv); free(conf); free(queries); free(stage); free(tgt);
+    free(logits); free(pred); free(xadv); free(conf); free(queries); free(stage); free(tgt); free(secs);
     return st;
 }
 
@@ -210,6 +206,7 @@ advex_status advex_eval_summarize(const advex_dataset *d, const advex_attack_con
         /* AutoAttack's final check: the largest perturbation, NaN entries, the finite range */
         if (e->norms[ni] > res->max_pert) res->max_pert = e->norms[ni];
         res->nan_count += e->nan_count;
+        for (int s = 0; s < ADVEX_EVAL_MAX_STAGES; s++) res->stage_seconds[s] += e->stage_seconds[s];
         if (e->adv_min <= e->adv_max) {
             if (!finite || e->adv_min < res->adv_min) res->adv_min = e->adv_min;
             if (!finite || e->adv_max > res->adv_max) res->adv_max = e->adv_max;
@@ -224,6 +221,9 @@ advex_status advex_eval_summarize(const advex_dataset *d, const advex_attack_con
     res->n = n;
     res->seconds = seconds;
     res->robust_all = res->robust_correct; /* a sweep makes it the running worst case */
+    double staged = 0;
+    for (int s = 0; s < ADVEX_EVAL_MAX_STAGES; s++) staged += res->stage_seconds[s];
+    for (int s = 0; s < ADVEX_EVAL_MAX_STAGES; s++) res->stage_seconds[s] *= staged > 0 ? seconds / staged : 0;
     res->robust_accuracy = n ? (double)res->robust_correct / (double)n : 0.0;
     res->success_rate = res->clean_correct ? 1.0 - (double)res->robust_correct / (double)res->clean_correct : 0.0;
     advex_mean_median(nv, res->norm_count, &res->norm_mean, &res->norm_median);
@@ -244,9 +244,9 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
     if (st) return st;
     advex_eval_example *ex = malloc((size_t)(d->n ? d->n : 1) * sizeof *ex);
     if (!ex) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory for %lld examples' outcomes", (long long)d->n);
-    double t0 = now_seconds();
+    double t0 = advex_now();
     st = examples_core(am, em, d, c, batch, 0, d->n, progress, user, ex, out->adv);
-    if (!st) st = advex_eval_summarize(d, c, am != em, ex, now_seconds() - t0, res);
+    if (!st) st = advex_eval_summarize(d, c, am != em, ex, advex_now() - t0, res);
     for (int64_t i = 0; !st && i < d->n; i++) {
         if (out->clean_pred) out->clean_pred[i] = ex[i].clean_pred;
         if (out->clean_conf) out->clean_conf[i] = ex[i].clean_conf;

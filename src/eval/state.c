@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "internal.h"
 #include "advex/advex.h"
@@ -174,6 +173,7 @@ advex_status advex_records_check(const advex_records *r, int64_t classes, int64_
                      isfinite(e->adv_min) && isfinite(e->adv_max) && e->clean_conf >= 0 && e->clean_conf <= 1 &&
                      e->adv_conf >= 0 && e->adv_conf <= 1;
             for (int j = 0; j < 3; j++) ok &= e->norms[j] >= 0 && e->norms[j] <= 1e30;
+            for (int j = 0; j < ADVEX_EVAL_MAX_STAGES; j++) ok &= e->stage_seconds[j] >= 0 && e->stage_seconds[j] < 1e12f;
             if (!ok)
                 return advex_set_error(ADVEX_ERR_FORMAT, "state %s: corrupt (run %d, example %lld out of range)", path,
                                        q, (long long)i);
@@ -241,12 +241,6 @@ static advex_status records_save(advex_records *r) {
     return advex_write_file(r->path, r->buf, r->size);
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 advex_status advex_records_run(advex_records *r, int run, advex_model *m, const advex_dataset *d,
                                const advex_sweep_config *c, const advex_attack_config *ac, float *adv,
                                advex_eval_result *res) {
@@ -259,13 +253,13 @@ advex_status advex_records_run(advex_records *r, int run, advex_model *m, const 
     /* reported before the first batch too: a progress display times the run from its start */
     if (c->progress && c->progress(c->user, &p))
         st = advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
-    double t0 = now_seconds(), s0 = r->seconds[run];
+    double t0 = advex_now(), s0 = r->seconds[run];
     for (int64_t i = start; i < hi && !st; i += batch) {
         int64_t b = hi - i < batch ? hi - i : batch;
         if ((st = advex_eval_examples(m, c->surrogate, d, ac, batch, i, i + b, NULL, NULL, ex, adv))) break;
         if (i == r->done[run]) { /* the records hold a prefix of the run's examples */
             r->done[run] = i + b;
-            r->seconds[run] = s0 + now_seconds() - t0;
+            r->seconds[run] = s0 + advex_now() - t0;
             if ((st = records_save(r))) break;
         }
         p.done = i + b - lo;
@@ -277,7 +271,7 @@ advex_status advex_records_run(advex_records *r, int run, advex_model *m, const 
     if (st) return st;
     if (r->done[run] < n) {
         r->done[run] = n;
-        r->seconds[run] = s0 + now_seconds() - t0;
+        r->seconds[run] = s0 + advex_now() - t0;
         if ((st = records_save(r))) return st;
     }
     return advex_eval_summarize(d, ac, c->surrogate != NULL, ex, r->seconds[run], res);

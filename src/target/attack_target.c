@@ -57,7 +57,7 @@ advex_status advex_target_attack(advex_target *t, const advex_attack_config *c, 
     oracle_ctx o = {t, ids, malloc((size_t)n * sizeof(int64_t))};
     advex_status st = ADVEX_OK;
     if (!stage || !o.gid) st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
-    advex_attack_info info = {NULL, stage};
+    advex_attack_info info = {NULL, stage, NULL};
     if (!st && ac.queries <= 0) memcpy(x_adv, x, (size_t)(n * t->chw[0] * t->chw[1] * t->chw[2]) * sizeof(float));
     else if (!st && score_based(c->kind)) {
         atk_scores sc = {oracle_scores, &o, {t->chw[0], t->chw[1], t->chw[2]}, t->classes,

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "train/train_internal.h"
 
@@ -107,12 +106,6 @@ float advex_lr_at(advex_lr_schedule s, float lr, double t) {
     case ADVEX_LR_CONSTANT: break;
     }
     return lr;
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Held-out accuracies (clean, FGSM, PGD-k with one random start) at the full eps. */
@@ -264,7 +257,7 @@ static advex_status run_epoch(run *r, int ep, double *loss_sum, int64_t *seen, i
             p->batches = r->batches;
             p->loss = *loss_sum / (double)*seen;
             p->accuracy = (double)*correct / (double)*seen;
-            p->seconds = now_seconds() - r->t0;
+            p->seconds = advex_now() - r->t0;
             p->eps = *eps_t;
             p->epoch_end = 0;
             if (r->progress(r->user, p)) return advex_set_error(ADVEX_ERR_INTERRUPTED, "training interrupted");
@@ -309,7 +302,7 @@ static advex_status run_epoch_end(run *r, int ep, double loss_sum, int64_t seen,
         p->batch = p->batches = r->batches;
         p->loss = seen ? loss_sum / (double)seen : 0;
         p->accuracy = seen ? (double)correct / (double)seen : 0;
-        p->seconds = now_seconds() - r->t0;
+        p->seconds = advex_now() - r->t0;
         p->eps = eps_t;
         p->epoch_end = 1;
         int halt = r->progress(r->user, p);
@@ -338,7 +331,7 @@ advex_status advex_train(advex_model *m, const advex_dataset *d, const advex_tra
     if (tc.batch > r.n) tc.batch = r.n; /* a batch is at most the training set */
     r.c = &tc;
     if ((st = advex_trainer_new(m, &tc, &r.t)) || (st = run_init(&r))) goto out;
-    r.t0 = now_seconds();
+    r.t0 = advex_now();
     for (int ep = r.S.epochs_done; ep < c->epochs; ep++) {
         double loss_sum = 0;
         int64_t seen = 0, correct = 0;
