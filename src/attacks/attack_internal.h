@@ -42,6 +42,11 @@ void atk_project(float *xa, const float *x, int64_t d, float eps, advex_norm nor
 void atk_random_start(float *xa, const float *x, int64_t d, float eps, advex_norm norm, advex_rng *r);
 double atk_norm2(const float *v, int64_t d);
 double atk_norm1(const float *v, int64_t d);
+/* The Euclidean projection onto {p : ||p - x||_1 <= r} ∩ [0,1]^d (l1_proj.c) of z
+ * (atk_l1_project) or of x + v (atk_l1_project_delta), into out (which may be z or v).
+ * scratch: 2d doubles. */
+void atk_l1_project(float *out, const float *x, const float *z, int64_t d, double r, double *scratch);
+void atk_l1_project_delta(float *out, const float *x, const float *v, int64_t d, double r, double *scratch);
 
 /* Compaction of per-example arrays: keep the rows with keep[i] != 0 (i < n), in order.
  * arrs[j] points to row-major data with row_bytes[j] bytes per row. Returns rows kept. */
