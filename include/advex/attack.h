@@ -24,7 +24,7 @@ typedef enum advex_attack_kind {
     ADVEX_ATTACK_APGD_CE,   /* Croce & Hein 2020, cross-entropy loss; L1: Croce & Hein 2021 */
     ADVEX_ATTACK_APGD_DLR,  /* Croce & Hein 2020, DLR loss */
     ADVEX_ATTACK_APGD_T,    /* targeted DLR over the top-k classes (AutoAttack's APGD-T) */
-    ADVEX_ATTACK_SQUARE,    /* Andriushchenko et al. 2020, L-inf or L2, score-based (forward only) */
+    ADVEX_ATTACK_SQUARE,    /* Andriushchenko et al. 2020, L-inf, L2 or L1, score-based (forward only) */
     ADVEX_ATTACK_STANDARD,  /* AutoAttack protocol (c->version): APGD-CE, APGD-T, FAB-T, Square */
     ADVEX_ATTACK_CW,        /* Carlini & Wagner L2 (minimal perturbation); L2 only */
     ADVEX_ATTACK_DEEPFOOL,  /* Moosavi-Dezfooli et al. (minimal perturbation, L2 or L-inf) */
@@ -49,7 +49,7 @@ typedef enum advex_target_mode {
 typedef enum advex_norm {
     ADVEX_NORM_LINF = 0,
     ADVEX_NORM_L2 = 1,
-    ADVEX_NORM_L1 = 2,  /* APGD-CE, APGD-DLR, APGD-T, FAB and FAB-T only */
+    ADVEX_NORM_L1 = 2,  /* APGD-CE, APGD-DLR, APGD-T, FAB, FAB-T and Square only */
 } advex_norm;
 
 /* Which AutoAttack version `standard` runs (autoattack.py set_version), c->version. */
@@ -80,7 +80,7 @@ typedef struct advex_attack_config {
                              Default 1 */
     advex_norm norm;      /* the threat model, honoured by every attack that implements it and
                              refused (ADVEX_ERR_ARG) by the others: C&W is L2 only; L1 is
-                             APGD-CE, APGD-DLR, APGD-T, FAB and FAB-T's.
+                             APGD-CE, APGD-DLR, APGD-T, FAB, FAB-T and Square's.
                              Default L-inf (advex_attack_default_norm gives each attack's
                              natural one) */
     float momentum;       /* MI-FGSM decay mu; < 0: default 1.0 */
