@@ -1,4 +1,4 @@
-/* Attacks on a batch: craft x' from x within an eps-ball (L-inf or L2) in [0,1], or a
+/* Attacks on a batch: craft x' from x within an eps-ball (L-inf, L2 or L1) in [0,1], or a
  * minimal perturbation (C&W, DeepFool). All attacks run the model in eval mode and are
  * reproducible for a seed; per-example randomness is seeded by (seed, example index), so
  * results do not depend on the batch size. See docs/attacks.md for algorithms and defaults. */
@@ -49,13 +49,14 @@ typedef enum advex_target_mode {
 typedef enum advex_norm {
     ADVEX_NORM_LINF = 0,
     ADVEX_NORM_L2 = 1,
-    ADVEX_NORM_L1 = 2,  /* APGD-CE, APGD-DLR, APGD-T, FAB, FAB-T and Square only */
+    ADVEX_NORM_L1 = 2,  /* APGD-CE, APGD-DLR, APGD-T, FAB, FAB-T, Square and standard only */
 } advex_norm;
 
 /* Which AutoAttack version `standard` runs (autoattack.py set_version), c->version. */
 typedef enum advex_aa_version {
     ADVEX_AA_STANDARD = 0, /* APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000); L1:
-                              APGD-CE (5 restarts), APGD-T (5 targets), FAB-T, no Square */
+                              APGD-CE (5 restarts) and APGD-T (5 targets) with the eps schedule
+                              (apgd_largereps), FAB-T (9 targets), Square (5000) */
     ADVEX_AA_PLUS = 1,     /* APGD-CE, APGD-DLR (5 restarts each), FAB (5 restarts), Square
                               (5000), APGD-T (9 targets), FAB-T (9 targets) */
     ADVEX_AA_COUNT_
@@ -65,7 +66,7 @@ typedef enum advex_aa_version {
  * steps, alpha, queries etc. means "the attack's own default" (listed per field). */
 typedef struct advex_attack_config {
     advex_attack_kind kind;
-    float eps;            /* radius in input units, >= 0 (L-inf or L2 per `norm`). For C&W and
+    float eps;            /* radius in input units, >= 0 (L-inf, L2 or L1 per `norm`). For C&W and
                              DeepFool a norm budget: results beyond it are returned as x. */
     float alpha;          /* step size; <= 0: FGSM-RS 1.25*eps, BIM and MI-FGSM eps/steps,
                              PGD 2.5*eps/steps (Madry et al.); APGD adapts its own (2*eps) */
@@ -80,7 +81,7 @@ typedef struct advex_attack_config {
                              Default 1 */
     advex_norm norm;      /* the threat model, honoured by every attack that implements it and
                              refused (ADVEX_ERR_ARG) by the others: C&W is L2 only; L1 is
-                             APGD-CE, APGD-DLR, APGD-T, FAB, FAB-T and Square's.
+                             APGD-CE, APGD-DLR, APGD-T, FAB, FAB-T, Square and standard's.
                              Default L-inf (advex_attack_default_norm gives each attack's
                              natural one) */
     float momentum;       /* MI-FGSM decay mu; < 0: default 1.0 */
