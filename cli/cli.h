@@ -142,8 +142,8 @@ int cmd_bench(int argc, char **argv);
     {"--alpha", "A", "step size (fgsm-rs 1.25*eps, bim/mifgsm eps/K, pgd 2.5*eps/K)", NULL, 0},            \
     {"--restarts", "R", "pgd/apgd: runs from random starts; 0 = one run from x, no random start; fab: runs, "  \
                         "the first from x", NULL, 0},                                                      \
-    {"--norm", "N", "linf, l2 or l1 (l1: fab, fab-t), for every attack (default: l2 for cw, which is L2 "    \
-                    "only; linf otherwise)", NULL, 0},                                                     \
+    {"--norm", "N", "linf, l2 or l1 (l1: apgd-ce, apgd-dlr, apgd-t, fab, fab-t, square, standard), for every " \
+                    "attack (default: l2 for cw, which is L2 only; linf otherwise)", NULL, 0},             \
     {"--version", "V", "AutoAttack version: standard or plus (of the standard attack; default standard), or, "\
                        "for eval, rand in place of --attack (apgd-ce, apgd-dlr, 1 restart, --eot 20)", NULL, 0}, \
     {"--queries", "Q", "square: query budget per example (default 5000)", NULL, 0},                          \

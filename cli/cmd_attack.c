@@ -171,7 +171,7 @@ int cmd_attack(int argc, char **argv) {
         CLI_DATA_FLAGS,
         {"--attack", "A", "attack: none, fgsm, fgsm-rs, bim, pgd, mifgsm, apgd-ce, apgd-dlr, apgd-t, square, "
                           "standard, cw, deepfool, uap, fab, fab-t, hsj, simba", "fgsm", 0},
-        {"--eps", "E", "radius in input units, L-inf or L2 per --norm (8/255 accepted); cw/deepfool/fab: a norm "
+        {"--eps", "E", "radius in input units, L-inf, L2 or L1 per --norm (8/255 accepted); cw/deepfool/fab: a norm "
                        "budget, unbounded when omitted", NULL, 0},
         {"--target", "T", "targeted attack: a class, next, least-likely or random; or a model behind an API: "
                           "http://HOST:PORT/v2/models/NAME or exec:COMMAND (see --target URL --help)", NULL, 0},

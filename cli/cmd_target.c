@@ -68,7 +68,7 @@ static int target_options(const char *cmd, cli_flag *f, int nf, advex_target_opt
 
 static void print_one(const advex_eval_result *r) {
     printf("examples: %lld   attack: %s%s   eps: %.6g (%s)\n", (long long)r->n, advex_attack_name(r->attack),
-           r->transfer ? " (transfer)" : "", (double)r->eps, r->norm == ADVEX_NORM_L2 ? "L2" : "L-inf");
+           r->transfer ? " (transfer)" : "", (double)r->eps, r->norm == ADVEX_NORM_L2 ? "L2" : r->norm == ADVEX_NORM_L1 ? "L1" : "L-inf");
     printf("clean accuracy:       %.2f%%\n", r->n ? 100.0 * (double)r->clean_correct / (double)r->n : 0.0);
     printf("adversarial accuracy: %.2f%%\n", 100.0 * r->robust_accuracy);
     printf("success rate:         %.2f%% (of the %lld correctly classified)\n", 100.0 * r->success_rate,
@@ -152,8 +152,8 @@ int cli_target_main(const char *cmd, int argc, char **argv) {
         {"--limit", "N", "the first N examples (0 = all)", "0", 0},
         CLI_DATA_FLAGS,
         {"--attack", "A,...", "none, square or simba (scores), hsj (labels or scores), or any attack with --surrogate", "square", 0},
-        {"--eps", "E,...", "radius (L-inf or L2 per --norm; 8/255 accepted); eval: a comma list", NULL, 0},
-        {"--norm", "N", "linf or l2 (default linf)", NULL, 0},
+        {"--eps", "E,...", "radius (L-inf, L2 or L1 per --norm; 8/255 accepted); eval: a comma list", NULL, 0},
+        {"--norm", "N", "linf, l2 or l1 (default linf; l1: square only)", NULL, 0},
         {"--queries", "Q", "hard query budget per example, the clean query included", "5000", 0},
         {"--p-init", "P", "square: initial fraction of pixels changed (default 0.8)", NULL, 0},
         {"--steps", "K", "with --surrogate: the attack's iterations", NULL, 0},

@@ -49,6 +49,10 @@ int cli_eval_ci_prepare(const char *cmd, cli_flag *f, int nf, const advex_attack
     if (rb->value && n_eps != 1)
         return cli_error(cmd, CLI_EXIT_USAGE, "--robustbench: RobustBench's model info is for one eps; give one "
                          "value to --eps (got %d)", n_eps);
+    cli_flag *norm = cli_get(f, nf, "--norm");
+    advex_norm nm;
+    if (rb->value && norm->value && !advex_norm_parse(norm->value, &nm) && nm == ADVEX_NORM_L1)
+        return cli_error(cmd, CLI_EXIT_USAGE, "--robustbench: RobustBench has no L1 threat model (Linf, L2)");
     int eot = 0;
     for (int a = 0; a < nk; a++) eot |= kinds[a] != ADVEX_ATTACK_SQUARE && kinds[a] != ADVEX_ATTACK_NONE;
     if (cli_get(f, nf, "--eot")->seen && !eot)
@@ -75,13 +79,24 @@ int cli_eval_ci_finish(const char *cmd, cli_flag *f, int nf, const advex_sweep *
     char *text = NULL;
     advex_status st;
     if (!cli_opts.quiet) {
-        /* AutoAttack's first line: "using rand version including apgd-ce, apgd-dlr." */
+        /* AutoAttack's first line: "using rand version including apgd-ce, apgd-dlr."; standard
+         * alone is its version (standard unless --version says plus), listed by its stages */
         const char *ver = cli_get(f, nf, "--version")->value;
-        fprintf(stderr, "using %s version including ", ver ? ver : "custom");
-        for (int a = 0, k = 0; a < runs; a++) { /* each attack once, in order */
-            int seen = 0;
-            for (int b = 0; b < a; b++) seen |= r[b].attack == r[a].attack;
-            if (!seen) fprintf(stderr, "%s%s", k++ ? ", " : "", advex_attack_name(r[a].attack));
+        int all_std = runs > 0;
+        for (int a = 0; a < runs; a++) all_std &= r[a].n_stages > 0;
+        fprintf(stderr, "using %s version including ", ver ? ver : all_std ? "standard" : "custom");
+        advex_attack_kind seen[64];
+        int ns = 0;
+        for (int a = 0; a < runs; a++) { /* each attack once, in order */
+            int m = r[a].n_stages > 0 ? r[a].n_stages : 1;
+            for (int q = 0; q < m; q++) {
+                advex_attack_kind k = r[a].n_stages > 0 ? r[a].stage_attack[q] : r[a].attack;
+                int dup = 0;
+                for (int b = 0; b < ns; b++) dup |= seen[b] == k;
+                if (dup || ns == (int)(sizeof seen / sizeof *seen)) continue;
+                fprintf(stderr, "%s%s", ns ? ", " : "", advex_attack_name(k));
+                seen[ns++] = k;
+            }
         }
         fprintf(stderr, ".\n");
         if ((st = advex_eval_autoattack_log(r, runs, &text))) return cli_fail(cmd, st);

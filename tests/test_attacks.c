@@ -79,7 +79,9 @@ static const case_t cases[] = {
     {"standard", ADVEX_ATTACK_STANDARD, ADVEX_NORM_LINF, 0.05f}, {"cw", ADVEX_ATTACK_CW, ADVEX_NORM_L2, 2.0f},
     {"deepfool-linf", ADVEX_ATTACK_DEEPFOOL, ADVEX_NORM_LINF, 0.1f}, {"deepfool-l2", ADVEX_ATTACK_DEEPFOOL, ADVEX_NORM_L2, 2.0f},
     {"fab", ADVEX_ATTACK_FAB, ADVEX_NORM_LINF, 0.1f},        {"fab-t-l2", ADVEX_ATTACK_FAB_T, ADVEX_NORM_L2, 2.0f},
-    {"fab-l1", ADVEX_ATTACK_FAB, ADVEX_NORM_L1, 10.0f},
+    {"fab-l1", ADVEX_ATTACK_FAB, ADVEX_NORM_L1, 10.0f},      {"apgd-ce-l1", ADVEX_ATTACK_APGD_CE, ADVEX_NORM_L1, 10.0f},
+    {"apgd-t-l1", ADVEX_ATTACK_APGD_T, ADVEX_NORM_L1, 10.0f}, {"square-l1", ADVEX_ATTACK_SQUARE, ADVEX_NORM_L1, 10.0f},
+    {"standard-l1", ADVEX_ATTACK_STANDARD, ADVEX_NORM_L1, 10.0f},
 };
 #define NCASES ((int)(sizeof cases / sizeof *cases))
 

@@ -10,8 +10,8 @@
  *    tests/fixtures/attacks/fab_ref.npy) on the same weights and first 40 test images, each
  *    norm: robust counts of fab and fab-t (3 targets) at eps within 2 examples, and each
  *    example's minimal norm within 5% of the published one for 90% of them.
- * 4. standard's stage lists per version and norm are autoattack.py's, in its order; a version
- *    on another attack and an unknown version name are refused. */
+ * 4. standard's stage lists per version and norm (L1 included) are autoattack.py's, in its
+ *    order; a version on another attack and an unknown version name are refused. */
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,11 +240,16 @@ TEST(standard_versions_follow_autoattack) {
         ASSERT_EQ_INT(advex_attack_stages(&c, st, ADVEX_ATTACK_MAX_STAGES), 6);
         for (int s = 0; s < 6; s++) ASSERT_EQ_INT(st[s], plus6[s]);
     }
+    c.norm = ADVEX_NORM_L1; /* AutoAttack's L1 lists: the same attacks (standard's APGD with its eps schedule) */
     c.version = ADVEX_AA_STANDARD;
-    c.norm = ADVEX_NORM_L1; /* AutoAttack's L1 list (refused to run until APGD has its L1 form) */
-    ASSERT_EQ_INT(advex_attack_stages(&c, st, ADVEX_ATTACK_MAX_STAGES), 3);
-    for (int s = 0; s < 3; s++) ASSERT_EQ_INT(st[s], std4[s]);
-    ASSERT_STATUS(advex_attack_check(net, &c), ADVEX_ERR_ARG);
+    ASSERT_OK(advex_attack_check(net, &c));
+    ASSERT_EQ_INT(advex_attack_stages(&c, st, ADVEX_ATTACK_MAX_STAGES), 4);
+    for (int s = 0; s < 4; s++) ASSERT_EQ_INT(st[s], std4[s]);
+    c.version = ADVEX_AA_PLUS;
+    ASSERT_OK(advex_attack_check(net, &c));
+    ASSERT_EQ_INT(advex_attack_stages(&c, st, ADVEX_ATTACK_MAX_STAGES), 6);
+    for (int s = 0; s < 6; s++) ASSERT_EQ_INT(st[s], plus6[s]);
+    c.version = ADVEX_AA_STANDARD;
     /* a version on another attack, an unknown one, by name */
     c.norm = ADVEX_NORM_LINF;
     c.kind = ADVEX_ATTACK_PGD;

@@ -1,4 +1,4 @@
-/* Attacks on a batch: craft x' from x within an eps-ball (L-inf or L2) in [0,1], or a
+/* Attacks on a batch: craft x' from x within an eps-ball (L-inf, L2 or L1) in [0,1], or a
  * minimal perturbation (C&W, DeepFool). All attacks run the model in eval mode and are
  * reproducible for a seed; per-example randomness is seeded by (seed, example index), so
  * results do not depend on the batch size. See docs/attacks.md for algorithms and defaults. */
@@ -21,10 +21,10 @@ typedef enum advex_attack_kind {
     ADVEX_ATTACK_BIM,       /* Kurakin et al. (I-FGSM): PGD from x, no random start */
     ADVEX_ATTACK_PGD,       /* Madry et al.: random start(s), K steps, L-inf or L2 */
     ADVEX_ATTACK_MIFGSM,    /* Dong et al.: momentum on L1-normalised gradients */
-    ADVEX_ATTACK_APGD_CE,   /* Croce & Hein 2020, cross-entropy loss */
+    ADVEX_ATTACK_APGD_CE,   /* Croce & Hein 2020, cross-entropy loss; L1: Croce & Hein 2021 */
     ADVEX_ATTACK_APGD_DLR,  /* Croce & Hein 2020, DLR loss */
     ADVEX_ATTACK_APGD_T,    /* targeted DLR over the top-k classes (AutoAttack's APGD-T) */
-    ADVEX_ATTACK_SQUARE,    /* Andriushchenko et al. 2020, L-inf or L2, score-based (forward only) */
+    ADVEX_ATTACK_SQUARE,    /* Andriushchenko et al. 2020, L-inf, L2 or L1, score-based (forward only) */
     ADVEX_ATTACK_STANDARD,  /* AutoAttack protocol (c->version): APGD-CE, APGD-T, FAB-T, Square */
     ADVEX_ATTACK_CW,        /* Carlini & Wagner L2 (minimal perturbation); L2 only */
     ADVEX_ATTACK_DEEPFOOL,  /* Moosavi-Dezfooli et al. (minimal perturbation, L2 or L-inf) */
@@ -49,13 +49,14 @@ typedef enum advex_target_mode {
 typedef enum advex_norm {
     ADVEX_NORM_LINF = 0,
     ADVEX_NORM_L2 = 1,
-    ADVEX_NORM_L1 = 2,  /* FAB, FAB-T, APGD-CE, APGD-T and standard only */
+    ADVEX_NORM_L1 = 2,  /* APGD-CE, APGD-DLR, APGD-T, FAB, FAB-T, Square and standard only */
 } advex_norm;
 
 /* Which AutoAttack version `standard` runs (autoattack.py set_version), c->version. */
 typedef enum advex_aa_version {
     ADVEX_AA_STANDARD = 0, /* APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000); L1:
-                              APGD-CE (5 restarts), APGD-T (5 targets), FAB-T, no Square */
+                              APGD-CE (5 restarts) and APGD-T (5 targets) with the eps schedule
+                              (apgd_largereps), FAB-T (9 targets), Square (5000) */
     ADVEX_AA_PLUS = 1,     /* APGD-CE, APGD-DLR (5 restarts each), FAB (5 restarts), Square
                               (5000), APGD-T (9 targets), FAB-T (9 targets) */
     ADVEX_AA_COUNT_
@@ -65,7 +66,7 @@ typedef enum advex_aa_version {
  * steps, alpha, queries etc. means "the attack's own default" (listed per field). */
 typedef struct advex_attack_config {
     advex_attack_kind kind;
-    float eps;            /* radius in input units, >= 0 (L-inf or L2 per `norm`). For C&W and
+    float eps;            /* radius in input units, >= 0 (L-inf, L2 or L1 per `norm`). For C&W and
                              DeepFool a norm budget: results beyond it are returned as x. */
     float alpha;          /* step size; <= 0: FGSM-RS 1.25*eps, BIM and MI-FGSM eps/steps,
                              PGD 2.5*eps/steps (Madry et al.); APGD adapts its own (2*eps) */
@@ -78,9 +79,11 @@ typedef struct advex_attack_config {
     int32_t restarts;     /* PGD/APGD: runs from random starts; 0 = one run from x itself.
                              FAB: runs, the first from x, the others from random starts.
                              Default 1 */
-    advex_norm norm;      /* the threat model, honoured by every attack; C&W implements L2 only
-                             and refuses L-inf (ADVEX_ERR_ARG). Default L-inf
-                             (advex_attack_default_norm gives each attack's natural one) */
+    advex_norm norm;      /* the threat model, honoured by every attack that implements it and
+                             refused (ADVEX_ERR_ARG) by the others: C&W is L2 only; L1 is
+                             APGD-CE, APGD-DLR, APGD-T, FAB, FAB-T, Square and standard's.
+                             Default L-inf (advex_attack_default_norm gives each attack's
+                             natural one) */
     float momentum;       /* MI-FGSM decay mu; < 0: default 1.0 */
     /* Square */
     int32_t queries;      /* query budget per example; <= 0: 5000 */
@@ -122,6 +125,11 @@ typedef struct advex_attack_config {
      * iteration numbers as they are (resc_schedule=False, as AutoAttack's standard versions
      * build their Square, which standard does) */
     int32_t square_unscaled;
+    /* APGD at L1: 0 (default) one run at eps per restart, as autopgd_base.py's default; 1 each
+     * restart as three legs at 3 eps, 2 eps and eps (30%, 30% and 40% of the steps), each from
+     * the previous leg's best point (use_largereps=True, as AutoAttack's standard L1 version
+     * builds its APGD-CE and APGD-T, which standard does). Ignored at L-inf and L2 */
+    int32_t apgd_largereps;
 } advex_attack_config;
 
 /* Defaults: FGSM, eps 0, untargeted, seed 0, L-inf, restarts 1, momentum 1.0, kappa 0,

@@ -24,7 +24,8 @@ ADVEX_API_BEGIN
  * "robust accuracy after X" is the running worst case (robust_all: robust to X and every
  * earlier attack at that eps); a run with stages (standard) prints one line per stage from
  * its own counts; total time adds up the runs so far at that eps. With more than one eps or
- * norm, each block opens with "eps: E (linf|l2)". *text is malloc'd. */
+ * norm, each block opens with "eps: E (linf|l2|l1)"; the norm of "max ... perturbation" is
+ * autoattack.py's name for it (Linf, L2, L1). *text is malloc'd. */
 advex_status advex_eval_autoattack_log(const advex_eval_result *r, int count, char **text);
 
 /* RobustBench's model-info JSON (model_info/<dataset>/<threat_model>/<name>.json) for
@@ -35,7 +36,8 @@ advex_status advex_eval_autoattack_log(const advex_eval_result *r, int count, ch
  * when `warnings` has a check's warning: probabilities, zero or non-finite gradients,
  * randomized, black-box wins) and RobustBench's descriptive fields (link, name, authors,
  * additional_data, venue, architecture, reported) as null for the user to fill.
- * ADVEX_ERR_ARG when the results span several eps or norms. *json is malloc'd. */
+ * ADVEX_ERR_ARG when the results span several eps or norms, or are L1 (RobustBench has no L1
+ * threat model). *json is malloc'd. */
 advex_status advex_eval_robustbench_json(const advex_eval_result *r, int count, const char *eps_text,
                                          const char *dataset, unsigned warnings, char **json);
 

@@ -23,10 +23,15 @@ atk_fn atk_family(advex_attack_kind kind) {
 }
 
 /* 1 if the attack implements the norm. C&W is L2 only (Carlini & Wagner's L-inf variant is a
- * different algorithm, not implemented); L1 is FAB's; every other attack implements L-inf and L2. */
+ * different algorithm, not implemented); L1 is the forms AutoAttack publishes: APGD (Croce &
+ * Hein 2021), FAB, Square and standard, which runs them; every other attack implements L-inf
+ * and L2. */
 static int norm_supported(advex_attack_kind kind, advex_norm norm) {
     if (kind == ADVEX_ATTACK_CW) return norm == ADVEX_NORM_L2;
-    if (norm == ADVEX_NORM_L1) return kind == ADVEX_ATTACK_FAB || kind == ADVEX_ATTACK_FAB_T;
+    if (norm == ADVEX_NORM_L1)
+        return kind == ADVEX_ATTACK_APGD_CE || kind == ADVEX_ATTACK_APGD_DLR || kind == ADVEX_ATTACK_APGD_T ||
+               kind == ADVEX_ATTACK_FAB || kind == ADVEX_ATTACK_FAB_T || kind == ADVEX_ATTACK_SQUARE ||
+               kind == ADVEX_ATTACK_STANDARD;
     return norm == ADVEX_NORM_LINF || norm == ADVEX_NORM_L2;
 }
 
@@ -51,7 +56,8 @@ advex_status advex_attack_check(const advex_model *m, const advex_attack_config 
     if (!atk_family(c->kind)) return advex_set_error(ADVEX_ERR_ARG, "unknown attack kind %d", (int)c->kind);
     if (!norm_supported(c->kind, c->norm))
         return advex_set_error(ADVEX_ERR_ARG, "%s: the %s norm is not implemented (%s)", advex_attack_name(c->kind),
-                               norm_name(c->norm), c->kind == ADVEX_ATTACK_CW ? "cw is L2 only" : "L1: fab, fab-t");
+                               norm_name(c->norm), c->kind == ADVEX_ATTACK_CW ? "cw is L2 only" :
+                               "L1: apgd-ce, apgd-dlr, apgd-t, fab, fab-t, square, standard");
     if (c->no_early_stop && (c->kind == ADVEX_ATTACK_STANDARD || c->kind == ADVEX_ATTACK_DEEPFOOL ||
                              c->kind == ADVEX_ATTACK_FAB || c->kind == ADVEX_ATTACK_FAB_T))
         return advex_set_error(ADVEX_ERR_ARG, "%s stops each example at the crafting model's decision boundary: no "

@@ -42,6 +42,11 @@ void atk_project(float *xa, const float *x, int64_t d, float eps, advex_norm nor
 void atk_random_start(float *xa, const float *x, int64_t d, float eps, advex_norm norm, advex_rng *r);
 double atk_norm2(const float *v, int64_t d);
 double atk_norm1(const float *v, int64_t d);
+/* The Euclidean projection onto {p : ||p - x||_1 <= r} ∩ [0,1]^d (l1_proj.c) of z
+ * (atk_l1_project) or of x + v (atk_l1_project_delta), into out (which may be z or v).
+ * scratch: 2d doubles. */
+void atk_l1_project(float *out, const float *x, const float *z, int64_t d, double r, double *scratch);
+void atk_l1_project_delta(float *out, const float *x, const float *v, int64_t d, double r, double *scratch);
 
 /* Compaction of per-example arrays: keep the rows with keep[i] != 0 (i < n), in order.
  * arrs[j] points to row-major data with row_bytes[j] bytes per row. Returns rows kept. */
@@ -80,13 +85,20 @@ advex_status atk_deepfool(advex_model *m, const advex_attack_config *c, const fl
 advex_status atk_uap_apply(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y,
                            int64_t n, int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
 
-/* Square L2 (square_l2.c). eta_buf: (H*W + C*H*W) doubles; delta: (C*H*W) floats of scratch.
+/* Square's L2 and L1 geometry (square_lp.c) for images (C, H, W) at radius eps, with its
+ * scratch: eta_buf (H*W + C*H*W doubles), delta (C*H*W floats), proj (L1: 2*C*H*W doubles).
  * init: xb = the start point for x. propose: xn = a proposal around the best point xb, with
  * windows of side s (odd, <= H, W). */
-void atk_square_l2_init(float *xb, const float *x, int64_t C, int64_t H, int64_t W, float eps, advex_rng *r,
-                        double *eta_buf, float *delta);
-void atk_square_l2_propose(float *xn, const float *x, const float *xb, int64_t C, int64_t H, int64_t W, int64_t s,
-                           float eps, advex_rng *r, double *eta_buf, float *delta);
+typedef struct atk_square_lp {
+    advex_norm norm;
+    int64_t C, H, W;
+    float eps;
+    double *eta_buf, *proj;
+    float *delta;
+} atk_square_lp;
+void atk_square_lp_init(const atk_square_lp *g, float *xb, const float *x, advex_rng *r);
+void atk_square_lp_propose(const atk_square_lp *g, float *xn, const float *x, const float *xb, int64_t s,
+                           advex_rng *r);
 
 /* FAB (fab.c, fab_proj.c). atk_fab_project: the displacement d (n) of smallest norm that
  * takes t onto {z : w.z = b} inside [0,1]^n (the far corner when the plane misses the box);

@@ -1,4 +1,4 @@
-/* Square attack (Andriushchenko et al. 2020), L-inf and L2, following auto-attack's square.py:
+/* Square attack (Andriushchenko et al. 2020), L-inf, L2 and L1, following auto-attack's square.py:
  * score-based (forward passes only), margin loss z_y - max_{j!=y} z_j (targeted:
  * max_{j!=t} z_j - z_t), minimised by random search over localised square updates; a
  * proposal is kept when the margin drops. s = round(sqrt(p * d / C)), p from p_init by the
@@ -6,8 +6,10 @@
  *   L-inf  start: vertical stripes x + eps * (+-1 per channel and column); each iteration one
  *          s x s window set to +-2 eps per channel around the best point, projected onto the
  *          ball and [0,1]
- *   L2     start and proposals in square_l2.c (s odd, >= 3): one window redrawn, a second
+ *   L2     start and proposals in square_lp.c (s odd, >= 3): one window redrawn, a second
  *          zeroed, the whole perturbation kept at L2 norm eps before clipping
+ *   L1     the same windows with L1 patterns and masses (square_lp.c), each point projected
+ *          onto the L1 ball ∩ [0,1]
  * Queries are counted per example (the start counts one) and never exceed the budget.
  * Unlike square.py, each example draws its own windows from its own stream, so results do
  * not depend on the batch. Transfer mode (c->no_early_stop): every example spends the whole
@@ -73,7 +75,7 @@ static void linf_propose(float *xn, const float *x, const float *xb, int64_t C, 
     }
 }
 
-/* window side s = round(sqrt(p * d / C)); L2: odd, >= 3, at most the image (square.py);
+/* window side s = round(sqrt(p * d / C)); L2 and L1: odd, >= 3, at most the image (square.py);
  * L-inf: >= 1, at most H - 1 and W - 1 */
 static int64_t window_side(float p, int64_t C, int64_t H, int64_t W, int l2) {
     int64_t s = (int64_t)lround(sqrt((double)p * (double)(C * H * W) / (double)C));
@@ -119,15 +121,17 @@ advex_status atk_square_run(const atk_scores *o, const advex_attack_config *c, c
     const float eps = c->eps;
     const size_t fb = sizeof(float);
     const int transfer = c->no_early_stop != 0;
-    const int l2 = c->norm == ADVEX_NORM_L2;
-    /* L2 scratch: eta patterns (H*W + C*H*W doubles) and the perturbation being edited (d) */
-    const size_t l2b = l2 ? ((size_t)(H * W + d) * sizeof(double) + (size_t)d * fb + 7) / 8 * 8 : 0;
-    char *blk = atk_alloc(l2b + (size_t)n * (sizeof(int64_t) * 2 + sizeof(advex_rng) + (size_t)(3 * d + k + 1) * fb +
+    const int lp = c->norm != ADVEX_NORM_LINF, l1 = c->norm == ADVEX_NORM_L1;
+    /* L2 and L1 scratch: eta patterns (H*W + C*H*W doubles), L1's projection (2d doubles) and
+     * the perturbation being edited (d) */
+    const size_t nd = lp ? (size_t)(H * W + d + (l1 ? 2 * d : 0)) : 0;
+    const size_t lpb = lp ? (nd * sizeof(double) + (size_t)d * fb + 7) / 8 * 8 : 0;
+    char *blk = atk_alloc(lpb + (size_t)n * (sizeof(int64_t) * 2 + sizeof(advex_rng) + (size_t)(3 * d + k + 1) * fb +
                                              2 * sizeof(int32_t) + 1));
     if (!blk) return ADVEX_ERR_NOMEM;
-    double *eta_buf = (double *)blk;
-    float *delta = (float *)(blk + (l2 ? (size_t)(H * W + d) * sizeof(double) : 0));
-    int64_t *idx = (int64_t *)(blk + l2b), *qs = idx + n;
+    atk_square_lp geo = {c->norm, C, H, W, eps, (double *)blk, (double *)blk + H * W + d,
+                         (float *)(blk + nd * sizeof(double))};
+    int64_t *idx = (int64_t *)(blk + lpb), *qs = idx + n;
     advex_rng *rng = (advex_rng *)(qs + n);
     float *xs = (float *)(rng + n), *xb = xs + n * d, *xn = xb + n * d, *z = xn + n * d, *mbest = z + n * k;
     int32_t *ys = (int32_t *)(mbest + n), *ts = ys + n;
@@ -138,14 +142,14 @@ advex_status atk_square_run(const atk_scores *o, const advex_attack_config *c, c
     int targeted = targets != NULL;
     if (targets) memcpy(ts, targets, (size_t)n * sizeof(int32_t));
     atk_loss L = {ATK_LOSS_CW, ys, targeted ? ts : NULL, 0};
-    /* start: vertical stripes (L-inf) or the grid of eta windows (L2) */
+    /* start: vertical stripes (L-inf) or the grid of eta windows (L2, L1) */
     for (int64_t i = 0; i < n; i++) {
         idx[i] = i;
         ys[i] = y[i];
         qs[i] = 1;
         atk_rng(&rng[i], c->seed, 0x5A, ATK_ID(i));
         memcpy(xs + i * d, x + i * d, (size_t)d * fb);
-        if (l2) atk_square_l2_init(xb + i * d, x + i * d, C, H, W, eps, &rng[i], eta_buf, delta);
+        if (lp) atk_square_lp_init(&geo, xb + i * d, x + i * d, &rng[i]);
         else linf_start(xb + i * d, x + i * d, C, H, W, eps, &rng[i]);
     }
     if ((st = o->fwd(o->u, xb, n, idx, z))) goto done;
@@ -164,9 +168,9 @@ advex_status atk_square_run(const atk_scores *o, const advex_attack_config *c, c
                    sizeof(int32_t), sizeof(int32_t)};
     a = atk_compact(keep, n, arrs, rb, 8);
     for (int64_t it = 0; it < Q - 1 && a > 0; it++) {
-        int64_t s = window_side(p_selection(p_init, it, Q, c->square_unscaled), C, H, W, l2);
+        int64_t s = window_side(p_selection(p_init, it, Q, c->square_unscaled), C, H, W, lp);
         for (int64_t j = 0; j < a; j++) {
-            if (l2) atk_square_l2_propose(xn + j * d, xs + j * d, xb + j * d, C, H, W, s, eps, &rng[j], eta_buf, delta);
+            if (lp) atk_square_lp_propose(&geo, xn + j * d, xs + j * d, xb + j * d, s, &rng[j]);
             else linf_propose(xn + j * d, xs + j * d, xb + j * d, C, H, W, s, eps, &rng[j]);
         }
         if ((st = o->fwd(o->u, xn, a, idx, z))) goto done;

@@ -2,9 +2,11 @@
  * (autoattack.py set_version) in its order and settings, each run only on the examples that
  * are still classified correctly, all in the configured norm:
  *   standard  APGD-CE (1 restart), APGD-T (9 targets), FAB-T (9 targets), Square (5000);
- *             L1: APGD-CE (5 restarts), APGD-T (5 targets), FAB-T (9 targets), no Square
+ *             L1: APGD-CE (5 restarts) and APGD-T (5 targets), both with the eps schedule
+ *             (use_largereps), FAB-T (9 targets), Square (5000)
  *   plus      APGD-CE, APGD-DLR (5 restarts each), FAB (5 restarts), Square (5000), APGD-T
- *             (9 targets), FAB-T (9 targets)
+ *             (9 targets), FAB-T (9 targets); the same at L1 (autoattack.py runs it there,
+ *             printing "please check": plus was tuned for L-inf and L2)
  * Per example the first adversarial found is returned, and info->stage records which stage
  * found it (1-based; 0 = robust or clean-misclassified). The stage lists are one table. */
 #include <stdlib.h>
@@ -12,19 +14,22 @@
 
 #include "attacks/attack_internal.h"
 
-/* One stage: the attack and its restarts / target classes in AutoAttack (0: the config's). */
+/* One stage: the attack, its restarts / target classes in AutoAttack (0: the config's) and
+ * whether its APGD runs the L1 eps schedule (use_largereps). */
 typedef struct aa_stage {
     advex_attack_kind kind;
-    int32_t restarts, topk;
+    int32_t restarts, topk, largereps;
 } aa_stage;
 
 static const aa_stage aa_standard[] = {
-    {ADVEX_ATTACK_APGD_CE, 0, 0}, {ADVEX_ATTACK_APGD_T, 0, 0}, {ADVEX_ATTACK_FAB_T, 0, 0}, {ADVEX_ATTACK_SQUARE, 0, 0}};
+    {ADVEX_ATTACK_APGD_CE, 0, 0, 0}, {ADVEX_ATTACK_APGD_T, 0, 0, 0}, {ADVEX_ATTACK_FAB_T, 0, 0, 0},
+    {ADVEX_ATTACK_SQUARE, 0, 0, 0}};
 static const aa_stage aa_standard_l1[] = {
-    {ADVEX_ATTACK_APGD_CE, 5, 0}, {ADVEX_ATTACK_APGD_T, 0, 5}, {ADVEX_ATTACK_FAB_T, 0, 0}};
-static const aa_stage aa_plus[] = {{ADVEX_ATTACK_APGD_CE, 5, 0}, {ADVEX_ATTACK_APGD_DLR, 5, 0},
-                                   {ADVEX_ATTACK_FAB, 5, 0},     {ADVEX_ATTACK_SQUARE, 0, 0},
-                                   {ADVEX_ATTACK_APGD_T, 0, 0},  {ADVEX_ATTACK_FAB_T, 0, 0}};
+    {ADVEX_ATTACK_APGD_CE, 5, 0, 1}, {ADVEX_ATTACK_APGD_T, 0, 5, 1}, {ADVEX_ATTACK_FAB_T, 0, 0, 0},
+    {ADVEX_ATTACK_SQUARE, 0, 0, 0}};
+static const aa_stage aa_plus[] = {{ADVEX_ATTACK_APGD_CE, 5, 0, 0}, {ADVEX_ATTACK_APGD_DLR, 5, 0, 0},
+                                   {ADVEX_ATTACK_FAB, 5, 0, 0},     {ADVEX_ATTACK_SQUARE, 0, 0, 0},
+                                   {ADVEX_ATTACK_APGD_T, 0, 0, 0},  {ADVEX_ATTACK_FAB_T, 0, 0, 0}};
 
 static int aa_table(const advex_attack_config *c, const aa_stage **t) {
     if (c->kind != ADVEX_ATTACK_STANDARD) return 0;
@@ -51,6 +56,7 @@ static advex_attack_config stage_config(const advex_attack_config *c, const aa_s
     sub.seed = c->seed + (uint64_t)s;
     if (t[s].restarts && c->restarts == 1) sub.restarts = t[s].restarts;
     if (t[s].topk && c->topk <= 0) sub.topk = t[s].topk;
+    sub.apgd_largereps = t[s].largereps;
     sub.square_unscaled = 1; /* autoattack.py builds its Square with resc_schedule=False */
     return sub;
 }

@@ -9,6 +9,9 @@
 
 #include "internal.h"
 
+/* autoattack.py's norm names */
+static const char *aa_norm(advex_norm n) { return n == ADVEX_NORM_L2 ? "L2" : n == ADVEX_NORM_L1 ? "L1" : "Linf"; }
+
 static int same_group(const advex_eval_result *a, const advex_eval_result *b) {
     return a->eps == b->eps && a->norm == b->norm;
 }
@@ -57,7 +60,7 @@ static void log_group(advex_buf *b, const advex_eval_result *r, int count, int f
         last = &r[i];
     }
     advex_buf_printf(b, "max %s perturbation: %.5f, nan in tensor: %lld, max: %.5f, min: %.5f\n",
-                     g0->norm == ADVEX_NORM_L2 ? "L2" : "Linf", maxp, (long long)nans, (double)amax, (double)amin);
+                     aa_norm(g0->norm), maxp, (long long)nans, (double)amax, (double)amin);
     advex_buf_printf(b, "robust accuracy: %.2f%%\n", pct(last->robust_all, n));
 }
 
@@ -77,7 +80,7 @@ advex_status advex_eval_autoattack_log(const advex_eval_result *r, int count, ch
         char e[32];
         if (groups > 1)
             advex_buf_printf(&b, "eps: %s (%s)\n", advex_float_str(r[i].eps, e),
-                             r[i].norm == ADVEX_NORM_L2 ? "l2" : "linf");
+                             r[i].norm == ADVEX_NORM_L2 ? "l2" : r[i].norm == ADVEX_NORM_L1 ? "l1" : "linf");
         log_group(&b, r, count, i);
     }
     if (count == 0) advex_buf_printf(&b, "%s", "");
@@ -104,6 +107,8 @@ advex_status advex_eval_robustbench_json(const advex_eval_result *r, int count, 
                                          const char *dataset, unsigned warnings, char **json) {
     *json = NULL;
     if (count < 1) return advex_set_error(ADVEX_ERR_ARG, "robustbench: no results");
+    if (r[0].norm == ADVEX_NORM_L1)
+        return advex_set_error(ADVEX_ERR_ARG, "robustbench: RobustBench has no L1 threat model (Linf, L2)");
     const advex_eval_result *worst = &r[0];
     for (int i = 1; i < count; i++) {
         if (!same_group(&r[i], &r[0]))

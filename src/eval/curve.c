@@ -104,7 +104,7 @@ void advex_curves_json(const advex_sweep *s, cJSON *o) {
         const advex_eval_result *t = advex_sweep_result(s, advex_sweep_top_run(s, a));
         cJSON *c = cJSON_CreateObject(), *pts;
         cJSON_AddStringToObject(c, "attack", advex_attack_name(t->attack));
-        cJSON_AddStringToObject(c, "norm", t->norm == ADVEX_NORM_L2 ? "l2" : "linf");
+        cJSON_AddStringToObject(c, "norm", t->norm == ADVEX_NORM_L2 ? "l2" : t->norm == ADVEX_NORM_L1 ? "l1" : "linf");
         cJSON_AddItemToObject(c, "from_eps", advex_json_float(t->eps));
         pts = cJSON_AddArrayToObject(c, "points");
         for (int j = 0; j < m; j++) {

@@ -7,7 +7,7 @@
 
 #include "internal.h"
 
-static const char *norm_str(advex_norm n) { return n == ADVEX_NORM_L2 ? "l2" : "linf"; }
+static const char *norm_str(advex_norm n) { return n == ADVEX_NORM_L2 ? "l2" : n == ADVEX_NORM_L1 ? "l1" : "linf"; }
 
 /* One value: "0.45" (a fraction) or "45%" (a percentage); 0 or -1. */
 static int parse_min(const char *s, double *out) {

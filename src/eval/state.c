@@ -59,7 +59,7 @@ static void hash_model(uint64_t *h, const advex_model *m) {
 /* Every field of advex_attack_config that changes results (kind and eps are per run; the uap
  * attack is refused with a state). A field added to the struct must be added here: */
 #if UINTPTR_MAX == 0xffffffffffffffffu
-_Static_assert(sizeof(advex_attack_config) == 104, "advex_attack_config changed: hash its new fields in hash_flags "
+_Static_assert(sizeof(advex_attack_config) == 112, "advex_attack_config changed: hash its new fields in hash_flags "
                                                   "(src/eval/state.c), then update this size");
 #endif
 static void hash_flags(uint64_t *h, const advex_sweep_config *c) {
@@ -69,6 +69,7 @@ static void hash_flags(uint64_t *h, const advex_sweep_config *c) {
     FNV_FIELD(h, a->p_init); FNV_FIELD(h, a->topk); FNV_FIELD(h, a->kappa); FNV_FIELD(h, a->binary_steps);
     FNV_FIELD(h, a->c_init); FNV_FIELD(h, a->lr); FNV_FIELD(h, a->overshoot); FNV_FIELD(h, a->no_early_stop);
     FNV_FIELD(h, a->eot); FNV_FIELD(h, a->version); FNV_FIELD(h, a->square_unscaled);
+    FNV_FIELD(h, a->apgd_largereps);
     int64_t batch = c->batch > 0 ? c->batch : 256;
     FNV_FIELD(h, batch);
     FNV_FIELD(h, c->checks);

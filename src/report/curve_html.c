@@ -49,7 +49,10 @@ advex_status advex_report_min_norm_html(const report *r, advex_buf *h) {
     }
     if (!st)
         st = advex_plot_svg(cv, nc, "Robust accuracy vs eps, minimal perturbations",
-                            t0->norm == ADVEX_NORM_L2 ? "eps (L2)" : "eps (L-inf)", 720, 440, &svg);
+                            t0->norm == ADVEX_NORM_L2   ? "eps (L2)"
+                            : t0->norm == ADVEX_NORM_L1 ? "eps (L1)"
+                                                        : "eps (L-inf)",
+                            720, 440, &svg);
     if (!st) {
         advex_buf_printf(h, "<h2>Minimal perturbations</h2>\n<p>From one run of each minimal-perturbation attack "
                             "(at its largest eps): robust accuracy at eps is the fraction of examples whose smallest "
