@@ -112,7 +112,7 @@ TEST(projection_matches_definition) {
 static int64_t run_checked(advex_attack_config *c, int64_t n, const float *noise, float *xa) {
     static float z[NREF * K], zc[NREF * K];
     int32_t stage[NREF];
-    advex_attack_info info = {NULL, stage};
+    advex_attack_info info = {NULL, stage, NULL};
     if (advex_attack_check(net, c)) return -1;
     advex_status st = noise ? atk_apgd_noise(net, c, data.x, data.y, n, 0, NULL, noise, xa, &info)
                             : advex_attack_batch_info(net, c, data.x, data.y, n, 0, xa, &info);
