@@ -32,7 +32,7 @@ advex_status advex_eval_clean(advex_model *m, const advex_dataset *d, int64_t ba
     *correct = 0;
     for (int64_t i = 0; i < d->n && !st; i += batch) {
         int64_t b = d->n - i < batch ? d->n - i : batch;
-        advex_model_seed_batch(m, i, ADVEX_DRAW_CLEAN);
+        advex_model_seed_batch(m, i, ADVEX_DRAW_CLEAN, 0);
         if ((st = advex_model_forward(m, d->x + i * dim, b, logits))) break;
         advex_argmax_rows(logits, b, k, pred);
         for (int64_t j = 0; j < b; j++) *correct += pred[j] == d->y[i + j];
@@ -161,7 +161,7 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
         const int32_t *y = d->y + i;
         float *xa = adv_out ? adv_out + i * dim : xadv;
         /* a randomized model's draws: per batch and phase, from (seed, first + i) alone */
-        advex_model_seed_batch(em, first + i, ADVEX_DRAW_CLEAN);
+        advex_model_seed_batch(em, first + i, ADVEX_DRAW_CLEAN, 0);
         if ((st = advex_model_forward(em, x, b, logits))) break;
         advex_argmax_rows(logits, b, k, pred);
         if (out->clean_pred) memcpy(out->clean_pred + i, pred, (size_t)b * sizeof *pred);
@@ -172,14 +172,14 @@ static advex_status eval_core(advex_model *am, advex_model *em, const advex_data
         }
         if (c->target != ADVEX_TARGET_NONE) { /* the targets the attack aims at (least-likely: the crafting model's) */
             if (am != em && c->target == ADVEX_TARGET_LEAST_LIKELY) {
-                advex_model_seed_batch(am, first + i, ADVEX_DRAW_CLEAN);
+                advex_model_seed_batch(am, first + i, ADVEX_DRAW_CLEAN, 0);
                 if ((st = advex_model_forward(am, x, b, logits))) break;
             }
             if ((st = advex_attack_targets(c, logits, y, b, k, first + i, tgt))) break;
         }
         advex_attack_info info = {queries, stage};
         if ((st = advex_attack_batch_info(am, c, x, y, b, first + i, xa, &info))) break;
-        advex_model_seed_batch(em, first + i, ADVEX_DRAW_JUDGE);
+        advex_model_seed_batch(em, first + i, ADVEX_DRAW_JUDGE, c->kind);
         if ((st = advex_model_forward(em, xa, b, logits))) break;
         advex_argmax_rows(logits, b, k, pred);
         if (out->adv_pred) memcpy(out->adv_pred + i, pred, (size_t)b * sizeof *pred);
@@ -258,11 +258,11 @@ advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float 
     int64_t changed = 0;
     for (int64_t i = 0; i < d->n && !st; i += batch) {
         int64_t b = d->n - i < batch ? d->n - i : batch;
-        advex_model_seed_batch(m, i, ADVEX_DRAW_CLEAN);
+        advex_model_seed_batch(m, i, ADVEX_DRAW_CLEAN, 0);
         if ((st = advex_model_forward(m, d->x + i * dim, b, z))) break;
         advex_argmax_rows(z, b, k, p0);
         if ((st = advex_attack_batch(m, &c, d->x + i * dim, d->y + i, b, i, xa))) break;
-        advex_model_seed_batch(m, i, ADVEX_DRAW_JUDGE);
+        advex_model_seed_batch(m, i, ADVEX_DRAW_JUDGE, c.kind);
         if ((st = advex_model_forward(m, xa, b, z))) break;
         advex_argmax_rows(z, b, k, p1);
         for (int64_t j = 0; j < b; j++) changed += p0[j] != p1[j];

@@ -240,11 +240,12 @@ static uint64_t fmix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-void advex_model_seed_batch(advex_model *m, int64_t offset, advex_draw_phase phase) {
+void advex_model_seed_batch(advex_model *m, int64_t offset, advex_draw_phase phase, int attack) {
     if (!m->random) return; /* nothing draws */
     uint64_t z = fmix64(m->seed ^ 0x243f6a8885a308d3ULL);
     z = fmix64(z + ((uint64_t)offset + 1) * 0x9e3779b97f4a7c15ULL);
     z = fmix64(z ^ ((uint64_t)phase + 1) * 0xc2b2ae3d27d4eb4fULL);
+    z = fmix64(z + ((uint64_t)attack + 1) * 0x165667b19e3779f9ULL);
     seed_plans(m, z);
 }
 
