@@ -26,8 +26,16 @@ enum { HEADER = 5, MODELS = 2, STATS = 3 };
 static const char *const model_name[MODELS] = {"noise", "dropout"};
 /* advex's seeds per model, with EOT 20 and with the mutation EOT 1 (1/20 of the cost): the
  * dropout model is where EOT tells, the noise model (a seed costs twice the dropout model's: a
- * normal draw per pixel and pass) a looser check of the rest */
+ * normal draw per pixel and pass) a looser check of the rest. Under the sanitizers (3-7x slower;
+ * what they check is the code, not the statistics) one dropout seed: the tolerance widens with
+ * fewer seeds, and whether the comparison can fail is only reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+static const int seeds_of[MODELS] = {0, 1}, eot1_seeds_of[MODELS] = {0, 4};
+#else
+#define SANITIZED 0
 static const int seeds_of[MODELS] = {1, 6}, eot1_seeds_of[MODELS] = {4, 16};
+#endif
 
 typedef struct ref_model {
     int warned_randomized, warned_range, rand_warnings;
@@ -148,12 +156,13 @@ TEST(rand_matches_published_autoattack) {
     ASSERT_OK(advex_dataset_load("fashion-mnist:test", NULL, r.n, &d));
     int caught_eot1 = 0, caught_no_dlr = 0;
     for (int k = 0; k < MODELS; k++) {
+        int sa = seeds_of[k], s1 = eot1_seeds_of[k];
+        if (!sa) continue;
         char rel[96];
         snprintf(rel, sizeof rel, "tests/fixtures/random/%s.onnx", model_name[k]);
         advex_model *m = NULL;
         ASSERT_OK(advex_model_load_onnx(advex_test_src(rel), &m));
         double mean[STATS] = {0}, mean1[STATS] = {0}, no_dlr[STATS];
-        int sa = seeds_of[k], s1 = eot1_seeds_of[k];
         for (int s = 0; s < sa || s < s1; s++) {
             int64_t c[3], c1[3];
             if (s < sa) {
@@ -176,8 +185,10 @@ TEST(rand_matches_published_autoattack) {
         caught_no_dlr |= !compare("(no APGD-DLR)", &r.m[k], r.seeds, no_dlr, sa);
         advex_model_free(m);
     }
-    ASSERT_MSG(caught_eot1, "the comparison does not tell EOT 1 from EOT 20");
-    ASSERT_MSG(caught_no_dlr, "the comparison does not tell a missing APGD-DLR");
+    fprintf(stderr, "  the comparison %s EOT 1 and %s a missing APGD-DLR\n", caught_eot1 ? "catches" : "MISSES",
+            caught_no_dlr ? "catches" : "MISSES");
+    ASSERT_MSG(SANITIZED || caught_eot1, "the comparison does not tell EOT 1 from EOT 20");
+    ASSERT_MSG(SANITIZED || caught_no_dlr, "the comparison does not tell a missing APGD-DLR");
     advex_dataset_free(&d);
 }
 
