@@ -443,10 +443,27 @@ struct advex_model {
     float *ws;           /* grow-only workspace for attacks/training (advex_model_workspace) */
     int32_t eot;         /* > 1: advex_model_grad_loop averages eot passes (set per attack) */
     uint64_t seed;       /* randomness inside the model: plan streams (advex_model_seed) */
+    uint64_t rng_key;    /* the eval plans' streams now: seed, or a batch's (advex_model_seed_batch) */
     int random;          /* advex_model_is_random: eval passes never split */
     float *eot_g;        /* (ADVEX_CHUNK, C,H,W) the gradient sum of an EOT loop */
     int64_t ws_cap;
 };
+
+/* Randomized models (m->random): the draws of one batch of an evaluation come from streams
+ * keyed by (m->seed, offset, phase, attack) alone, offset being the index of the batch's first
+ * example in the data set, so a batch draws the same whatever ran before it: an evaluation
+ * resumed from its state, or cut into shards of whole batches, gives the results of one
+ * uninterrupted run. Each phase of a batch restarts its own stream, so one phase's draws do not
+ * depend on how many the one before took: the clean pass (eval.c; attack 0, the same for every
+ * run of a sweep: one set of clean predictions), the attack (advex_attack_batch_info, with
+ * every step, restart and EOT pass in it drawing in sequence from there), and the model's own
+ * verdict on what the attack returned. `attack` (an advex_attack_kind) keys the last two: the
+ * runs of two attacks draw independently, so a sweep's worst case over them is judged by
+ * independent verdict passes, as AutoAttack judges each attack's output by a pass of its own
+ * (one shared verdict draw would make an example that drew lucky noise survive every attack).
+ * A no-op for a deterministic model. */
+typedef enum advex_draw_phase { ADVEX_DRAW_CLEAN = 0, ADVEX_DRAW_ATTACK, ADVEX_DRAW_JUDGE } advex_draw_phase;
+void advex_model_seed_batch(advex_model *m, int64_t offset, advex_draw_phase phase, int attack);
 
 /* A model handle over a finalized net (taking over the caller's reference). */
 advex_status advex_model_wrap(advex_net *net, advex_model **out);

@@ -6,6 +6,7 @@
  * in sequence; AutoAttack's checks fire on the randomized and the masked models and stay
  * quiet on the deterministic one. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +223,76 @@ TEST(eot_is_the_mean_gradient) {
     advex_model_free(m);
 }
 
+/* apgd-ce with EOT on noise.onnx over examples [lo, d->n) of d in batches of 8: per example
+ * the clean and adversarial predictions and the perturbation norms (ex[lo..n)). */
+#define SN 32
+#define SB 8
+typedef struct shard_out {
+    advex_eval_example ex[SN];
+} shard_out;
+
+static advex_status run_shard(advex_model *m, const advex_dataset *d, int64_t lo, advex_attack_kind kind,
+                              shard_out *o) {
+    advex_attack_config c;
+    advex_attack_config_default(&c);
+    c.kind = kind;
+    c.eps = 0.1f;
+    c.steps = 4;
+    c.eot = 3;
+    c.seed = 2;
+    memset(o, 0, sizeof *o);
+    return advex_eval_examples(m, NULL, d, &c, SB, lo, d->n, NULL, NULL, o->ex, NULL);
+}
+
+static int same_example(const advex_eval_example *a, const advex_eval_example *b) {
+    return a->clean_pred == b->clean_pred && a->adv_pred == b->adv_pred && a->clean_conf == b->clean_conf &&
+           a->adv_conf == b->adv_conf && memcmp(a->norms, b->norms, sizeof a->norms) == 0;
+}
+
+/* A randomized model's draws in an evaluation come per batch from (seed, index of the batch's
+ * first example), not from a generator running across batches: a run over examples [16, 32)
+ * gives, example for example, what a run over [0, 32) gave them (a shard of whole batches, or
+ * a resumed run); draws made in between change nothing; another seed changes the draws. */
+TEST(batch_draws_follow_seed_and_offset) {
+    advex_model *m = NULL;
+    advex_dataset d = {0};
+    ASSERT_OK(advex_model_load_onnx(advex_test_src("tests/fixtures/random/noise.onnx"), &m));
+    ASSERT_OK(advex_dataset_load("fashion-mnist:test", NULL, SN, &d));
+    static shard_out all, again, tail, other;
+    static float z[SN * 10];
+    const advex_attack_kind kinds[2] = {ADVEX_ATTACK_APGD_CE, ADVEX_ATTACK_PGD};
+    for (int a = 0; a < 2; a++) {
+        advex_model_seed(m, 9);
+        ASSERT_OK(run_shard(m, &d, 0, kinds[a], &all));
+        /* the generator moved on by other passes: the same results */
+        for (int i = 0; i < 3; i++) ASSERT_OK(advex_model_forward(m, d.x, SN, z));
+        ASSERT_OK(run_shard(m, &d, 0, kinds[a], &again));
+        for (int i = 0; i < SN; i++) ASSERT_MSG(same_example(&all.ex[i], &again.ex[i]), "example %d differs", i);
+        /* the second half alone, seeded by its place in the data set */
+        ASSERT_OK(run_shard(m, &d, SN / 2, kinds[a], &tail));
+        for (int j = SN / 2; j < SN; j++)
+            ASSERT_MSG(same_example(&tail.ex[j], &all.ex[j]), "example %d: %d/%d vs %d/%d", j, tail.ex[j].clean_pred,
+                       tail.ex[j].adv_pred, all.ex[j].clean_pred, all.ex[j].adv_pred);
+        /* the same examples placed elsewhere in the data set draw otherwise */
+        advex_dataset v = d;
+        v.x = d.x + (SN / 2) * 784;
+        v.y = d.y + SN / 2;
+        v.n = SN / 2;
+        ASSERT_OK(run_shard(m, &v, 0, kinds[a], &other));
+        int differ = 0;
+        for (int i = 0; i < SN / 2; i++) differ |= memcmp(other.ex[i].norms, tail.ex[SN / 2 + i].norms, sizeof(double) * 3);
+        ASSERT(differ);
+        /* another seed: other draws */
+        advex_model_seed(m, 10);
+        ASSERT_OK(run_shard(m, &d, 0, kinds[a], &other));
+        differ = 0;
+        for (int i = 0; i < SN; i++) differ |= memcmp(other.ex[i].norms, all.ex[i].norms, sizeof(double) * 3);
+        ASSERT(differ);
+    }
+    advex_dataset_free(&d);
+    advex_model_free(m);
+}
+
 static unsigned checks_of(const char *path, int fashion, int eot) {
     advex_model *m = NULL;
     advex_dataset d = {0};
@@ -265,4 +336,4 @@ TEST(autoattack_checks) {
 
 TEST_MAIN(TEST_ENTRY(draws_follow_their_distribution), TEST_ENTRY(seeded_and_reproducible),
           TEST_ENTRY(gradient_treats_sample_as_constant), TEST_ENTRY(eot_is_the_mean_gradient),
-          TEST_ENTRY(autoattack_checks))
+          TEST_ENTRY(autoattack_checks), TEST_ENTRY(batch_draws_follow_seed_and_offset))

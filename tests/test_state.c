@@ -186,4 +186,62 @@ TEST(min_norm_curve) {
     advex_model_free(m);
 }
 
-TEST_MAIN(TEST_ENTRY(resume_equals_uninterrupted), TEST_ENTRY(min_norm_curve))
+/* Cut the value of every "seconds" key out of a JSON text; returns how many. */
+static int blank_seconds(char *j) {
+    int n = 0;
+    for (char *p = j; (p = strstr(p, "\"seconds\":")); n++) {
+        p += 10;
+        size_t len = strcspn(p, ",}\n");
+        memmove(p, p + len, strlen(p + len) + 1);
+    }
+    return n;
+}
+
+/* A randomized defence (Gaussian noise on the input) under AutoAttack's rand attacks with EOT:
+ * stopped twice and resumed, the sweep ends with the uninterrupted one's results and JSON (its
+ * batches draw from (seed, first example), not from a generator the stop would have lost). */
+TEST(resume_randomized_equals_uninterrupted) {
+    static const advex_attack_kind rk[2] = {ADVEX_ATTACK_APGD_CE, ADVEX_ATTACK_APGD_DLR};
+    static const float reps[1] = {0.1f};
+    advex_model *m = NULL;
+    advex_dataset d = {0};
+    ASSERT_OK(advex_model_load_onnx(advex_test_src("tests/fixtures/random/noise.onnx"), &m));
+    ASSERT(advex_model_is_random(m));
+    ASSERT_OK(advex_dataset_load("fashion-mnist:test", NULL, 32, &d));
+    char path[512];
+    snprintf(path, sizeof path, "%s/rand.state", advex_test_tmpdir());
+    unlink(path);
+    advex_sweep *ref = NULL, *s = NULL;
+    for (int pass = 0; pass < 4; pass++) { /* reference; stopped twice; resumed to the end */
+        advex_sweep_config c;
+        config(&c, pass ? path : NULL);
+        c.attacks = rk;
+        c.eps = reps;
+        c.n_eps = 1;
+        c.attack.steps = 4;
+        c.attack.eot = 3;
+        c.attack.seed = 6;
+        advex_model_seed(m, 6);
+        stopper st = {pass == 1 ? 1 : 2, -1};
+        c.progress = pass == 1 || pass == 2 ? stop_after : NULL;
+        c.user = &st;
+        advex_status want = pass == 1 || pass == 2 ? ADVEX_ERR_INTERRUPTED : ADVEX_OK;
+        ASSERT_STATUS(advex_eval_sweep(m, &d, &c, pass ? &s : &ref), want);
+    }
+    ASSERT_EQ_INT(advex_sweep_resumed(s), 32 + 8); /* run 0, then 1 batch of run 1 */
+    for (int r = 0; r < 2; r++) same_result(advex_sweep_result(ref, r), advex_sweep_result(s, r));
+    char *j1, *j2;
+    ASSERT_OK(advex_sweep_json(ref, "m", "d", &j1));
+    ASSERT_OK(advex_sweep_json(s, "m", "d", &j2));
+    ASSERT(blank_seconds(j1) == 2 && blank_seconds(j2) == 2); /* equal but for the timings */
+    ASSERT_MSG(strcmp(j1, j2) == 0, "%s\n%s", j1, j2);
+    free(j1);
+    free(j2);
+    advex_sweep_free(ref);
+    advex_sweep_free(s);
+    advex_dataset_free(&d);
+    advex_model_free(m);
+}
+
+TEST_MAIN(TEST_ENTRY(resume_equals_uninterrupted), TEST_ENTRY(min_norm_curve),
+          TEST_ENTRY(resume_randomized_equals_uninterrupted))

@@ -175,7 +175,8 @@ advex_status advex_attack_targets(const advex_attack_config *c, const float *cle
 
 /* Run the attack on a batch: x (n,C,H,W) in [0,1], labels y (n) -> x_adv (n,C,H,W).
  * batch_offset: index of x[0] in the whole data set (seeds per-example randomness so
- * results do not depend on the batch size). */
+ * results do not depend on the batch size). A randomized model's draws restart from (its
+ * advex_model_seed, batch_offset): the same call gives the same x_adv. */
 advex_status advex_attack_batch(advex_model *m, const advex_attack_config *c, const float *x,
                                 const int32_t *y, int64_t n, int64_t batch_offset,
                                 float *x_adv);

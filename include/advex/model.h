@@ -55,7 +55,10 @@ void advex_model_free(advex_model *m);
 /* Randomness inside a model (randomized defences: ONNX RandomNormalLike, RandomUniformLike,
  * RandomNormal, RandomUniform, Bernoulli, Dropout with training_mode=true): every forward
  * pass draws anew from the handle's own generators, seeded here (a new handle: seed 0).
- * The sequence of passes after a seed is reproducible for a given thread count. */
+ * The sequence of passes after a seed is reproducible for a given thread count. Attacks
+ * (advex_attack_batch) and evaluations restart the generators at every batch from (this
+ * seed, the index of the batch's first example): a batch draws the same whatever ran before
+ * it, so resumed and sharded evaluations agree with one uninterrupted run. */
 void advex_model_seed(advex_model *m, uint64_t seed);
 /* 1 when the model draws random numbers in its forward pass. */
 int advex_model_is_random(const advex_model *m);

@@ -93,6 +93,9 @@ advex_status advex_attack_batch_info(advex_model *m, const advex_attack_config *
         memmove(x_adv, x, (size_t)(n * d) * sizeof(float));
         return ADVEX_OK;
     }
+    /* a randomized model draws from the stream of (its seed, batch_offset, the attack): the same
+     * attack on the same batch draws the same, whatever ran before (advex_model_seed_batch) */
+    advex_model_seed_batch(m, batch_offset, ADVEX_DRAW_ATTACK, c->kind);
     /* EOT: every gradient the attack takes (advex_model_grad_loop) averages c->eot passes */
     int32_t eot = m->eot;
     m->eot = c->eot > 1 ? c->eot : 1;

@@ -121,6 +121,14 @@ advex_status advex_eval_robustbench_json(const advex_eval_result *r, int count, 
     if (!o) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory (JSON output)");
     static const char *const described[] = {"link", "name", "authors", "additional_data"};
     for (size_t i = 0; i < sizeof described / sizeof *described; i++) cJSON_AddNullToObject(o, described[i]);
+    /* RobustBench's number_forward_passes is the defence's own cost per prediction: the network
+     * passes it makes to classify one input (3 for an ensemble of three, model_info's
+     * Chen2020Adversarial; 2 for MixedNUTS' two base classifiers), not the attack's. advex
+     * classifies every example with one pass of the model's graph, a randomized one included
+     * (one draw per prediction, as AutoAttack judges it); EOT's K passes are the attacker's
+     * cost (AutoAttack's rand version on a 1-pass model is still listed as 1). An ensemble or
+     * an average of draws built into the ONNX graph is one graph pass here: the user who
+     * knows it edits the number, like the descriptive fields left null below. */
     cJSON_AddNumberToObject(o, "number_forward_passes", 1);
     cJSON_AddStringToObject(o, "dataset", dataset ? dataset : "");
     cJSON_AddNullToObject(o, "venue");

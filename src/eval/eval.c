@@ -25,6 +25,7 @@ advex_status advex_eval_clean(advex_model *m, const advex_dataset *d, int64_t ba
     *correct = 0;
     for (int64_t i = 0; i < d->n && !st; i += batch) {
         int64_t b = d->n - i < batch ? d->n - i : batch;
+        advex_model_seed_batch(m, i, ADVEX_DRAW_CLEAN, 0);
         if ((st = advex_model_forward(m, d->x + i * dim, b, logits))) break;
         advex_argmax_rows(logits, b, k, pred);
         for (int64_t j = 0; j < b; j++) *correct += pred[j] == d->y[i + j];
@@ -125,6 +126,8 @@ static advex_status examples_core(advex_model *am, advex_model *em, const advex_
         const int32_t *y = d->y + i;
         float *xa = adv ? adv + i * dim : xadv;
         advex_eval_example *e = ex + i;
+        /* a randomized model's draws: per batch and phase, from (seed, i) alone */
+        advex_model_seed_batch(em, i, ADVEX_DRAW_CLEAN, 0);
         if ((st = advex_model_forward(em, x, b, logits))) break;
         advex_argmax_rows(logits, b, k, pred);
         pred_conf(logits, b, k, pred, probs, conf);
@@ -135,7 +138,10 @@ static advex_status examples_core(advex_model *am, advex_model *em, const advex_
             e[j].target = -1;
         }
         if (c->target != ADVEX_TARGET_NONE) { /* the targets the attack aims at (least-likely: the crafting model's) */
-            if (am != em && c->target == ADVEX_TARGET_LEAST_LIKELY && (st = advex_model_forward(am, x, b, logits))) break;
+            if (am != em && c->target == ADVEX_TARGET_LEAST_LIKELY) {
+                advex_model_seed_batch(am, i, ADVEX_DRAW_CLEAN, 0);
+                if ((st = advex_model_forward(am, x, b, logits))) break;
+            }
             if ((st = advex_attack_targets(c, logits, y, b, k, i, tgt))) break;
             for (int64_t j = 0; j < b; j++) e[j].target = tgt[j];
         }
@@ -145,6 +151,7 @@ static advex_status examples_core(advex_model *am, advex_model *em, const advex_
         advex_attack_info info = {queries, stage, secs};
         /* seeded by the examples' index in d: a shard gives the outcomes of the whole run */
         if ((st = advex_attack_batch_info(am, c, x, y, b, i, xa, &info))) break;
+        advex_model_seed_batch(em, i, ADVEX_DRAW_JUDGE, c->kind);
         if ((st = advex_model_forward(em, xa, b, logits))) break;
         advex_argmax_rows(logits, b, k, pred);
         pred_conf(logits, b, k, pred, probs, conf);
@@ -295,9 +302,11 @@ advex_status advex_eval_uap(advex_model *m, const advex_dataset *d, const float 
     int64_t changed = 0;
     for (int64_t i = 0; i < d->n && !st; i += batch) {
         int64_t b = d->n - i < batch ? d->n - i : batch;
+        advex_model_seed_batch(m, i, ADVEX_DRAW_CLEAN, 0);
         if ((st = advex_model_forward(m, d->x + i * dim, b, z))) break;
         advex_argmax_rows(z, b, k, p0);
         if ((st = advex_attack_batch(m, &c, d->x + i * dim, d->y + i, b, i, xa))) break;
+        advex_model_seed_batch(m, i, ADVEX_DRAW_JUDGE, c.kind);
         if ((st = advex_model_forward(m, xa, b, z))) break;
         advex_argmax_rows(z, b, k, p1);
         for (int64_t j = 0; j < b; j++) changed += p0[j] != p1[j];

@@ -18,7 +18,7 @@
 
 enum { FP_MODEL, FP_DATA, FP_EPS, FP_ATTACKS, FP_FLAGS, FP_COUNT };
 static const char *const fp_what[FP_COUNT] = {
-    "model (weights or graph)", "data set (images, labels or --limit)", "eps list", "attack list (or --norm)",
+    "model (weights, graph or the seed of its randomness)", "data set (images, labels or --limit)", "eps list", "attack list (or --norm)",
     "value of an attack setting (steps, restarts, target, batch, checks or another tuning flag)"};
 
 /* The file's first 112 bytes. */
@@ -54,6 +54,9 @@ static void hash_model(uint64_t *h, const advex_model *m) {
         fnv(h, nd->in, (size_t)nd->n_in * sizeof(int));
         FNV_FIELD(h, nd->out[0]);
     }
+    /* a randomized model's draws follow its seed (advex_model_seed_batch): another seed, other
+     * results (the CLI's --seed seeds both; the library's callers may seed them apart) */
+    if (m->random) FNV_FIELD(h, m->seed);
 }
 
 /* Every field of advex_attack_config that changes results (kind and eps are per run; the uap
@@ -141,13 +144,14 @@ static advex_status check_header(const state_header *h, const state_header *want
         return advex_set_error(ADVEX_ERR_ARG, "state %s: written by another advex version (%.*s; this is %s); "
                                "remove it to start over", path, (int)strnlen(h->version, sizeof h->version),
                                h->version, want->version);
+    /* the seed first: with the CLI's --seed a randomized model's fingerprint changes too */
+    if (h->seed != want->seed)
+        return advex_set_error(ADVEX_ERR_ARG, "state %s: written with --seed %llu, not %llu; remove the file to "
+                               "start over", path, (unsigned long long)h->seed, (unsigned long long)want->seed);
     for (int i = 0; i < FP_COUNT; i++)
         if (h->fp[i] != want->fp[i])
             return advex_set_error(ADVEX_ERR_ARG, "state %s: written by a run with a different %s; resuming "
                                    "needs the same settings (remove the file to start over)", path, fp_what[i]);
-    if (h->seed != want->seed)
-        return advex_set_error(ADVEX_ERR_ARG, "state %s: written with --seed %llu, not %llu; remove the file to "
-                               "start over", path, (unsigned long long)h->seed, (unsigned long long)want->seed);
     if (h->n != want->n || h->batch != want->batch || h->runs != want->runs || size != expect)
         return advex_set_error(ADVEX_ERR_FORMAT, "state %s: truncated or corrupt (%zu bytes, %zu expected for this "
                                "evaluation)", path, size, expect);

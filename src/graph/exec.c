@@ -67,7 +67,7 @@ static advex_status ensure_parts(advex_model *m, int parts, int64_t b) {
             if (st) return st;
             m->part[m->n_part]->threads = 1; /* kernels inside a part see one thread */
             /* its own random stream (randomized models): parts never repeat each other's draws */
-            advex_rng_seed_stream(&m->part[m->n_part]->rng, m->seed, (uint64_t)m->n_part + 1);
+            advex_rng_seed_stream(&m->part[m->n_part]->rng, m->rng_key, (uint64_t)m->n_part + 1);
             m->n_part++;
         }
     }
@@ -220,10 +220,33 @@ advex_status advex_model_share(const advex_model *m, advex_model **out) {
     return advex_model_wrap(m->net, out);
 }
 
+/* The eval plans' generators restarted at the streams of `key`: the whole-batch plan stream 0,
+ * part i stream i + 1. */
+static void seed_plans(advex_model *m, uint64_t key) {
+    m->rng_key = key;
+    advex_rng_seed_stream(&m->plan->rng, key, 0);
+    for (int i = 0; i < m->n_part; i++) advex_rng_seed_stream(&m->part[i]->rng, key, (uint64_t)i + 1);
+}
+
 void advex_model_seed(advex_model *m, uint64_t seed) {
     m->seed = seed;
-    advex_rng_seed_stream(&m->plan->rng, seed, 0);
-    for (int i = 0; i < m->n_part; i++) advex_rng_seed_stream(&m->part[i]->rng, seed, (uint64_t)i + 1);
+    seed_plans(m, seed);
+}
+
+/* splitmix64's finaliser: every input bit flips about half of the output bits */
+static uint64_t fmix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void advex_model_seed_batch(advex_model *m, int64_t offset, advex_draw_phase phase, int attack) {
+    if (!m->random) return; /* nothing draws */
+    uint64_t z = fmix64(m->seed ^ 0x243f6a8885a308d3ULL);
+    z = fmix64(z + ((uint64_t)offset + 1) * 0x9e3779b97f4a7c15ULL);
+    z = fmix64(z ^ ((uint64_t)phase + 1) * 0xc2b2ae3d27d4eb4fULL);
+    z = fmix64(z + ((uint64_t)attack + 1) * 0x165667b19e3779f9ULL);
+    seed_plans(m, z);
 }
 
 int advex_model_is_random(const advex_model *m) {

@@ -40,16 +40,21 @@ check "rand: AutoAttack's lines for both attacks" sh -c "grep -q 'robust accurac
 
 "$ADVEX" eval --model "$R/dropout.onnx" --data "$D" --limit 16 --attack pgd --steps 3 --eot 2 --eps 0.1 >"$T/o" 2>"$T/e"
 check "training-mode Dropout model evaluates with --eot" [ $? -eq 0 ]
-# EOT is the stronger attack on a randomized defence (dropout kept on: 47% robust with one
-# gradient per step, 41% with the mean of 8, on this seed and at any thread count)
+# EOT is the stronger attack on a randomized defence (dropout kept on). One seed's gap is noisy
+# (1 to 7 examples of 100 over seeds 0-7, mean 4), so 300 examples and two seeds: 144 + 150
+# robust with one gradient per step against 138 + 132 with the mean of 8 (any thread count).
 for e in 1 8; do
-    "$ADVEX" eval --model "$R/dropout.onnx" --data "$D" --limit 100 --attack apgd-ce --steps 10 --eps 0.05 --eot $e \
-        --seed 0 --quiet --json "$T/eot$e.json" >"$T/o" 2>"$T/e"
+    for s in 0 1; do
+        "$ADVEX" eval --model "$R/dropout.onnx" --data "$D" --limit 300 --attack apgd-ce --steps 10 --eps 0.05 --eot $e \
+            --seed $s --quiet --json "$T/eot${e}_$s.json" >"$T/o" 2>"$T/e"
+    done
 done
-check "EOT 8 breaks at least 3 more examples than EOT 1" $PY - "$T/eot1.json" "$T/eot8.json" <<'PYEOF'
+check "EOT 8 breaks at least 6 more examples than EOT 1 (two seeds)" $PY - "$T"/eot1_{0,1}.json "$T"/eot8_{0,1}.json <<'PYEOF'
 import json, sys
-a, b = (json.load(open(p))["results"][0]["robust_correct"] for p in sys.argv[1:3])
-assert b + 3 <= a, (a, b)
+r = [json.load(open(p))["results"][0]["robust_correct"] for p in sys.argv[1:5]]
+a, b = r[0] + r[1], r[2] + r[3]
+print("robust with EOT 1:", r[:2], "EOT 8:", r[2:])
+assert b + 6 <= a, (a, b)
 PYEOF
 "$ADVEX" attack --model "$R/noise.onnx" --data "$D" --limit 4 --attack square --eot 3 --eps 0.1 --out "$T/a.npy" \
     >"$T/o" 2>"$T/e"

@@ -8,6 +8,7 @@
 # curve is monotone and agrees with the per-example norms and with the fixed-eps runs.
 # Usage: state.sh ADVEX SRCDIR
 . "$(dirname "$0")/harness.bash"
+SRC=$2
 
 "$ADVEX" train --arch small --data fashion-mnist:train --limit 2000 --epochs 2 --out "$T/m.onnx" --quiet >/dev/null 2>&1 \
     || { echo "FAIL: could not train the fixture model"; echo "0 passed, 1 failed"; exit 1; }
@@ -30,11 +31,14 @@ print(" ".join(str(struct.unpack_from("<q", b, 112 + 8 * r)[0]) for r in range(r
 PYEOF
 }
 
-# Interrupt with signal $1 once the state file exists (it is first written after a finished
-# batch), check what it recorded is partial, resume, compare with the reference.
+# Interrupt "${EVAL[@]}" with signal $1 once the state file exists (it is first written after a
+# finished batch), check what it recorded is partial, resume, compare with the reference run
+# $T/$REF.* (files named $2, default the signal).
+REF=ref
 interrupted_run() {
-    local sig=$1 S="$T/state_$1.bin" i
-    "${EVAL[@]}" --state "$S" --json "$T/$sig.json" --per-example "$T/$sig.jsonl" --quiet >/dev/null 2>"$T/$sig.err1" &
+    local sig=$1 tag=${2:-$1} i
+    local S="$T/state_$tag.bin"
+    "${EVAL[@]}" --state "$S" --json "$T/$tag.json" --per-example "$T/$tag.jsonl" --quiet >/dev/null 2>"$T/$tag.err1" &
     local pid=$!
     for i in $(seq 1 20000); do
         [ -s "$S" ] && break
@@ -44,16 +48,16 @@ interrupted_run() {
     kill -s "$sig" $pid 2>/dev/null
     { wait $pid; } 2>/dev/null
     local rc=$?
-    check "$sig: the run was stopped by the signal (rc $rc)" test $rc -ne 0
-    check "$sig: no results written by the stopped run" test ! -e "$T/$sig.json"
+    check "$tag: the run was stopped by the signal (rc $rc)" test $rc -ne 0
+    check "$tag: no results written by the stopped run" test ! -e "$T/$tag.json"
     local done
     done=$(state_done "$S")
-    echo "$sig: state after the signal (done per run, n): $done"
-    check "$sig: the state records a partial run ($done)" bash -c "set -- $done; n=\${@: -1}; [ \$1 -gt 0 ] && [ \${@: -2:1} -lt \$n ]"
-    "${EVAL[@]}" --state "$S" --json "$T/$sig.json" --per-example "$T/$sig.jsonl" >"$T/$sig.out" 2>"$T/$sig.err2"
-    check "$sig: resumed eval exits 0 ($(tail -1 "$T/$sig.err2"))" test $? -eq 0
-    check "$sig: the resume says so" grep -q "resumed from .*state_$sig.bin" "$T/$sig.err2"
-    check "$sig: resumed JSON equals the uninterrupted run's (timings aside)" $PY - "$T/ref.json" "$T/$sig.json" <<'PYEOF'
+    echo "$tag: state after the signal (done per run, n): $done"
+    check "$tag: the state records a partial run ($done)" bash -c "set -- $done; n=\${@: -1}; [ \$1 -gt 0 ] && [ \${@: -2:1} -lt \$n ]"
+    "${EVAL[@]}" --state "$S" --json "$T/$tag.json" --per-example "$T/$tag.jsonl" >"$T/$tag.out" 2>"$T/$tag.err2"
+    check "$tag: resumed eval exits 0 ($(tail -1 "$T/$tag.err2"))" test $? -eq 0
+    check "$tag: the resume says so" grep -q "resumed from .*state_$tag.bin" "$T/$tag.err2"
+    check "$tag: resumed JSON equals the uninterrupted run's (timings aside)" $PY - "$T/$REF.json" "$T/$tag.json" <<'PYEOF'
 import json, sys
 def load(p):
     j = json.load(open(p))
@@ -62,9 +66,9 @@ def load(p):
 a, b = load(sys.argv[1]), load(sys.argv[2])
 sys.exit(0 if a == b else (print(json.dumps(a), json.dumps(b)) or 1))
 PYEOF
-    check "$sig: resumed per-example lines equal the uninterrupted run's" cmp -s "$T/ref.jsonl" "$T/$sig.jsonl"
-    check "$sig: the table equals the reference's (timings aside)" bash -c \
-        "diff <(awk '{\$5=\"\"; print}' '$T/ref.out') <(awk '{\$5=\"\"; print}' '$T/$sig.out')"
+    check "$tag: resumed per-example lines equal the uninterrupted run's" cmp -s "$T/$REF.jsonl" "$T/$tag.jsonl"
+    check "$tag: the table equals the reference's (timings aside)" bash -c \
+        "diff <(awk '{\$5=\"\"; print}' '$T/$REF.out') <(awk '{\$5=\"\"; print}' '$T/$tag.out')"
 }
 interrupted_run KILL
 interrupted_run INT
@@ -217,4 +221,15 @@ if [(float(e), float(v)) for e, v in rows] != [(p["eps"], p["robust_accuracy"]) 
 print("\n".join(errs))
 sys.exit(1 if errs else 0)
 PYEOF
+
+# ---- a randomized defence (tests/fixtures/random/noise.onnx, Gaussian noise on the input) under
+# AutoAttack's rand version resumes to the same results too: a batch's draws come from (--seed,
+# index of its first example) alone, not from what ran before it. Sized so that the batches
+# after the first (the signal's cue) take seconds.
+EVAL=("$ADVEX" eval --model "$SRC/tests/fixtures/random/noise.onnx" --data fashion-mnist:test --limit 200
+      --version rand --steps 20 --eot 10 --eps 0.1 --batch 4 --seed 3)
+REF=rand_ref
+"${EVAL[@]}" --json "$T/$REF.json" --per-example "$T/$REF.jsonl" --quiet >"$T/$REF.out" 2>"$T/$REF.err"
+check "randomized reference eval exits 0 ($(cat "$T/$REF.err"))" test $? -eq 0
+interrupted_run KILL rand_KILL
 finish
