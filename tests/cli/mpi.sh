@@ -89,6 +89,14 @@ $MPI "$ADVEX" eval --target http://127.0.0.1:9/v2/models/m --data $D --limit 10 
 check "--target on 2 ranks refused" [ $? -eq 2 ]
 check "--target: one message" [ "$(grep -c '^advex eval: --target runs as one process' "$T/tg.err")" -eq 1 ]
 
+# a randomized model (draws per batch from the seed and the batch's first example): identical too
+RV="eval --model $SRC/tests/fixtures/random/noise.onnx --data $D --limit 40 --batch 10 --version rand --eps 0.1 --threads 1 --no-checks --quiet"
+"$ADVEX" $RV --json "$T/n1.json" >/dev/null 2>"$T/n1.err"
+check "randomized model, one process" [ $? -eq 0 ]
+$MPI "$ADVEX" $RV --json "$T/n2.json" >/dev/null 2>"$T/n2.err"
+check "randomized model, 2 ranks" [ $? -eq 0 ]
+check "randomized model: JSON identical" [ "$(strip_seconds "$T/n1.json")" = "$(strip_seconds "$T/n2.json")" ]
+
 # ---- attack: the adversarial examples byte for byte, random targets and starts seeded per example ----
 AT="attack --model $M --data $D --limit 150 --batch 25 --attack pgd --target random --eps 0.1 --steps 5 --threads 1 --seed 7"
 "$ADVEX" $AT --out "$T/a1.npy" >"$T/a1.out" 2>"$T/a1.err"
