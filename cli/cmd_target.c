@@ -3,7 +3,8 @@
  * every one is counted (advex_target_eval). --queries Q is each example's hard budget,
  * clean query included; --query-log, --max-qps, --target-batch, --timeout and --retries
  * shape the traffic. --target with any other value (a class, next, ...) is the targeted
- * attack's flag as before, handled by the commands themselves. */
+ * attack's flag as before, handled by the commands themselves; here, where --target is the
+ * endpoint, --targeted T takes the same values. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,9 @@ static void print_one(const advex_eval_result *r) {
     printf("adversarial accuracy: %.2f%%\n", 100.0 * r->robust_accuracy);
     printf("success rate:         %.2f%% (of the %lld correctly classified)\n", 100.0 * r->success_rate,
            (long long)r->clean_correct);
+    if (r->target_hits >= 0)
+        printf("targeted success:     %.2f%% (classified as the target)\n",
+               r->n ? 100.0 * (double)r->target_hits / (double)r->n : 0.0);
     if (r->queries_count > 0)
         printf("queries:              mean %.1f, median %.0f per success (clean query included; of the %lld "
                "successful)\n", r->queries_mean, r->queries_median, (long long)r->queries_count);
@@ -154,6 +158,8 @@ int cli_target_main(const char *cmd, int argc, char **argv) {
         {"--attack", "A,...", "none, square or simba (scores), hsj (labels or scores), or any attack with --surrogate", "square", 0},
         {"--eps", "E,...", "radius (L-inf, L2 or L1 per --norm; 8/255 accepted); eval: a comma list", NULL, 0},
         {"--norm", "N", "linf, l2 or l1 (default linf; l1: square only)", NULL, 0},
+        {"--targeted", "T", "targeted attack (--target's values when attacking a local model): a class, next, "
+                            "least-likely (scores only) or random", NULL, 0},
         {"--queries", "Q", "hard query budget per example, the clean query included", "5000", 0},
         {"--p-init", "P", "square: initial fraction of pixels changed (default 0.8)", NULL, 0},
         {"--steps", "K", "with --surrogate: the attack's iterations", NULL, 0},
@@ -170,7 +176,8 @@ int cli_target_main(const char *cmd, int argc, char **argv) {
         {is_attack ? "--out" : "--json", "FILE", is_attack ? "write the adversarial examples (.npy)" : "write the results as JSON", NULL, 0},
     };
     const int nf = (int)(sizeof f / sizeof *f);
-    int r = cli_parse(cmd, "--target URL|exec:CMD --data D --attack square|hsj --eps E --queries Q [options]",
+    int r = cli_parse(cmd, "--target URL|exec:CMD --data D --attack square|simba|hsj --eps E --queries Q "
+                      "[--targeted T] [options]",
                       "Attack a model behind an inference server (or a program) with forward queries only.",
                       argc, argv, f, nf);
     if (r) return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -189,10 +196,16 @@ int cli_target_main(const char *cmd, int argc, char **argv) {
         return CLI_EXIT_USAGE;
     cli_flag *tf = CLI_GET(f, "--target");
     const char *url = tf->value;
+    if (!is_endpoint(url)) /* --target URL --target next: the last one won */
+        return cli_error(cmd, CLI_EXIT_USAGE, "--target %s: here --target is the model's URL; give the targeted "
+                         "attack's class with --targeted", url ? url : "");
     tf->value = NULL; /* here --target is the endpoint, not a targeted attack's class */
     r = cli_attack_options(cmd, f, nf, &base);
     tf->value = url;
     if (r) return r;
+    cli_flag *tg = CLI_GET(f, "--targeted");
+    if (tg->value && advex_target_parse(tg->value, &base.target, &base.target_label))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--targeted: %s", advex_last_error());
     base.seed = (uint64_t)seed;
     for (int a = 0; a < nk; a++)
         if (!CLI_GET(f, "--surrogate")->value && kinds[a] != ADVEX_ATTACK_NONE && kinds[a] != ADVEX_ATTACK_SQUARE &&

@@ -162,7 +162,8 @@ TEST(targeted_attacks_raise_target_probability) {
     float *xa = malloc((size_t)n * D * sizeof(float)), z0[32 * K], z1[32 * K];
     int32_t t[32], stage[32];
     advex_attack_kind kinds[] = {ADVEX_ATTACK_BIM, ADVEX_ATTACK_PGD, ADVEX_ATTACK_MIFGSM, ADVEX_ATTACK_APGD_CE,
-                                 ADVEX_ATTACK_APGD_DLR, ADVEX_ATTACK_SQUARE, ADVEX_ATTACK_CW, ADVEX_ATTACK_DEEPFOOL};
+                                 ADVEX_ATTACK_APGD_DLR, ADVEX_ATTACK_SQUARE, ADVEX_ATTACK_SIMBA, ADVEX_ATTACK_CW,
+                                 ADVEX_ATTACK_DEEPFOOL};
     ASSERT_OK(advex_model_forward(trained, test_set.x, n, z0));
     for (size_t q = 0; q < sizeof kinds / sizeof *kinds; q++) {
         advex_attack_config c;

@@ -2,14 +2,17 @@
  * loopback port) answers exactly what the model computes; every image is counted once and
  * equals the server's count; per-example budgets are never exceeded and a query past one is
  * refused before anything is sent; Square and SimBA through HTTP return the same examples as on
- * the local model (one implementation); HopSkipJump on a label target stays within eps and
- * its budget; the v2 codec round-trips floats exactly and rejects malformed answers. */
+ * the local model (one implementation), untargeted and targeted; HopSkipJump on a label
+ * target stays within eps and its budget, and targeted it returns examples the model itself
+ * classifies as the target; HopSkipJump's batched rounds return exactly what one example at a
+ * time returns; the v2 codec round-trips floats exactly and rejects malformed answers. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
 #include "internal.h"
+#include "attacks/attack_internal.h"
 #include "target/target_internal.h"
 
 enum { N = 12, DIM = 784, K = 10 };
@@ -233,6 +236,207 @@ TEST(hsj_label_target_within_eps_and_budget) {
     advex_model_free(m);
 }
 
+/* Where the model ranks class t for image x: 1 first, 0 not first, and 2 (first) or -1 (not)
+ * when t is within the last bits that a forward pass's batch-mates change of the top class
+ * (HopSkipJump returns points within its binary search's threshold of the boundary). */
+static int rank_first(advex_model *m, const float *x, int32_t t) {
+    float z[K];
+    if (advex_model_forward(m, x, 1, z)) return 0;
+    int first = advex_argmax(z, K) == t;
+    float other = -INFINITY;
+    for (int j = 0; j < K; j++) if (j != t && z[j] > other) other = z[j];
+    if (fabsf(z[t] - other) <= 1e-4f * (1 + fabsf(other))) return first ? 2 : -1;
+    return first;
+}
+
+/* the model's own verdicts on the returned examples agree with the reported target hits, up
+ * to near ties; every example within eps (L-inf or L2) and [0,1]; *out: the examples on their
+ * target, near ties included */
+static void check_targeted(advex_model *m, const advex_dataset *d, const float *a, const int32_t *tg, float eps,
+                           int l2, int64_t reported, int64_t *out) {
+    int64_t hits = 0, ties = 0, near = 0;
+    *out = -1;
+    for (int i = 0; i < N; i++) {
+        double n2 = 0, ninf = 0;
+        for (int j = 0; j < DIM; j++) {
+            double v = fabs((double)a[i * DIM + j] - d->x[i * DIM + j]);
+            n2 += v * v;
+            ninf = v > ninf ? v : ninf;
+            ASSERT(a[i * DIM + j] >= 0 && a[i * DIM + j] <= 1);
+        }
+        ASSERT_MSG((l2 ? sqrt(n2) : ninf) <= eps * (1 + 1e-5), "example %d: %g beyond eps %g", i, l2 ? sqrt(n2) : ninf,
+                   (double)eps);
+        int r = rank_first(m, a + i * DIM, tg[i]);
+        hits += r == 1 || r == 2;
+        ties += r == 2 || r == -1;
+        near += r != 0;
+    }
+    ASSERT_MSG(llabs(hits - reported) <= ties, "the model puts %lld on their target, reported %lld (%lld near ties)",
+               (long long)hits, (long long)reported, (long long)ties);
+    *out = near;
+}
+
+/* targeted Square and SimBA: through HTTP the same examples as on the local model, aimed at
+ * the targets a local run picks (random: seeded by the example's index), each counted */
+static void targeted_score_attack_over_http(advex_attack_kind kind) {
+    advex_model *m = model();
+    advex_dataset d;
+    data(m, &d);
+    advex_server *s = NULL;
+    advex_target *t = NULL, *lt = NULL;
+    ASSERT_OK(open_served(m, ADVEX_OUTPUT_LOGITS, &s, &t));
+    ASSERT_OK(advex_target_from_model(m, ADVEX_OUTPUT_LOGITS, &lt));
+    lt->o.batch = 5; /* the forward passes the server ran: bit-identical scores */
+    advex_attack_config c;
+    advex_attack_config_default(&c);
+    c.kind = kind;
+    c.eps = 0.2f;
+    c.queries = kind == ADVEX_ATTACK_SIMBA ? 600 : 150; /* SimBA moves one pixel a query */
+    c.target = ADVEX_TARGET_RANDOM;
+    c.seed = 3;
+    static float a1[N * DIM], a2[N * DIM];
+    advex_eval_result r1, r2;
+    ASSERT_OK(advex_target_eval(t, NULL, &d, &c, 5, NULL, NULL, a1, &r1));
+    ASSERT_OK(advex_target_eval(lt, NULL, &d, &c, 5, NULL, NULL, a2, &r2));
+    ASSERT(memcmp(a1, a2, sizeof a1) == 0);
+    ASSERT_EQ_INT(r1.target_hits, r2.target_hits);
+    ASSERT_EQ_INT(r1.queries_total, advex_server_inferences(s));
+    int64_t sum = 0;
+    for (int i = 0; i < N; i++) {
+        ASSERT(advex_target_spent(t, i) <= c.queries);
+        sum += advex_target_spent(t, i);
+    }
+    ASSERT_EQ_INT(sum, r1.queries_total);
+    int32_t tg[N];
+    ASSERT_OK(advex_attack_targets(&c, NULL, d.y, N, K, 0, tg));
+    int64_t hits;
+    check_targeted(m, &d, a1, tg, c.eps, 0, r1.target_hits, &hits);
+    ASSERT_MSG(hits >= 2, "%s: %lld of %d reach their target", advex_attack_name(kind), (long long)hits, N);
+    ASSERT(r1.robust_correct <= N - r1.target_hits); /* on its target is off its label */
+    advex_target_free(t);
+    advex_target_free(lt);
+    advex_server_stop(s);
+    advex_dataset_free(&d);
+    advex_model_free(m);
+}
+
+TEST(targeted_square_over_http_is_square_on_the_model) { targeted_score_attack_over_http(ADVEX_ATTACK_SQUARE); }
+TEST(targeted_simba_over_http_is_simba_on_the_model) { targeted_score_attack_over_http(ADVEX_ATTACK_SIMBA); }
+
+/* targeted HopSkipJump on labels alone: the examples it returns changed are classified as the
+ * target by the model itself, within eps, within the budget; a least-likely target (which needs
+ * scores) and a class the target does not have are refused */
+TEST(hsj_targeted_on_labels) {
+    advex_model *m = model();
+    advex_dataset d;
+    data(m, &d);
+    advex_server *s = NULL;
+    advex_target *t = NULL;
+    ASSERT_OK(open_served(m, ADVEX_OUTPUT_LABEL, &s, &t));
+    advex_attack_config c;
+    advex_attack_config_default(&c);
+    c.kind = ADVEX_ATTACK_HSJ;
+    c.norm = ADVEX_NORM_L2;
+    c.eps = 4.0f;
+    c.queries = 500;
+    c.target = ADVEX_TARGET_NEXT;
+    static float a[N * DIM];
+    advex_eval_result r;
+    ASSERT_OK(advex_target_eval(t, NULL, &d, &c, 6, NULL, NULL, a, &r));
+    ASSERT_EQ_INT(r.queries_total, advex_server_inferences(s));
+    for (int i = 0; i < N; i++) ASSERT(advex_target_spent(t, i) <= 500);
+    int32_t tg[N];
+    ASSERT_OK(advex_attack_targets(&c, NULL, d.y, N, K, 0, tg));
+    int64_t hits;
+    check_targeted(m, &d, a, tg, c.eps, 1, r.target_hits, &hits);
+    ASSERT_MSG(hits + 1 >= N / 3, "%lld of %d reach their target", (long long)hits, N);
+    for (int i = 0; i < N; i++) /* a returned change is a success: on the target, up to the last bits */
+        if (memcmp(a + i * DIM, d.x + i * DIM, DIM * sizeof(float)) != 0) ASSERT(rank_first(m, a + i * DIM, tg[i]) != 0);
+    c.target = ADVEX_TARGET_LEAST_LIKELY;
+    ASSERT_STATUS(advex_target_eval(t, NULL, &d, &c, 6, NULL, NULL, a, &r), ADVEX_ERR_ARG);
+    ASSERT(strstr(advex_last_error(), "least-likely targets need scores") != NULL);
+    c.target = ADVEX_TARGET_LABEL;
+    c.target_label = K;
+    ASSERT_STATUS(advex_target_eval(t, NULL, &d, &c, 6, NULL, NULL, a, &r), ADVEX_ERR_ARG);
+    advex_target_free(t);
+    advex_server_stop(s);
+    advex_dataset_free(&d);
+    advex_model_free(m);
+}
+
+/* a labels oracle that runs one image at a time (its answers cannot depend on batch-mates)
+ * and counts its calls */
+typedef struct one_by_one {
+    advex_model *m;
+    int64_t calls, images;
+} one_by_one;
+
+static advex_status one_labels(void *u, const float *x, int64_t n, const int64_t *rows, int32_t *pred) {
+    (void)rows;
+    one_by_one *o = u;
+    float z[K];
+    o->calls++;
+    o->images += n;
+    for (int64_t i = 0; i < n; i++) {
+        advex_status st = advex_model_forward(o->m, x + i * DIM, 1, z);
+        if (st) return st;
+        pred[i] = advex_argmax(z, K);
+    }
+    return ADVEX_OK;
+}
+
+/* HopSkipJump's rounds batch the pending queries of every running example; each example's
+ * queries, results and counts are those of one example at a time (batch 1), in far fewer calls */
+TEST(hsj_batched_rounds_change_nothing_per_example) {
+    advex_model *m = model();
+    advex_dataset d;
+    data(m, &d);
+    int32_t tg[N];
+    const float *starts[N];
+    for (int i = 0; i < N; i++) { /* targeted: the next class, from an image the model puts there */
+        tg[i] = (d.y[i] + 1) % K;
+        starts[i] = NULL;
+        for (int j = 0; j < N; j++) if (d.y[j] == tg[i] && !starts[i]) starts[i] = d.x + j * DIM;
+    }
+    for (int targeted = 0; targeted < 2; targeted++) {
+        advex_attack_config c;
+        advex_attack_config_default(&c);
+        c.kind = ADVEX_ATTACK_HSJ;
+        c.norm = targeted ? ADVEX_NORM_L2 : ADVEX_NORM_LINF;
+        c.eps = targeted ? 3.0f : 0.1f;
+        c.queries = 300;
+        static float a[2][N * DIM];
+        int64_t q[2][N], calls[2], images[2];
+        int32_t stage[2][N], fin[2][N];
+        for (int b = 0; b < 2; b++) {
+            one_by_one o = {m, 0, 0};
+            atk_labels lb = {one_labels, &o, {1, 28, 28}, b ? 64 : 1, fin[b]};
+            advex_attack_info info = {q[b], stage[b], NULL};
+            ASSERT_OK(atk_hsj_run(&lb, &c, d.x, d.y, targeted ? tg : NULL, targeted ? starts : NULL, N, 0, NULL,
+                                  a[b], &info));
+            calls[b] = o.calls;
+            images[b] = o.images;
+        }
+        ASSERT(memcmp(a[0], a[1], sizeof a[0]) == 0);
+        ASSERT(memcmp(q[0], q[1], sizeof q[0]) == 0);
+        ASSERT(memcmp(stage[0], stage[1], sizeof stage[0]) == 0);
+        ASSERT(memcmp(fin[0], fin[1], sizeof fin[0]) == 0);
+        ASSERT_EQ_INT(images[0], images[1]);
+        int64_t sum = 0, ok = 0;
+        for (int i = 0; i < N; i++) {
+            sum += q[0][i];
+            ok += stage[0][i];
+            ASSERT(q[0][i] <= 300);
+        }
+        ASSERT_EQ_INT(sum, images[0]);
+        ASSERT_MSG(ok >= 2, "%s hsj: %lld successes", targeted ? "targeted" : "untargeted", (long long)ok);
+        ASSERT_MSG(calls[1] * 4 < calls[0], "%lld calls batched, %lld one example at a time", (long long)calls[1],
+                   (long long)calls[0]);
+    }
+    advex_dataset_free(&d);
+    advex_model_free(m);
+}
+
 TEST(codec_roundtrip_and_rejects) {
     float x[6] = {0.1f, 1.0f / 3, 0, 1, 1e-8f, 0.999999f}, y[6] = {0};
     int64_t chw[3] = {1, 2, 3}, n = 0;
@@ -279,4 +483,7 @@ TEST(open_errors_name_the_target) {
 TEST_MAIN(TEST_ENTRY(served_scores_equal_the_model), TEST_ENTRY(concurrent_requests_get_their_own_answers), TEST_ENTRY(budget_is_enforced_before_sending),
           TEST_ENTRY(square_over_http_is_square_on_the_model),
           TEST_ENTRY(simba_over_http_is_simba_on_the_model), TEST_ENTRY(hsj_label_target_within_eps_and_budget),
+          TEST_ENTRY(targeted_square_over_http_is_square_on_the_model),
+          TEST_ENTRY(targeted_simba_over_http_is_simba_on_the_model), TEST_ENTRY(hsj_targeted_on_labels),
+          TEST_ENTRY(hsj_batched_rounds_change_nothing_per_example),
           TEST_ENTRY(codec_roundtrip_and_rejects), TEST_ENTRY(open_errors_name_the_target))

@@ -32,9 +32,10 @@ typedef enum advex_attack_kind {
     ADVEX_ATTACK_FAB,       /* Croce & Hein 2020, fast adaptive boundary (minimal perturbation) */
     ADVEX_ATTACK_FAB_T,     /* FAB targeted over the top-k classes (AutoAttack's FAB-T) */
     ADVEX_ATTACK_HSJ,       /* HopSkipJump (Chen et al. 2020): decision-based (labels only), L2 or L-inf,
-                               untargeted; c->queries per example (default 5000) */
-    ADVEX_ATTACK_SIMBA,     /* SimBA (Guo et al. 2019), pixel basis, score-based, L-inf or L2, untargeted;
-                               c->queries per example (default 5000); L2 step c->alpha (eps/4) */
+                               untargeted or targeted; c->queries per example (default 5000) */
+    ADVEX_ATTACK_SIMBA,     /* SimBA (Guo et al. 2019), pixel basis, score-based, L-inf or L2, untargeted
+                               or targeted; c->queries per example (default 5000); L2 step c->alpha
+                               (eps/4) */
     ADVEX_ATTACK_COUNT_
 } advex_attack_kind;
 

@@ -1,7 +1,7 @@
 /* A model behind an interface: forward only, images in, scores or labels out. A local
  * advex_model, an Open Inference Protocol v2 (KServe / Triton) HTTP endpoint and a local
- * program (exec:) are three implementations of one advex_target; score-based (Square) and
- * decision-based (HopSkipJump) attacks run on a target, and every image sent is counted in
+ * program (exec:) are three implementations of one advex_target; score-based (Square, SimBA)
+ * and decision-based (HopSkipJump) attacks run on a target, untargeted or targeted, and every image sent is counted in
  * one place (advex_target_query), which also enforces the per-example query budget.
  * advex_serve_* serves a model over the same protocol. Protocol and framing:
  * docs/targets.md. */
@@ -86,22 +86,31 @@ int64_t advex_target_spent(const advex_target *t, int64_t i);
 advex_status advex_target_query(advex_target *t, const float *x, int64_t n, const int64_t *ids, float *scores,
                                  int32_t *labels);
 
-/* Evaluate an attack through a target, advex_eval_run's counterpart: for each example one
- * clean query (counted in its budget of c->queries, default 5000), then the attack with the
+/* Evaluate an attack through a target, advex_eval_run's counterpart: first one clean query
+ * per example (counted in its budget of c->queries, default 5000), then the attack with the
  * rest of the budget, on the clean-correct ones only; the last query the attack made on the
- * returned example is its verdict (no extra query). Attacks: none, square (scores), hsj
+ * returned example is its verdict (no extra query). Attacks: none, square, simba (scores), hsj
  * (labels; hsj also with scores), or any attack crafted on `surrogate` (transfer; one more
  * query per example to judge it). White-box attacks without a surrogate are ADVEX_ERR_ARG.
- * res->queries_total: images sent; res->queries_*: per success, clean query included.
- * adv_out (n*C*H*W) may be NULL. */
+ * Targeted (c->target): the targets a local run picks (advex_attack_targets, random ones
+ * seeded by the example's index; least-likely from the target's clean scores, so not on a
+ * label-only target: ADVEX_ERR_ARG); targeted hsj starts from the first data-set image the
+ * target classified as the target class in its clean query (uniform noise when none was).
+ * res->target_hits: examples the target classifies as their target afterwards.
+ * res->queries_total: images sent; res->queries_*: per success (misclassified), clean query
+ * included. adv_out (n*C*H*W) may be NULL. */
 advex_status advex_target_eval(advex_target *t, advex_model *surrogate, const advex_dataset *d,
                                const advex_attack_config *c, int64_t batch, advex_progress_fn progress, void *user,
                                float *adv_out, advex_eval_result *res);
 
-/* Run a decision- or score-based attack (square, hsj) on a batch through a target whose
- * budget (advex_target_budget) covers ids[0..n). y: the labels to move away from (or the
- * targets' with c->target). ok (n, may be NULL): 1 where the returned point is misclassified
- * (targeted: classified as the target), known from the attack's own queries. */
+/* Run a score- or decision-based attack (square, simba, hsj) on a batch through a target whose
+ * budget (advex_target_budget) covers ids[0..n). y: the true labels. With c->target the
+ * attack aims at advex_attack_targets' classes for the examples ids (least-likely spends one
+ * clean query per example on scores first; hsj starts from uniform noise). ok (n, may be
+ * NULL): 1 where the returned point is misclassified (targeted: classified as its target),
+ * known from the attack's own queries (an example returned unchanged counts as labelled y).
+ * HopSkipJump batches the pending queries of all its running examples into requests of up to
+ * options.batch images. */
 advex_status advex_target_attack(advex_target *t, const advex_attack_config *c, const float *x, const int32_t *y,
                                  const int64_t *ids, int64_t n, int64_t batch_offset, float *x_adv, int32_t *ok);
 

@@ -67,8 +67,7 @@ advex_status advex_attack_check(const advex_model *m, const advex_attack_config 
         return advex_set_error(ADVEX_ERR_ARG, "uap: no universal perturbation given (compute one first)");
     if (c->target != ADVEX_TARGET_NONE && (c->kind == ADVEX_ATTACK_STANDARD || c->kind == ADVEX_ATTACK_APGD_T ||
                                            c->kind == ADVEX_ATTACK_UAP || c->kind == ADVEX_ATTACK_FAB ||
-                                           c->kind == ADVEX_ATTACK_FAB_T || c->kind == ADVEX_ATTACK_HSJ ||
-                                           c->kind == ADVEX_ATTACK_SIMBA))
+                                           c->kind == ADVEX_ATTACK_FAB_T))
         return advex_set_error(ADVEX_ERR_ARG, "%s does not take a target (it picks its own, is untargeted or is "
                                "universal)", advex_attack_name(c->kind));
     if (c->kind == ADVEX_ATTACK_FAB_T && m->net->classes < 2)

@@ -116,34 +116,48 @@ int32_t atk_ranked_class(const float *z, int64_t k, int r);
 /* A scores oracle for the score-based attacks: fwd gives scores z (n, k) of images x (n, C, H,
  * W); rows[i] is image i's row in the batch the attack was given (a target charges that
  * example's query budget). The local model is one (atk_square), a target another
- * (src/target/attack_target.c). */
+ * (src/target/attack_target.c). final (n, or NULL): the attack writes there the class the
+ * oracle gave each returned example (from its own queries, no extra one). */
 typedef struct atk_scores {
     advex_status (*fwd)(void *u, const float *x, int64_t n, const int64_t *rows, float *z);
     void *u;
     int64_t chw[3], k;
     int probs; /* 1: the scores are probabilities, not logits */
+    int32_t *final;
 } atk_scores;
-/* Square on an oracle; targets (n) or NULL (untargeted). */
+/* Square on an oracle; targets (n) or NULL (untargeted). Untargeted: a proposal is kept when
+ * the margin z_y - max_{j!=y} z_j drops; targeted: when the cross-entropy to the target drops
+ * (square.py's loss for targeted runs), success when the target is the top class. */
 advex_status atk_square_run(const atk_scores *o, const advex_attack_config *c, const float *x, const int32_t *y,
                             const int32_t *targets, int64_t n, int64_t off, const int64_t *ids, float *xadv,
                             advex_attack_info *info);
 
-/* SimBA (simba.c), pixel basis, untargeted, on a scores oracle. */
+/* SimBA (simba.c), pixel basis, on a scores oracle; targets (n) or NULL (untargeted). */
 advex_status atk_simba_run(const atk_scores *o, const advex_attack_config *c, const float *x, const int32_t *y,
-                           int64_t n, int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+                           const int32_t *targets, int64_t n, int64_t off, const int64_t *ids, float *xadv,
+                           advex_attack_info *info);
 advex_status atk_simba(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                        int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
 
-/* A labels oracle for the decision-based attacks: pred (n) of images x (n, C, H, W), all
- * probes of the batch's example `row` (a target charges that example's budget). */
+/* A labels oracle for the decision-based attacks: pred (n) of images x (n, C, H, W); rows[i]
+ * is image i's example in the attacked batch (a target charges that example's budget).
+ * batch: the images one call should carry (the attack fills each call with the pending
+ * queries of as many examples as fit, at least one example's; <= 0: 256). final as in
+ * atk_scores. */
 typedef struct atk_labels {
-    advex_status (*labels)(void *u, const float *x, int64_t n, int64_t row, int32_t *pred);
+    advex_status (*labels)(void *u, const float *x, int64_t n, const int64_t *rows, int32_t *pred);
     void *u;
     int64_t chw[3];
+    int64_t batch;
+    int32_t *final;
 } atk_labels;
-/* HopSkipJump (hsj.c), untargeted, on an oracle; info->queries per example. */
+/* HopSkipJump (hsj.c) on an oracle; info->queries per example. targets (n) or NULL
+ * (untargeted). starts (n pointers, or NULL; an entry may be NULL): for a targeted run an
+ * image the oracle is known to classify as example i's target, the starting point (without
+ * one, uniform noise until an image is classified as the target). */
 advex_status atk_hsj_run(const atk_labels *o, const advex_attack_config *c, const float *x, const int32_t *y,
-                         int64_t n, int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+                         const int32_t *targets, const float *const *starts, int64_t n, int64_t off,
+                         const int64_t *ids, float *xadv, advex_attack_info *info);
 advex_status atk_hsj(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                      int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
 

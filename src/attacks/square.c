@@ -1,7 +1,9 @@
 /* Square attack (Andriushchenko et al. 2020), L-inf, L2 and L1, following auto-attack's square.py:
- * score-based (forward passes only), margin loss z_y - max_{j!=y} z_j (targeted:
- * max_{j!=t} z_j - z_t), minimised by random search over localised square updates; a
- * proposal is kept when the margin drops. s = round(sqrt(p * d / C)), p from p_init by the
+ * score-based (forward passes only), random search over localised square updates. A proposal
+ * is kept when the loss drops: untargeted the margin z_y - max_{j!=y} z_j, targeted the
+ * cross-entropy to the target t (square.py's margin_and_loss; the paper's choice too), or
+ * when it succeeds (untargeted: argmax != y; targeted: argmax == t, margin
+ * max_{j!=t} z_j - z_t <= 0). s = round(sqrt(p * d / C)), p from p_init by the
  * published piecewise schedule over the budget rescaled to 10000 iterations.
  *   L-inf  start: vertical stripes x + eps * (+-1 per channel and column); each iteration one
  *          s x s window set to +-2 eps per channel around the best point, projected onto the
@@ -43,6 +45,18 @@ static float margin(const float *z, int64_t k, int32_t y, int32_t t, int targete
     return targeted ? mo - z[t] : z[y] - mo;
 }
 
+/* the loss a proposal must lower: untargeted the margin mg, targeted CE(z, t) (-log p_t for
+ * probabilities) */
+static float sq_loss(const float *z, int64_t k, int32_t t, int targeted, int probs, float mg) {
+    if (!targeted) return mg;
+    if (probs) return (float)-log((double)z[t]);
+    float mx = -FLT_MAX;
+    for (int64_t j = 0; j < k; j++) mx = z[j] > mx ? z[j] : mx;
+    double s = 0;
+    for (int64_t j = 0; j < k; j++) s += exp((double)(z[j] - mx));
+    return (float)(log(s) + (double)(mx - z[t]));
+}
+
 static inline float clip01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
 
 /* xb = clip(x + eps * (+-1 per channel and column)): vertical stripes */
@@ -77,9 +91,9 @@ static void linf_propose(float *xn, const float *x, const float *xb, int64_t C, 
 
 /* window side s = round(sqrt(p * d / C)); L2 and L1: odd, >= 3, at most the image (square.py);
  * L-inf: >= 1, at most H - 1 and W - 1 */
-static int64_t window_side(float p, int64_t C, int64_t H, int64_t W, int l2) {
+static int64_t window_side(float p, int64_t C, int64_t H, int64_t W, int lp) {
     int64_t s = (int64_t)lround(sqrt((double)p * (double)(C * H * W) / (double)C));
-    if (l2) {
+    if (lp) {
         s = s < 3 ? 3 : s;
         s += s % 2 == 0;
         s = s > H ? H : s;
@@ -105,11 +119,45 @@ advex_status atk_square(advex_model *m, const advex_attack_config *c, const floa
     advex_status st = ADVEX_OK;
     if (!z || !ts) st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     int targeted = st ? -1 : atk_setup_targets(m, c, x, y, n, off, z, ts, &st);
-    atk_scores o = {model_scores, m, {m->net->in_chw[0], m->net->in_chw[1], m->net->in_chw[2]}, k, 0};
+    atk_scores o = {model_scores, m, {m->net->in_chw[0], m->net->in_chw[1], m->net->in_chw[2]}, k, 0, NULL};
     if (targeted >= 0) st = atk_square_run(&o, c, x, y, targeted ? ts : NULL, n, off, ids, xadv, info);
     free(z);
     free(ts);
     return st;
+}
+
+/* per-example state of a run, compacted as examples finish */
+typedef struct sq_run {
+    int64_t *idx, *qs;
+    advex_rng *rng;
+    float *xs, *xb, *mbest, *lbest;
+    int32_t *ys, *ts;
+} sq_run;
+
+/* row j (example i) answered z for proposal xn: keep it if it is the start, the loss dropped
+ * or it succeeds; returns 1 while the example goes on */
+static int sq_judge(const atk_scores *o, const advex_attack_config *c, const atk_loss *L, sq_run *r, int64_t j,
+                    const float *z, const float *xn, int start, float *xadv, advex_attack_info *info) {
+    const int64_t d = o->chw[0] * o->chw[1] * o->chw[2], k = o->k, i = r->idx[j];
+    const int targeted = L->t != NULL;
+    float mg = margin(z, k, r->ys[j], r->ts[j], targeted);
+    float ls = sq_loss(z, k, r->ts[j], targeted, o->probs, mg);
+    int ok = atk_success(L, z, k, j), better = start || ls < r->lbest[j], keep = !ok;
+    if (c->no_early_stop) { /* transfer: the whole budget; the lowest loss so far is kept */
+        if (better && info && info->stage) info->stage[i] = ok;
+        ok = 0;
+        keep = 1;
+    } else if (ok && info && info->stage) {
+        info->stage[i] = 1;
+    }
+    if (better) r->lbest[j] = ls;
+    if (better || ok) {
+        r->mbest[j] = mg;
+        memcpy(r->xb + j * d, xn, (size_t)d * sizeof(float));
+        memcpy(xadv + i * d, xn, (size_t)d * sizeof(float));
+        if (o->final) o->final[i] = advex_argmax(z, k);
+    }
+    return keep;
 }
 
 advex_status atk_square_run(const atk_scores *o, const advex_attack_config *c, const float *x, const int32_t *y,
@@ -120,81 +168,67 @@ advex_status atk_square_run(const atk_scores *o, const advex_attack_config *c, c
     const float p_init = c->p_init > 0 ? (c->p_init < 1 ? c->p_init : 1.0f) : 0.8f;
     const float eps = c->eps;
     const size_t fb = sizeof(float);
-    const int transfer = c->no_early_stop != 0;
     const int lp = c->norm != ADVEX_NORM_LINF, l1 = c->norm == ADVEX_NORM_L1;
     /* L2 and L1 scratch: eta patterns (H*W + C*H*W doubles), L1's projection (2d doubles) and
      * the perturbation being edited (d) */
     const size_t nd = lp ? (size_t)(H * W + d + (l1 ? 2 * d : 0)) : 0;
     const size_t lpb = lp ? (nd * sizeof(double) + (size_t)d * fb + 7) / 8 * 8 : 0;
-    char *blk = atk_alloc(lpb + (size_t)n * (sizeof(int64_t) * 2 + sizeof(advex_rng) + (size_t)(3 * d + k + 1) * fb +
+    char *blk = atk_alloc(lpb + (size_t)n * (sizeof(int64_t) * 2 + sizeof(advex_rng) + (size_t)(3 * d + k + 2) * fb +
                                              2 * sizeof(int32_t) + 1));
     if (!blk) return ADVEX_ERR_NOMEM;
     atk_square_lp geo = {c->norm, C, H, W, eps, (double *)blk, (double *)blk + H * W + d,
                          (float *)(blk + nd * sizeof(double))};
-    int64_t *idx = (int64_t *)(blk + lpb), *qs = idx + n;
-    advex_rng *rng = (advex_rng *)(qs + n);
-    float *xs = (float *)(rng + n), *xb = xs + n * d, *xn = xb + n * d, *z = xn + n * d, *mbest = z + n * k;
-    int32_t *ys = (int32_t *)(mbest + n), *ts = ys + n;
-    unsigned char *keep = (unsigned char *)(ts + n);
+    sq_run r;
+    r.idx = (int64_t *)(blk + lpb);
+    r.qs = r.idx + n;
+    r.rng = (advex_rng *)(r.qs + n);
+    r.xs = (float *)(r.rng + n);
+    r.xb = r.xs + n * d;
+    float *xn = r.xb + n * d, *z = xn + n * d;
+    r.mbest = z + n * k;
+    r.lbest = r.mbest + n;
+    r.ys = (int32_t *)(r.lbest + n);
+    r.ts = r.ys + n;
+    unsigned char *keep = (unsigned char *)(r.ts + n);
     int64_t *queries = info && info->queries ? info->queries : NULL;
 
     advex_status st = ADVEX_OK;
-    int targeted = targets != NULL;
-    if (targets) memcpy(ts, targets, (size_t)n * sizeof(int32_t));
-    atk_loss L = {ATK_LOSS_CW, ys, targeted ? ts : NULL, 0};
+    if (targets) memcpy(r.ts, targets, (size_t)n * sizeof(int32_t));
+    else memset(r.ts, 0, (size_t)n * sizeof(int32_t));
+    atk_loss L = {ATK_LOSS_CW, r.ys, targets ? r.ts : NULL, 0};
     /* start: vertical stripes (L-inf) or the grid of eta windows (L2, L1) */
     for (int64_t i = 0; i < n; i++) {
-        idx[i] = i;
-        ys[i] = y[i];
-        qs[i] = 1;
-        atk_rng(&rng[i], c->seed, 0x5A, ATK_ID(i));
-        memcpy(xs + i * d, x + i * d, (size_t)d * fb);
-        if (lp) atk_square_lp_init(&geo, xb + i * d, x + i * d, &rng[i]);
-        else linf_start(xb + i * d, x + i * d, C, H, W, eps, &rng[i]);
+        r.idx[i] = i;
+        r.ys[i] = y[i];
+        r.qs[i] = 1;
+        r.lbest[i] = FLT_MAX;
+        atk_rng(&r.rng[i], c->seed, 0x5A, ATK_ID(i));
+        memcpy(r.xs + i * d, x + i * d, (size_t)d * fb);
+        if (lp) atk_square_lp_init(&geo, xn + i * d, x + i * d, &r.rng[i]);
+        else linf_start(xn + i * d, x + i * d, C, H, W, eps, &r.rng[i]);
     }
-    if ((st = o->fwd(o->u, xb, n, idx, z))) goto done;
-    int64_t a = 0;
-    for (int64_t i = 0; i < n; i++) {
-        memcpy(xadv + i * d, xb + i * d, (size_t)d * fb);
+    if ((st = o->fwd(o->u, xn, n, r.idx, z))) goto done;
+    for (int64_t i = 0; i < n; i++) { /* the start is always kept */
         if (queries) queries[i] = 1;
-        mbest[i] = margin(z + i * k, k, y[i], ts[i], targeted);
-        int ok = atk_success(&L, z + i * k, k, i);
-        keep[i] = transfer || !ok;
-        if (ok && info && info->stage) info->stage[i] = 1;
-        a += keep[i];
+        keep[i] = (uint8_t)sq_judge(o, c, &L, &r, i, z + i * k, xn + i * d, 1, xadv, info);
     }
-    void *arrs[] = {idx, qs, rng, xs, xb, mbest, ys, ts};
-    size_t rb[] = {sizeof(int64_t), sizeof(int64_t), sizeof(advex_rng), (size_t)d * fb, (size_t)d * fb, fb,
+    void *arrs[] = {r.idx, r.qs, r.rng, r.xs, r.xb, r.mbest, r.lbest, r.ys, r.ts};
+    size_t rb[] = {sizeof(int64_t), sizeof(int64_t), sizeof(advex_rng), (size_t)d * fb, (size_t)d * fb, fb, fb,
                    sizeof(int32_t), sizeof(int32_t)};
-    a = atk_compact(keep, n, arrs, rb, 8);
+    int64_t a = atk_compact(keep, n, arrs, rb, 9);
     for (int64_t it = 0; it < Q - 1 && a > 0; it++) {
         int64_t s = window_side(p_selection(p_init, it, Q, c->square_unscaled), C, H, W, lp);
         for (int64_t j = 0; j < a; j++) {
-            if (lp) atk_square_lp_propose(&geo, xn + j * d, xs + j * d, xb + j * d, s, &rng[j]);
-            else linf_propose(xn + j * d, xs + j * d, xb + j * d, C, H, W, s, eps, &rng[j]);
+            if (lp) atk_square_lp_propose(&geo, xn + j * d, r.xs + j * d, r.xb + j * d, s, &r.rng[j]);
+            else linf_propose(xn + j * d, r.xs + j * d, r.xb + j * d, C, H, W, s, eps, &r.rng[j]);
         }
-        if ((st = o->fwd(o->u, xn, a, idx, z))) goto done;
+        if ((st = o->fwd(o->u, xn, a, r.idx, z))) goto done;
         for (int64_t j = 0; j < a; j++) {
-            int64_t i = idx[j];
-            qs[j]++;
-            if (queries) queries[i] = qs[j];
-            float mg = margin(z + j * k, k, ys[j], ts[j], targeted);
-            int ok = atk_success(&L, z + j * k, k, j);
-            if (transfer) { /* the whole budget; the lowest margin so far is kept */
-                keep[j] = 1;
-                if (mg < mbest[j] && info && info->stage) info->stage[i] = ok;
-                ok = 0;
-            } else {
-                keep[j] = !ok;
-                if (ok && info && info->stage) info->stage[i] = 1;
-            }
-            if (mg < mbest[j] || ok) {
-                mbest[j] = mg;
-                memcpy(xb + j * d, xn + j * d, (size_t)d * fb);
-                memcpy(xadv + i * d, xn + j * d, (size_t)d * fb);
-            }
+            r.qs[j]++;
+            if (queries) queries[r.idx[j]] = r.qs[j];
+            keep[j] = (uint8_t)sq_judge(o, c, &L, &r, j, z + j * k, xn + j * d, 0, xadv, info);
         }
-        a = atk_compact(keep, a, arrs, rb, 8);
+        a = atk_compact(keep, a, arrs, rb, 9);
     }
 done:
     free(blk);

@@ -3,7 +3,8 @@
 # stopped here (port 0, the bound port read from --port-file, readiness polled on
 # /v2/health/ready): the queries advex counts equal the images the server counted (its
 # /stats), the per-example budget holds, label-only HopSkipJump lowers robust accuracy within
-# 1000 queries, a server that turns to errors or garbage mid-run is a clean failure, hostile
+# 1000 queries, targeted Square and HopSkipJump (--targeted) return examples that the model
+# itself (advex predict on the saved .npy) puts on their target, within eps, a server that turns to errors or garbage mid-run is a clean failure, hostile
 # requests get a 4xx and the server keeps serving, white-box attacks are refused (exit 2),
 # and an exec: program speaks the documented framing.
 # Usage: serve.sh ADVEX SRCDIR
@@ -36,6 +37,31 @@ start() {
 stop() { kill "$SPID"; wait "$SPID"; }
 served() { curl -s "$URL/stats" | $PY -c 'import json,sys; print(json.load(sys.stdin)["inference_count"])'; }
 jfield() { $PY -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(r.get(sys.argv[2], 0))' "$@"; }
+sent() { awk '/queries sent:/ {print $3}' "$1"; }
+"$ADVEX" data --data "$D" --limit 16 --out "$T/x16.npy" --labels "$T/y16.npy" --quiet >/dev/null 2>&1
+# on_target NAME NORM EPS [changed]: the model's own logits (advex predict) on NAME.npy, the first 16
+# test images attacked with --targeted next: the hits the attack reported are the examples the
+# model ranks on their target (up to near ties, which batch-mates' last bits can flip), at
+# least 2; all within eps and [0,1]; with "changed": every example returned changed is a hit
+on_target() {
+    "$ADVEX" predict --model "$M" --data "npy:$T/$1.npy" --out "$T/$1_z.npy" --quiet >/dev/null 2>&1 || return 1
+    $PY - "$T/x16.npy" "$T/y16.npy" "$T/$1.npy" "$T/$1_z.npy" "$T/$1.out" "$2" "$3" "${4:-}" <<'EOF'
+import sys, numpy as np
+x, y, a, z = (np.load(f) for f in sys.argv[1:5])
+out, norm, eps = open(sys.argv[5]).read(), sys.argv[6], float(sys.argv[7])
+n = len(y); t = (y + 1) % 10
+d = (a - x).reshape(n, -1).astype(np.float64)
+dist = np.sqrt((d ** 2).sum(1)) if norm == "l2" else np.abs(d).max(1)
+assert (dist <= eps * (1 + 1e-5)).all() and a.min() >= 0 and a.max() <= 1, dist.max()
+top = z.argmax(1)
+zt = z[np.arange(n), t]; zo = np.where(np.arange(10) == t[:, None], -np.inf, z).max(1)
+tie = np.abs(zt - zo) <= 1e-4 * (1 + np.abs(zo))
+hits = int((top == t).sum())
+reported = round(float(out.split("targeted success:")[1].split("%")[0]) * n / 100)
+assert abs(hits - reported) <= tie.sum() and hits >= 2, (hits, reported, int(tie.sum()))
+if sys.argv[8] == "changed": assert ((top == t) | tie)[dist > 0].all(), (top, t, dist)
+EOF
+}
 
 # ---- scores: Square, exact accounting, the budget ----
 check "serve starts on a free port" start sq
@@ -60,6 +86,17 @@ check "simba through the target runs" [ $? -eq 0 ]
 total=$(jfield "$T/sb.json" queries_total)
 check "simba: queries_total ($total) equals the server's count" [ "$total" -eq $(( $(served) - before )) ]
 check "simba: budget of 40 per example holds" [ "$total" -le $((12 * 40)) ]
+before=$(served)
+"$ADVEX" attack --target "$URL" --data "$D" --limit 16 --attack square --eps 0.15 --queries 300 --targeted next \
+    --out "$T/tsq.npy" --quiet >"$T/tsq.out" 2>&1
+check "targeted square through the target runs" [ $? -eq 0 ]
+check "targeted square: queries sent ($(sent "$T/tsq.out")) equal the server's count" \
+    [ "$(sent "$T/tsq.out")" -eq $(( $(served) - before )) ]
+check "targeted square: budget of 300 per example holds" [ "$(sent "$T/tsq.out")" -le $((16 * 300)) ]
+check "targeted square: the model itself puts the reported hits on their target" on_target tsq linf 0.15
+"$ADVEX" attack --target "$URL" --target next --data "$D" --limit 4 --attack square --eps 0.1 --quiet >"$T/tt.out" 2>&1
+rc=$?
+check "--target CLASS with a URL: exit 2, pointing to --targeted" sh -c "[ $rc -eq 2 ] && grep -q 'with --targeted' '$T/tt.out'"
 # a budget of 1 is the clean query alone: nothing is attacked
 "$ADVEX" attack --target "$URL" --data "$D" --limit 8 --attack square --eps 0.1 --queries 1 --quiet >"$T/q1.out" 2>&1
 check "--queries 1 spends exactly the clean queries" grep -q "queries sent:         8$" "$T/q1.out"
@@ -102,6 +139,17 @@ import json; j=json.load(open('$T/hsj.json')); r=j['results'][0]
 assert r['robust_accuracy'] <= 0.67 * j['clean_accuracy'], (r['robust_accuracy'], j['clean_accuracy'])"
 "$ADVEX" attack --target "$URL" --data "$D" --limit 4 --attack square --eps 0.1 --quiet >"$T/sl.out" 2>&1
 check "square on a label-only target exits 2" [ $? -eq 2 ]
+before=$(served)
+"$ADVEX" attack --target "$URL" --data "$D" --limit 16 --attack hsj --norm l2 --eps 4 --queries 500 --targeted next \
+    --out "$T/thsj.npy" --quiet >"$T/thsj.out" 2>&1
+check "targeted hsj through a label-only target runs" [ $? -eq 0 ]
+check "targeted hsj: queries sent equal the server's count" [ "$(sent "$T/thsj.out")" -eq $(( $(served) - before )) ]
+check "targeted hsj: budget of 500 per example holds" [ "$(sent "$T/thsj.out")" -le $((16 * 500)) ]
+check "targeted hsj: every changed example is on its target for the model itself" on_target thsj l2 4 changed
+"$ADVEX" attack --target "$URL" --data "$D" --limit 4 --attack hsj --eps 3 --targeted least-likely --quiet >"$T/ll.out" 2>&1
+rc=$?
+check "least-likely targets on a label-only target: exit 2, one line" \
+    sh -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/ll.out') -eq 1 ] && grep -q 'least-likely targets need scores' '$T/ll.out'"
 stop
 
 # ---- a server that goes bad mid-run: a clean failure naming the problem ----
