@@ -138,6 +138,14 @@ advex_status atk_simba_run(const atk_scores *o, const advex_attack_config *c, co
                            advex_attack_info *info);
 advex_status atk_simba(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                        int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info);
+/* A score-based attack (atk_square_run, atk_simba_run) on the local model as its oracle, with
+ * the targets the configuration picks (what atk_square and atk_simba are). */
+typedef advex_status (*atk_scores_fn)(const atk_scores *o, const advex_attack_config *c, const float *x,
+                                      const int32_t *y, const int32_t *targets, int64_t n, int64_t off,
+                                      const int64_t *ids, float *xadv, advex_attack_info *info);
+advex_status atk_on_model_scores(atk_scores_fn run, advex_model *m, const advex_attack_config *c, const float *x,
+                                 const int32_t *y, int64_t n, int64_t off, const int64_t *ids, float *xadv,
+                                 advex_attack_info *info);
 
 /* A labels oracle for the decision-based attacks: pred (n) of images x (n, C, H, W); rows[i]
  * is image i's example in the attacked batch (a target charges that example's budget).

@@ -117,22 +117,7 @@ done:
     return st;
 }
 
-static advex_status model_scores(void *u, const float *x, int64_t n, const int64_t *rows, float *z) {
-    (void)rows;
-    return advex_model_forward(u, x, n, z);
-}
-
 advex_status atk_simba(advex_model *m, const advex_attack_config *c, const float *x, const int32_t *y, int64_t n,
                        int64_t off, const int64_t *ids, float *xadv, advex_attack_info *info) {
-    const int64_t k = m->net->classes;
-    float *z = malloc((size_t)(n * k) * sizeof(float));
-    int32_t *ts = malloc((size_t)n * sizeof(int32_t));
-    advex_status st = ADVEX_OK;
-    if (!z || !ts) st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
-    int targeted = st ? -1 : atk_setup_targets(m, c, x, y, n, off, z, ts, &st);
-    atk_scores o = {model_scores, m, {m->net->in_chw[0], m->net->in_chw[1], m->net->in_chw[2]}, k, 0, NULL};
-    if (targeted >= 0) st = atk_simba_run(&o, c, x, y, targeted ? ts : NULL, n, off, ids, xadv, info);
-    free(z);
-    free(ts);
-    return st;
+    return atk_on_model_scores(atk_simba_run, m, c, x, y, n, off, ids, xadv, info);
 }
