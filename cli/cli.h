@@ -36,6 +36,9 @@ cli_flag *cli_get(cli_flag *flags, int nflags, const char *name);
 
 /* Print "advex CMD: message" to stderr; returns code. */
 int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* --attack A,B,... into kinds (at most max, *n of them); 0, or an exit code after one line
+ * naming --attack. */
+int cli_parse_attacks(const char *cmd, const char *list, advex_attack_kind *kinds, int max, int *n);
 /* Print "advex CMD: <advex_last_error or status text>" and return CLI_EXIT_FAIL (or USAGE
  * for ADVEX_ERR_ARG). */
 int cli_fail(const char *cmd, advex_status st);

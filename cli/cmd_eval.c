@@ -7,25 +7,6 @@
 #include "cli.h"
 #include "dist.h"
 
-/* Parse --attack A,B,... into kinds (at most max); 0 or an exit code. */
-static int parse_attacks(const char *cmd, const char *list, advex_attack_kind *kinds, int max, int *n) {
-    *n = 0;
-    for (const char *p = list;;) {
-        const char *comma = strchr(p, ',');
-        char name[64];
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len >= sizeof name) len = sizeof name - 1;
-        memcpy(name, p, len);
-        name[len] = '\0';
-        if (*n >= max) return cli_error(cmd, CLI_EXIT_USAGE, "--attack: at most %d attacks", max);
-        advex_status st = advex_attack_parse(name, &kinds[*n]);
-        if (st) return cli_fail(cmd, st);
-        (*n)++;
-        if (!comma) return 0;
-        p = comma + 1;
-    }
-}
-
 /* Every file eval reads and writes, checked before any work; --report DIR; the gate. */
 static int check_files(const char *cmd, cli_flag *f, int nf, const advex_sweep_config *sc, int uap, advex_gate *gate) {
     const char *report = cli_get(f, nf, "--report")->value, *dir = cli_get(f, nf, "--data-dir")->value;
@@ -159,7 +140,7 @@ int cmd_eval(int argc, char **argv) {
         cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed) ||
         cli_int(cmd, CLI_GET(f, "--report-examples"), 1, 1000, &grid_rows))
         return CLI_EXIT_USAGE;
-    if ((r = parse_attacks(cmd, CLI_GET(f, "--attack")->value, kinds, ADVEX_SWEEP_MAX_ATTACKS, &sc.n_attacks))) return r;
+    if ((r = cli_parse_attacks(cmd, CLI_GET(f, "--attack")->value, kinds, ADVEX_SWEEP_MAX_ATTACKS, &sc.n_attacks))) return r;
     if (advex_parse_eps_list(CLI_GET(f, "--eps")->value, eps, ADVEX_SWEEP_MAX_EPS, &sc.n_eps))
         return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
     if ((r = cli_attack_options(cmd, f, nf, &sc.attack))) return r;

@@ -22,27 +22,6 @@ int cli_target_wanted(int argc, char **argv) {
     return 0;
 }
 
-static int parse_list(const char *cmd, const char *list, int attacks, advex_attack_kind *kinds, float *eps, int max,
-                      int *n) {
-    *n = 0;
-    if (!attacks) {
-        advex_status st = advex_parse_eps_list(list, eps, max, n);
-        return st ? cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error()) : 0;
-    }
-    for (const char *p = list;;) {
-        const char *comma = strchr(p, ',');
-        char name[64];
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (len >= sizeof name) len = sizeof name - 1;
-        memcpy(name, p, len);
-        name[len] = '\0';
-        if (*n >= max) return cli_error(cmd, CLI_EXIT_USAGE, "--attack: at most %d attacks", max);
-        if (advex_attack_parse(name, &kinds[*n])) return cli_error(cmd, CLI_EXIT_USAGE, "--attack: %s", advex_last_error());
-        (*n)++;
-        if (!comma) return 0;
-        p = comma + 1;
-    }
-}
 
 /* the target's options from the flags; 0 or an exit code */
 static int target_options(const char *cmd, cli_flag *f, int nf, advex_target_options *o) {
@@ -188,9 +167,10 @@ int cli_target_main(const char *cmd, int argc, char **argv) {
     int nk, ne;
     long long limit, batch, seed;
     if (!CLI_GET(f, "--eps")->value) return cli_error(cmd, CLI_EXIT_USAGE, "--eps E is required");
-    if ((r = parse_list(cmd, CLI_GET(f, "--attack")->value, 1, kinds, NULL, is_attack ? 1 : ADVEX_SWEEP_MAX_ATTACKS, &nk)) ||
-        (r = parse_list(cmd, CLI_GET(f, "--eps")->value, 0, NULL, eps, is_attack ? 1 : ADVEX_SWEEP_MAX_EPS, &ne)))
+    if ((r = cli_parse_attacks(cmd, CLI_GET(f, "--attack")->value, kinds, is_attack ? 1 : ADVEX_SWEEP_MAX_ATTACKS, &nk)))
         return r;
+    if (advex_parse_eps_list(CLI_GET(f, "--eps")->value, eps, is_attack ? 1 : ADVEX_SWEEP_MAX_EPS, &ne))
+        return cli_error(cmd, CLI_EXIT_USAGE, "--eps: %s", advex_last_error());
     if (cli_int(cmd, CLI_GET(f, "--limit"), 0, INT64_MAX, &limit) || cli_int(cmd, CLI_GET(f, "--batch"), 1, 1 << 20, &batch) ||
         cli_int(cmd, CLI_GET(f, "--seed"), 0, INT64_MAX, &seed))
         return CLI_EXIT_USAGE;

@@ -479,3 +479,20 @@ unsigned cli_run_checks(const char *cmd, cli_flag *f, int nf, advex_model *m, co
     cli_print_warnings(cmd, bits);
     return bits;
 }
+
+int cli_parse_attacks(const char *cmd, const char *list, advex_attack_kind *kinds, int max, int *n) {
+    *n = 0;
+    for (const char *p = list;;) {
+        const char *comma = strchr(p, ',');
+        char name[64];
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len >= sizeof name) len = sizeof name - 1;
+        memcpy(name, p, len);
+        name[len] = '\0';
+        if (*n >= max) return cli_error(cmd, CLI_EXIT_USAGE, "--attack: at most %d attacks", max);
+        if (advex_attack_parse(name, &kinds[*n])) return cli_error(cmd, CLI_EXIT_USAGE, "--attack: %s", advex_last_error());
+        (*n)++;
+        if (!comma) return 0;
+        p = comma + 1;
+    }
+}
