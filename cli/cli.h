@@ -211,10 +211,21 @@ int cli_eval_version(const char *cmd, cli_flag *f, int nf, advex_attack_kind *ki
  * 0 or an exit code. */
 int cli_eval_ci_prepare(const char *cmd, cli_flag *f, int nf, const advex_attack_kind *kinds, int nk, int n_eps,
                         cli_files *fs, advex_gate *g);
-/* After the sweep: AutoAttack's log lines on stderr (unless --quiet), --junit and --robustbench
+/* After the sweep: AutoAttack's log lines on stderr (unless --quiet; not without a --version
+ * flag, i.e. not through a --target), --junit and --robustbench
  * written, then the gate: CLI_EXIT_OK, CLI_EXIT_GATE (one line per failure) or an error exit. */
 int cli_eval_ci_finish(const char *cmd, cli_flag *f, int nf, const advex_sweep *s, const char *model,
                        const char *data, unsigned warn, const advex_gate *g);
+
+/* A sweep's progress bars (advex_sweep_config.progress, user: a cli_sweep_ui with run -1): a
+ * new bar when the run changes; non-zero once interrupted. Finish with cli_progress_done(&bar)
+ * when run >= 0. */
+typedef struct cli_sweep_ui {
+    cli_progress bar;
+    int run;
+    char label[48];
+} cli_sweep_ui;
+int cli_sweep_progress(void *user, const advex_sweep_progress *p);
 
 int cmd_png(int argc, char **argv);
 int cmd_data(int argc, char **argv);

@@ -37,27 +37,6 @@ static int check_version(const char *cmd, cli_flag *f, int nf, const advex_attac
     return 0;
 }
 
-/* The progress bar of the run in progress: a new one when the run changes. */
-typedef struct eval_ui {
-    cli_progress bar;
-    int run;
-    char label[48];
-} eval_ui;
-
-static int on_progress(void *user, const advex_sweep_progress *p) {
-    eval_ui *ui = user;
-    if (p->run != ui->run) {
-        if (ui->run >= 0) cli_progress_done(&ui->bar);
-        ui->run = p->run;
-        snprintf(ui->label, sizeof ui->label, "%s eps=%.4g", advex_attack_name(p->attack), (double)p->eps);
-        cli_progress_init(&ui->bar, ui->label, cli_opts.quiet);
-    }
-    int64_t done = p->done, total = p->total;
-    cli_dist_progress(&done, &total); /* the whole job's, in a distributed run */
-    cli_progress_update(&ui->bar, done, total, NULL);
-    return cli_interrupted;
-}
-
 /* The files a finished sweep writes (NULL: not asked for). */
 typedef struct eval_outputs {
     const char *model, *data, *json, *uap_out, *per_example, *report;
@@ -184,8 +163,8 @@ int cmd_eval(int argc, char **argv) {
     sc.uap_data = uap ? &u : NULL;
     sc.uap_epochs = (int32_t)atoi(CLI_GET(f, "--uap-epochs")->value);
     sc.keep_rows = report ? grid_rows : 0;
-    eval_ui ui = {.run = -1};
-    sc.progress = on_progress;
+    cli_sweep_ui ui = {.run = -1};
+    sc.progress = cli_sweep_progress;
     sc.user = &ui;
     sc.state = state;
     cli_dist_sweep(&sc, d.n); /* mpirun: this rank's batches; rank 0 writes (cli/dist.h) */

@@ -95,28 +95,24 @@ static int run_all(run_ctx *x, cli_flag *f, int nf, const advex_attack_config *b
     return 0;
 }
 
+/* one run as print_one; several as the table plus their queries */
+static void print_results(const run_ctx *x) {
+    if (x->nres == 1) {
+        print_one(&x->res[0]);
+        return;
+    }
+    char *text = NULL;
+    if (advex_eval_table(x->res, x->nres, &text) == ADVEX_OK) fputs(text, stdout);
+    free(text);
+    for (int i = 0; i < x->nres; i++)
+        printf("%s eps %.4g: queries sent %lld, median per success %.0f\n", advex_attack_name(x->res[i].attack),
+               (double)x->res[i].eps, (long long)x->res[i].queries_total, x->res[i].queries_median);
+}
+
+/* attack: the result, then --out */
 static int finish(run_ctx *x, cli_flag *f, int nf, const float *adv) {
-    const char *json = cli_get(f, nf, "--json") ? cli_get(f, nf, "--json")->value : NULL;
-    const char *out = cli_get(f, nf, "--out") ? cli_get(f, nf, "--out")->value : NULL;
-    if (x->nres == 1) print_one(&x->res[0]);
-    else {
-        char *text = NULL;
-        if (advex_eval_table(x->res, x->nres, &text)) return cli_fail(x->cmd, ADVEX_ERR_NOMEM);
-        fputs(text, stdout);
-        free(text);
-        for (int i = 0; i < x->nres; i++)
-            printf("%s eps %.4g: queries sent %lld, median per success %.0f\n", advex_attack_name(x->res[i].attack),
-                   (double)x->res[i].eps, (long long)x->res[i].queries_total, x->res[i].queries_median);
-    }
-    if (json) {
-        char *j = NULL;
-        advex_status st = advex_eval_json(x->res, x->nres, cli_get(f, nf, "--target")->value,
-                                          cli_get(f, nf, "--data")->value, 0, &j);
-        if (st) return cli_fail(x->cmd, st);
-        int r = cli_write_file_atomic(x->cmd, json, j, strlen(j));
-        free(j);
-        if (r) return r;
-    }
+    const char *out = cli_get(f, nf, "--out")->value;
+    print_results(x);
     if (out && adv) {
         int64_t dims[4] = {x->d.n, x->d.c, x->d.h, x->d.w};
         advex_status st = advex_npy_save_f32(out, adv, 4, dims);
@@ -124,6 +120,43 @@ static int finish(run_ctx *x, cli_flag *f, int nf, const float *adv) {
         printf("wrote %s\n", out);
     }
     return 0;
+}
+
+/* eval: every attack at every eps through the sweep (state file, per-example lines, gate) */
+static int eval_sweep(run_ctx *x, cli_flag *f, int nf, advex_sweep_config *sc, const advex_gate *gate) {
+    const char *url = cli_get(f, nf, "--target")->value, *data = cli_get(f, nf, "--data")->value;
+    const char *json = cli_get(f, nf, "--json")->value, *per_example = cli_get(f, nf, "--per-example")->value;
+    cli_sweep_ui ui = {.run = -1};
+    sc->progress = cli_sweep_progress;
+    sc->user = &ui;
+    advex_sweep *s = NULL;
+    advex_status st = advex_eval_sweep(NULL, &x->d, sc, &s);
+    if (ui.run >= 0) cli_progress_done(&ui.bar);
+    if (st) return cli_fail_run(x->cmd, st);
+    int rc = CLI_EXIT_FAIL;
+    if (advex_sweep_resumed(s) && !cli_opts.quiet)
+        fprintf(stderr, "advex %s: resumed from %s (%lld of %lld example runs were recorded there; their queries "
+                "are not sent again)\n", x->cmd, sc->state, (long long)advex_sweep_resumed(s),
+                (long long)(x->d.n * advex_sweep_runs(s)));
+    x->nres = advex_sweep_runs(s);
+    memcpy(x->res, advex_sweep_result(s, 0), (size_t)x->nres * sizeof *x->res);
+    cli_print_warnings(x->cmd, advex_sweep_warnings(s));
+    print_results(x);
+    char *text = NULL;
+    if (json) {
+        if ((st = advex_sweep_json(s, url, data, &text))) { rc = cli_fail(x->cmd, st); goto done; }
+        int w = cli_write_file_atomic(x->cmd, json, text, strlen(text));
+        free(text);
+        if (w) goto done;
+    }
+    if (per_example && (st = advex_sweep_write_per_example(s, &x->d, per_example))) {
+        rc = cli_fail(x->cmd, st);
+        goto done;
+    }
+    rc = cli_eval_ci_finish(x->cmd, f, nf, s, url, data, advex_sweep_warnings(s), gate);
+done:
+    advex_sweep_free(s);
+    return rc;
 }
 
 int cli_target_main(const char *cmd, int argc, char **argv) {
@@ -153,8 +186,17 @@ int cli_target_main(const char *cmd, int argc, char **argv) {
         {"--timeout", "S", "seconds per request", "30", 0},
         {"--retries", "N", "retries on 5xx and connection errors (backoff 0.1 s doubling)", "3", 0},
         {is_attack ? "--out" : "--json", "FILE", is_attack ? "write the adversarial examples (.npy)" : "write the results as JSON", NULL, 0},
+        /* eval only (the last EVAL_ONLY): */
+        {"--state", "FILE", "record progress in FILE after every batch; the same command resumes from it without "
+                            "querying the examples it records (refused when any setting or the target differs)", NULL, 0},
+        {"--per-example", "FILE", "write one JSON line per example and eps: label, clean prediction, the attack "
+                                  "that broke it, final prediction, queries, perturbation norms", NULL, 0},
+        {"--min-robust-accuracy", "X|A=X,...", "gate: exit 3 when the worst-case robust accuracy (X) or that of "
+                                               "attack A (A=X) falls below X at any eps; X a fraction or a percentage", NULL, 0},
+        {"--junit", "FILE", "also write JUnit XML: one test case per attack and eps, failures under the gate", NULL, 0},
     };
-    const int nf = (int)(sizeof f / sizeof *f);
+    enum { EVAL_ONLY = 4 };
+    const int nf = (int)(sizeof f / sizeof *f) - (is_attack ? EVAL_ONLY : 0);
     int r = cli_parse(cmd, "--target URL|exec:CMD --data D --attack square|simba|hsj --eps E --queries Q "
                       "[--targeted T] [options]",
                       "Attack a model behind an inference server (or a program) with forward queries only.",
@@ -202,6 +244,13 @@ int cli_target_main(const char *cmd, int argc, char **argv) {
     advex_target_options o;
     if ((r = target_options(cmd, f, nf, &o))) return r;
     cli_files fs = {.n = 0};
+    advex_gate gate;
+    memset(&gate, 0, sizeof gate);
+    if (!is_attack) {
+        if ((r = cli_eval_ci_prepare(cmd, f, nf, kinds, nk, ne, &fs, &gate))) return r;
+        cli_files_out(&fs, "--state", CLI_GET(f, "--state")->value);
+        cli_files_out(&fs, "--per-example", CLI_GET(f, "--per-example")->value);
+    }
     cli_files_in(&fs, "--surrogate", CLI_GET(f, "--surrogate")->value);
     cli_files_data(&fs, "--data", CLI_GET(f, "--data")->value, CLI_GET(f, "--data-dir")->value);
     cli_files_out(&fs, is_attack ? "--out" : "--json", CLI_GET(f, is_attack ? "--out" : "--json")->value);
@@ -224,6 +273,23 @@ int cli_target_main(const char *cmd, int argc, char **argv) {
     if (is_attack && CLI_GET(f, "--out")->value &&
         !(adv = malloc((size_t)(x->d.n * chw[0] * chw[1] * chw[2]) * sizeof(float)))) {
         rc = cli_error(cmd, CLI_EXIT_FAIL, "out of memory");
+        goto done;
+    }
+    if (!is_attack) {
+        advex_sweep_config sc;
+        advex_sweep_config_default(&sc);
+        sc.attacks = kinds;
+        sc.n_attacks = nk;
+        sc.eps = eps;
+        sc.n_eps = ne;
+        sc.attack = base;
+        sc.default_norms = !CLI_GET(f, "--norm")->value;
+        sc.batch = batch;
+        sc.surrogate = x->sur;
+        sc.checks = 0; /* (they need gradients) */
+        sc.target = x->t;
+        sc.state = CLI_GET(f, "--state")->value;
+        rc = eval_sweep(x, f, nf, &sc, &gate);
         goto done;
     }
     if ((r = run_all(x, f, nf, &base, kinds, nk, eps, ne, batch, adv)) || (r = finish(x, f, nf, adv))) { rc = r; goto done; }

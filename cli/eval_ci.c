@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 
 /* Protocols by name: the attacks they run and the settings they change (flags the user gives
  * explicitly win, --attack excepted: a version sets the attacks). */
@@ -40,26 +41,37 @@ int cli_eval_version(const char *cmd, cli_flag *f, int nf, advex_attack_kind *ki
     return 0;
 }
 
+/* A flag's value; NULL when not given or not one of this command's flags (the --target path
+ * of eval has the gate and --junit but not --robustbench, --eot or --version). */
+static const char *value_of(cli_flag *f, int nf, const char *name) {
+    cli_flag *fl = cli_get(f, nf, name);
+    return fl ? fl->value : NULL;
+}
+static int seen(cli_flag *f, int nf, const char *name) {
+    cli_flag *fl = cli_get(f, nf, name);
+    return fl && fl->seen;
+}
+
 int cli_eval_ci_prepare(const char *cmd, cli_flag *f, int nf, const advex_attack_kind *kinds, int nk, int n_eps,
                         cli_files *fs, advex_gate *g) {
     memset(g, 0, sizeof *g);
-    cli_flag *gate = cli_get(f, nf, "--min-robust-accuracy"), *rb = cli_get(f, nf, "--robustbench");
-    if (gate->value && advex_gate_parse(gate->value, kinds, nk, g))
+    const char *gate = value_of(f, nf, "--min-robust-accuracy"), *rb = value_of(f, nf, "--robustbench");
+    if (gate && advex_gate_parse(gate, kinds, nk, g))
         return cli_error(cmd, CLI_EXIT_USAGE, "%s", advex_last_error());
-    if (rb->value && n_eps != 1)
+    if (rb && n_eps != 1)
         return cli_error(cmd, CLI_EXIT_USAGE, "--robustbench: RobustBench's model info is for one eps; give one "
                          "value to --eps (got %d)", n_eps);
-    cli_flag *norm = cli_get(f, nf, "--norm");
+    const char *norm = value_of(f, nf, "--norm");
     advex_norm nm;
-    if (rb->value && norm->value && !advex_norm_parse(norm->value, &nm) && nm == ADVEX_NORM_L1)
+    if (rb && norm && !advex_norm_parse(norm, &nm) && nm == ADVEX_NORM_L1)
         return cli_error(cmd, CLI_EXIT_USAGE, "--robustbench: RobustBench has no L1 threat model (Linf, L2)");
     int eot = 0;
     for (int a = 0; a < nk; a++) eot |= kinds[a] != ADVEX_ATTACK_SQUARE && kinds[a] != ADVEX_ATTACK_NONE;
-    if (cli_get(f, nf, "--eot")->seen && !eot)
+    if (seen(f, nf, "--eot") && !eot)
         return cli_error(cmd, CLI_EXIT_USAGE, "--eot: none of the attacks takes gradients (EOT is for gradient "
                          "attacks)");
-    cli_files_out(fs, "--junit", cli_get(f, nf, "--junit")->value);
-    cli_files_out(fs, "--robustbench", rb->value);
+    cli_files_out(fs, "--junit", value_of(f, nf, "--junit"));
+    cli_files_out(fs, "--robustbench", rb);
     return 0;
 }
 
@@ -75,13 +87,13 @@ int cli_eval_ci_finish(const char *cmd, cli_flag *f, int nf, const advex_sweep *
                        const char *data, unsigned warn, const advex_gate *g) {
     const advex_eval_result *r = advex_sweep_result(s, 0);
     int runs = advex_sweep_runs(s);
-    const char *junit = cli_get(f, nf, "--junit")->value, *rb = cli_get(f, nf, "--robustbench")->value;
+    const char *junit = value_of(f, nf, "--junit"), *rb = value_of(f, nf, "--robustbench");
     char *text = NULL;
     advex_status st;
-    if (!cli_opts.quiet) {
+    if (!cli_opts.quiet && cli_get(f, nf, "--version")) { /* (eval of a model, not of a --target) */
         /* AutoAttack's first line: "using rand version including apgd-ce, apgd-dlr."; standard
          * alone is its version (standard unless --version says plus), listed by its stages */
-        const char *ver = cli_get(f, nf, "--version")->value;
+        const char *ver = value_of(f, nf, "--version");
         int all_std = runs > 0;
         for (int a = 0; a < runs; a++) all_std &= r[a].n_stages > 0;
         fprintf(stderr, "using %s version including ", ver ? ver : all_std ? "standard" : "custom");
@@ -112,7 +124,7 @@ int cli_eval_ci_finish(const char *cmd, cli_flag *f, int nf, const advex_sweep *
     if (rb) {
         char ds[64];
         dataset_name(data, ds);
-        if ((st = advex_eval_robustbench_json(r, runs, cli_get(f, nf, "--eps")->value, ds, warn, &text)))
+        if ((st = advex_eval_robustbench_json(r, runs, value_of(f, nf, "--eps"), ds, warn, &text)))
             return cli_fail(cmd, st);
         int w = cli_write_file_atomic(cmd, rb, text, strlen(text));
         free(text);
@@ -127,4 +139,18 @@ int cli_eval_ci_finish(const char *cmd, cli_flag *f, int nf, const advex_sweep *
     }
     free(text);
     return CLI_EXIT_GATE;
+}
+
+int cli_sweep_progress(void *user, const advex_sweep_progress *p) {
+    cli_sweep_ui *ui = user;
+    if (p->run != ui->run) {
+        if (ui->run >= 0) cli_progress_done(&ui->bar);
+        ui->run = p->run;
+        snprintf(ui->label, sizeof ui->label, "%s eps=%.4g", advex_attack_name(p->attack), (double)p->eps);
+        cli_progress_init(&ui->bar, ui->label, cli_opts.quiet);
+    }
+    int64_t done = p->done, total = p->total;
+    cli_dist_progress(&done, &total); /* the whole job's, in a distributed run */
+    cli_progress_update(&ui->bar, done, total, NULL);
+    return cli_interrupted;
 }

@@ -520,6 +520,30 @@ int32_t advex_argmax(const float *z, int64_t c);
 double advex_train_loss(const float *z, const int32_t *y, int64_t b, int64_t c, int rows2, float w, float beta,
                         float *loss, float *p, float *dl, int64_t bdiv);
 
+/* AutoAttack's final check on one returned example (x, x': dim): the three norms of x' - x,
+ * its NaN entries and its finite range, into e (src/eval/eval.c). */
+void advex_eval_example_stats(const float *x, const float *xa, int64_t dim, advex_eval_example *e);
+
+/* ---- evaluation through a target, run by run (src/target/attack_target.c) ------------------ */
+/* One run (attack c) of an evaluation whose records are ex (d->n entries): open checks the
+ * run (advex_target_check_run), sets every example's query budget and sends the clean query
+ * of examples [lo, n) (ex[0, lo) hold a resumed run's records: their clean classes give
+ * targeted hsj's starts without a query); run_batch attacks examples [i0, i1) (at most
+ * `batch`, clean-correct only) and completes their records, x' into adv (i1 - i0 rows) when
+ * not NULL. Every image sent is charged to an example (ex[i].queries). */
+typedef struct advex_target_run advex_target_run;
+advex_status advex_target_check_run(struct advex_target *t, advex_model *sur, const advex_dataset *d,
+                                    const advex_attack_config *c);
+advex_status advex_target_run_open(struct advex_target *t, advex_model *sur, const advex_dataset *d,
+                                   const advex_attack_config *c, int64_t batch, int64_t lo, advex_eval_example *ex,
+                                   advex_target_run **out);
+advex_status advex_target_run_batch(advex_target_run *r, int64_t i0, int64_t i1, float *adv);
+void advex_target_run_close(advex_target_run *r);
+/* advex_eval_summarize plus the target's accounting: queries_total is the sum of the records'
+ * queries, the queries per success are counted for every attack (transfer's included). */
+advex_status advex_target_summarize(const advex_dataset *d, const advex_attack_config *c, int transfer,
+                                    const advex_eval_example *ex, double seconds, advex_eval_result *res);
+
 /* ---- per-example records of a sweep and its state file (src/eval/state.c) ------------------ */
 /* Mean and median of v (n; sorted in place); 0 and 0 when n is 0. */
 void advex_mean_median(double *v, int64_t n, double *mean, double *median);

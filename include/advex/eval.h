@@ -194,6 +194,8 @@ typedef int (*advex_sweep_progress_fn)(void *user, const advex_sweep_progress *p
 typedef advex_status (*advex_sweep_gather_fn)(void *user, int run, advex_status st, advex_eval_example *ex, float *adv,
                                               int64_t n, int64_t dim);
 
+struct advex_target; /* advex/target.h */
+
 typedef struct advex_sweep_config {
     const advex_attack_kind *attacks; /* n_attacks attacks, in order */
     int n_attacks;
@@ -238,6 +240,13 @@ typedef struct advex_sweep_config {
     int64_t shard_lo, shard_hi;
     advex_sweep_gather_fn gather;
     void *gather_user;
+    /* A model behind an interface (advex/target.h) in place of the model: every run goes
+     * through it as advex_target_eval does (score- and decision-based attacks, or transfer
+     * from `surrogate`), the sweep's model argument is NULL, there are no sanity checks (they
+     * need gradients), and a state file is keyed to the target (its spec, output kind,
+     * classes, input shape) instead of weights: a resumed run sends no query for the
+     * examples it records. Not with uap, keep_rows or sharding. NULL: the model. */
+    struct advex_target *target;
 } advex_sweep_config;
 
 /* Defaults: no attacks, no eps, advex_attack_config_default, batch 256, checks on. */

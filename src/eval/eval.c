@@ -65,7 +65,7 @@ void advex_pert_norms(const float *x, const float *xa, int64_t d, double n3[3]) 
 
 /* What AutoAttack's final check reads of one returned example: its perturbation's three norms,
  * its NaN entries, its smallest and largest finite entry (adv_min > adv_max: none finite). */
-static void example_stats(const float *x, const float *xa, int64_t dim, advex_eval_example *e) {
+void advex_eval_example_stats(const float *x, const float *xa, int64_t dim, advex_eval_example *e) {
     advex_pert_norms(x, xa, dim, e->norms);
     int64_t nan = 0;
     float lo = INFINITY, hi = -INFINITY;
@@ -161,7 +161,7 @@ static advex_status examples_core(advex_model *am, advex_model *em, const advex_
             e[j].queries = queries[j];
             e[j].stage = stage[j];
             memcpy(e[j].stage_seconds, secs + j * ADVEX_EVAL_MAX_STAGES, sizeof e[j].stage_seconds);
-            example_stats(x + j * dim, xa + j * dim, dim, &e[j]);
+            advex_eval_example_stats(x + j * dim, xa + j * dim, dim, &e[j]);
         }
         if (progress && progress(user, i + b - lo, hi - lo))
             st = advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");

@@ -11,6 +11,7 @@
 
 #include "internal.h"
 #include "advex/advex.h"
+#include "target/target_internal.h"
 
 #define STATE_MAGIC "ADVEXST"
 #define STATE_FORMAT 2u /* 2: one advex_eval_example per example and run */
@@ -18,7 +19,7 @@
 
 enum { FP_MODEL, FP_DATA, FP_EPS, FP_ATTACKS, FP_FLAGS, FP_COUNT };
 static const char *const fp_what[FP_COUNT] = {
-    "model (weights, graph or the seed of its randomness)", "data set (images, labels or --limit)", "eps list", "attack list (or --norm)",
+    "model (weights, graph or the seed of its randomness; or the --target and what it answers)", "data set (images, labels or --limit)", "eps list", "attack list (or --norm)",
     "value of an attack setting (steps, restarts, target, batch, checks or another tuning flag)"};
 
 /* The file's first 112 bytes. */
@@ -80,6 +81,17 @@ static void hash_flags(uint64_t *h, const advex_sweep_config *c) {
     FNV_FIELD(h, sur);
 }
 
+/* A target's identity: what was opened (the URL or command), what it answers, its classes and
+ * input shape; a local model's weights too. Another server at another URL is another target. */
+static void hash_target(uint64_t *h, const advex_target *t) {
+    fnv(h, t->vt->kind, strlen(t->vt->kind) + 1);
+    fnv(h, t->spec, strlen(t->spec) + 1);
+    FNV_FIELD(h, t->output);
+    FNV_FIELD(h, t->classes);
+    FNV_FIELD(h, t->chw);
+    if (strcmp(t->vt->kind, "model") == 0) hash_model(h, t->impl);
+}
+
 static void make_header(state_header *h, advex_model *m, const advex_dataset *d, const advex_sweep_config *c, int runs) {
     memset(h, 0, sizeof *h);
     memcpy(h->magic, STATE_MAGIC, sizeof STATE_MAGIC);
@@ -87,7 +99,8 @@ static void make_header(state_header *h, advex_model *m, const advex_dataset *d,
     h->bom = STATE_BOM;
     snprintf(h->version, sizeof h->version, "%s", ADVEX_VERSION);
     for (int i = 0; i < FP_COUNT; i++) h->fp[i] = FNV_INIT;
-    hash_model(&h->fp[FP_MODEL], m);
+    if (c->target) hash_target(&h->fp[FP_MODEL], c->target);
+    else hash_model(&h->fp[FP_MODEL], m);
     if (c->surrogate) hash_model(&h->fp[FP_MODEL], c->surrogate);
     int64_t shape[4] = {d->n, d->c, d->h, d->w};
     FNV_FIELD(&h->fp[FP_DATA], shape);
@@ -236,7 +249,8 @@ advex_status advex_records_open(advex_records *r, advex_model *m, const advex_da
     state_header h;
     make_header(&h, m, d, c, r->runs);
     memcpy(r->buf, &h, sizeof h);
-    return c->state ? records_load(r, advex_model_num_classes(m)) : ADVEX_OK;
+    int64_t classes = c->target ? advex_target_num_classes(c->target) : advex_model_num_classes(m);
+    return c->state ? records_load(r, classes) : ADVEX_OK;
 }
 
 static advex_status records_save(advex_records *r) {
@@ -259,9 +273,15 @@ advex_status advex_records_run(advex_records *r, int run, advex_model *m, const 
     if (c->progress && c->progress(c->user, &p))
         st = advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
     double t0 = advex_now(), s0 = r->seconds[run];
+    /* through a target: the budgets and the clean queries of the examples not recorded */
+    advex_target_run *tr = NULL;
+    if (!st && c->target && start < hi) st = advex_target_run_open(c->target, c->surrogate, d, ac, batch, start, ex, &tr);
+    const int64_t dim = d->c * d->h * d->w;
     for (int64_t i = start; i < hi && !st; i += batch) {
         int64_t b = hi - i < batch ? hi - i : batch;
-        if ((st = advex_eval_examples(m, c->surrogate, d, ac, batch, i, i + b, NULL, NULL, ex, adv))) break;
+        st = tr ? advex_target_run_batch(tr, i, i + b, adv ? adv + i * dim : NULL)
+                : advex_eval_examples(m, c->surrogate, d, ac, batch, i, i + b, NULL, NULL, ex, adv);
+        if (st) break;
         if (i == r->done[run]) { /* the records hold a prefix of the run's examples */
             r->done[run] = i + b;
             r->seconds[run] = s0 + advex_now() - t0;
@@ -271,13 +291,15 @@ advex_status advex_records_run(advex_records *r, int run, advex_model *m, const 
         if (c->progress && c->progress(c->user, &p))
             st = advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
     }
+    advex_target_run_close(tr);
     /* a sharded run: the other processes' outcomes (and one status every process agrees on) */
-    if (c->gather) st = c->gather(c->gather_user, run, st, ex, adv, n, d->c * d->h * d->w);
+    if (c->gather) st = c->gather(c->gather_user, run, st, ex, adv, n, dim);
     if (st) return st;
     if (r->done[run] < n) {
         r->done[run] = n;
         r->seconds[run] = s0 + advex_now() - t0;
         if ((st = records_save(r))) return st;
     }
-    return advex_eval_summarize(d, ac, c->surrogate != NULL, ex, r->seconds[run], res);
+    return c->target ? advex_target_summarize(d, ac, c->surrogate != NULL, ex, r->seconds[run], res)
+                     : advex_eval_summarize(d, ac, c->surrogate != NULL, ex, r->seconds[run], res);
 }

@@ -73,6 +73,12 @@ static advex_status check_config(advex_model *m, const advex_dataset *d, const a
     if (c->shard_hi > 0 && (c->shard_lo < 0 || c->shard_lo > c->shard_hi || c->shard_hi > d->n))
         return advex_set_error(ADVEX_ERR_ARG, "sweep: shard [%lld, %lld) outside the %lld examples",
                                (long long)c->shard_lo, (long long)c->shard_hi, (long long)d->n);
+    if (c->target) {
+        if (c->shard_hi > 0 || c->gather || c->keep_rows > 0)
+            return advex_set_error(ADVEX_ERR_ARG, "sweep: a target is evaluated by one process, without a report");
+    } else if (!m) {
+        return advex_set_error(ADVEX_ERR_ARG, "sweep: no model and no target");
+    }
     advex_model *am = c->surrogate ? c->surrogate : m;
     for (int a = 0; a < c->n_attacks; a++) {
         advex_attack_config ac = c->attack;
@@ -88,9 +94,12 @@ static advex_status check_config(advex_model *m, const advex_dataset *d, const a
                 return advex_set_error(ADVEX_ERR_ARG, "uap: no data to compute the perturbation on, or its images or "
                                        "labels do not fit the model");
         }
+        if (c->target && ac.kind == ADVEX_ATTACK_UAP)
+            return advex_set_error(ADVEX_ERR_ARG, "uap: not through a target");
         for (int e = 0; e < c->n_eps; e++) {
             ac.eps = c->eps[e];
-            advex_status st = advex_attack_check(am, &ac);
+            advex_status st = c->target ? advex_target_check_run(c->target, c->surrogate, d, &ac)
+                                        : advex_attack_check(am, &ac);
             if (st) return st;
         }
     }
@@ -212,7 +221,7 @@ advex_status advex_eval_sweep(advex_model *m, const advex_dataset *d, const adve
         conf = malloc((size_t)d->n * sizeof(float));
         if (!xadv || !conf) { st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory for the report's grids"); goto done; }
     }
-    if (c->checks) {
+    if (c->checks && !c->target) { /* (they need the model's gradients) */
         /* the determinism check reruns the first attack (at the last eps) on a few examples;
          * a uap has no perturbation yet. A failing check is not fatal: the runs report errors. */
         advex_attack_config chk = c->attack;

@@ -7,9 +7,9 @@
  * and give targeted HopSkipJump its starting images (a data-set image the target classified
  * as the target class). Targeted runs aim at advex_attack_targets' classes, seeded by each
  * example's index in the data set, as a local run does. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "attacks/attack_internal.h"
 #include "target/target_internal.h"
@@ -131,17 +131,6 @@ advex_status advex_target_attack(advex_target *t, const advex_attack_config *c, 
     return st;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static advex_status eval_check(advex_target *t, advex_model *sur, const advex_dataset *d, const advex_attack_config *c,
                                int64_t Q) {
     if (!d->y) return advex_set_error(ADVEX_ERR_ARG, "evaluation needs labels");
@@ -174,153 +163,200 @@ static advex_status eval_check(advex_target *t, advex_model *sur, const advex_da
     return st;
 }
 
-/* what an evaluation keeps across batches */
-typedef struct eval_ctx {
+advex_status advex_target_check_run(advex_target *t, advex_model *sur, const advex_dataset *d,
+                                    const advex_attack_config *c) {
+    return eval_check(t, sur, d, c, c->queries > 0 ? c->queries : 5000);
+}
+
+/* One run of an evaluation through a target (advex_target_run_open). */
+struct advex_target_run {
     advex_target *t;
     advex_model *sur;
     const advex_dataset *d;
-    const advex_attack_config *c;
-    int32_t *cpred;        /* (n) the target's clean classes */
-    int32_t *tgt;          /* (n) targets, or NULL (untargeted; transfer: the surrogate's attack picks
-                              them, batch by batch, and clean-misclassified examples count no hit) */
-    const float **first;   /* (K) targeted hsj: the first image the target classified as each class */
+    advex_attack_config c;
+    int64_t batch;
+    advex_eval_example *ex; /* (n) the caller's records */
+    const float **first;    /* (K) targeted hsj: the first image the target classified as each class */
     /* per batch (b): */
-    float *gx, *z;         /* (2b, d): the attacked and their results; (b, K) scores */
+    float *gx, *z;          /* (2b, d): the attacked and their results; (b, K) scores */
+    float *xa;              /* (b, d) x' when the caller keeps none */
     int64_t *ids;
     int32_t *gy, *gt, *fin;
     const float **gs;
-    double *qv;            /* (n) queries of each success */
-    advex_eval_result *res;
-} eval_ctx;
+};
 
-/* the clean query of every example, in batches of b: classes, targets and hsj's starts */
-static advex_status eval_clean(eval_ctx *E, int64_t batch) {
-    const advex_dataset *d = E->d;
-    const int64_t dim = d->c * d->h * d->w;
-    const int ll = E->c->target == ADVEX_TARGET_LEAST_LIKELY && !E->sur;
+void advex_target_run_close(advex_target_run *r) {
+    if (!r) return;
+    free(r->first); free(r->gx); free(r->z); free(r->xa); free(r->ids); free(r->gy); free(r->gs);
+    free(r);
+}
+
+/* The clean query of examples [lo, n), in batches: classes, confidences from the scores (0 for
+ * a label-only target) and targets into the records. */
+static advex_status run_clean(advex_target_run *r, int64_t lo) {
+    const advex_dataset *d = r->d;
+    const int64_t dim = d->c * d->h * d->w, k = r->t->classes;
+    const int scores = r->t->output != ADVEX_OUTPUT_LABEL;
+    const int targeted = r->c.target != ADVEX_TARGET_NONE && !r->sur;
+    const int ll = r->c.target == ADVEX_TARGET_LEAST_LIKELY;
     advex_status st = ADVEX_OK;
-    for (int64_t i = 0; i < d->n && !st; i += batch) {
-        int64_t b = d->n - i < batch ? d->n - i : batch;
-        for (int64_t j = 0; j < b; j++) E->ids[j] = i + j;
-        st = advex_target_query(E->t, d->x + i * dim, b, E->ids, ll ? E->z : NULL, E->cpred + i);
-        if (!st && E->tgt) st = pick_targets(E->t, E->c, ll ? E->z : NULL, d->y + i, E->ids, b, E->tgt + i);
+    for (int64_t i = lo; i < d->n && !st; i += r->batch) {
+        int64_t b = d->n - i < r->batch ? d->n - i : r->batch;
+        int32_t *pred = r->gy; /* scratch */
+        for (int64_t j = 0; j < b; j++) r->ids[j] = i + j;
+        if ((st = advex_target_query(r->t, d->x + i * dim, b, r->ids, scores ? r->z : NULL, pred))) break;
+        for (int64_t j = 0; j < b; j++) {
+            advex_eval_example *e = &r->ex[i + j];
+            memset(e, 0, sizeof *e);
+            e->clean_pred = e->adv_pred = pred[j];
+            e->target = -1;
+            if (scores) { /* the clean class's probability */
+                const float *zr = r->z + j * k;
+                if (r->t->output == ADVEX_OUTPUT_PROBS) e->clean_conf = zr[pred[j]];
+                else {
+                    double mx = zr[0], s = 0;
+                    for (int64_t q = 1; q < k; q++) mx = zr[q] > mx ? zr[q] : mx;
+                    for (int64_t q = 0; q < k; q++) s += exp((double)zr[q] - mx);
+                    e->clean_conf = (float)(exp((double)zr[pred[j]] - mx) / s);
+                }
+                e->clean_conf = e->clean_conf < 0 ? 0 : e->clean_conf > 1 ? 1 : e->clean_conf;
+            }
+        }
+        if (targeted) {
+            int32_t *tg = r->fin; /* scratch */
+            if ((st = pick_targets(r->t, &r->c, ll ? r->z : NULL, d->y + i, r->ids, b, tg))) break;
+            for (int64_t j = 0; j < b; j++) r->ex[i + j].target = tg[j];
+        }
     }
-    for (int64_t i = d->n - 1; E->first && !st && i >= 0; i--) E->first[E->cpred[i]] = d->x + i * dim;
     return st;
 }
 
-/* one batch [i0, i0+b): the attack on the clean-correct, the verdicts */
-static advex_status eval_batch(eval_ctx *E, int64_t i0, int64_t b, float *xa) {
-    const advex_dataset *d = E->d;
-    const advex_attack_config *c = E->c;
+advex_status advex_target_run_open(advex_target *t, advex_model *sur, const advex_dataset *d,
+                                   const advex_attack_config *c, int64_t batch, int64_t lo, advex_eval_example *ex,
+                                   advex_target_run **out) {
+    *out = NULL;
+    const int64_t Q = c->queries > 0 ? c->queries : 5000;
+    advex_status st = eval_check(t, sur, d, c, Q);
+    if (st) return st;
+    if (lo < 0 || lo > d->n) return advex_set_error(ADVEX_ERR_ARG, "examples from %lld outside the %lld examples",
+                                                    (long long)lo, (long long)d->n);
+    if ((st = advex_target_budget(t, d->n, Q))) return st;
+    advex_target_run *r = calloc(1, sizeof *r);
+    if (!r) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    if (batch <= 0) batch = 256;
+    const int64_t dim = d->c * d->h * d->w, k = t->classes > 0 ? t->classes : 1;
+    const int targeted = c->target != ADVEX_TARGET_NONE && !sur;
+    *r = (advex_target_run){.t = t, .sur = sur, .d = d, .c = *c, .batch = batch, .ex = ex};
+    r->gx = malloc((size_t)(2 * batch * dim) * sizeof(float));
+    r->z = malloc((size_t)(batch * k) * sizeof(float));
+    r->xa = malloc((size_t)(batch * dim) * sizeof(float));
+    r->ids = malloc((size_t)batch * sizeof(int64_t));
+    r->gy = malloc((size_t)batch * 3 * sizeof(int32_t));
+    r->gt = r->gy ? r->gy + batch : NULL;
+    r->fin = r->gy ? r->gy + 2 * batch : NULL;
+    r->gs = malloc((size_t)batch * sizeof(float *));
+    r->first = targeted && c->kind == ADVEX_ATTACK_HSJ ? calloc((size_t)k, sizeof(float *)) : NULL;
+    if (!r->gx || !r->z || !r->xa || !r->ids || !r->gy || !r->gs || (targeted && c->kind == ADVEX_ATTACK_HSJ && !r->first))
+        st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    /* examples [0, lo) are recorded in ex already (a resumed run); the others' clean query now,
+     * so that targeted hsj's starts come from the whole data set as in an uninterrupted run */
+    if (!st) st = run_clean(r, lo);
+    for (int64_t i = d->n - 1; r->first && !st && i >= 0; i--) r->first[ex[i].clean_pred] = d->x + i * dim;
+    if (st) advex_target_run_close(r);
+    else *out = r;
+    return st;
+}
+
+advex_status advex_target_run_batch(advex_target_run *r, int64_t i0, int64_t i1, float *adv) {
+    const advex_dataset *d = r->d;
+    const advex_attack_config *c = &r->c;
     const int64_t dim = d->c * d->h * d->w;
+    if (i0 < 0 || i0 > i1 || i1 > d->n || i1 - i0 > r->batch)
+        return advex_set_error(ADVEX_ERR_ARG, "batch [%lld, %lld) outside the run", (long long)i0, (long long)i1);
+    const int64_t b = i1 - i0;
     const float *x = d->x + i0 * dim;
-    advex_eval_result *res = E->res;
+    float *xa = adv ? adv : r->xa;
+    advex_eval_example *ex = r->ex;
     memcpy(xa, x, (size_t)(b * dim) * sizeof(float));
     int64_t m = 0; /* gather the clean-correct */
     for (int64_t j = 0; j < b; j++) {
-        if (E->cpred[i0 + j] != d->y[i0 + j]) {
-            if (E->tgt) res->target_hits += E->cpred[i0 + j] == E->tgt[i0 + j];
-            continue;
-        }
-        res->clean_correct++;
-        memcpy(E->gx + m * dim, x + j * dim, (size_t)dim * sizeof(float));
-        E->gy[m] = d->y[i0 + j];
-        if (E->tgt) E->gt[m] = E->tgt[i0 + j];
-        if (E->first) E->gs[m] = E->first[E->gt[m]];
-        E->ids[m++] = i0 + j;
+        advex_eval_example *e = &ex[i0 + j];
+        e->adv_pred = e->clean_pred;
+        e->queries = advex_target_spent(r->t, i0 + j);
+        advex_eval_example_stats(x + j * dim, x + j * dim, dim, e);
+        if (e->clean_pred != d->y[i0 + j]) continue;
+        memcpy(r->gx + m * dim, x + j * dim, (size_t)dim * sizeof(float));
+        r->gy[m] = d->y[i0 + j];
+        if (e->target >= 0) r->gt[m] = e->target;
+        if (r->first) r->gs[m] = r->first[r->gt[m]];
+        r->ids[m++] = i0 + j;
     }
-    if (m == 0 || c->kind == ADVEX_ATTACK_NONE || c->eps == 0) {
-        res->robust_correct += m;
-        for (int64_t j = 0; E->tgt && j < m; j++) res->target_hits += E->gy[j] == E->gt[j];
-        return ADVEX_OK;
-    }
-    float *ga = E->gx + m * dim;
-    const int32_t *gt = E->tgt ? E->gt : NULL;
+    if (m == 0 || c->kind == ADVEX_ATTACK_NONE || c->eps == 0) return ADVEX_OK;
+    float *ga = r->gx + m * dim;
+    const int32_t *gt = c->target != ADVEX_TARGET_NONE && !r->sur ? r->gt : NULL;
     advex_status st;
-    if (E->sur) { /* transfer: craft locally, judge with one query each */
+    if (r->sur) { /* transfer: craft locally, judge with one query each */
         advex_attack_config tc = *c;
         tc.no_early_stop = 1;
-        if ((st = advex_attack_batch(E->sur, &tc, E->gx, E->gy, m, E->ids[0], ga))) return st;
-        if ((st = advex_target_query(E->t, ga, m, E->ids, NULL, E->fin))) return st;
+        if ((st = advex_attack_batch(r->sur, &tc, r->gx, r->gy, m, r->ids[0], ga))) return st;
+        if ((st = advex_target_query(r->t, ga, m, r->ids, NULL, r->fin))) return st;
         if (c->target != ADVEX_TARGET_NONE) { /* the targets the surrogate's attack aimed at */
-            if (c->target == ADVEX_TARGET_LEAST_LIKELY && (st = advex_model_forward(E->sur, E->gx, m, E->z))) return st;
-            if ((st = advex_attack_targets(c, E->z, E->gy, m, E->t->classes, E->ids[0], E->gt))) return st;
-            gt = E->gt;
+            if (c->target == ADVEX_TARGET_LEAST_LIKELY && (st = advex_model_forward(r->sur, r->gx, m, r->z))) return st;
+            if ((st = advex_attack_targets(c, r->z, r->gy, m, r->t->classes, r->ids[0], r->gt))) return st;
+            for (int64_t j = 0; j < m; j++) ex[r->ids[j]].target = r->gt[j];
         }
-    } else if ((st = attack_run(E->t, c, E->gx, E->gy, gt, E->first ? E->gs : NULL, E->ids, m, E->ids[0], ga,
-                                E->fin))) {
+    } else if ((st = attack_run(r->t, c, r->gx, r->gy, gt, r->first ? r->gs : NULL, r->ids, m, r->ids[0], ga,
+                                r->fin))) {
         return st;
     }
     for (int64_t j = 0; j < m; j++) {
-        memcpy(xa + (E->ids[j] - i0) * dim, ga + j * dim, (size_t)dim * sizeof(float));
-        if (gt) res->target_hits += E->fin[j] == gt[j];
-        if (E->fin[j] == E->gy[j]) { res->robust_correct++; continue; }
-        E->qv[res->queries_count++] = (double)advex_target_spent(E->t, E->ids[j]);
+        advex_eval_example *e = &ex[r->ids[j]];
+        memcpy(xa + (r->ids[j] - i0) * dim, ga + j * dim, (size_t)dim * sizeof(float));
+        e->adv_pred = r->fin[j];
+        e->queries = advex_target_spent(r->t, r->ids[j]);
+        advex_eval_example_stats(r->gx + j * dim, ga + j * dim, dim, e);
     }
     return ADVEX_OK;
 }
 
-static void eval_summary(advex_eval_result *res, double *qv) {
-    res->robust_all = res->robust_correct;
-    res->robust_accuracy = res->n ? (double)res->robust_correct / (double)res->n : 0.0;
-    res->success_rate = res->clean_correct ? 1.0 - (double)res->robust_correct / (double)res->clean_correct : 0.0;
-    if (res->queries_count > 0) {
-        double s = 0;
-        for (int64_t i = 0; i < res->queries_count; i++) s += qv[i];
-        res->queries_mean = s / (double)res->queries_count;
-        qsort(qv, (size_t)res->queries_count, sizeof *qv, cmp_d);
-        int64_t h = res->queries_count;
-        res->queries_median = h % 2 ? qv[h / 2] : 0.5 * (qv[h / 2 - 1] + qv[h / 2]);
+advex_status advex_target_summarize(const advex_dataset *d, const advex_attack_config *c, int transfer,
+                                    const advex_eval_example *ex, double seconds, advex_eval_result *res) {
+    advex_status st = advex_eval_summarize(d, c, transfer, ex, seconds, res);
+    if (st) return st;
+    /* every image sent was charged to an example: their sum is what the target answered; the
+     * queries of a success include its clean query (and a transfer's judging one) */
+    double *qv = malloc((size_t)(d->n ? d->n : 1) * sizeof(double));
+    if (!qv) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
+    res->queries_total = 0;
+    res->queries_count = 0;
+    for (int64_t i = 0; i < d->n; i++) {
+        res->queries_total += ex[i].queries;
+        if (ex[i].clean_pred == d->y[i] && ex[i].adv_pred != d->y[i]) qv[res->queries_count++] = (double)ex[i].queries;
     }
+    advex_mean_median(qv, res->queries_count, &res->queries_mean, &res->queries_median);
+    free(qv);
+    return ADVEX_OK;
 }
 
 advex_status advex_target_eval(advex_target *t, advex_model *surrogate, const advex_dataset *d,
                                const advex_attack_config *c, int64_t batch, advex_progress_fn progress, void *user,
                                float *adv_out, advex_eval_result *res) {
-    const int64_t Q = c->queries > 0 ? c->queries : 5000;
-    advex_status st = eval_check(t, surrogate, d, c, Q);
-    if (st) return st;
-    if ((st = advex_target_budget(t, d->n, Q))) return st;
-    if (batch <= 0) batch = 256;
-    const int64_t dim = d->c * d->h * d->w, k = t->classes > 0 ? t->classes : 1, nn = d->n ? d->n : 1;
-    const int targeted = c->target != ADVEX_TARGET_NONE && !surrogate;
-    eval_ctx E = {.t = t, .sur = surrogate, .d = d, .c = c, .res = res};
-    float *xa = malloc((size_t)(batch * dim) * sizeof(float));
-    E.gx = malloc((size_t)(2 * batch * dim) * sizeof(float));
-    E.z = malloc((size_t)(batch * k) * sizeof(float));
-    E.ids = malloc((size_t)batch * sizeof(int64_t));
-    E.gy = malloc((size_t)batch * 3 * sizeof(int32_t));
-    E.gt = E.gy ? E.gy + batch : NULL;
-    E.fin = E.gy ? E.gy + 2 * batch : NULL;
-    E.gs = malloc((size_t)batch * sizeof(float *));
-    E.cpred = malloc((size_t)nn * sizeof(int32_t));
-    E.tgt = targeted ? malloc((size_t)nn * sizeof(int32_t)) : NULL;
-    E.first = targeted && c->kind == ADVEX_ATTACK_HSJ ? calloc((size_t)k, sizeof(float *)) : NULL;
-    E.qv = malloc((size_t)nn * sizeof(double));
-    if (!xa || !E.gx || !E.z || !E.ids || !E.gy || !E.gs || !E.cpred || (targeted && !E.tgt) ||
-        (targeted && c->kind == ADVEX_ATTACK_HSJ && !E.first) || !E.qv)
-        st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     memset(res, 0, sizeof *res);
-    res->attack = c->kind;
-    res->eps = c->eps;
-    res->norm = c->norm;
-    res->transfer = surrogate != NULL;
-    res->target_hits = c->target != ADVEX_TARGET_NONE ? 0 : -1;
-    const int64_t q0 = advex_target_queries(t);
-    const double t0 = now_s();
-    if (!st) st = eval_clean(&E, batch);
+    if (batch <= 0) batch = 256;
+    const int64_t dim = d->c * d->h * d->w;
+    advex_eval_example *ex = malloc((size_t)(d->n ? d->n : 1) * sizeof *ex);
+    if (!ex) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory for %lld examples' outcomes", (long long)d->n);
+    advex_target_run *r = NULL;
+    const double t0 = advex_now();
+    advex_status st = advex_target_run_open(t, surrogate, d, c, batch, 0, ex, &r);
     for (int64_t i = 0; i < d->n && !st; i += batch) {
         int64_t b = d->n - i < batch ? d->n - i : batch;
-        st = eval_batch(&E, i, b, adv_out ? adv_out + i * dim : xa);
-        res->n += st ? 0 : b;
+        st = advex_target_run_batch(r, i, i + b, adv_out ? adv_out + i * dim : NULL);
         if (!st && progress && progress(user, i + b, d->n))
             st = advex_set_error(ADVEX_ERR_INTERRUPTED, "evaluation interrupted");
     }
-    res->seconds = now_s() - t0;
-    res->queries_total = advex_target_queries(t) - q0;
-    eval_summary(res, E.qv);
-    free(xa); free(E.gx); free(E.z); free(E.ids); free(E.gy); free(E.gs); free(E.cpred); free(E.tgt); free(E.first);
-    free(E.qv);
+    advex_target_run_close(r);
+    if (!st) st = advex_target_summarize(d, c, surrogate != NULL, ex, advex_now() - t0, res);
+    free(ex);
     return st;
 }

@@ -13,18 +13,20 @@ SRC=$2
 M="$SRC/tests/fixtures/transfer/surrogate.onnx"
 D="fashion-mnist:test"
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"' EXIT
 
-# start NAME ARGS...: serve in the background; sets URL and SPID once it answers ready
+# start NAME ARGS...: serve in the background (on $PORT when set, else a free port); sets URL,
+# PORT_USED and SPID once it answers ready
 start() {
     local name=$1; shift
     rm -f "$T/$name.port"
-    "$ADVEX" serve --model "$M" --port 0 --port-file "$T/$name.port" --name "$name" "$@" >"$T/$name.log" 2>&1 &
+    "$ADVEX" serve --model "$M" --port "${PORT:-0}" --port-file "$T/$name.port" --name "$name" "$@" >"$T/$name.log" 2>&1 &
     SPID=$!
     PIDS+=("$SPID")
     wait_for "$T/$name.log" "serving" "$SPID" || return 1
     local port i
     port=$(cat "$T/$name.port")
+    PORT_USED=$port
     BASE="http://127.0.0.1:$port"
     URL="$BASE/v2/models/$name"
     for i in $(seq 1 600); do
@@ -37,6 +39,7 @@ start() {
 stop() { kill "$SPID"; wait "$SPID"; }
 served() { curl -s "$URL/stats" | $PY -c 'import json,sys; print(json.load(sys.stdin)["inference_count"])'; }
 jfield() { $PY -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print(r.get(sys.argv[2], 0))' "$@"; }
+jtotal() { $PY -c 'import json,sys; print(sum(r.get("queries_total", 0) for r in json.load(open(sys.argv[1]))["results"]))' "$1"; }
 sent() { awk '/queries sent:/ {print $3}' "$1"; }
 "$ADVEX" data --data "$D" --limit 16 --out "$T/x16.npy" --labels "$T/y16.npy" --quiet >/dev/null 2>&1
 # on_target NAME NORM EPS [changed]: the model's own logits (advex predict) on NAME.npy, the first 16
@@ -177,6 +180,90 @@ assert all('HTTP 500' in r['outcome'] for r in rows[1:]), rows"
 stop
 "$ADVEX" attack --target "$URL" --data "$D" --limit 4 --attack hsj --eps 1 --steps 5 --quiet >/dev/null 2>&1
 check "--steps without --surrogate is refused, not ignored" [ $? -eq 2 ]
+
+# ---- resumable runs: a server failing mid-run leaves a state; the same command resumes on a
+# healthy server (same URL) with the uninterrupted run's results and queries only for the
+# examples the state does not record ----
+same_results() { $PY - "$@" <<'EOF'
+import json, sys
+def strip(o):
+    if isinstance(o, dict): return {k: strip(v) for k, v in o.items() if "second" not in k}
+    if isinstance(o, list): return [strip(v) for v in o]
+    return o
+a, b = (strip(json.load(open(f))) for f in sys.argv[1:3])
+assert a == b, (a, b)
+EOF
+}
+# unsent FULL.jsonl R: the queries of the first R example-runs (run-major, as a state records
+# them) in the uninterrupted run's per-example lines
+unsent() { $PY - "$@" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+eps = sorted({r["eps"] for r in rows}); n = len(rows) // len(eps)
+by = {(r["eps"], r["index"]): r["attacks"][0].get("queries", 0) for r in rows}
+order = [by[(e, i)] for e in eps for i in range(n)]
+print(sum(order[:int(sys.argv[2])]))
+EOF
+}
+resumed() { sed -n 's/.*(\([0-9]*\) of [0-9]* example runs were recorded.*/\1/p' "$1"; }
+# resume_case NAME SERVE-ARGS -- EVAL-ARGS: full run, failing run, resumed run, resumed again
+resume_case() {
+    local name=$1; shift
+    local sargs=() eargs=()
+    while [ "$1" != "--" ]; do sargs+=("$1"); shift; done; shift
+    eargs=("$@")
+    start "$name" "${sargs[@]}" || bad "$name: server"
+    "$ADVEX" eval --target "$URL" "${eargs[@]}" --state "$T/$name.full.st" --json "$T/$name.full.json" \
+        --per-example "$T/$name.full.jsonl" --quiet >"$T/$name.full.out" 2>&1
+    check "$name: uninterrupted run with --state" [ $? -eq 0 ]
+    local full; full=$(served)
+    check "$name: its queries_total (every run's) is the server's count" [ "$(jtotal "$T/$name.full.json")" = "$full" ]
+    local port=$PORT_USED; stop
+    PORT=$port start "$name" "${sargs[@]}" --fault-after $((full / 2)) --fault 500 || bad "$name: fault server"
+    "$ADVEX" eval --target "$URL" "${eargs[@]}" --state "$T/$name.st" --json "$T/$name.json" --retries 0 \
+        --quiet >"$T/$name.fail.out" 2>&1
+    local rc=$?
+    check "$name: the server failing mid-run is a clean failure (exit 1, one line)" \
+        sh -c "[ $rc -eq 1 ] && [ \$(wc -l <'$T/$name.fail.out') -eq 1 ] && grep -q 'HTTP 500' '$T/$name.fail.out'"
+    check "$name: no results written, the state kept" sh -c "[ ! -e '$T/$name.json' ] && [ -s '$T/$name.st' ]"
+    stop
+    PORT=$port start "$name" "${sargs[@]}" || bad "$name: server again"
+    "$ADVEX" eval --target "$URL" "${eargs[@]}" --state "$T/$name.st" --json "$T/$name.json" \
+        --per-example "$T/$name.jsonl" >"$T/$name.res.out" 2>&1
+    check "$name: resumed on a healthy server" [ $? -eq 0 ]
+    local r; r=$(resumed "$T/$name.res.out")
+    check "$name: the state recorded part of the run (${r:-0} example-runs)" [ "${r:-0}" -gt 0 ]
+    check "$name: resumed results equal the uninterrupted run's" same_results "$T/$name.full.json" "$T/$name.json"
+    check "$name: per-example lines too" cmp -s "$T/$name.full.jsonl" "$T/$name.jsonl"
+    local want got
+    want=$(( full - $(unsent "$T/$name.full.jsonl" "${r:-0}") )); got=$(served)
+    check "$name: no query re-sent for a recorded example (server counted $got, want $want of $full)" \
+        [ "$got" -eq "$want" ]
+    "$ADVEX" eval --target "$URL" "${eargs[@]}" --state "$T/$name.full.st" --json "$T/$name.again.json" --quiet \
+        >/dev/null 2>&1
+    rc=$?
+    check "$name: a finished state resumes without a single query" sh -c "[ $rc -eq 0 ] && [ $(served) -eq $got ]"
+    check "$name: ... to the same results" same_results "$T/$name.full.json" "$T/$name.again.json"
+    "$ADVEX" eval --target "$URL" "${eargs[@]}" --state "$T/$name.full.st" --min-robust-accuracy 1 \
+        --junit "$T/$name.xml" --quiet >"$T/$name.gate.out" 2>&1
+    rc=$?
+    check "$name: the gate through a target (exit 3 below 100%), JUnit written" \
+        sh -c "[ $rc -eq 3 ] && grep -q 'gate failed' '$T/$name.gate.out' && grep -q '<testsuite' '$T/$name.xml'"
+    stop
+}
+resume_case rsq -- --data "$D" --limit 24 --attack square --eps 0.05,0.1 --queries 60 --batch 8
+resume_case rhsj --output label -- --data "$D" --limit 12 --attack hsj --norm l2 --eps 4 --queries 200 --batch 4 \
+    --targeted next
+start rsq2 || bad "server"
+"$ADVEX" eval --target "$URL" --data "$D" --limit 24 --attack square --eps 0.05,0.1 --queries 60 --batch 8 \
+    --state "$T/rsq.full.st" --quiet >"$T/other.out" 2>&1
+rc=$?
+check "a state written against another target is refused (exit 2, naming it)" \
+    sh -c "[ $rc -eq 2 ] && grep -q 'different model' '$T/other.out' && [ \$(wc -l <'$T/other.out') -eq 1 ]"
+check "... before any query" [ "$(served)" -eq 0 ]
+stop
+"$ADVEX" attack --target "$URL" --data "$D" --limit 2 --attack square --eps 0.1 --state "$T/x.st" --quiet >"$T/as.out" 2>&1
+check "attack --target has no --state (eval's): exit 2" [ $? -eq 2 ]
 
 # ---- exec: a program over pipes ----
 cat >"$T/prog.py" <<'EOF'
