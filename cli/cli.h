@@ -89,6 +89,7 @@ typedef struct cli_progress {
     double t0, last;
     int last_decile;
     int printed;          /* a plain line was printed (not a terminal) */
+    int64_t done0;        /* done before this process started (a resumed run): not in the rate */
 } cli_progress;
 void cli_progress_init(cli_progress *p, const char *label, int quiet);
 void cli_progress_update(cli_progress *p, int64_t done, int64_t total, const char *extra);

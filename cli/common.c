@@ -255,7 +255,7 @@ void cli_progress_init(cli_progress *p, const char *label, int quiet) {
 void cli_progress_update(cli_progress *p, int64_t done, int64_t total, const char *extra) {
     if (p->quiet || total <= 0) return;
     double t = cli_now(), el = t - p->t0;
-    double rate = el > 0 ? (double)done / el : 0, eta = rate > 0 ? (double)(total - done) / rate : 0;
+    double rate = el > 0 ? (double)(done - p->done0) / el : 0, eta = rate > 0 ? (double)(total - done) / rate : 0;
     if (p->tty) {
         if (t - p->last < 0.1 && done < total) return;
         p->last = t;

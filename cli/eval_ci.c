@@ -143,14 +143,15 @@ int cli_eval_ci_finish(const char *cmd, cli_flag *f, int nf, const advex_sweep *
 
 int cli_sweep_progress(void *user, const advex_sweep_progress *p) {
     cli_sweep_ui *ui = user;
-    if (p->run != ui->run) {
+    int64_t done = p->done, total = p->total;
+    cli_dist_progress(&done, &total); /* the whole job's, in a distributed run */
+    if (p->run != ui->run) { /* reported first with what a resumed run finds done */
         if (ui->run >= 0) cli_progress_done(&ui->bar);
         ui->run = p->run;
         snprintf(ui->label, sizeof ui->label, "%s eps=%.4g", advex_attack_name(p->attack), (double)p->eps);
         cli_progress_init(&ui->bar, ui->label, cli_opts.quiet);
+        ui->bar.done0 = done;
     }
-    int64_t done = p->done, total = p->total;
-    cli_dist_progress(&done, &total); /* the whole job's, in a distributed run */
     cli_progress_update(&ui->bar, done, total, NULL);
     return cli_interrupted;
 }
