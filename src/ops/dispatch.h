@@ -76,6 +76,12 @@ typedef enum advex_isa {
     X(void, advex_sign_step_from,                                                                                 \
       (float *out, const float *from, const float *x, const float *g, int64_t n, float step, float eps),         \
       (out, from, x, g, n, step, eps))                                                                         \
+    X(void, advex_conv_patch,                                                                                     \
+      (float *out, int64_t ldo, const float *wt, int64_t ldw, int64_t K, const float *pt, int64_t P),             \
+      (out, ldo, wt, ldw, K, pt, P))                                                                               \
+    X(void, advex_rows_axpy,                                                                                      \
+      (float *acc, int64_t N, const float *b, const int64_t *row, const float *dv, int64_t cnt),                \
+      (acc, N, b, row, dv, cnt))                                                                                   \
     X(void, atk_fab_project,                                                                                      \
       (advex_norm norm, const float *t, const float *w, double b, int64_t n, float *d, atk_fab_key *scratch),    \
       (norm, t, w, b, n, d, scratch))
