@@ -194,7 +194,7 @@ static advex_status sq_linf_incr(advex_incr *inc, const atk_scores *o, const adv
             else advex_incr_undo(inc, th);
         }
         if (sj) {
-#pragma omp critical(sq_incr_error)
+#pragma omp critical
             if (!st || j < 0) {
                 st = sj;
                 snprintf(msg, sizeof msg, "%s", advex_last_error());

@@ -345,8 +345,8 @@ static void s2_store(float *out, const float *y, int64_t ldy, int64_t rw, const 
 /* s2_store for y in scratch (written): bias and Relu over each whole full-width plane (one
  * vectorised pass; the 7-wide rows of `small`'s conv2 left masked or scalar loops), then the
  * rows copied by whole 8-float vectors in increasing order, each vector's spill past OW
- * overwritten by the next row (the next channel's first for a channel's last row); only the
- * very last row is copied exactly. Reads past a row stay inside y (the next row or plane). */
+ * overwritten by the next row (the next channel's first for a channel's last row); rows whose
+ * vectors would pass the end of the output or of y are copied exactly. */
 static void s2_store_fast(float *out, float *y, int64_t ldy, int64_t rw, const float *b, const advex_conv2d_p *p) {
     int64_t OHW = p->OH * p->OW, n = p->OH * rw, nv = (p->OW + 7) / 8;
     if (p->OW > 32) { s2_store(out, y, ldy, rw, b, p); return; }
@@ -360,11 +360,12 @@ static void s2_store_fast(float *out, float *y, int64_t ldy, int64_t rw, const f
             for (int64_t i = 0; i < n; i++) ym[i] = ym[i] + bv;
         }
     }
+    const float *out_end = out + p->M * OHW, *y_end = y + (p->M - 1) * ldy + n;
     for (int64_t m = 0; m < p->M; m++)
         for (int64_t oh = 0; oh < p->OH; oh++) {
             float *o = out + m * OHW + oh * p->OW;
             const float *src = y + m * ldy + oh * rw;
-            if (m == p->M - 1 && oh == p->OH - 1) {
+            if (o + 8 * nv > out_end || src + 8 * nv > y_end) { /* the last rows: exactly */
                 memcpy(o, src, (size_t)p->OW * sizeof(float));
                 continue;
             }
