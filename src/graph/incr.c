@@ -25,6 +25,7 @@
 
 #define INC_STEPS 8    /* pointwise steps fused into one layer */
 #define INC_CHUNK 128  /* output positions per advex_conv_patch call */
+#define INC_MAX_FLOATS ((int64_t)1 << 28) /* slots beyond 1 GiB: full passes (a large net's batch) */
 
 typedef enum { PW_RELU, PW_LEAKY, PW_CLIP, PW_SIGMOID, PW_TANH, PW_ADD, PW_SUB, PW_RSUB, PW_MUL, PW_DIV, PW_RDIV } pw_kind;
 
@@ -488,7 +489,7 @@ advex_status advex_incr_new(const advex_net *net, int64_t slots, int threads, ad
     /* the slots, when they fit (else full passes) */
     int64_t total;
     /* (+ 16: the gather reads whole vectors; past the last slot's end they are never used) */
-    ok = advex_mul_i64(e->slot_n, slots, &total) && advex_add_i64(total, 16, &total) &&
+    ok = advex_mul_i64(e->slot_n, slots, &total) && advex_add_i64(total, 16, &total) && total <= INC_MAX_FLOATS &&
          advex_mem_fits(total * (int64_t)sizeof(float)) && (e->slots = advex_falloc(total)) != NULL;
     e->nslots = slots;
 done:
