@@ -501,6 +501,26 @@ advex_status advex_model_train_plan(advex_model *m, int64_t n, advex_plan **p);
  * the error set) on allocation failure. Contents are undefined; valid until the next call. */
 float *advex_model_workspace(advex_model *m, int64_t n);
 
+/* ---- incremental passes (src/graph/incr.c) ------------------------------------------------ */
+
+/* Forward passes that recompute only what a changed window of the input reaches, over slots
+ * that each cache one example's activations (Square's L-inf proposals). NULL from
+ * advex_incr_new (and ADVEX_OK) when the net is not a chain it takes, or the slots do not fit
+ * the memory cap: the caller runs full passes. threads: the callers' thread indices th are
+ * below it, each with its own scratch and pending proposal. */
+typedef struct advex_incr advex_incr;
+advex_status advex_incr_new(const advex_net *net, int64_t slots, int threads, advex_incr **out);
+void advex_incr_free(advex_incr *e);
+/* A full pass of x (C,H,W) into slot's cache; its logits into z (classes). */
+void advex_incr_set(advex_incr *e, int64_t slot, const float *x, float *z, int th);
+/* The logits z of x, which differs from slot's cached input only in rows [r0, r1) and columns
+ * [c0, c1) (every channel); the slot then holds x's activations, pending: advex_incr_keep
+ * makes them its state, advex_incr_undo restores the state before. */
+void advex_incr_try(advex_incr *e, int64_t slot, const float *x, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
+                    float *z, int th);
+void advex_incr_keep(advex_incr *e, int th);
+void advex_incr_undo(advex_incr *e, int th);
+
 /* ---- losses (src/ops/loss.c) ----------------------------------------------------------- */
 
 /* Per-example loss (n) and its gradient wrt logits (n, c), unreduced (sum reduction).

@@ -125,6 +125,8 @@ typedef struct atk_scores {
     int probs; /* 1: the scores are probabilities, not logits */
     int32_t *final;
 } atk_scores;
+/* The local model when it is o's oracle (atk_on_model_scores), else NULL. */
+advex_model *atk_scores_model(const atk_scores *o);
 /* Square on an oracle; targets (n) or NULL (untargeted). Untargeted: a proposal is kept when
  * the margin z_y - max_{j!=y} z_j drops; targeted: when the cross-entropy to the target drops
  * (square.py's loss for targeted runs), success when the target is the top class. */

@@ -347,6 +347,8 @@ static advex_status model_scores(void *u, const float *x, int64_t n, const int64
     return advex_model_forward(u, x, n, z);
 }
 
+advex_model *atk_scores_model(const atk_scores *o) { return o->fwd == model_scores ? o->u : NULL; }
+
 advex_status atk_on_model_scores(atk_scores_fn run, advex_model *m, const advex_attack_config *c, const float *x,
                                  const int32_t *y, int64_t n, int64_t off, const int64_t *ids, float *xadv,
                                  advex_attack_info *info) {

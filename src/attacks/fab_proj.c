@@ -11,10 +11,13 @@
  * the published projections return. Coordinates with w_i = 0 (L2: |w_i| < 1e-8, as there)
  * do not move. L-inf and L2 find their lambda by a quickselect over the breakpoints of the
  * piecewise-linear function (expected linear time; the published code sorts, then bisects);
- * L1 sorts the coordinates. */
+ * L1 sorts the coordinates. Compiled once per ISA variant (ops/dispatch.h): FAB projects
+ * every example twice per iteration, and the scalar build spent a quarter of fab-t's time
+ * here. */
 #include <stdlib.h>
 
 #include "attacks/attack_internal.h"
+#include "ops/dispatch.h"
 
 static int key_cmp(const void *a, const void *b) {
     const atk_fab_key *p = a, *q = b;
@@ -38,60 +41,76 @@ static void corner(const float *t, const float *w, int64_t n, double s, float wm
 
 /* The smallest lambda >= 0 with F(lambda) = sum_j min(lambda * slope_j, full_j) >= c, F
  * increasing and piecewise linear with breakpoints key_j = full_j / slope_j (m > 0 keys,
- * F(inf) > c). A quickselect over the breakpoints (three-way partitions around a pivot),
- * expected O(m): the keys on one side are then saturated (their full counts) or linear
- * (their slope counts) over the whole remaining interval. Reorders k. */
-static double solve_breakpoints(atk_fab_key *k, int64_t m, double c) {
-    double fixed = 0, slope = 0, lam_lo = 0;
-    int64_t lo = 0, hi = m;
-    while (hi > lo) {
-        double p = k[lo + (hi - lo) / 2].key;
-        /* [lo, lt) < p, [lt, gt) == p, [gt, hi) > p */
-        int64_t lt = lo, i = lo, gt = hi;
-        double full_le = 0, slope_ge = 0;
-        while (i < gt) {
-            atk_fab_key e = k[i];
-            if (e.key < p) { full_le += e.full; k[i++] = k[lt]; k[lt++] = e; }
-            else if (e.key > p) { slope_ge += e.slope; k[i] = k[--gt]; k[gt] = e; }
-            else { full_le += e.full; slope_ge += e.slope; i++; }
+ * F(inf) > c), the keys in three arrays. A quickselect over the breakpoints, expected O(m):
+ * each round a pivot p (median of three), F(p) from one branch-free pass of sums (the keys
+ * below p saturated, those above linear, those at p both: full = p slope), then the side
+ * that still brackets lambda is kept (a branch-free compaction); the other side's keys are
+ * saturated (their full counts) or linear (their slope counts) over everything that is left.
+ * The sums are in double: their order changes lambda by a few units in the last place of a
+ * double, far below the float the displacement is stored in. Reorders the keys. */
+static double solve_breakpoints(double *restrict key, double *restrict full, double *restrict slope, int64_t m,
+                                double c) {
+    double fixed = 0, sl = 0, lam_lo = 0;
+    while (m > 0) {
+        double a = key[0], b = key[m / 2], e = key[m - 1];
+        double p = a < b ? (b < e ? b : (a < e ? e : a)) : (a < e ? a : (b < e ? e : b));
+        double full_lt = 0, full_eq = 0, slope_gt = 0, slope_eq = 0;
+#pragma omp simd reduction(+ : full_lt, full_eq, slope_gt, slope_eq)
+        for (int64_t j = 0; j < m; j++) {
+            double kj = key[j];
+            full_lt += kj < p ? full[j] : 0.0;
+            full_eq += kj == p ? full[j] : 0.0;
+            slope_gt += kj > p ? slope[j] : 0.0;
+            slope_eq += kj == p ? slope[j] : 0.0;
         }
-        /* F(p): keys <= p saturated, keys > p linear (the keys == p are both: full = p slope) */
-        double eq_slope = 0;
-        for (int64_t j = lt; j < gt; j++) eq_slope += k[j].slope;
-        double Fp = fixed + full_le + p * (slope + slope_ge - eq_slope);
-        if (Fp >= c) { /* lambda <= p: the keys >= p stay linear below p */
-            slope += slope_ge;
-            hi = lt;
-        } else {       /* lambda > p: the keys <= p are saturated */
-            fixed += full_le;
+        int below = fixed + full_lt + full_eq + p * (sl + slope_gt) >= c; /* F(p) >= c: lambda <= p */
+        if (below) {
+            sl += slope_gt + slope_eq; /* the keys >= p stay linear below p */
+        } else {
+            fixed += full_lt + full_eq; /* lambda > p: the keys <= p are saturated */
             lam_lo = p;
-            lo = gt;
         }
+        int64_t w = 0;
+        for (int64_t j = 0; j < m; j++) {
+            double kj = key[j];
+            key[w] = kj;
+            full[w] = full[j];
+            slope[w] = slope[j];
+            w += below ? kj < p : kj > p;
+        }
+        m = w;
     }
-    double lam = slope > 0 ? (c - fixed) / slope : lam_lo;
+    double lam = sl > 0 ? (c - fixed) / sl : lam_lo;
     return lam > lam_lo ? lam : lam_lo;
 }
 
 /* L-inf (pw = 0): d_i = dir_i min(lambda, cap_i); L2 (pw = 1): d_i = dir_i min(mu |w_i|, cap_i),
- * the smallest lambda (mu) that reaches c. */
-static void proj_pl(const float *t, const float *w, double c, double s, int64_t n, float *d, atk_fab_key *k, int pw) {
+ * the smallest lambda (mu) that reaches c. Coordinates with cap_i = 0 (already at their far
+ * side) add nothing to w.d at any lambda and are left out of the search. The n keys' room in
+ * k holds three arrays of n doubles. Inlined with pw constant: the passes over the
+ * coordinates vectorise. */
+static inline __attribute__((always_inline)) void proj_pl(const float *restrict t, const float *restrict w, double c,
+                                                          double s, int64_t n, float *restrict d, atk_fab_key *k,
+                                                          const int pw) {
     const double wmin = pw ? 1e-8 : 0;
+    double *restrict key = (double *)k, *restrict fl = key + n, *restrict sl = fl + n;
     double full = 0;
     int64_t m = 0;
     for (int64_t i = 0; i < n; i++) {
-        double aw, dir, cap = cap_of(t, w, i, s, &aw, &dir);
-        if (aw <= wmin) continue;
-        double sl = pw ? aw * aw : aw; /* d(w.d)/d lambda while unsaturated */
-        k[m].full = aw * cap;
-        k[m].slope = sl;
-        k[m].key = pw ? cap / aw : cap;
-        full += aw * cap;
-        m++;
+        double wi = s * w[i], aw = fabs(wi), cap = wi > 0 ? t[i] : 1.0 - t[i];
+        double f = aw * cap;
+        int use = aw > wmin;
+        key[m] = pw ? cap / aw : cap;
+        fl[m] = f;
+        sl[m] = pw ? aw * aw : aw; /* d(w.d)/d lambda while unsaturated */
+        full += use ? f : 0.0;
+        m += use & (cap > 0);
     }
     if (m == 0 || full <= c) { corner(t, w, n, s, (float)wmin, d); return; }
-    double lam = c > 0 ? solve_breakpoints(k, m, c) : 0;
+    double lam = c > 0 ? solve_breakpoints(key, fl, sl, m, c) : 0;
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) {
-        double aw, dir, cap = cap_of(t, w, i, s, &aw, &dir);
+        double wi = s * w[i], aw = fabs(wi), cap = wi > 0 ? t[i] : 1.0 - t[i], dir = wi > 0 ? -1.0 : 1.0;
         double v = pw ? lam * aw : lam;
         d[i] = aw <= wmin ? 0.0f : (float)(dir * (v < cap ? v : cap));
     }
@@ -121,8 +140,8 @@ static void proj_l1(const float *t, const float *w, double c, double s, int64_t 
     }
 }
 
-void atk_fab_project(advex_norm norm, const float *t, const float *w, double b, int64_t n, float *d,
-                     atk_fab_key *scratch) {
+void ADVEX_ISA_FN(atk_fab_project)(advex_norm norm, const float *t, const float *w, double b, int64_t n, float *d,
+                                   atk_fab_key *scratch) {
     double wt = 0;
     for (int64_t i = 0; i < n; i++) wt += (double)w[i] * t[i];
     double s = wt - b >= 0 ? 1.0 : -1.0, c = s * (wt - b);

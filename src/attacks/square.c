@@ -17,6 +17,9 @@
  * not depend on the batch. Transfer mode (c->no_early_stop): every example spends the whole
  * budget and the lowest-margin point is returned. */
 #include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,9 +76,11 @@ static void linf_start(float *xb, const float *x, int64_t C, int64_t H, int64_t 
 
 /* xn = xb with one s x s window moved by +-2 eps per channel, projected onto the ball, clipped */
 static void linf_propose(float *xn, const float *x, const float *xb, int64_t C, int64_t H, int64_t W, int64_t s,
-                         float eps, advex_rng *r) {
+                         float eps, advex_rng *r, int64_t win[2]) {
     int64_t vh = H - s > 0 ? (int64_t)advex_rng_below(r, (uint64_t)(H - s)) : 0;
     int64_t vw = W - s > 0 ? (int64_t)advex_rng_below(r, (uint64_t)(W - s)) : 0;
+    win[0] = vh;
+    win[1] = vw;
     memcpy(xn, xb, (size_t)(C * H * W) * sizeof(float));
     for (int64_t ch = 0; ch < C; ch++) {
         float dv = (advex_rng_u64(r) >> 63) ? 2.0f * eps : -2.0f * eps;
@@ -119,9 +124,10 @@ typedef struct sq_run {
 } sq_run;
 
 /* row j (example i) answered z for proposal xn: keep it if it is the start, the loss dropped
- * or it succeeds; returns 1 while the example goes on */
+ * or it succeeds (*kept: whether it became the best point); returns 1 while the example goes
+ * on */
 static int sq_judge(const atk_scores *o, const advex_attack_config *c, const atk_loss *L, sq_run *r, int64_t j,
-                    const float *z, const float *xn, int start, float *xadv, advex_attack_info *info) {
+                    const float *z, const float *xn, int start, float *xadv, advex_attack_info *info, int *kept) {
     const int64_t d = o->chw[0] * o->chw[1] * o->chw[2], k = o->k, i = r->idx[j];
     const int targeted = L->t != NULL;
     float mg = margin(z, k, r->ys[j], r->ts[j], targeted);
@@ -135,6 +141,7 @@ static int sq_judge(const atk_scores *o, const advex_attack_config *c, const atk
         info->stage[i] = 1;
     }
     if (better) r->lbest[j] = ls;
+    *kept = better || ok;
     if (better || ok) {
         r->mbest[j] = mg;
         memcpy(r->xb + j * d, xn, (size_t)d * sizeof(float));
@@ -142,6 +149,59 @@ static int sq_judge(const atk_scores *o, const advex_attack_config *c, const atk
         if (o->final) o->final[i] = advex_argmax(z, k);
     }
     return keep;
+}
+
+/* z (k) of example i finite, else the error a full pass gives */
+static advex_status sq_finite(const float *z, int64_t k, int64_t i) {
+    for (int64_t q = 0; q < k; q++)
+        if (!isfinite(z[q]))
+            return advex_set_error(ADVEX_ERR_NUMERIC, "logits of example %lld are not finite (%s): the model overflows "
+                                   "on this input", (long long)i, isnan(z[q]) ? "NaN" : "Inf");
+    return ADVEX_OK;
+}
+
+/* L-inf on the local model's incremental passes (src/graph/incr.c; slot i: example i's best
+ * point): each example spends its budget on its own, examples spread over the threads. The
+ * proposals, the decisions and the queries are the batched loop's (an example's never
+ * depend on another's); only the logits round differently (the dense layers' delta form).
+ * The starts (xn) are drawn. */
+static advex_status sq_linf_incr(advex_incr *inc, const atk_scores *o, const advex_attack_config *c, const atk_loss *L,
+                                 sq_run *r, float *xn, float *z, int64_t n, int64_t Q, float p_init, float *xadv,
+                                 advex_attack_info *info) {
+    const int64_t C = o->chw[0], H = o->chw[1], W = o->chw[2], d = C * H * W, k = o->k;
+    int64_t *queries = info && info->queries ? info->queries : NULL;
+    advex_status st = ADVEX_OK;
+    int T = advex_threads();
+    char msg[256] = "";
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T) if (T > 1 && n > 1)
+    for (int64_t j = 0; j < n; j++) {
+        int th = omp_get_thread_num(), kept;
+        float *xj = xn + j * d, *zj = z + j * k;
+        advex_status sj = ADVEX_OK;
+        advex_incr_set(inc, j, xj, zj, th);
+        if (queries) queries[j] = 1;
+        sj = sq_finite(zj, k, j);
+        int go = !sj && sq_judge(o, c, L, r, j, zj, xj, 1, xadv, info, &kept); /* the start is always kept */
+        for (int64_t it = 0; it < Q - 1 && go; it++) {
+            int64_t s = window_side(p_selection(p_init, it, Q, c->square_unscaled), C, H, W, 0), win[2];
+            linf_propose(xj, r->xs + j * d, r->xb + j * d, C, H, W, s, c->eps, &r->rng[j], win);
+            advex_incr_try(inc, j, xj, win[0], win[0] + s, win[1], win[1] + s, zj, th);
+            r->qs[j]++;
+            if (queries) queries[j] = r->qs[j];
+            if ((sj = sq_finite(zj, k, j))) break;
+            go = sq_judge(o, c, L, r, j, zj, xj, 0, xadv, info, &kept);
+            if (kept) advex_incr_keep(inc, th);
+            else advex_incr_undo(inc, th);
+        }
+        if (sj) {
+#pragma omp critical
+            if (!st || j < 0) {
+                st = sj;
+                snprintf(msg, sizeof msg, "%s", advex_last_error());
+            }
+        }
+    }
+    return st ? advex_set_error(st, "%s", msg) : ADVEX_OK;
 }
 
 advex_status atk_square_run(const atk_scores *o, const advex_attack_config *c, const float *x, const int32_t *y,
@@ -177,6 +237,9 @@ advex_status atk_square_run(const atk_scores *o, const advex_attack_config *c, c
     int64_t *queries = info && info->queries ? info->queries : NULL;
 
     advex_status st = ADVEX_OK;
+    advex_incr *inc = NULL;
+    advex_model *local = atk_scores_model(o);
+    if (!lp && local && !local->random && (st = advex_incr_new(local->net, n, advex_threads(), &inc))) goto done;
     if (targets) memcpy(r.ts, targets, (size_t)n * sizeof(int32_t));
     else memset(r.ts, 0, (size_t)n * sizeof(int32_t));
     atk_loss L = {ATK_LOSS_CW, r.ys, targets ? r.ts : NULL, 0};
@@ -191,10 +254,16 @@ advex_status atk_square_run(const atk_scores *o, const advex_attack_config *c, c
         if (lp) atk_square_lp_init(&geo, xn + i * d, x + i * d, &r.rng[i]);
         else linf_start(xn + i * d, x + i * d, C, H, W, eps, &r.rng[i]);
     }
+    int kept;
+    int64_t win[2];
+    if (inc) {
+        st = sq_linf_incr(inc, o, c, &L, &r, xn, z, n, Q, p_init, xadv, info);
+        goto done;
+    }
     if ((st = o->fwd(o->u, xn, n, r.idx, z))) goto done;
     for (int64_t i = 0; i < n; i++) { /* the start is always kept */
         if (queries) queries[i] = 1;
-        keep[i] = (uint8_t)sq_judge(o, c, &L, &r, i, z + i * k, xn + i * d, 1, xadv, info);
+        keep[i] = (uint8_t)sq_judge(o, c, &L, &r, i, z + i * k, xn + i * d, 1, xadv, info, &kept);
     }
     void *arrs[] = {r.idx, r.qs, r.rng, r.xs, r.xb, r.mbest, r.lbest, r.ys, r.ts};
     size_t rb[] = {sizeof(int64_t), sizeof(int64_t), sizeof(advex_rng), (size_t)d * fb, (size_t)d * fb, fb, fb,
@@ -204,17 +273,18 @@ advex_status atk_square_run(const atk_scores *o, const advex_attack_config *c, c
         int64_t s = window_side(p_selection(p_init, it, Q, c->square_unscaled), C, H, W, lp);
         for (int64_t j = 0; j < a; j++) {
             if (lp) atk_square_lp_propose(&geo, xn + j * d, r.xs + j * d, r.xb + j * d, s, &r.rng[j]);
-            else linf_propose(xn + j * d, r.xs + j * d, r.xb + j * d, C, H, W, s, eps, &r.rng[j]);
+            else linf_propose(xn + j * d, r.xs + j * d, r.xb + j * d, C, H, W, s, eps, &r.rng[j], win);
         }
         if ((st = o->fwd(o->u, xn, a, r.idx, z))) goto done;
         for (int64_t j = 0; j < a; j++) {
             r.qs[j]++;
             if (queries) queries[r.idx[j]] = r.qs[j];
-            keep[j] = (uint8_t)sq_judge(o, c, &L, &r, j, z + j * k, xn + j * d, 0, xadv, info);
+            keep[j] = (uint8_t)sq_judge(o, c, &L, &r, j, z + j * k, xn + j * d, 0, xadv, info, &kept);
         }
         a = atk_compact(keep, a, arrs, rb, 9);
     }
 done:
+    advex_incr_free(inc);
     free(blk);
     return st;
 }

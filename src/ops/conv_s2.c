@@ -342,6 +342,37 @@ static void s2_store(float *out, const float *y, int64_t ldy, int64_t rw, const 
     }
 }
 
+/* s2_store for y in scratch (written): bias and Relu over each whole full-width plane (one
+ * vectorised pass; the 7-wide rows of `small`'s conv2 left masked or scalar loops), then the
+ * rows copied by whole 8-float vectors in increasing order, each vector's spill past OW
+ * overwritten by the next row (the next channel's first for a channel's last row); rows whose
+ * vectors would pass the end of the output or of y are copied exactly. */
+static void s2_store_fast(float *out, float *y, int64_t ldy, int64_t rw, const float *b, const advex_conv2d_p *p) {
+    int64_t OHW = p->OH * p->OW, n = p->OH * rw, nv = (p->OW + 7) / 8;
+    if (p->OW > 32) { s2_store(out, y, ldy, rw, b, p); return; }
+    for (int64_t m = 0; m < p->M; m++) {
+        float bv = b ? b[m] : 0.0f, *restrict ym = y + m * ldy;
+        if (p->relu) {
+#pragma omp simd
+            for (int64_t i = 0; i < n; i++) ym[i] = advex_relu_if(ym[i] + bv, 1);
+        } else {
+#pragma omp simd
+            for (int64_t i = 0; i < n; i++) ym[i] = ym[i] + bv;
+        }
+    }
+    const float *out_end = out + p->M * OHW, *y_end = y + (p->M - 1) * ldy + n;
+    for (int64_t m = 0; m < p->M; m++)
+        for (int64_t oh = 0; oh < p->OH; oh++) {
+            float *o = out + m * OHW + oh * p->OW;
+            const float *src = y + m * ldy + oh * rw;
+            if (o + 8 * nv > out_end || src + 8 * nv > y_end) { /* the last rows: exactly */
+                memcpy(o, src, (size_t)p->OW * sizeof(float));
+                continue;
+            }
+            for (int64_t v = 0; v < nv; v++) memcpy(o + 8 * v, src + 8 * v, 8 * sizeof(float));
+        }
+}
+
 /* col (K, ld) columns [j*P, (j+1)*P) <- x' of one image: one slice per tap */
 static void s2_col(float *col, int64_t ld, const float *xs, const advex_conv2d_p *p, const s2_plan *s) {
     int64_t r = 0;
@@ -403,7 +434,7 @@ int ADVEX_ISA_FN(advex_conv_s2_forward)(float *out, const float *x, const float 
                     for (int64_t ki = 0; ki < p->KH; ki++)
                         for (int64_t kj = 0; kj < p->KW; kj++) src[k++] = xs + s2_tap(c, ki, kj, &s);
                 s2_slice_sums(yf, s.P, w, p->M, s.K, src, s.P);
-                s2_store(out + n * p->M * OHW, yf, s.P, s.Ws, b, p);
+                s2_store_fast(out + n * p->M * OHW, yf, s.P, s.Ws, b, p);
             }
             return 1;
         }
@@ -584,7 +615,7 @@ int ADVEX_ISA_FN(advex_conv_few_s1_forward)(float *out, const float *x, const fl
             for (int64_t ki = 0; ki < p->KH; ki++)
                 for (int64_t kj = 0; kj < p->KW; kj++) src[k++] = xp + (c * f.Hp + ki) * f.Wp + kj;
         s2_slice_sums(yf, f.P, w, p->M, f.K, src, f.P);
-        s2_store(out + n * p->M * OHW, yf, f.P, f.Wp, b, p);
+        s2_store_fast(out + n * p->M * OHW, yf, f.P, f.Wp, b, p);
     }
     return 1;
 }

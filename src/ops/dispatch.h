@@ -75,7 +75,16 @@ typedef enum advex_isa {
     X(void, advex_softmax_row, (float *y, const float *x, int64_t D), (y, x, D))                                  \
     X(void, advex_sign_step_from,                                                                                 \
       (float *out, const float *from, const float *x, const float *g, int64_t n, float step, float eps),         \
-      (out, from, x, g, n, step, eps))
+      (out, from, x, g, n, step, eps))                                                                         \
+    X(void, advex_conv_patch,                                                                                     \
+      (float *out, int64_t ldo, const float *wt, int64_t ldw, int64_t K, const float *pt, int64_t P),             \
+      (out, ldo, wt, ldw, K, pt, P))                                                                               \
+    X(void, advex_rows_axpy,                                                                                      \
+      (float *acc, int64_t N, const float *b, const int64_t *row, const float *dv, int64_t cnt),                \
+      (acc, N, b, row, dv, cnt))                                                                                   \
+    X(void, atk_fab_project,                                                                                      \
+      (advex_norm norm, const float *t, const float *w, double b, int64_t n, float *d, atk_fab_key *scratch),    \
+      (norm, t, w, b, n, d, scratch))
 /* An op's forward and backward entry points (kernels.h's ADVEX_OP_FN_DECL_). */
 #define ADVEX_OP_KERNELS_(X, op)                                                                       \
     X(void, advex_##op##_forward, (const advex_node * nd, advex_value * v, advex_op_ctx * c), (nd, v, c)) \

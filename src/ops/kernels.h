@@ -134,6 +134,16 @@ int advex_conv_s2_forward(float *out, const float *x, const float *w, const floa
 int advex_conv_s2_backward(float *dx, float *dw, const float *dout, const float *x, const float *w,
                            const advex_conv2d_p *p, float *scratch, int64_t scratch_n, int write_dx);
 
+/* ---- a convolution at a few output positions (conv_patch.c) -------------------------------- */
+
+/* out[p * ldo + m] = sum_k wt[k * ldw + m] * pt[p * K + k] (p < P, m < ldw): the outputs of
+ * P positions from their patches pt (P, K) and the transposed weights wt (K, ldw), ldw and
+ * ldo multiples of 8; each sum over k in order from 0 (conv_s2.c's order and rounding). */
+void advex_conv_patch(float *out, int64_t ldo, const float *wt, int64_t ldw, int64_t K, const float *pt, int64_t P);
+/* acc[n] += sum_u dv[u] * b[row[u] * N + n] (n < N, u < cnt): a dense layer's change from
+ * a few changed inputs (rows of its (K, N) weights). */
+void advex_rows_axpy(float *acc, int64_t N, const float *b, const int64_t *row, const float *dv, int64_t cnt);
+
 /* ---- grouped convolutions with few taps, depthwise included (conv_group.c) ------------ */
 
 int advex_conv_group_ok(const advex_conv2d_p *p);
