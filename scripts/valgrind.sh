@@ -56,22 +56,11 @@ head -c 200 "$T/s.state" >"$T/cut.state"
 run "eval refusing a truncated state" 1 -- "$advex" eval --model "$T/m.onnx" --data "$D" --attack fgsm,deepfool \
     --steps 2 --eps 0.1 --batch 4 --threads 1 --no-checks --quiet --state "$T/cut.state"
 # a model behind an exec: program (the program itself runs outside valgrind: no --trace-children)
-cat >"$T/prog.py" <<'EOF'
-import sys, numpy as np
-out, inp = sys.stdout.buffer, sys.stdin.buffer
-out.write(b"advex-target 1 1 28 28 logits 10\n"); out.flush()
-w = np.random.default_rng(0).standard_normal((784, 10)).astype(np.float32)
-while True:
-    line = inp.readline()
-    if not line: break
-    n = int(line.split()[1])
-    x = np.frombuffer(inp.read(n * 784 * 4), np.float32).reshape(n, 784)
-    out.write(b"scores %d 10\n" % n); out.write((x @ w).astype(np.float32).tobytes()); out.flush()
-EOF
-run "eval --target exec:, --state, --per-example" 0 -- "$advex" eval --target "exec:/usr/bin/python3 $T/prog.py" --data "$D" \
+PROG="$here/tests/fixtures/target/linear_exec.py"
+run "eval --target exec:, --state, --per-example" 0 -- "$advex" eval --target "exec:/usr/bin/python3 $PROG" --data "$D" \
     --attack square,simba --queries 12 --eps 0.1 --batch 4 --quiet --state "$T/t.state" --per-example "$T/tpe.jsonl" \
     --json "$T/t.json"
-run "eval --target resumed from a complete state" 0 -- "$advex" eval --target "exec:/usr/bin/python3 $T/prog.py" --data "$D" \
+run "eval --target resumed from a complete state" 0 -- "$advex" eval --target "exec:/usr/bin/python3 $PROG" --data "$D" \
     --attack square,simba --queries 12 --eps 0.1 --batch 4 --quiet --state "$T/t.state"
 run "error path" 1 -- "$advex" eval --model "$T/m.onnx" --data "npy:$T/adv.npy,$T/missing.npy" --eps 0.1 --quiet
 echo "valgrind.sh: $n runs, no memcheck errors, no definite or indirect leaks"

@@ -266,19 +266,8 @@ stop
 check "attack --target has no --state (eval's): exit 2" [ $? -eq 2 ]
 
 # ---- exec: a program over pipes ----
-cat >"$T/prog.py" <<'EOF'
-import sys, numpy as np
-out, inp = sys.stdout.buffer, sys.stdin.buffer
-out.write(b"advex-target 1 1 28 28 logits 10\n"); out.flush()
-w = np.random.default_rng(0).standard_normal((784, 10)).astype(np.float32)
-while True:
-    line = inp.readline()
-    if not line: break
-    n = int(line.split()[1])
-    x = np.frombuffer(inp.read(n * 784 * 4), np.float32).reshape(n, 784)
-    out.write(b"scores %d 10\n" % n); out.write((x @ w).astype(np.float32).tobytes()); out.flush()
-EOF
-"$ADVEX" attack --target "exec:$PY $T/prog.py" --data "$D" --limit 8 --attack square --eps 0.05 --queries 20 \
+PROG="$SRC/tests/fixtures/target/linear_exec.py"
+"$ADVEX" attack --target "exec:$PY $PROG" --data "$D" --limit 8 --attack square --eps 0.05 --queries 20 \
     --target-batch 3 --query-log "$T/e.jsonl" --quiet >"$T/e.out" 2>&1
 check "exec: target runs" [ $? -eq 0 ]
 check "exec: every image counted" $PY -c "
