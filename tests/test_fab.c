@@ -95,6 +95,70 @@ TEST(projection_matches_definition) {
     }
 }
 
+/* The L1 greedy move's definition, by a full sort: coordinates in decreasing |w_i| (the lower
+ * index first on ties), whole while they do not reach what is left of c, the last one partly. */
+typedef struct l1_ref_key { double aw; int64_t i; } l1_ref_key;
+static int l1_ref_cmp(const void *a, const void *b) {
+    const l1_ref_key *p = a, *q = b;
+    return p->aw > q->aw ? -1 : p->aw < q->aw ? 1 : (p->i > q->i) - (p->i < q->i);
+}
+static void l1_ref(const float *t, const float *w, double b, int64_t n, float *d) {
+    static l1_ref_key k[D];
+    double wt = 0, full = 0;
+    for (int64_t i = 0; i < n; i++) wt += (double)w[i] * t[i];
+    double s = wt - b >= 0 ? 1.0 : -1.0, c = s * (wt - b);
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double wi = s * w[i], aw = fabs(wi), cap = wi > 0 ? t[i] : 1.0 - t[i];
+        d[i] = 0.0f;
+        if (aw < 1e-8) continue;
+        full += aw * cap;
+        k[m++] = (l1_ref_key){aw, i};
+    }
+    ASSERT(m > 0 && full > c); /* (the test's problems meet the box) */
+    qsort(k, (size_t)m, sizeof *k, l1_ref_cmp);
+    double rem = c;
+    for (int64_t j = 0; j < m && rem > 0; j++) {
+        int64_t i = k[j].i;
+        double wi = s * w[i], aw = fabs(wi), cap = wi > 0 ? t[i] : 1.0 - t[i], dir = wi > 0 ? -1.0 : 1.0;
+        double mv = aw * cap >= rem ? rem / aw : cap;
+        d[i] = (float)(dir * mv);
+        rem -= aw * mv;
+    }
+}
+
+/* The L1 projection sorts only the coordinates its move can reach (a quickselect picks them):
+ * bit for bit the result of sorting all of them, on image-sized problems with ties (|w|
+ * quantised to a few levels), zero weights, coordinates at their caps, and planes that take
+ * one coordinate or most of the box. */
+TEST(l1_projection_equals_full_sort) {
+    static float t[D], w[D], d[D], want[D];
+    static atk_fab_key keys[D];
+    advex_rng r;
+    advex_rng_seed_stream(&r, 11, 0);
+    for (int trial = 0; trial < 400; trial++) {
+        int levels = trial % 4 == 0 ? 3 : trial % 4 == 1 ? 50 : 0; /* 0: continuous */
+        double lo = 0, hi = 0;
+        for (int i = 0; i < D; i++) {
+            float u = advex_rng_uniform(&r);
+            t[i] = trial % 3 == 0 && u < 0.3f ? (u < 0.15f ? 0.0f : 1.0f) : advex_rng_uniform(&r);
+            float g = advex_rng_normal(&r);
+            if (levels) g = (float)(round(g * levels) / levels);
+            w[i] = trial % 5 == 2 && i % 7 == 0 ? 0.0f : g;
+            lo += w[i] < 0 ? w[i] : 0;
+            hi += w[i] > 0 ? w[i] : 0;
+        }
+        double wt = 0;
+        for (int i = 0; i < D; i++) wt += (double)w[i] * t[i];
+        /* b from just off t's own plane to near a corner of the box */
+        double frac = trial % 6 == 0 ? 1e-4 : trial % 6 == 1 ? 0.95 : advex_rng_uniform(&r);
+        double b = advex_rng_uniform(&r) < 0.5 ? wt + (hi - wt) * frac : wt - (wt - lo) * frac;
+        l1_ref(t, w, b, D, want);
+        atk_fab_project(ADVEX_NORM_L1, t, w, b, D, d, keys);
+        ASSERT_MSG(memcmp(d, want, sizeof d) == 0, "trial %d: the L1 projection differs from the full sort's", trial);
+    }
+}
+
 static double pert(const float *a, const float *b, advex_norm norm) {
     double v[D];
     for (int j = 0; j < D; j++) v[j] = (double)a[j] - b[j];
@@ -268,5 +332,6 @@ TEST(teardown) {
     net = NULL;
 }
 
-TEST_MAIN(TEST_ENTRY(projection_matches_definition), TEST_ENTRY(fab_matches_definition_and_beats_deepfool),
+TEST_MAIN(TEST_ENTRY(projection_matches_definition), TEST_ENTRY(l1_projection_equals_full_sort),
+          TEST_ENTRY(fab_matches_definition_and_beats_deepfool),
           TEST_ENTRY(fab_matches_published_code), TEST_ENTRY(standard_versions_follow_autoattack), TEST_ENTRY(teardown))

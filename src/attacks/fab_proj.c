@@ -11,7 +11,7 @@
  * the published projections return. Coordinates with w_i = 0 (L2: |w_i| < 1e-8, as there)
  * do not move. L-inf and L2 find their lambda by a quickselect over the breakpoints of the
  * piecewise-linear function (expected linear time; the published code sorts, then bisects);
- * L1 sorts the coordinates. Compiled once per ISA variant (ops/dispatch.h): FAB projects
+ * L1 sorts only the coordinates its greedy move can reach (a quickselect finds them). Compiled once per ISA variant (ops/dispatch.h): FAB projects
  * every example twice per iteration, and the scalar build spent a quarter of fab-t's time
  * here. */
 #include <stdlib.h>
@@ -116,6 +116,50 @@ static inline __attribute__((always_inline)) void proj_pl(const float *restrict 
     }
 }
 
+/* The greedy L1 move over keys k[0..m) in key_cmp order (largest |w_i| first, then the lower
+ * index): whole coordinates while they do not reach rem, the last one partly. Returns what is
+ * left of c when the keys ran out first (> 0), else <= 0. */
+static double l1_fill(const float *t, const float *w, double s, const atk_fab_key *k, int64_t m, double rem, float *d) {
+    for (int64_t j = 0; j < m && rem > 0; j++) {
+        int64_t i = k[j].i;
+        double aw, dir, cap = cap_of(t, w, i, s, &aw, &dir);
+        double mv = aw * cap >= rem ? rem / aw : cap;
+        d[i] = (float)(dir * mv);
+        rem -= aw * mv;
+    }
+    return rem;
+}
+
+/* Reorder k[0..m) so that a prefix k[0..p) holds every key <= some tau (whole tie groups)
+ * whose fulls sum to at least `want`, as short as a three-way quickselect finds it (expected
+ * O(m)); returns p (m when all of them are needed). */
+static int64_t l1_prefix(atk_fab_key *k, int64_t m, double want) {
+    int64_t lo = 0, hi = m; /* k[0..lo) is in the prefix; the boundary is inside [lo, hi) */
+    double acc = 0;
+    while (lo < hi) {
+        double a = k[lo].key, b = k[lo + (hi - lo) / 2].key, e = k[hi - 1].key;
+        double p = a < b ? (b < e ? b : (a < e ? e : a)) : (a < e ? a : (b < e ? e : b));
+        /* three-way partition of [lo, hi): < p, == p, > p (Dijkstra) */
+        int64_t lt = lo, i = lo, gt = hi;
+        double sum_lt = 0, sum_eq = 0;
+        while (i < gt) {
+            atk_fab_key v = k[i];
+            if (v.key < p) { sum_lt += v.full; k[i] = k[lt]; k[lt++] = v; i++; }
+            else if (v.key > p) { k[i] = k[--gt]; k[gt] = v; }
+            else { sum_eq += v.full; i++; }
+        }
+        if (acc + sum_lt >= want) { hi = lt; continue; }               /* inside the keys < p */
+        if (acc + sum_lt + sum_eq >= want) return gt;                   /* the tie group at p ends it */
+        acc += sum_lt + sum_eq;                                         /* all of them, and more */
+        lo = gt;
+    }
+    return lo;
+}
+
+/* L1: the greedy move in decreasing |w_i|. Only the coordinates it can reach are sorted: a
+ * prefix in sort order whose fulls sum to 2c (l1_prefix); should the fill run past it (the
+ * remainder of c left positive by rounding), every key is sorted and the fill redone, so the
+ * result is always that of sorting them all. */
 static void proj_l1(const float *t, const float *w, double c, double s, int64_t n, float *d, atk_fab_key *k) {
     double full = 0;
     int64_t m = 0;
@@ -125,18 +169,17 @@ static void proj_l1(const float *t, const float *w, double c, double s, int64_t 
         if (aw < 1e-8) continue;
         full += aw * cap;
         k[m].key = -aw; /* largest |w_i| first: the most change of w.d per unit of L1 */
+        k[m].full = aw * cap;
         k[m].i = i;
         m++;
     }
     if (m == 0 || full <= c) { corner(t, w, n, s, 1e-8f, d); return; }
-    qsort(k, (size_t)m, sizeof *k, key_cmp);
-    double rem = c;
-    for (int64_t j = 0; j < m && rem > 0; j++) {
-        int64_t i = k[j].i;
-        double aw, dir, cap = cap_of(t, w, i, s, &aw, &dir);
-        double mv = aw * cap >= rem ? rem / aw : cap;
-        d[i] = (float)(dir * mv);
-        rem -= aw * mv;
+    int64_t p = l1_prefix(k, m, 2 * c);
+    qsort(k, (size_t)p, sizeof *k, key_cmp);
+    if (l1_fill(t, w, s, k, p, c, d) > 0 && p < m) {
+        for (int64_t j = 0; j < p; j++) d[k[j].i] = 0.0f;
+        qsort(k, (size_t)m, sizeof *k, key_cmp);
+        l1_fill(t, w, s, k, m, c, d);
     }
 }
 
