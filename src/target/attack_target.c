@@ -7,7 +7,6 @@
  * and give targeted HopSkipJump its starting images (a data-set image the target classified
  * as the target class). Targeted runs aim at advex_attack_targets' classes, seeded by each
  * example's index in the data set, as a local run does. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -163,9 +162,12 @@ static advex_status eval_check(advex_target *t, advex_model *sur, const advex_da
     return st;
 }
 
+/* each example's query budget in an evaluation (--queries, default 5000) */
+static int64_t budget_of(const advex_attack_config *c) { return c->queries > 0 ? c->queries : 5000; }
+
 advex_status advex_target_check_run(advex_target *t, advex_model *sur, const advex_dataset *d,
                                     const advex_attack_config *c) {
-    return eval_check(t, sur, d, c, c->queries > 0 ? c->queries : 5000);
+    return eval_check(t, sur, d, c, budget_of(c));
 }
 
 /* One run of an evaluation through a target (advex_target_run_open). */
@@ -178,7 +180,7 @@ struct advex_target_run {
     advex_eval_example *ex; /* (n) the caller's records */
     const float **first;    /* (K) targeted hsj: the first image the target classified as each class */
     /* per batch (b): */
-    float *gx, *z;          /* (2b, d): the attacked and their results; (b, K) scores */
+    float *gx, *z, *p;      /* (2b, d): the attacked and their results; (b, K) scores, probabilities */
     float *xa;              /* (b, d) x' when the caller keeps none */
     int64_t *ids;
     int32_t *gy, *gt, *fin;
@@ -187,7 +189,7 @@ struct advex_target_run {
 
 void advex_target_run_close(advex_target_run *r) {
     if (!r) return;
-    free(r->first); free(r->gx); free(r->z); free(r->xa); free(r->ids); free(r->gy); free(r->gs);
+    free(r->first); free(r->gx); free(r->z); free(r->p); free(r->xa); free(r->ids); free(r->gy); free(r->gs);
     free(r);
 }
 
@@ -210,16 +212,14 @@ static advex_status run_clean(advex_target_run *r, int64_t lo) {
             memset(e, 0, sizeof *e);
             e->clean_pred = e->adv_pred = pred[j];
             e->target = -1;
-            if (scores) { /* the clean class's probability */
-                const float *zr = r->z + j * k;
-                if (r->t->output == ADVEX_OUTPUT_PROBS) e->clean_conf = zr[pred[j]];
-                else {
-                    double mx = zr[0], s = 0;
-                    for (int64_t q = 1; q < k; q++) mx = zr[q] > mx ? zr[q] : mx;
-                    for (int64_t q = 0; q < k; q++) s += exp((double)zr[q] - mx);
-                    e->clean_conf = (float)(exp((double)zr[pred[j]] - mx) / s);
-                }
-                e->clean_conf = e->clean_conf < 0 ? 0 : e->clean_conf > 1 ? 1 : e->clean_conf;
+        }
+        if (scores) { /* the clean class's probability */
+            const int probs = r->t->output == ADVEX_OUTPUT_PROBS;
+            if (!probs) advex_softmax_rows(r->z, b, k, r->p);
+            const float *p = probs ? r->z : r->p;
+            for (int64_t j = 0; j < b; j++) {
+                float cf = p[j * k + pred[j]];
+                r->ex[i + j].clean_conf = cf < 0 ? 0 : cf > 1 ? 1 : cf;
             }
         }
         if (targeted) {
@@ -235,12 +235,11 @@ advex_status advex_target_run_open(advex_target *t, advex_model *sur, const adve
                                    const advex_attack_config *c, int64_t batch, int64_t lo, advex_eval_example *ex,
                                    advex_target_run **out) {
     *out = NULL;
-    const int64_t Q = c->queries > 0 ? c->queries : 5000;
-    advex_status st = eval_check(t, sur, d, c, Q);
+    advex_status st = advex_target_check_run(t, sur, d, c);
     if (st) return st;
     if (lo < 0 || lo > d->n) return advex_set_error(ADVEX_ERR_ARG, "examples from %lld outside the %lld examples",
                                                     (long long)lo, (long long)d->n);
-    if ((st = advex_target_budget(t, d->n, Q))) return st;
+    if ((st = advex_target_budget(t, d->n, budget_of(c)))) return st;
     advex_target_run *r = calloc(1, sizeof *r);
     if (!r) return advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     if (batch <= 0) batch = 256;
@@ -249,6 +248,7 @@ advex_status advex_target_run_open(advex_target *t, advex_model *sur, const adve
     *r = (advex_target_run){.t = t, .sur = sur, .d = d, .c = *c, .batch = batch, .ex = ex};
     r->gx = malloc((size_t)(2 * batch * dim) * sizeof(float));
     r->z = malloc((size_t)(batch * k) * sizeof(float));
+    r->p = malloc((size_t)(batch * k) * sizeof(float));
     r->xa = malloc((size_t)(batch * dim) * sizeof(float));
     r->ids = malloc((size_t)batch * sizeof(int64_t));
     r->gy = malloc((size_t)batch * 3 * sizeof(int32_t));
@@ -256,7 +256,7 @@ advex_status advex_target_run_open(advex_target *t, advex_model *sur, const adve
     r->fin = r->gy ? r->gy + 2 * batch : NULL;
     r->gs = malloc((size_t)batch * sizeof(float *));
     r->first = targeted && c->kind == ADVEX_ATTACK_HSJ ? calloc((size_t)k, sizeof(float *)) : NULL;
-    if (!r->gx || !r->z || !r->xa || !r->ids || !r->gy || !r->gs || (targeted && c->kind == ADVEX_ATTACK_HSJ && !r->first))
+    if (!r->gx || !r->z || !r->p || !r->xa || !r->ids || !r->gy || !r->gs || (targeted && c->kind == ADVEX_ATTACK_HSJ && !r->first))
         st = advex_set_error(ADVEX_ERR_NOMEM, "out of memory");
     /* examples [0, lo) are recorded in ex already (a resumed run); the others' clean query now,
      * so that targeted hsj's starts come from the whole data set as in an uninterrupted run */
